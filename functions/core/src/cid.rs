@@ -1,0 +1,169 @@
+//! Content identifiers computed exactly as `ipfs add --cid-version=1` (kubo) does: UnixFS,
+//! raw leaves, 256 KiB fixed-size chunks, balanced DAG with at most 174 links per node.
+//!
+//! We compute CIDs ourselves, from our own bytes, before anything is uploaded: a pinning
+//! service's answer is then checked, never trusted.
+
+use std::io::{self, Read};
+
+use cid::Cid;
+use cid::multihash::Multihash;
+use sha2::{Digest, Sha256};
+
+/// Kubo's default chunk size.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+/// Kubo's default maximum links per internal node (balanced layout).
+pub const MAX_LINKS: usize = 174;
+
+const RAW: u64 = 0x55;
+const DAG_PB: u64 = 0x70;
+const SHA2_256: u64 = 0x12;
+
+/// A node of the DAG as its parent sees it.
+#[derive(Clone)]
+struct Link {
+    cid: Cid,
+    /// Bytes of file content below this node (UnixFS blocksizes / filesize).
+    content_size: u64,
+    /// Bytes of all blocks below and including this node (dag-pb Tsize).
+    tsize: u64,
+}
+
+fn sha256_cid(codec: u64, bytes: &[u8]) -> Cid {
+    let digest = Sha256::digest(bytes);
+    // A 32-byte digest always fits the 64-byte multihash buffer.
+    let mh = Multihash::<64>::wrap(SHA2_256, &digest).expect("sha2-256 digest fits in a multihash");
+    Cid::new_v1(codec, mh)
+}
+
+/// CIDv1 of a byte string (see the module docs for the layout).
+pub fn cid_of_bytes(bytes: &[u8]) -> String {
+    // Reading from a slice cannot fail.
+    cid_of_reader(bytes).unwrap_or_default()
+}
+
+/// CIDv1 of everything `reader` yields, reading 256 KiB at a time.
+pub fn cid_of_reader<R: Read>(mut reader: R) -> io::Result<String> {
+    let mut leaves = Vec::new();
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    loop {
+        let n = read_full(&mut reader, &mut buf)?;
+        if n == 0 && !leaves.is_empty() {
+            break;
+        }
+        leaves.push(Link { cid: sha256_cid(RAW, &buf[..n]), content_size: n as u64, tsize: n as u64 });
+        if n < CHUNK_SIZE {
+            break;
+        }
+    }
+    // One chunk (including the empty file): the raw block is the file.
+    let mut layer = leaves;
+    while layer.len() > 1 {
+        layer = layer.chunks(MAX_LINKS).map(file_node).collect();
+    }
+    Ok(layer[0].cid.to_string())
+}
+
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A dag-pb node holding a UnixFS `File` over `children`.
+fn file_node(children: &[Link]) -> Link {
+    let filesize: u64 = children.iter().map(|c| c.content_size).sum();
+    // UnixFS Data message: Type = File (2), filesize, blocksizes.
+    let mut data = Vec::new();
+    put_varint_field(&mut data, 1, 2);
+    put_varint_field(&mut data, 3, filesize);
+    for c in children {
+        put_varint_field(&mut data, 4, c.content_size);
+    }
+    // dag-pb canonical form: all Links (field 2) first, then Data (field 1).
+    let mut node = Vec::new();
+    for c in children {
+        let mut link = Vec::new();
+        put_bytes_field(&mut link, 1, &c.cid.to_bytes());
+        put_bytes_field(&mut link, 2, b"");
+        put_varint_field(&mut link, 3, c.tsize);
+        put_bytes_field(&mut node, 2, &link);
+    }
+    put_bytes_field(&mut node, 1, &data);
+    let tsize = node.len() as u64 + children.iter().map(|c| c.tsize).sum::<u64>();
+    Link { cid: sha256_cid(DAG_PB, &node), content_size: filesize, tsize }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
+    put_varint(out, field << 3);
+    put_varint(out, v);
+}
+
+fn put_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    put_varint(out, (field << 3) | 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// True when `s` parses as a CID (any version, any base).
+pub fn is_cid(s: &str) -> bool {
+    Cid::try_from(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_empty_raw_block() {
+        // The well-known CID of zero bytes as a raw block.
+        assert_eq!(cid_of_bytes(b""), "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku");
+    }
+
+    #[test]
+    fn small_file_is_one_raw_leaf() {
+        let c = cid_of_bytes(b"hello world");
+        assert!(c.starts_with("bafkrei"), "{c}");
+        assert!(is_cid(&c));
+    }
+
+    #[test]
+    fn multi_chunk_file_is_a_dag_pb_root_and_reader_agrees() {
+        let data: Vec<u8> = (0..CHUNK_SIZE * 2 + 5).map(|i| (i % 251) as u8).collect();
+        let c = cid_of_bytes(&data);
+        assert!(c.starts_with("bafybei"), "{c}");
+        // A reader that returns tiny pieces must give the same answer.
+        struct Dribble<'a>(&'a [u8]);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1000);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        assert_eq!(cid_of_reader(Dribble(&data)).unwrap(), c);
+    }
+
+    #[test]
+    fn varint_encoding() {
+        let mut v = Vec::new();
+        put_varint(&mut v, 300);
+        assert_eq!(v, [0xac, 0x02]);
+    }
+}

@@ -1,0 +1,512 @@
+//! The collection spec: what a studio writes (a TOML file) and how it expands into jobs.
+//!
+//! Parsing is strict (`deny_unknown_fields`) so a misspelt key is an error, not a silently
+//! ignored setting. Validation collects the first problem with its field path.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::address::EvmAddress;
+use crate::field::FieldError;
+use crate::job::{GenerationParams, JobId, JobSpec};
+use crate::sanitize::{MAX_PROMPT_CHARS, sanitize_prompt};
+
+/// Arbitrum's local dev node chain id (nitro-testnode), the default for local runs.
+pub const LOCAL_CHAIN_ID: u64 = 412_346;
+
+/// Schedulers the engine implements.
+pub const SCHEDULERS: &[&str] = &["ddim"];
+
+/// A collection file that failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file is not valid TOML or does not have the expected shape.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The collection file.
+        file: String,
+        /// The parser's message: it names the line, the key and what was expected.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{file}: {error}")]
+    Field {
+        /// The collection file.
+        file: String,
+        /// The offending field.
+        error: FieldError,
+    },
+}
+
+/// The collection file exactly as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionFile {
+    /// Identity and look of the collection.
+    pub collection: CollectionSection,
+    /// Image generation settings shared by every prompt.
+    pub generation: GenerationSection,
+    /// Where tokens are minted.
+    #[serde(default)]
+    pub chain: ChainSection,
+    /// Automatic QA thresholds.
+    #[serde(default)]
+    pub review: ReviewSection,
+    /// Weighted traits that prompt templates refer to as `{name}`.
+    #[serde(default)]
+    pub traits: Vec<TraitSection>,
+    /// The prompts (or templates) to mint.
+    #[serde(default)]
+    pub prompts: Vec<PromptSection>,
+}
+
+/// `[collection]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSection {
+    /// Human name, also the token name prefix.
+    pub name: String,
+    /// Token symbol.
+    pub symbol: String,
+    /// Collection description, copied into every token's metadata.
+    #[serde(default)]
+    pub description: String,
+    /// Style suffix appended to every prompt (the brand's look).
+    #[serde(default)]
+    pub style: String,
+    /// Negative prompt for every job.
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// EIP-55 checksummed address that receives the tokens.
+    pub recipient: String,
+}
+
+/// `[generation]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationSection {
+    /// Model folder (ONNX Stable Diffusion layout), relative to the collection file.
+    pub model: String,
+    /// Denoising steps.
+    #[serde(default = "default_steps")]
+    pub steps: u32,
+    /// Classifier-free guidance scale.
+    #[serde(default = "default_guidance")]
+    pub guidance: f32,
+    /// Image width in pixels.
+    #[serde(default = "default_size")]
+    pub width: u32,
+    /// Image height in pixels.
+    #[serde(default = "default_size")]
+    pub height: u32,
+    /// Scheduler name.
+    #[serde(default = "default_scheduler")]
+    pub scheduler: String,
+    /// Base seed; each job's seed derives from it and the job's position.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_steps() -> u32 {
+    20
+}
+fn default_guidance() -> f32 {
+    7.5
+}
+fn default_size() -> u32 {
+    64
+}
+fn default_scheduler() -> String {
+    "ddim".into()
+}
+
+/// `[chain]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    /// Chain id the RPC must report.
+    #[serde(default = "default_chain_id")]
+    pub chain_id: u64,
+    /// JSON-RPC URL; absent means "start a local anvil".
+    #[serde(default)]
+    pub rpc_url: Option<String>,
+    /// Deployed LatentMint contract; absent means "deploy one".
+    #[serde(default)]
+    pub contract: Option<String>,
+}
+
+fn default_chain_id() -> u64 {
+    LOCAL_CHAIN_ID
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        Self { chain_id: LOCAL_CHAIN_ID, rpc_url: None, contract: None }
+    }
+}
+
+/// `[review]`: automatic QA thresholds on the 0..1 quality score.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSection {
+    /// Score at or above which an image is approved without a human.
+    #[serde(default = "default_approve")]
+    pub auto_approve_at: f32,
+    /// Score below which an image is rejected without a human.
+    #[serde(default = "default_reject")]
+    pub auto_reject_below: f32,
+}
+
+fn default_approve() -> f32 {
+    0.5
+}
+fn default_reject() -> f32 {
+    0.15
+}
+
+impl Default for ReviewSection {
+    fn default() -> Self {
+        Self { auto_approve_at: default_approve(), auto_reject_below: default_reject() }
+    }
+}
+
+/// `[[traits]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraitSection {
+    /// Placeholder name used in templates as `{name}`; also the attribute's trait_type.
+    pub name: String,
+    /// Possible values with relative weights.
+    pub values: Vec<TraitValue>,
+}
+
+/// One weighted trait value.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraitValue {
+    /// The text substituted into the prompt.
+    pub value: String,
+    /// Relative weight (> 0).
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// `[[prompts]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSection {
+    /// Prompt text, may contain `{trait}` placeholders.
+    pub text: String,
+    /// How many tokens to draw from this template (each with its own seed and traits).
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// Fixed seed for this prompt (only with count = 1).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn default_count() -> u32 {
+    1
+}
+
+/// A validated collection, ready to expand into jobs.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    /// The file as written (validated).
+    pub file: CollectionFile,
+    /// Parsed recipient.
+    pub recipient: EvmAddress,
+    /// Parsed contract address, if one is configured.
+    pub contract: Option<EvmAddress>,
+}
+
+impl Collection {
+    /// Parses and validates a collection file's text. `file` names it in errors.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, SpecError> {
+        let parsed: CollectionFile = toml::from_str(text)
+            .map_err(|e| SpecError::Parse { file: file.to_string(), message: e.to_string().trim_end().to_string() })?;
+        Self::validate(parsed).map_err(|error| SpecError::Field { file: file.to_string(), error })
+    }
+
+    /// Checks every field; the first problem found is returned with its path.
+    pub fn validate(mut f: CollectionFile) -> Result<Self, FieldError> {
+        let c = &mut f.collection;
+        c.name = sanitize_prompt("collection.name", &c.name)?;
+        if c.name.chars().count() > 64 {
+            return Err(FieldError::new("collection.name", "is longer than 64 characters", "use a shorter name"));
+        }
+        if c.symbol.is_empty() || c.symbol.len() > 11 || !c.symbol.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit()) {
+            return Err(FieldError::new(
+                "collection.symbol",
+                format!("`{}` is not a token symbol", c.symbol),
+                "use 1 to 11 upper-case letters or digits, e.g. \"NEON\"",
+            ));
+        }
+        if !c.style.trim().is_empty() {
+            c.style = sanitize_prompt("collection.style", &c.style)?;
+        }
+        if !c.negative_prompt.trim().is_empty() {
+            c.negative_prompt = sanitize_prompt("collection.negative_prompt", &c.negative_prompt)?;
+        }
+        let recipient = EvmAddress::parse_checksummed(&c.recipient)
+            .map_err(|e| FieldError::new("collection.recipient", e.to_string(), "give the recipient's EIP-55 checksummed address"))?;
+
+        let g = &f.generation;
+        if g.model.trim().is_empty() {
+            return Err(FieldError::new("generation.model", "is empty", "point it at an ONNX Stable Diffusion model folder"));
+        }
+        if !(1..=150).contains(&g.steps) {
+            return Err(FieldError::new("generation.steps", format!("{} is out of range", g.steps), "use 1 to 150 steps"));
+        }
+        if !(0.0..=30.0).contains(&g.guidance) {
+            return Err(FieldError::new("generation.guidance", format!("{} is out of range", g.guidance), "use a scale from 0 to 30 (7.5 is typical)"));
+        }
+        for (name, v) in [("generation.width", g.width), ("generation.height", g.height)] {
+            if v == 0 || v > 2048 || v % 8 != 0 {
+                return Err(FieldError::new(name, format!("{v} is not a usable size"), "use a multiple of 8 from 8 to 2048"));
+            }
+        }
+        if !SCHEDULERS.contains(&g.scheduler.as_str()) {
+            return Err(FieldError::new(
+                "generation.scheduler",
+                format!("`{}` is not a known scheduler", g.scheduler),
+                format!("use one of: {}", SCHEDULERS.join(", ")),
+            ));
+        }
+
+        let contract = match &f.chain.contract {
+            Some(s) => Some(
+                EvmAddress::parse_any_case(s).map_err(|e| FieldError::new("chain.contract", e.to_string(), "give the deployed contract's address, or remove the key to deploy one"))?,
+            ),
+            None => None,
+        };
+        if let Some(url) = &f.chain.rpc_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(FieldError::new("chain.rpc_url", format!("`{url}` is not an HTTP(S) URL"), "use e.g. http://127.0.0.1:8545, or remove it to start a local node"));
+        }
+        if f.chain.chain_id == 0 {
+            return Err(FieldError::new("chain.chain_id", "is 0", "use the chain's id, e.g. 42161 for Arbitrum One"));
+        }
+
+        let r = f.review;
+        if !(0.0..=1.0).contains(&r.auto_approve_at) || !(0.0..=1.0).contains(&r.auto_reject_below) || r.auto_reject_below > r.auto_approve_at {
+            return Err(FieldError::new("review", "thresholds are inconsistent", "use 0 <= auto_reject_below <= auto_approve_at <= 1"));
+        }
+
+        let mut names = BTreeMap::new();
+        for (i, t) in f.traits.iter().enumerate() {
+            let field = format!("traits[{i}]");
+            if t.name.is_empty() || !t.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+                return Err(FieldError::new(format!("{field}.name"), format!("`{}` is not a placeholder name", t.name), "use letters, digits and _ only"));
+            }
+            if names.insert(t.name.clone(), i).is_some() {
+                return Err(FieldError::new(format!("{field}.name"), format!("`{}` is defined twice", t.name), "give each trait a unique name"));
+            }
+            if t.values.is_empty() {
+                return Err(FieldError::new(format!("{field}.values"), "is empty", "give at least one value"));
+            }
+            for (j, v) in t.values.iter().enumerate() {
+                sanitize_prompt(&format!("{field}.values[{j}].value"), &v.value)?;
+                if !(v.weight.is_finite() && v.weight > 0.0) {
+                    return Err(FieldError::new(format!("{field}.values[{j}].weight"), format!("{} is not a positive weight", v.weight), "use a number above 0"));
+                }
+            }
+        }
+
+        if f.prompts.is_empty() {
+            return Err(FieldError::new("prompts", "no [[prompts]] given", "add at least one [[prompts]] entry with a text"));
+        }
+        for (i, p) in f.prompts.iter_mut().enumerate() {
+            let field = format!("prompts[{i}].text");
+            p.text = sanitize_prompt(&field, &p.text)?;
+            for name in placeholders(&p.text) {
+                if !names.contains_key(&name) {
+                    return Err(FieldError::new(&field, format!("uses {{{name}}} but no trait of that name exists"), "define it under [[traits]] or remove the placeholder"));
+                }
+            }
+            if p.count == 0 || p.count > 1000 {
+                return Err(FieldError::new(format!("prompts[{i}].count"), format!("{} is out of range", p.count), "use 1 to 1000"));
+            }
+            if p.seed.is_some() && p.count != 1 {
+                return Err(FieldError::new(format!("prompts[{i}].seed"), "a fixed seed with count > 1 would mint identical images", "drop the seed or set count = 1"));
+            }
+        }
+        Ok(Self { file: f, recipient, contract })
+    }
+
+    /// Expands the collection into jobs, deterministically: the same file always yields the
+    /// same job ids, seeds and traits, so re-submitting a batch never duplicates work.
+    pub fn jobs(&self) -> Result<Vec<JobSpec>, FieldError> {
+        let f = &self.file;
+        let g = &f.generation;
+        let mut out = Vec::new();
+        for (i, p) in f.prompts.iter().enumerate() {
+            for copy in 0..p.count {
+                let seed = p.seed.unwrap_or_else(|| derive_seed(g.seed, i as u64, u64::from(copy)));
+                let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x7472_6169_7473);
+                let mut traits = Vec::new();
+                let mut text = p.text.clone();
+                for name in placeholders(&p.text) {
+                    if traits.iter().any(|(n, _): &(String, String)| *n == name) {
+                        continue;
+                    }
+                    let Some(t) = f.traits.iter().find(|t| t.name == name) else { continue };
+                    let value = pick_weighted(&mut rng, &t.values);
+                    text = text.replace(&format!("{{{name}}}"), &value);
+                    traits.push((name, value));
+                }
+                let prompt = if f.collection.style.is_empty() { text } else { format!("{text}, {}", f.collection.style) };
+                if prompt.chars().count() > MAX_PROMPT_CHARS {
+                    return Err(FieldError::new(format!("prompts[{i}].text"), "is too long once traits and style are added", "shorten the template or the style"));
+                }
+                let params = GenerationParams {
+                    steps: g.steps,
+                    guidance: g.guidance,
+                    width: g.width,
+                    height: g.height,
+                    scheduler: g.scheduler.clone(),
+                    seed,
+                };
+                let id = JobId::derive(&f.collection.name, &f.collection.symbol, i as u32, copy, &prompt, &params);
+                out.push(JobSpec {
+                    id,
+                    collection: f.collection.name.clone(),
+                    index: i as u32,
+                    copy,
+                    template: p.text.clone(),
+                    prompt,
+                    negative_prompt: f.collection.negative_prompt.clone(),
+                    traits,
+                    params,
+                    recipient: self.recipient,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `{name}` placeholders in order of first appearance.
+fn placeholders(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+fn pick_weighted(rng: &mut ChaCha20Rng, values: &[TraitValue]) -> String {
+    let total: f64 = values.iter().map(|v| v.weight).sum();
+    let mut x = rng.random::<f64>() * total;
+    for v in values {
+        if x < v.weight {
+            return v.value.clone();
+        }
+        x -= v.weight;
+    }
+    values.last().map(|v| v.value.clone()).unwrap_or_default()
+}
+
+/// Seed for copy `copy` of prompt `index`: a hash, so neighbouring jobs get unrelated noise.
+fn derive_seed(base: u64, index: u64, copy: u64) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"latentmint/seed/v1");
+    h.update(base.to_be_bytes());
+    h.update(index.to_be_bytes());
+    h.update(copy.to_be_bytes());
+    let d = h.finalize();
+    // Keep seeds below 2^53 so they survive a round trip through JSON numbers in any language.
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 11
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const GOOD: &str = r#"
+[collection]
+name = "Neon Shapes"
+symbol = "NEON"
+description = "Shapes."
+style = "flat colours"
+negative_prompt = "blurry"
+recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+[generation]
+model = "../models/tiny-sd"
+steps = 4
+
+[[traits]]
+name = "colour"
+values = [{ value = "red", weight = 3 }, { value = "blue" }]
+
+[[prompts]]
+text = "a {colour} circle"
+count = 3
+
+[[prompts]]
+text = "a green square"
+seed = 7
+"#;
+
+    #[test]
+    fn expands_deterministically() {
+        let c = Collection::from_toml("c.toml", GOOD).unwrap();
+        let a = c.jobs().unwrap();
+        let b = c.jobs().unwrap();
+        assert_eq!(a.len(), 4);
+        assert_eq!(a.iter().map(|j| j.id).collect::<Vec<_>>(), b.iter().map(|j| j.id).collect::<Vec<_>>());
+        assert!(a[0].prompt.ends_with(", flat colours"));
+        assert!(a[0].prompt.starts_with("a red circle") || a[0].prompt.starts_with("a blue circle"));
+        assert_eq!(a[3].params.seed, 7);
+        let ids: std::collections::BTreeSet<_> = a.iter().map(|j| j.id).collect();
+        assert_eq!(ids.len(), 4, "job ids are unique");
+    }
+
+    #[test]
+    fn unknown_key_is_a_parse_error_naming_it() {
+        let text = GOOD.replace("steps = 4", "stepz = 4");
+        let e = Collection::from_toml("c.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("stepz"), "{e}");
+    }
+
+    #[test]
+    fn missing_section_is_named() {
+        let text = GOOD.replace("[generation]\nmodel = \"../models/tiny-sd\"\nsteps = 4\n", "");
+        let e = Collection::from_toml("c.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("generation"), "{e}");
+    }
+
+    #[test]
+    fn undefined_placeholder_is_refused() {
+        let text = GOOD.replace("a {colour} circle", "a {shape}");
+        let e = Collection::from_toml("c.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("prompts[0].text") && e.contains("{shape}"), "{e}");
+    }
+
+    #[test]
+    fn weights_follow_their_ratio() {
+        let values = vec![TraitValue { value: "a".into(), weight: 3.0 }, TraitValue { value: "b".into(), weight: 1.0 }];
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let n = 4000;
+        let a = (0..n).filter(|_| pick_weighted(&mut rng, &values) == "a").count();
+        let share = a as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.03, "{share}");
+    }
+}

@@ -1,0 +1,461 @@
+//! Jobs and their state machine.
+//!
+//! ```text
+//! Queued ──generate──> Generated ──review──> Approved ──publish──> Published ──mint──> Minted
+//!                                    │  └──> AwaitingReview ──operator──> Approved | Rejected
+//!                                    └─────> Rejected
+//! any non-final state ──(permanent error)──> Failed
+//! ```
+//! Every transition is checked here; stores only persist what these methods allow, with a
+//! compare-and-swap on the previous state so two workers cannot both advance one job.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::address::EvmAddress;
+use crate::qa::QaReport;
+
+/// Stable 32-byte job identifier. It is a hash of what the job is, so a retried request maps
+/// to the same id, and it is the idempotency key the contract's mint guard checks.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId([u8; 32]);
+
+impl JobId {
+    /// The id of a collection item: collection identity, position and the exact request.
+    pub fn derive(collection: &str, symbol: &str, index: u32, copy: u32, prompt: &str, params: &GenerationParams) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"latentmint/job/v1\0");
+        for part in [collection, symbol, prompt, &params.scheduler] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.update(index.to_be_bytes());
+        h.update(copy.to_be_bytes());
+        h.update(params.seed.to_be_bytes());
+        h.update(params.steps.to_be_bytes());
+        h.update(params.guidance.to_bits().to_be_bytes());
+        h.update(params.width.to_be_bytes());
+        h.update(params.height.to_be_bytes());
+        Self(h.finalize().into())
+    }
+
+    /// Wraps raw bytes.
+    pub const fn from_bytes(b: [u8; 32]) -> Self {
+        Self(b)
+    }
+
+    /// Raw bytes (the contract's `bytes32 jobId`).
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// First 8 hex digits, for tables and log lines.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({})", self.short())
+    }
+}
+
+impl FromStr for JobId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(s, &mut b).map_err(|_| format!("`{s}` is not a job id (64 hex digits)"))?;
+        Ok(Self(b))
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parameters that, with the prompt and the model, determine the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    /// Denoising steps.
+    pub steps: u32,
+    /// Classifier-free guidance scale.
+    pub guidance: f32,
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// Scheduler name.
+    pub scheduler: String,
+    /// Noise seed.
+    pub seed: u64,
+}
+
+/// What to make: fixed at intake, never changed afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Stable id.
+    pub id: JobId,
+    /// Collection name.
+    pub collection: String,
+    /// Position of the prompt in the collection file.
+    pub index: u32,
+    /// Which copy of that prompt.
+    pub copy: u32,
+    /// The template as written.
+    pub template: String,
+    /// The composed prompt (template filled, style appended).
+    pub prompt: String,
+    /// Negative prompt.
+    pub negative_prompt: String,
+    /// Chosen trait values, in template order.
+    pub traits: Vec<(String, String)>,
+    /// Generation parameters.
+    pub params: GenerationParams,
+    /// Who receives the token.
+    pub recipient: EvmAddress,
+}
+
+/// Where a job is in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Accepted by intake, waiting for generation.
+    Queued,
+    /// Image generated and stored.
+    Generated,
+    /// QA was unsure: waiting in the staging queue for an operator.
+    AwaitingReview,
+    /// Approved (automatically or by an operator).
+    Approved,
+    /// Rejected by QA or an operator; never minted.
+    Rejected,
+    /// Metadata built and pinned.
+    Published,
+    /// Token minted and confirmed.
+    Minted,
+    /// A permanent error; see the job's `error`.
+    Failed,
+}
+
+impl JobState {
+    /// All states, in pipeline order.
+    pub const ALL: [JobState; 8] = [
+        Self::Queued,
+        Self::Generated,
+        Self::AwaitingReview,
+        Self::Approved,
+        Self::Rejected,
+        Self::Published,
+        Self::Minted,
+        Self::Failed,
+    ];
+
+    /// No further work will happen to a job in this state.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Rejected | Self::Minted | Self::Failed)
+    }
+
+    /// The state has passed `other` on the happy path (used for idempotent re-delivery).
+    pub fn has_passed(self, other: JobState) -> bool {
+        self.rank() > other.rank() && self != Self::Failed && self != Self::Rejected
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Generated => 1,
+            Self::AwaitingReview => 2,
+            Self::Approved => 3,
+            Self::Rejected => 3,
+            Self::Published => 4,
+            Self::Minted => 5,
+            Self::Failed => 6,
+        }
+    }
+
+    /// Lower-case name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Generated => "generated",
+            Self::AwaitingReview => "awaiting_review",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Published => "published",
+            Self::Minted => "minted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown job state `{s}`"))
+    }
+}
+
+/// How an image was made: everything needed to reproduce it and to prove where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    /// Model identifier (the `_name_or_path` of the export, or the folder name).
+    pub model_id: String,
+    /// SHA-256 over the model's files (see `model_files`), hex.
+    pub model_sha256: String,
+    /// SHA-256 of each model file, keyed by its path inside the model folder.
+    pub model_files: std::collections::BTreeMap<String, String>,
+    /// Parameters actually used.
+    pub params: GenerationParams,
+    /// True when the prompt was longer than the text encoder's window and was cut.
+    pub prompt_truncated: bool,
+    /// Generator program name.
+    pub generator: String,
+    /// Generator program version.
+    pub generator_version: String,
+    /// Which path produced the image (e.g. `onnx-cpu`, `sagemaker:<endpoint>`).
+    pub backend: String,
+    /// Wall time of the generation.
+    pub elapsed_ms: u64,
+    /// SHA-256 of the PNG bytes, hex.
+    pub image_sha256: String,
+}
+
+/// A job with everything the pipeline learned about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// What to make.
+    pub spec: JobSpec,
+    /// Where it is.
+    pub state: JobState,
+    /// Blob store key of the PNG.
+    pub image_key: Option<String>,
+    /// How the image was made.
+    pub generation: Option<GenerationRecord>,
+    /// Automatic QA result.
+    pub qa: Option<QaReport>,
+    /// Who decided the review outcome (`auto` or an operator name).
+    pub reviewed_by: Option<String>,
+    /// CID of the image.
+    pub image_cid: Option<String>,
+    /// CID of the metadata JSON.
+    pub metadata_cid: Option<String>,
+    /// Token id (decimal; uint256 on chain).
+    pub token_id: Option<String>,
+    /// Transaction that minted it.
+    pub tx_hash: Option<String>,
+    /// Why it failed or was rejected.
+    pub error: Option<String>,
+}
+
+/// A transition the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job {job}: cannot go from {from} to {to}")]
+pub struct TransitionError {
+    /// The job.
+    pub job: String,
+    /// Its current state.
+    pub from: JobState,
+    /// The refused target.
+    pub to: JobState,
+}
+
+impl Job {
+    /// A freshly accepted job.
+    pub fn new(spec: JobSpec) -> Self {
+        Self {
+            spec,
+            state: JobState::Queued,
+            image_key: None,
+            generation: None,
+            qa: None,
+            reviewed_by: None,
+            image_cid: None,
+            metadata_cid: None,
+            token_id: None,
+            tx_hash: None,
+            error: None,
+        }
+    }
+
+    /// The id.
+    pub fn id(&self) -> JobId {
+        self.spec.id
+    }
+
+    fn advance(&mut self, allowed_from: &[JobState], to: JobState) -> Result<(), TransitionError> {
+        if !allowed_from.contains(&self.state) {
+            return Err(TransitionError { job: self.spec.id.short(), from: self.state, to });
+        }
+        self.state = to;
+        Ok(())
+    }
+
+    /// Generation finished.
+    pub fn record_generation(&mut self, image_key: String, record: GenerationRecord) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Queued], JobState::Generated)?;
+        self.image_key = Some(image_key);
+        self.generation = Some(record);
+        Ok(())
+    }
+
+    /// Automatic QA outcome.
+    pub fn record_qa(&mut self, report: QaReport, to: JobState) -> Result<(), TransitionError> {
+        if !matches!(to, JobState::Approved | JobState::Rejected | JobState::AwaitingReview) {
+            return Err(TransitionError { job: self.spec.id.short(), from: self.state, to });
+        }
+        self.advance(&[JobState::Generated], to)?;
+        if to == JobState::Rejected {
+            self.error = Some(format!("rejected by automatic QA: {}", report.summary()));
+        }
+        if to != JobState::AwaitingReview {
+            self.reviewed_by = Some("auto".into());
+        }
+        self.qa = Some(report);
+        Ok(())
+    }
+
+    /// An operator's decision on a job waiting in the staging queue.
+    pub fn record_operator_decision(&mut self, approve: bool, operator: &str) -> Result<(), TransitionError> {
+        let to = if approve { JobState::Approved } else { JobState::Rejected };
+        self.advance(&[JobState::AwaitingReview], to)?;
+        self.reviewed_by = Some(operator.to_string());
+        if !approve {
+            self.error = Some(format!("rejected by {operator}"));
+        }
+        Ok(())
+    }
+
+    /// Metadata pinned.
+    pub fn record_publication(&mut self, image_cid: String, metadata_cid: String) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Approved], JobState::Published)?;
+        self.image_cid = Some(image_cid);
+        self.metadata_cid = Some(metadata_cid);
+        Ok(())
+    }
+
+    /// Token minted.
+    pub fn record_mint(&mut self, token_id: String, tx_hash: Option<String>) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Published], JobState::Minted)?;
+        self.token_id = Some(token_id);
+        self.tx_hash = tx_hash;
+        Ok(())
+    }
+
+    /// A permanent failure. A minted job can never be marked failed.
+    pub fn record_failure(&mut self, reason: String) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published], JobState::Failed)?;
+        self.error = Some(reason);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qa::QaReport;
+
+    pub(crate) fn spec() -> JobSpec {
+        let params = GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 1 };
+        JobSpec {
+            id: JobId::derive("c", "C", 0, 0, "p", &params),
+            collection: "c".into(),
+            index: 0,
+            copy: 0,
+            template: "p".into(),
+            prompt: "p".into(),
+            negative_prompt: String::new(),
+            traits: vec![],
+            params,
+            recipient: EvmAddress::from_bytes([1; 20]),
+        }
+    }
+
+    fn record() -> GenerationRecord {
+        GenerationRecord {
+            model_id: "m".into(),
+            model_sha256: "00".into(),
+            model_files: Default::default(),
+            params: spec().params,
+            prompt_truncated: false,
+            generator: "g".into(),
+            generator_version: "0".into(),
+            backend: "onnx-cpu".into(),
+            elapsed_ms: 1,
+            image_sha256: "00".into(),
+        }
+    }
+
+    #[test]
+    fn happy_path() {
+        let mut j = Job::new(spec());
+        j.record_generation("k".into(), record()).unwrap();
+        j.record_qa(QaReport::for_tests(0.9), JobState::Approved).unwrap();
+        j.record_publication("a".into(), "b".into()).unwrap();
+        j.record_mint("1".into(), None).unwrap();
+        assert_eq!(j.state, JobState::Minted);
+        assert!(j.record_failure("x".into()).is_err(), "a minted job never becomes failed");
+    }
+
+    #[test]
+    fn rejected_job_cannot_be_published_or_minted() {
+        let mut j = Job::new(spec());
+        j.record_generation("k".into(), record()).unwrap();
+        j.record_qa(QaReport::for_tests(0.0), JobState::Rejected).unwrap();
+        assert!(j.record_publication("a".into(), "b".into()).is_err());
+        assert!(j.record_mint("1".into(), None).is_err());
+    }
+
+    #[test]
+    fn operator_decides_only_waiting_jobs() {
+        let mut j = Job::new(spec());
+        assert!(j.record_operator_decision(true, "op").is_err());
+        j.record_generation("k".into(), record()).unwrap();
+        j.record_qa(QaReport::for_tests(0.3), JobState::AwaitingReview).unwrap();
+        j.record_operator_decision(true, "op").unwrap();
+        assert_eq!(j.state, JobState::Approved);
+        assert_eq!(j.reviewed_by.as_deref(), Some("op"));
+    }
+
+    #[test]
+    fn job_id_round_trips_and_depends_on_content() {
+        let s = spec();
+        let id: JobId = s.id.to_string().parse().unwrap();
+        assert_eq!(id, s.id);
+        let mut p = s.params.clone();
+        p.seed = 2;
+        assert_ne!(JobId::derive("c", "C", 0, 0, "p", &p), s.id);
+    }
+
+    #[test]
+    fn has_passed_orders_the_happy_path() {
+        assert!(JobState::Minted.has_passed(JobState::Published));
+        assert!(JobState::Published.has_passed(JobState::Generated));
+        assert!(!JobState::Rejected.has_passed(JobState::Generated));
+        assert!(!JobState::Queued.has_passed(JobState::Queued));
+    }
+}

@@ -1,0 +1,30 @@
+//! # latentmint-core
+//!
+//! The pure domain of latentmint: no I/O, no AWS, chain or ONNX types.
+//!
+//! A job's life, in the order the modules are used:
+//! - [`collection`]: a collection file is parsed, validated and expanded into [`job::JobSpec`]s
+//!   (prompts composed from style and weighted traits, stable job ids, seeds);
+//! - [`sanitize`]: every prompt is cleaned first;
+//! - [`job`]: the job and its state machine;
+//! - [`message`]: the message each stage sends the next;
+//! - [`qa`]: automatic image checks for the review stage;
+//! - [`metadata`] and [`cid`]: ERC-721 metadata with provenance, and kubo-compatible CIDs;
+//! - [`ports`]: the traits adapters implement.
+
+pub mod address;
+pub mod cid;
+pub mod collection;
+pub mod field;
+pub mod job;
+pub mod message;
+pub mod metadata;
+pub mod ports;
+pub mod qa;
+pub mod sanitize;
+
+pub use address::EvmAddress;
+pub use field::FieldError;
+pub use job::{GenerationParams, GenerationRecord, Job, JobId, JobSpec, JobState};
+pub use message::{Stage, StageMessage};
+pub use ports::PortError;

@@ -1,0 +1,109 @@
+//! Messages passed between stages over queues. Versioned: a consumer refuses a version it
+//! does not know (the message then goes to the dead-letter queue instead of being misread).
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::JobId;
+
+/// Current wire version.
+pub const MESSAGE_VERSION: u32 = 1;
+
+/// The stage a message asks for. Each stage has its own queue, named after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Make the image.
+    Generate,
+    /// Automatic QA, maybe the staging queue.
+    Review,
+    /// Metadata, CIDs, pinning.
+    Publish,
+    /// On-chain mint.
+    Mint,
+}
+
+impl Stage {
+    /// All stages in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Generate, Stage::Review, Stage::Publish, Stage::Mint];
+
+    /// The queue that feeds this stage.
+    pub fn queue(self) -> &'static str {
+        match self {
+            Stage::Generate => "generate",
+            Stage::Review => "review",
+            Stage::Publish => "publish",
+            Stage::Mint => "mint",
+        }
+    }
+}
+
+/// A request for a stage to process one job. The job's details live in the job store, so a
+/// message is tiny and a redelivered one can never carry stale data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageMessage {
+    /// Wire version.
+    pub v: u32,
+    /// Which stage.
+    pub stage: Stage,
+    /// Which job.
+    pub job_id: JobId,
+}
+
+/// A message body that could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// Not JSON of the expected shape.
+    #[error("message body is not a stage message: {0}")]
+    Malformed(String),
+    /// A version this build does not speak.
+    #[error("message version {0} is not supported (this build speaks {MESSAGE_VERSION})")]
+    Version(u32),
+    /// Sent to the wrong queue.
+    #[error("message for stage {got:?} arrived on the {expected:?} queue")]
+    WrongStage {
+        /// The queue's stage.
+        expected: Stage,
+        /// The message's stage.
+        got: Stage,
+    },
+}
+
+impl StageMessage {
+    /// A message for `stage` about `job_id`.
+    pub fn new(stage: Stage, job_id: JobId) -> Self {
+        Self { v: MESSAGE_VERSION, stage, job_id }
+    }
+
+    /// JSON body.
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a body received on `expected`'s queue.
+    pub fn parse(body: &str, expected: Stage) -> Result<Self, MessageError> {
+        let m: StageMessage = serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        if m.v != MESSAGE_VERSION {
+            return Err(MessageError::Version(m.v));
+        }
+        if m.stage != expected {
+            return Err(MessageError::WrongStage { expected, got: m.stage });
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let id = JobId::from_bytes([7; 32]);
+        let m = StageMessage::new(Stage::Mint, id);
+        assert_eq!(StageMessage::parse(&m.to_body(), Stage::Mint).unwrap(), m);
+        assert!(matches!(StageMessage::parse(&m.to_body(), Stage::Publish), Err(MessageError::WrongStage { .. })));
+        let v2 = m.to_body().replace("\"v\":1", "\"v\":2");
+        assert!(matches!(StageMessage::parse(&v2, Stage::Mint), Err(MessageError::Version(2))));
+        assert!(matches!(StageMessage::parse("nope", Stage::Mint), Err(MessageError::Malformed(_))));
+    }
+}

@@ -1,0 +1,228 @@
+//! ERC-721 metadata JSON with a provenance record.
+//!
+//! The metadata is built from the job alone (pure), serialized deterministically (struct
+//! field order, sorted maps), so the same job always yields byte-identical JSON and therefore
+//! the same CID: a retried publish pins the same object.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::job::{GenerationRecord, Job};
+
+/// Schema tag of the provenance object.
+pub const PROVENANCE_SCHEMA: &str = "latentmint/provenance/v1";
+
+/// One OpenSea-style attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    /// Trait name.
+    pub trait_type: String,
+    /// Trait value.
+    pub value: String,
+}
+
+/// Which model made the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelProvenance {
+    /// Model identifier.
+    pub id: String,
+    /// SHA-256 over all model files (hex): the digest of the sorted `path  sha256` lines.
+    pub sha256: String,
+    /// SHA-256 of each file.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The program that made the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratorProvenance {
+    /// Program name.
+    pub name: String,
+    /// Program version.
+    pub version: String,
+    /// Execution path (e.g. `onnx-cpu`).
+    pub backend: String,
+}
+
+/// Everything needed to check where an image came from and to regenerate it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Schema tag.
+    pub schema: String,
+    /// The job id (also the contract's idempotency key).
+    pub job_id: String,
+    /// The model.
+    pub model: ModelProvenance,
+    /// Prompt as given to the text encoder.
+    pub prompt: String,
+    /// Negative prompt.
+    pub negative_prompt: String,
+    /// True when the prompt exceeded the encoder's 77 tokens and was cut.
+    pub prompt_truncated: bool,
+    /// Noise seed.
+    pub seed: u64,
+    /// Denoising steps.
+    pub steps: u32,
+    /// Guidance scale.
+    pub guidance: f32,
+    /// Scheduler.
+    pub scheduler: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The generator.
+    pub generator: GeneratorProvenance,
+    /// SHA-256 of the PNG bytes.
+    pub image_sha256: String,
+}
+
+/// ERC-721 metadata (the JSON `tokenURI` points at).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenMetadata {
+    /// Token name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// `ipfs://<image cid>`.
+    pub image: String,
+    /// Traits.
+    pub attributes: Vec<Attribute>,
+    /// Generation record.
+    pub provenance: Provenance,
+}
+
+/// Metadata cannot be built for this job.
+#[derive(Debug, thiserror::Error)]
+#[error("job {0}: no generation record, so no provenance can be written")]
+pub struct MissingGeneration(pub String);
+
+impl Provenance {
+    /// Provenance of a job's image.
+    pub fn from_record(job: &Job, g: &GenerationRecord) -> Self {
+        Self {
+            schema: PROVENANCE_SCHEMA.into(),
+            job_id: job.spec.id.to_string(),
+            model: ModelProvenance { id: g.model_id.clone(), sha256: g.model_sha256.clone(), files: g.model_files.clone() },
+            prompt: job.spec.prompt.clone(),
+            negative_prompt: job.spec.negative_prompt.clone(),
+            prompt_truncated: g.prompt_truncated,
+            seed: g.params.seed,
+            steps: g.params.steps,
+            guidance: g.params.guidance,
+            scheduler: g.params.scheduler.clone(),
+            width: g.params.width,
+            height: g.params.height,
+            generator: GeneratorProvenance { name: g.generator.clone(), version: g.generator_version.clone(), backend: g.backend.clone() },
+            image_sha256: g.image_sha256.clone(),
+        }
+    }
+}
+
+impl TokenMetadata {
+    /// Builds the metadata for `job` whose image has CID `image_cid`.
+    pub fn build(job: &Job, image_cid: &str, description: &str) -> Result<Self, MissingGeneration> {
+        let g = job.generation.as_ref().ok_or_else(|| MissingGeneration(job.spec.id.short()))?;
+        let mut attributes: Vec<Attribute> =
+            job.spec.traits.iter().map(|(k, v)| Attribute { trait_type: k.clone(), value: v.clone() }).collect();
+        attributes.push(Attribute { trait_type: "seed".into(), value: g.params.seed.to_string() });
+        attributes.push(Attribute { trait_type: "model".into(), value: g.model_id.clone() });
+        let name = if job.spec.copy == 0 {
+            format!("{} #{}", job.spec.collection, job.spec.index + 1)
+        } else {
+            format!("{} #{}.{}", job.spec.collection, job.spec.index + 1, job.spec.copy + 1)
+        };
+        Ok(Self {
+            name,
+            description: if description.is_empty() { job.spec.prompt.clone() } else { description.to_string() },
+            image: format!("ipfs://{image_cid}"),
+            attributes,
+            provenance: Provenance::from_record(job, g),
+        })
+    }
+
+    /// Deterministic JSON bytes (pretty, so collectors can read it on a gateway).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// The image CID if `image` is an `ipfs://` URI.
+    pub fn image_cid(&self) -> Option<&str> {
+        self.image.strip_prefix("ipfs://")
+    }
+}
+
+/// The digest over a model's files, from `path -> sha256` pairs (sorted by path), as
+/// `sha256sum` would list them. Anyone can recompute it with `sha256sum` and a sort.
+pub fn model_digest(files: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (path, digest) in files {
+        h.update(format!("{digest}  {path}\n").as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::EvmAddress;
+    use crate::job::{GenerationParams, JobId, JobSpec};
+
+    fn job() -> Job {
+        let params = GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 9 };
+        let mut j = Job::new(JobSpec {
+            id: JobId::from_bytes([3; 32]),
+            collection: "Neon".into(),
+            index: 1,
+            copy: 0,
+            template: "a {colour} circle".into(),
+            prompt: "a red circle".into(),
+            negative_prompt: "blurry".into(),
+            traits: vec![("colour".into(), "red".into())],
+            params: params.clone(),
+            recipient: EvmAddress::from_bytes([1; 20]),
+        });
+        let mut files = BTreeMap::new();
+        files.insert("unet/model.onnx".into(), "ab".repeat(32));
+        j.record_generation(
+            "images/x.png".into(),
+            GenerationRecord {
+                model_id: "tiny".into(),
+                model_sha256: model_digest(&files),
+                model_files: files,
+                params,
+                prompt_truncated: false,
+                generator: "latentmint".into(),
+                generator_version: "0.1.0".into(),
+                backend: "onnx-cpu".into(),
+                elapsed_ms: 5,
+                image_sha256: "cd".repeat(32),
+            },
+        )
+        .unwrap();
+        j
+    }
+
+    #[test]
+    fn metadata_has_every_provenance_field_and_is_deterministic() {
+        let j = job();
+        let m = TokenMetadata::build(&j, "bafkreiabc", "").unwrap();
+        assert_eq!(m.name, "Neon #2");
+        assert_eq!(m.image, "ipfs://bafkreiabc");
+        assert_eq!(m.image_cid(), Some("bafkreiabc"));
+        let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        for key in ["model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "generator", "image_sha256"] {
+            assert!(v["provenance"].get(key).is_some(), "missing provenance.{key}");
+        }
+        assert_eq!(v["provenance"]["model"]["files"]["unet/model.onnx"], "ab".repeat(32));
+        assert_eq!(m.to_json(), TokenMetadata::build(&j, "bafkreiabc", "").unwrap().to_json());
+    }
+
+    #[test]
+    fn no_generation_no_metadata() {
+        let mut j = job();
+        j.generation = None;
+        assert!(TokenMetadata::build(&j, "x", "").is_err());
+    }
+}

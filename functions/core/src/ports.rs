@@ -1,0 +1,151 @@
+//! Ports: the small traits through which stage code reaches the outside world. Adapters
+//! implement them (SQLite and files locally; SQS, S3, SageMaker and KMS in AWS; alloy for the
+//! chain), so the same stage code runs in Lambda, in the local runner and in tests.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::address::EvmAddress;
+use crate::job::{GenerationParams, GenerationRecord, Job, JobId, JobState};
+
+/// An adapter failed. The stage decides from the kind whether to retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Worth retrying later (network, throttling, a busy database).
+    #[error("{0} (will retry)")]
+    Transient(String),
+    /// Retrying will not help (bad input, a revert, a corrupt file).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Shorthand for port results.
+pub type PortResult<T> = Result<T, PortError>;
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stable message id.
+    pub message_id: String,
+    /// Handle for this receipt: ack/nack with it (a later receive gets a new one).
+    pub receipt: String,
+    /// Message body.
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// Depths of a queue, for dashboards and for knowing when a batch is done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready to be received.
+    pub visible: u64,
+    /// Received and not yet acknowledged (or delayed).
+    pub in_flight: u64,
+    /// In the queue's dead-letter queue.
+    pub dead: u64,
+}
+
+/// A queue with SQS semantics: at-least-once delivery, visibility timeout, receive count,
+/// and a dead-letter queue after too many receives.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Appends a message.
+    async fn send(&self, queue: &str, body: &str) -> PortResult<()>;
+    /// Receives up to `max` messages, hiding them from other consumers for `visibility`.
+    async fn receive(&self, queue: &str, max: usize, visibility: Duration) -> PortResult<Vec<Delivery>>;
+    /// Deletes a received message: it is done.
+    async fn ack(&self, queue: &str, receipt: &str) -> PortResult<()>;
+    /// Makes a received message visible again after `delay` (a retry).
+    async fn nack(&self, queue: &str, receipt: &str, delay: Duration) -> PortResult<()>;
+    /// Current depths.
+    async fn stats(&self, queue: &str) -> PortResult<QueueStats>;
+}
+
+/// Opaque byte storage by key (filesystem locally, S3 in AWS).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` under `key`, replacing what was there.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> PortResult<()>;
+    /// Reads `key`.
+    async fn get(&self, key: &str) -> PortResult<Vec<u8>>;
+}
+
+/// Durable job records with compare-and-swap updates.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Inserts `job` unless a job with its id exists. Returns true if inserted.
+    async fn insert_if_absent(&self, job: &Job) -> PortResult<bool>;
+    /// Reads a job.
+    async fn get(&self, id: JobId) -> PortResult<Option<Job>>;
+    /// Writes `job` only if the stored state is still `expected`. Returns false if another
+    /// worker got there first (the caller re-reads and treats it as redelivery).
+    async fn update(&self, job: &Job, expected: JobState) -> PortResult<bool>;
+    /// Jobs, optionally only those in `state`, in intake order.
+    async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>>;
+    /// How many jobs are in each state.
+    async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>>;
+}
+
+/// What a generator is asked to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRequest {
+    /// The job (for logs and provenance).
+    pub job_id: JobId,
+    /// Prompt.
+    pub prompt: String,
+    /// Negative prompt.
+    pub negative_prompt: String,
+    /// Parameters.
+    pub params: GenerationParams,
+}
+
+/// A generated image.
+#[derive(Debug, Clone)]
+pub struct GeneratedImage {
+    /// PNG bytes.
+    pub png: Vec<u8>,
+    /// How it was made.
+    pub record: GenerationRecord,
+}
+
+/// Turns prompts into images (ONNX locally, SageMaker in AWS).
+#[async_trait]
+pub trait Generator: Send + Sync {
+    /// Generates one image.
+    async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage>;
+}
+
+/// Content-addressed storage (a local store, an IPFS node, a pinning service).
+#[async_trait]
+pub trait Pinner: Send + Sync {
+    /// Stores and pins `bytes`; returns the CID the store computed (the caller compares it
+    /// with its own).
+    async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String>;
+    /// Fetches content by CID.
+    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>>;
+}
+
+/// A confirmed mint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintReceipt {
+    /// Token id (decimal).
+    pub token_id: String,
+    /// Transaction hash, when this call sent one.
+    pub tx_hash: Option<String>,
+}
+
+/// Mints tokens; the contract refuses a job id it has seen.
+#[async_trait]
+pub trait Minter: Send + Sync {
+    /// The token already minted for `job`, if any (read from the chain).
+    async fn minted_token(&self, job: JobId) -> PortResult<Option<String>>;
+    /// Mints one token for `job` to `to` with `token_uri`. If the chain says the job is
+    /// already minted, returns that token (no second token can exist).
+    async fn mint(&self, job: JobId, to: EvmAddress, token_uri: &str) -> PortResult<MintReceipt>;
+}

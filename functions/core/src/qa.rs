@@ -1,0 +1,146 @@
+//! Automatic QA: cheap image statistics that catch what a broken generation looks like
+//! (flat, blown out, black) and a score that decides auto-approve / staging / auto-reject.
+
+use serde::{Deserialize, Serialize};
+
+use crate::collection::ReviewSection;
+use crate::job::JobState;
+
+/// Statistics of one image and the score derived from them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QaReport {
+    /// Mean luma (0..255).
+    pub mean_luma: f32,
+    /// Standard deviation of luma: near 0 means a flat image.
+    pub luma_std: f32,
+    /// Share of pixels that are almost black.
+    pub black_fraction: f32,
+    /// Share of pixels that are almost white.
+    pub white_fraction: f32,
+    /// Hasler–Süsstrunk colourfulness.
+    pub colourfulness: f32,
+    /// Overall quality score in 0..1.
+    pub score: f32,
+}
+
+impl QaReport {
+    /// Measures an RGB8 image (`pixels.len() == width * height * 3`).
+    pub fn measure(pixels: &[u8], width: u32, height: u32) -> Option<Self> {
+        let n = (width as usize) * (height as usize);
+        if n == 0 || pixels.len() != n * 3 {
+            return None;
+        }
+        let (mut sum, mut sum2, mut black, mut white) = (0f64, 0f64, 0usize, 0usize);
+        let (mut rg_s, mut rg_s2, mut yb_s, mut yb_s2) = (0f64, 0f64, 0f64, 0f64);
+        for px in pixels.chunks_exact(3) {
+            let (r, g, b) = (f64::from(px[0]), f64::from(px[1]), f64::from(px[2]));
+            let y = 0.299 * r + 0.587 * g + 0.114 * b;
+            sum += y;
+            sum2 += y * y;
+            if y < 8.0 {
+                black += 1;
+            }
+            if y > 247.0 {
+                white += 1;
+            }
+            let rg = r - g;
+            let yb = 0.5 * (r + g) - b;
+            rg_s += rg;
+            rg_s2 += rg * rg;
+            yb_s += yb;
+            yb_s2 += yb * yb;
+        }
+        let nf = n as f64;
+        let mean = sum / nf;
+        let std = (sum2 / nf - mean * mean).max(0.0).sqrt();
+        let var = |s: f64, s2: f64| (s2 / nf - (s / nf).powi(2)).max(0.0);
+        let colourfulness = (var(rg_s, rg_s2) + var(yb_s, yb_s2)).sqrt() + 0.3 * ((rg_s / nf).powi(2) + (yb_s / nf).powi(2)).sqrt();
+        let black_fraction = black as f64 / nf;
+        let white_fraction = white as f64 / nf;
+        // Contrast carries most of the signal: generations that failed are flat. Clipping to
+        // black or white over most of the frame is the other common failure.
+        let contrast = (std / 24.0).min(1.0);
+        let clipped = black_fraction.max(white_fraction);
+        let exposure = if clipped > 0.5 { 1.0 - (clipped - 0.5) * 2.0 } else { 1.0 };
+        let score = (contrast * exposure).clamp(0.0, 1.0);
+        Some(Self {
+            mean_luma: mean as f32,
+            luma_std: std as f32,
+            black_fraction: black_fraction as f32,
+            white_fraction: white_fraction as f32,
+            colourfulness: colourfulness as f32,
+            score: score as f32,
+        })
+    }
+
+    /// Where the job goes next under these thresholds.
+    pub fn verdict(&self, t: &ReviewSection) -> JobState {
+        if self.score >= t.auto_approve_at {
+            JobState::Approved
+        } else if self.score < t.auto_reject_below {
+            JobState::Rejected
+        } else {
+            JobState::AwaitingReview
+        }
+    }
+
+    /// One line for logs and error messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "score {:.2} (luma mean {:.0}, std {:.1}, black {:.0}%, white {:.0}%)",
+            self.score,
+            self.mean_luma,
+            self.luma_std,
+            self.black_fraction * 100.0,
+            self.white_fraction * 100.0
+        )
+    }
+
+    /// A report with a given score, for tests of the state machine.
+    #[doc(hidden)]
+    pub fn for_tests(score: f32) -> Self {
+        Self { mean_luma: 0.0, luma_std: 0.0, black_fraction: 0.0, white_fraction: 0.0, colourfulness: 0.0, score }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(pixels: &[u8], w: u32, h: u32) -> (QaReport, JobState) {
+        let r = QaReport::measure(pixels, w, h).unwrap();
+        let v = r.verdict(&ReviewSection::default());
+        (r, v)
+    }
+
+    #[test]
+    fn black_image_is_rejected() {
+        let (r, v) = verdict(&vec![0u8; 16 * 16 * 3], 16, 16);
+        assert_eq!(v, JobState::Rejected, "{}", r.summary());
+    }
+
+    #[test]
+    fn flat_grey_is_rejected() {
+        let (_, v) = verdict(&vec![128u8; 16 * 16 * 3], 16, 16);
+        assert_eq!(v, JobState::Rejected);
+    }
+
+    #[test]
+    fn textured_image_is_approved() {
+        let px: Vec<u8> = (0..16 * 16 * 3).map(|i| ((i * 37) % 256) as u8).collect();
+        let (r, v) = verdict(&px, 16, 16);
+        assert_eq!(v, JobState::Approved, "{}", r.summary());
+    }
+
+    #[test]
+    fn low_contrast_waits_for_a_human() {
+        let px: Vec<u8> = (0..16 * 16 * 3).map(|i| 120 + ((i / 3) % 2 * 16) as u8).collect();
+        let (r, v) = verdict(&px, 16, 16);
+        assert_eq!(v, JobState::AwaitingReview, "{}", r.summary());
+    }
+
+    #[test]
+    fn wrong_length_is_none() {
+        assert!(QaReport::measure(&[0; 5], 2, 2).is_none());
+    }
+}
