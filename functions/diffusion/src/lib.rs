@@ -1,1 +1,17 @@
+//! # latentmint-diffusion
+//!
+//! Stable Diffusion inference on ONNX Runtime, in Rust. Reads any model folder in the
+//! diffusers/optimum ONNX layout, tokenizes with CLIP's BPE, denoises with DDIM and
+//! classifier-free guidance, decodes with the VAE and writes a PNG carrying its parameters.
+//! The ONNX Runtime shared library is loaded at run time (`load-dynamic`), so the same binary
+//! runs with the CPU library from PyPI or a CUDA build.
 
+mod error;
+pub mod model;
+mod pipeline;
+mod png;
+pub mod scheduler;
+pub mod tokenizer;
+
+pub use error::{DiffusionError, Result};
+pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest};

@@ -1,0 +1,121 @@
+//! A Stable Diffusion model folder in the diffusers/optimum ONNX layout, its configs, and the
+//! hashes that go into provenance.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{DiffusionError, Result};
+
+/// Files the layout requires, with what each is.
+pub const REQUIRED: [(&str, &str); 5] = [
+    ("model_index.json", "the pipeline index written by diffusers/optimum"),
+    ("text_encoder/model.onnx", "the CLIP text encoder"),
+    ("unet/model.onnx", "the denoising UNet"),
+    ("vae_decoder/model.onnx", "the VAE decoder"),
+    ("scheduler/scheduler_config.json", "the noise schedule"),
+];
+
+/// What the engine needs to know about a model folder, read once at load.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `_name_or_path` from model_index.json, else the folder name.
+    pub id: String,
+    /// Latent channels (UNet `in_channels`).
+    pub latent_channels: usize,
+    /// Pixels per latent cell: 2^(number of VAE blocks - 1).
+    pub vae_scale_factor: usize,
+    /// VAE latent scaling factor.
+    pub scaling_factor: f32,
+    /// SHA-256 of each file, by relative path.
+    pub files: BTreeMap<String, String>,
+}
+
+fn read_json(path: &Path, hint: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|_| DiffusionError::MissingFile { path: path.to_path_buf(), hint: hint.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| DiffusionError::Config { file: path.to_path_buf(), message: format!("not valid JSON: {e}") })
+}
+
+impl ModelInfo {
+    /// Checks the layout and reads the configs. Every missing file is named.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(DiffusionError::MissingFile {
+                path: dir.to_path_buf(),
+                hint: "the model folder does not exist: set generation.model to an ONNX Stable Diffusion export (or run scripts/bootstrap.sh for the demo model)".into(),
+            });
+        }
+        for (rel, what) in REQUIRED {
+            let p = dir.join(rel);
+            if !p.is_file() {
+                return Err(DiffusionError::MissingFile { path: p, hint: format!("it should hold {what} (diffusers/optimum ONNX layout)") });
+            }
+        }
+        let index = read_json(&dir.join("model_index.json"), "")?;
+        let id = index["_name_or_path"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+
+        // Component configs are optional in older exports; SD 1.x/2.x defaults apply then.
+        let unet_cfg = read_json(&dir.join("unet/config.json"), "").unwrap_or(Value::Null);
+        let vae_cfg = read_json(&dir.join("vae_decoder/config.json"), "").unwrap_or(Value::Null);
+        let latent_channels = unet_cfg["in_channels"].as_u64().unwrap_or(4) as usize;
+        let blocks = vae_cfg["block_out_channels"].as_array().map(|a| a.len()).unwrap_or(4);
+        let vae_scale_factor = 1usize << blocks.saturating_sub(1);
+        let scaling_factor = vae_cfg["scaling_factor"].as_f64().unwrap_or(0.18215) as f32;
+        let files = hash_tree(dir)?;
+        Ok(Self { dir: dir.to_path_buf(), id, latent_channels, vae_scale_factor, scaling_factor, files })
+    }
+
+    /// Digest over all files (see `latentmint_core::metadata::model_digest`: same definition).
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (path, digest) in &self.files {
+            h.update(format!("{digest}  {path}\n").as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// SHA-256 of every regular file under `dir` (hidden files skipped), by `/`-separated path.
+pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| DiffusionError::Config { file: d.clone(), message: e.to_string() })?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.is_file() {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                out.insert(rel, sha256_file(&p)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p).map_err(|e| DiffusionError::Config { file: p.to_path_buf(), message: e.to_string() })?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| DiffusionError::Config { file: p.to_path_buf(), message: e.to_string() })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}

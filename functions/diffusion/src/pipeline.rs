@@ -1,0 +1,318 @@
+//! The text-to-image pipeline: tokenize, encode text, denoise with classifier-free guidance,
+//! decode, check, encode PNG. It follows diffusers' `OnnxStableDiffusionPipeline` step for
+//! step, so the same model, prompt, latents and parameters give the same image.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ndarray::{Array1, Array3, Array4, Axis, Ix3, Ix4};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{TensorElementType, TensorRef};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{DiffusionError, Result, onnx, onnx_b};
+use crate::model::ModelInfo;
+use crate::png::encode_png;
+use crate::scheduler::{Ddim, SchedulerConfig};
+use crate::tokenizer::ClipTokenizer;
+
+/// How to run ONNX Runtime.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Path of `libonnxruntime.so`; `ORT_DYLIB_PATH` when absent.
+    pub ort_library: Option<PathBuf>,
+    /// Threads per operator (0: ONNX Runtime decides).
+    pub intra_threads: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { ort_library: None, intra_threads: 0 }
+    }
+}
+
+/// One image to make.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    /// Prompt.
+    pub prompt: String,
+    /// Negative prompt ("" for none).
+    pub negative_prompt: String,
+    /// Noise seed.
+    pub seed: u64,
+    /// Denoising steps.
+    pub steps: u32,
+    /// Guidance scale; at or below 1 the unconditional pass is skipped.
+    pub guidance: f32,
+    /// Width in pixels (a multiple of the VAE factor).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Scheduler name (`ddim`).
+    pub scheduler: String,
+    /// Initial latents (1 x C x h x w, row-major) instead of seeded noise: lets any other
+    /// implementation's run be reproduced exactly.
+    pub initial_latents: Option<Vec<f32>>,
+}
+
+/// A generated image.
+#[derive(Debug, Clone)]
+pub struct GeneratedImage {
+    /// RGB8 pixels, row-major.
+    pub rgb: Vec<u8>,
+    /// Decoder output in 0..1 before quantization (NHWC), for parity checks.
+    pub float_image: Vec<f32>,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// PNG bytes with the parameters in a text chunk.
+    pub png: Vec<u8>,
+    /// The prompt was cut to CLIP's 77 tokens.
+    pub prompt_truncated: bool,
+    /// Seconds spent inside ONNX Runtime, and in total.
+    pub onnx_seconds: f64,
+    /// Total seconds.
+    pub total_seconds: f64,
+}
+
+static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Loads the ONNX Runtime library once per process.
+fn environment(lib: Option<&Path>) -> Result<Environment> {
+    let path = lib
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
+    let got = ENV.get_or_init(|| {
+        if !path.exists() {
+            return Err(format!("{} does not exist", path.display()));
+        }
+        ort::init_from(&path)
+            .map_err(|e| e.to_string())?
+            .with_name("latentmint")
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    got.clone().map_err(|message| DiffusionError::Runtime { path, message })
+}
+
+/// A loaded model: sessions are created once (Lambda init) and reused for every image.
+pub struct Engine {
+    info: ModelInfo,
+    tokenizer: ClipTokenizer,
+    scheduler: SchedulerConfig,
+    text: Session,
+    unet: Session,
+    vae: Session,
+    ids_dtype: TensorElementType,
+    timestep_dtype: TensorElementType,
+}
+
+fn input_type(s: &Session, name: &str, component: &'static str) -> Result<TensorElementType> {
+    s.inputs()
+        .iter()
+        .find(|o| o.name() == name)
+        .and_then(|o| o.dtype().tensor_type())
+        .ok_or_else(|| DiffusionError::Onnx { component, message: format!("the model has no tensor input named `{name}`") })
+}
+
+impl Engine {
+    /// Loads a model folder.
+    pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Self> {
+        let info = ModelInfo::load(dir)?;
+        let env = environment(opts.ort_library.as_deref())?;
+        let tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
+        let scheduler = SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?;
+        let open = |rel: &str, component: &'static str| -> Result<Session> {
+            let mut b = Session::builder(&env)
+                .map_err(onnx(component))?
+                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(onnx_b(component))?;
+            if opts.intra_threads > 0 {
+                b = b.with_intra_threads(opts.intra_threads).map_err(onnx_b(component))?;
+            }
+            b.commit_from_file(dir.join(rel)).map_err(onnx(component))
+        };
+        let text = open("text_encoder/model.onnx", "text_encoder")?;
+        let unet = open("unet/model.onnx", "unet")?;
+        let vae = open("vae_decoder/model.onnx", "vae_decoder")?;
+        let ids_dtype = input_type(&text, "input_ids", "text_encoder")?;
+        let timestep_dtype = input_type(&unet, "timestep", "unet")?;
+        for (dt, c, what) in [(input_type(&unet, "sample", "unet")?, "unet", "sample"), (input_type(&vae, "latent_sample", "vae_decoder")?, "vae_decoder", "latent_sample")] {
+            if dt != TensorElementType::Float32 {
+                return Err(DiffusionError::Onnx { component: c, message: format!("input `{what}` is {dt:?}; only float32 exports are supported so far") });
+            }
+        }
+        Ok(Self { info, tokenizer, scheduler, text, unet, vae, ids_dtype, timestep_dtype })
+    }
+
+    /// The model's facts and file hashes.
+    pub fn model(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Token ids for `text` (for parity tests).
+    pub fn tokenize(&self, text: &str) -> Result<crate::tokenizer::Tokens> {
+        self.tokenizer.encode(text)
+    }
+
+    fn encode_text(&mut self, texts: &[&str]) -> Result<(Array3<f32>, bool)> {
+        let mut ids = Vec::new();
+        let mut truncated = false;
+        for t in texts {
+            let tok = self.tokenizer.encode(t)?;
+            truncated |= tok.truncated;
+            ids.extend(tok.ids);
+        }
+        let shape = [texts.len(), crate::tokenizer::MAX_LENGTH];
+        let out = match self.ids_dtype {
+            TensorElementType::Int32 => {
+                let a = ndarray::Array::from_shape_vec(shape, ids.iter().map(|&i| i as i32).collect()).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
+                let outputs = self.text.run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?]).map_err(onnx("text_encoder"))?;
+                outputs[0].try_extract_array::<f32>().map_err(onnx("text_encoder"))?.to_owned()
+            }
+            TensorElementType::Int64 => {
+                let a = ndarray::Array::from_shape_vec(shape, ids).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
+                let outputs = self.text.run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?]).map_err(onnx("text_encoder"))?;
+                outputs[0].try_extract_array::<f32>().map_err(onnx("text_encoder"))?.to_owned()
+            }
+            other => return Err(DiffusionError::Onnx { component: "text_encoder", message: format!("input_ids of type {other:?} is not supported") }),
+        };
+        let emb = out.into_dimensionality::<Ix3>().map_err(|e| DiffusionError::Onnx { component: "text_encoder", message: format!("unexpected output rank: {e}") })?;
+        Ok((emb, truncated))
+    }
+
+    /// Generates one image.
+    pub fn generate(&mut self, req: &ImageRequest) -> Result<GeneratedImage> {
+        let started = Instant::now();
+        if req.scheduler != "ddim" {
+            return Err(DiffusionError::Request { field: "scheduler", message: format!("`{}` is not implemented; use ddim", req.scheduler) });
+        }
+        let f = self.info.vae_scale_factor as u32;
+        for (field, v) in [("width", req.width), ("height", req.height)] {
+            if v == 0 || v % f != 0 {
+                return Err(DiffusionError::Request { field, message: format!("{v} is not a multiple of this model's VAE factor {f}; use e.g. {}", (v / f).max(1) * f) });
+            }
+        }
+        let cfg = req.guidance > 1.0;
+        let mut onnx_s = 0f64;
+
+        let t0 = Instant::now();
+        let texts: Vec<&str> = if cfg { vec![&req.negative_prompt, &req.prompt] } else { vec![&req.prompt] };
+        let (emb, truncated) = self.encode_text(&texts)?;
+        onnx_s += t0.elapsed().as_secs_f64();
+
+        let (c, h, w) = (self.info.latent_channels, (req.height / f) as usize, (req.width / f) as usize);
+        let n = c * h * w;
+        let ddim = Ddim::new(self.scheduler.clone(), req.steps as usize)?;
+        let mut latents: Vec<f32> = match &req.initial_latents {
+            Some(l) if l.len() == n => l.clone(),
+            Some(l) => return Err(DiffusionError::Request { field: "initial_latents", message: format!("has {} values; this size needs 1x{c}x{h}x{w} = {n}", l.len()) }),
+            None => {
+                let mut rng = ChaCha20Rng::seed_from_u64(req.seed);
+                (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+            }
+        };
+        let sigma = ddim.init_noise_sigma();
+        latents.iter_mut().for_each(|x| *x *= sigma);
+
+        let batch = if cfg { 2 } else { 1 };
+        let mut input = Array4::<f32>::zeros((batch, c, h, w));
+        for &t in ddim.timesteps() {
+            // The same latents for the unconditional and the conditional half.
+            for b in 0..batch {
+                input.index_axis_mut(Axis(0), b).as_slice_mut().unwrap_or(&mut []).copy_from_slice(&latents);
+            }
+            let t1 = Instant::now();
+            let noise: Vec<f32> = {
+                let sample = TensorRef::from_array_view(&input).map_err(onnx("unet"))?;
+                let hidden = TensorRef::from_array_view(&emb).map_err(onnx("unet"))?;
+                let outputs = match self.timestep_dtype {
+                    TensorElementType::Int64 => {
+                        let ts = Array1::from_vec(vec![t as i64]);
+                        self.unet.run(ort::inputs!["sample" => sample, "timestep" => TensorRef::from_array_view(&ts).map_err(onnx("unet"))?, "encoder_hidden_states" => hidden])
+                    }
+                    TensorElementType::Float32 => {
+                        let ts = Array1::from_vec(vec![t as f32]);
+                        self.unet.run(ort::inputs!["sample" => sample, "timestep" => TensorRef::from_array_view(&ts).map_err(onnx("unet"))?, "encoder_hidden_states" => hidden])
+                    }
+                    other => return Err(DiffusionError::Onnx { component: "unet", message: format!("timestep of type {other:?} is not supported") }),
+                }
+                .map_err(onnx("unet"))?;
+                let out = outputs[0].try_extract_array::<f32>().map_err(onnx("unet"))?;
+                let flat = out.as_slice().ok_or_else(|| DiffusionError::BadOutput("unet output is not contiguous".into()))?;
+                if cfg {
+                    let (uncond, text) = flat.split_at(n);
+                    uncond.iter().zip(text).map(|(u, t)| u + req.guidance * (t - u)).collect()
+                } else {
+                    flat[..n].to_vec()
+                }
+            };
+            onnx_s += t1.elapsed().as_secs_f64();
+            ddim.step(&noise, t, &mut latents);
+        }
+
+        let scaled: Vec<f32> = latents.iter().map(|x| x / self.info.scaling_factor).collect();
+        let z = Array4::from_shape_vec((1, c, h, w), scaled).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
+        let t2 = Instant::now();
+        let decoded = {
+            let outputs = self.vae.run(ort::inputs!["latent_sample" => TensorRef::from_array_view(&z).map_err(onnx("vae_decoder"))?]).map_err(onnx("vae_decoder"))?;
+            outputs[0].try_extract_array::<f32>().map_err(onnx("vae_decoder"))?.to_owned()
+        };
+        onnx_s += t2.elapsed().as_secs_f64();
+        let shape = decoded.shape().to_vec();
+        let decoded = decoded.into_dimensionality::<Ix4>().map_err(|e| DiffusionError::BadOutput(format!("vae_decoder output: {e}")))?;
+        if shape[1] != 3 || shape[2] != req.height as usize || shape[3] != req.width as usize {
+            return Err(DiffusionError::BadOutput(format!("vae_decoder returned shape {shape:?}, expected [1, 3, {}, {}]", req.height, req.width)));
+        }
+        let chw = decoded.index_axis(Axis(0), 0);
+        let hwc = chw.permuted_axes([1, 2, 0]);
+        let mut float_image = Vec::with_capacity(hwc.len());
+        let mut rgb = Vec::with_capacity(hwc.len());
+        let mut nan = 0usize;
+        for &v in hwc.iter() {
+            if !v.is_finite() {
+                nan += 1;
+            }
+            let x = (v / 2.0 + 0.5).clamp(0.0, 1.0);
+            float_image.push(x);
+            rgb.push((x * 255.0).round() as u8);
+        }
+        if nan > 0 {
+            return Err(DiffusionError::BadOutput(format!("{nan} pixel values are NaN or infinite (a broken model export or fp16 overflow)")));
+        }
+        if rgb.iter().all(|&v| v == 0) {
+            return Err(DiffusionError::BadOutput("the image is entirely black (a safety filter or a broken model)".into()));
+        }
+        let params = format!(
+            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Model hash: {}",
+            req.prompt,
+            req.negative_prompt,
+            req.steps,
+            req.scheduler,
+            req.guidance,
+            req.seed,
+            req.width,
+            req.height,
+            self.info.id,
+            &self.info.digest()[..12]
+        );
+        let png = encode_png(&rgb, req.width, req.height, &params)?;
+        Ok(GeneratedImage {
+            rgb,
+            float_image,
+            width: req.width,
+            height: req.height,
+            png,
+            prompt_truncated: truncated,
+            onnx_seconds: onnx_s,
+            total_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
