@@ -1,1 +1,26 @@
+//! # latentmint-chain
+//!
+//! The EVM edge of latentmint: the LatentMint contract bindings, a [`Chain`] connection with a
+//! signing wallet, the [`EvmMinter`] that implements the core's `Minter` port, and a
+//! [`LocalNode`] (anvil) for local runs and tests.
 
+pub mod contract;
+mod minter;
+mod node;
+
+pub use minter::{Chain, EvmMinter, from_alloy, to_alloy};
+pub use node::LocalNode;
+
+/// Chain-side failures outside a mint (connecting, deploying, the local node).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// Configuration does not fit the chain.
+    #[error("{0}")]
+    Config(String),
+    /// The RPC failed.
+    #[error("RPC: {0}")]
+    Rpc(String),
+    /// The local node failed.
+    #[error("local node: {0}")]
+    Node(String),
+}
