@@ -150,7 +150,7 @@ impl Default for ChainSection {
 }
 
 /// `[review]`: automatic QA thresholds on the 0..1 quality score.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewSection {
     /// Score at or above which an image is approved without a human.
@@ -388,6 +388,8 @@ impl Collection {
                     traits,
                     params,
                     recipient: self.recipient,
+                    description: f.collection.description.clone(),
+                    review: f.review,
                 });
             }
         }

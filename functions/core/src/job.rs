@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::address::EvmAddress;
+use crate::collection::ReviewSection;
 use crate::qa::QaReport;
 
 /// Stable 32-byte job identifier. It is a hash of what the job is, so a retried request maps
@@ -132,6 +133,12 @@ pub struct JobSpec {
     pub params: GenerationParams,
     /// Who receives the token.
     pub recipient: EvmAddress,
+    /// Description written into the token metadata.
+    #[serde(default)]
+    pub description: String,
+    /// QA thresholds of the collection.
+    #[serde(default)]
+    pub review: ReviewSection,
 }
 
 /// Where a job is in the pipeline.
@@ -366,6 +373,16 @@ impl Job {
         Ok(())
     }
 
+    /// The chain no longer knows this job's token (a local dev chain was reset or its
+    /// state file lost): back to `Published`, so the mint stage mints it on the chain as it
+    /// is now. Only the local runner's reconciliation calls this, after reading the chain.
+    pub fn record_token_lost(&mut self) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Minted], JobState::Published)?;
+        self.token_id = None;
+        self.tx_hash = None;
+        Ok(())
+    }
+
     /// A permanent failure. A minted job can never be marked failed.
     pub fn record_failure(&mut self, reason: String) -> Result<(), TransitionError> {
         self.advance(&[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published], JobState::Failed)?;
@@ -392,6 +409,8 @@ mod tests {
             traits: vec![],
             params,
             recipient: EvmAddress::from_bytes([1; 20]),
+            description: String::new(),
+            review: ReviewSection::default(),
         }
     }
 

@@ -122,7 +122,8 @@ impl Provenance {
 
 impl TokenMetadata {
     /// Builds the metadata for `job` whose image has CID `image_cid`.
-    pub fn build(job: &Job, image_cid: &str, description: &str) -> Result<Self, MissingGeneration> {
+    pub fn build(job: &Job, image_cid: &str) -> Result<Self, MissingGeneration> {
+        let description = job.spec.description.as_str();
         let g = job.generation.as_ref().ok_or_else(|| MissingGeneration(job.spec.id.short()))?;
         let mut attributes: Vec<Attribute> =
             job.spec.traits.iter().map(|(k, v)| Attribute { trait_type: k.clone(), value: v.clone() }).collect();
@@ -182,6 +183,8 @@ mod tests {
             traits: vec![("colour".into(), "red".into())],
             params: params.clone(),
             recipient: EvmAddress::from_bytes([1; 20]),
+            description: String::new(),
+            review: Default::default(),
         });
         let mut files = BTreeMap::new();
         files.insert("unet/model.onnx".into(), "ab".repeat(32));
@@ -207,7 +210,7 @@ mod tests {
     #[test]
     fn metadata_has_every_provenance_field_and_is_deterministic() {
         let j = job();
-        let m = TokenMetadata::build(&j, "bafkreiabc", "").unwrap();
+        let m = TokenMetadata::build(&j, "bafkreiabc").unwrap();
         assert_eq!(m.name, "Neon #2");
         assert_eq!(m.image, "ipfs://bafkreiabc");
         assert_eq!(m.image_cid(), Some("bafkreiabc"));
@@ -216,13 +219,13 @@ mod tests {
             assert!(v["provenance"].get(key).is_some(), "missing provenance.{key}");
         }
         assert_eq!(v["provenance"]["model"]["files"]["unet/model.onnx"], "ab".repeat(32));
-        assert_eq!(m.to_json(), TokenMetadata::build(&j, "bafkreiabc", "").unwrap().to_json());
+        assert_eq!(m.to_json(), TokenMetadata::build(&j, "bafkreiabc").unwrap().to_json());
     }
 
     #[test]
     fn no_generation_no_metadata() {
         let mut j = job();
         j.generation = None;
-        assert!(TokenMetadata::build(&j, "x", "").is_err());
+        assert!(TokenMetadata::build(&j, "x").is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! The ONNX Runtime shared library is loaded at run time (`load-dynamic`), so the same binary
 //! runs with the CPU library from PyPI or a CUDA build.
 
+mod adapter;
 mod error;
 pub mod model;
 mod pipeline;
@@ -13,5 +14,6 @@ mod png;
 pub mod scheduler;
 pub mod tokenizer;
 
+pub use adapter::{GENERATOR_NAME, OnnxGenerator};
 pub use error::{DiffusionError, Result};
 pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest};

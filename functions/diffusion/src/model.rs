@@ -74,13 +74,9 @@ impl ModelInfo {
         Ok(Self { dir: dir.to_path_buf(), id, latent_channels, vae_scale_factor, scaling_factor, files })
     }
 
-    /// Digest over all files (see `latentmint_core::metadata::model_digest`: same definition).
+    /// Digest over all files, as provenance records it.
     pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        for (path, digest) in &self.files {
-            h.update(format!("{digest}  {path}\n").as_bytes());
-        }
-        hex::encode(h.finalize())
+        latentmint_core::metadata::model_digest(&self.files)
     }
 }
 

@@ -1,1 +1,176 @@
+//! # latentmint-stages
+//!
+//! One module per pipeline stage, in the order a job meets them:
+//! [`intake`] → [`generate`] → [`review`] → [`publish`] → [`mint`].
+//!
+//! Each stage is a plain async function over one job and the [`Ports`]; it knows nothing of
+//! Lambda, SQS or SQLite. [`process`] lifts a stage to one queue delivery and says whether to
+//! delete the message or retry it; the Lambda binaries, the local runner and the tests all
+//! call it the same way.
+//!
+//! Delivery is at-least-once, so every stage is idempotent: a job already past the stage is
+//! left as it is, and the stage only re-sends the next message when the job sits exactly where
+//! this stage leaves it (the crash-between-write-and-send case).
 
+pub mod generate;
+pub mod intake;
+pub mod mint;
+pub mod publish;
+pub mod review;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latentmint_core::ports::{BlobStore, Delivery, Generator, JobStore, Minter, Pinner, PortError, Queue};
+use latentmint_core::{Job, JobId, JobState, Stage, StageMessage};
+use tracing::{error, info, warn};
+
+/// The adapters a stage may use.
+#[derive(Clone)]
+pub struct Ports {
+    /// Stage queues.
+    pub queue: Arc<dyn Queue>,
+    /// Job records.
+    pub jobs: Arc<dyn JobStore>,
+    /// Images.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Image generator.
+    pub generator: Arc<dyn Generator>,
+    /// Content-addressed store.
+    pub pinner: Arc<dyn Pinner>,
+    /// Token minter.
+    pub minter: Arc<dyn Minter>,
+}
+
+/// Why a stage did not finish a job.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// Try again later (the message is retried, then dead-lettered).
+    #[error("{0}")]
+    Retry(String),
+    /// Will never succeed: the job is marked failed and the message deleted.
+    #[error("{0}")]
+    Fail(String),
+}
+
+impl From<PortError> for StageError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Transient(m) => StageError::Retry(m),
+            PortError::NotFound(m) => StageError::Fail(format!("not found: {m}")),
+            PortError::Permanent(m) => StageError::Fail(m),
+        }
+    }
+}
+
+/// What a stage did with a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageOutcome {
+    /// The job.
+    pub job_id: JobId,
+    /// Its state afterwards.
+    pub state: JobState,
+    /// The stage to notify next, if any.
+    pub next: Option<Stage>,
+    /// False when the job had already passed this stage (a redelivery).
+    pub did_work: bool,
+}
+
+impl StageOutcome {
+    pub(crate) fn done(job: &Job, next: Option<Stage>) -> Self {
+        Self { job_id: job.id(), state: job.state, next, did_work: true }
+    }
+
+    /// A redelivery: forward only if the job sits where `stage_output` says this stage
+    /// leaves it, because then the next message may have been lost in a crash.
+    pub(crate) fn redelivered(job: &Job, stage_output: JobState, next: Stage) -> Self {
+        let next = (job.state == stage_output).then_some(next);
+        Self { job_id: job.id(), state: job.state, next, did_work: false }
+    }
+}
+
+/// What to do with a delivery once processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Delete it: done (or failed for good, recorded on the job).
+    Ack(Option<StageOutcome>),
+    /// Make it visible again after the delay.
+    Retry(Duration, String),
+}
+
+pub(crate) async fn load(ports: &Ports, id: JobId) -> Result<Job, StageError> {
+    ports.jobs.get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))
+}
+
+/// Writes `job` if its stored state is still `from`. If another worker advanced it first,
+/// returns the stored job instead (the caller treats that as a redelivery).
+pub(crate) async fn save(ports: &Ports, job: &Job, from: JobState) -> Result<Option<Job>, StageError> {
+    if ports.jobs.update(job, from).await? {
+        Ok(None)
+    } else {
+        Ok(Some(load(ports, job.id()).await?))
+    }
+}
+
+async fn run_stage(ports: &Ports, stage: Stage, id: JobId) -> Result<StageOutcome, StageError> {
+    match stage {
+        Stage::Generate => generate::run(ports, id).await,
+        Stage::Review => review::run(ports, id).await,
+        Stage::Publish => publish::run(ports, id).await,
+        Stage::Mint => mint::run(ports, id).await,
+    }
+}
+
+/// Backoff for the n-th receive: 1, 2, 4, ... seconds, at most 60.
+pub fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// Processes one delivery from `stage`'s queue: runs the stage, sends the next message, and
+/// says whether the delivery is done.
+pub async fn process(ports: &Ports, stage: Stage, delivery: &Delivery) -> Disposition {
+    let msg = match StageMessage::parse(&delivery.body, stage) {
+        Ok(m) => m,
+        Err(e) => {
+            // Never succeeds: retry at once so it reaches the dead-letter queue quickly.
+            error!(queue = stage.queue(), message_id = %delivery.message_id, "unreadable message: {e}");
+            return Disposition::Retry(Duration::ZERO, e.to_string());
+        }
+    };
+    let id = msg.job_id;
+    match run_stage(ports, stage, id).await {
+        Ok(outcome) => {
+            if let Some(next) = outcome.next
+                && let Err(e) = ports.queue.send(next.queue(), &StageMessage::new(next, id).to_body()).await
+            {
+                // The job is saved; redelivery of this message re-sends the next one.
+                return Disposition::Retry(backoff(delivery.receive_count), format!("cannot queue {next:?}: {e}"));
+            }
+            if outcome.did_work {
+                info!(stage = ?stage, job = %id.short(), state = %outcome.state, "stage done");
+            }
+            Disposition::Ack(Some(outcome))
+        }
+        Err(StageError::Retry(m)) => {
+            warn!(stage = ?stage, job = %id.short(), attempt = delivery.receive_count, "will retry: {m}");
+            Disposition::Retry(backoff(delivery.receive_count), m)
+        }
+        Err(StageError::Fail(m)) => {
+            error!(stage = ?stage, job = %id.short(), "failed: {m}");
+            match fail_job(ports, id, &m).await {
+                Ok(()) => Disposition::Ack(None),
+                Err(e) => Disposition::Retry(backoff(delivery.receive_count), format!("cannot record failure: {e}")),
+            }
+        }
+    }
+}
+
+/// Marks a job failed with `reason`, unless it is already final.
+async fn fail_job(ports: &Ports, id: JobId, reason: &str) -> Result<(), StageError> {
+    let Some(mut job) = ports.jobs.get(id).await? else { return Ok(()) };
+    let from = job.state;
+    if job.record_failure(reason.to_string()).is_ok() {
+        save(ports, &job, from).await?;
+    }
+    Ok(())
+}

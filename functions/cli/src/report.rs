@@ -1,0 +1,79 @@
+//! What a finished run shows: a table of jobs and a contact sheet of their images.
+
+use std::path::Path;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use image::{Rgb, RgbImage, imageops};
+use latentmint_core::{Job, JobState};
+
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+/// The results table.
+pub fn table(jobs: &[Job]) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header(["job", "prompt", "state", "token", "tx", "image CID", "metadata CID"]);
+    for j in jobs {
+        let state = match (&j.state, &j.error) {
+            (JobState::Failed | JobState::Rejected, Some(e)) => format!("{} ({})", j.state, short(e, 40)),
+            _ => j.state.to_string(),
+        };
+        t.add_row([
+            j.spec.id.short(),
+            short(&j.spec.prompt, 32),
+            state,
+            j.token_id.clone().unwrap_or_else(|| "-".into()),
+            j.tx_hash.as_deref().map(|h| short(h, 12)).unwrap_or_else(|| "-".into()),
+            j.image_cid.clone().unwrap_or_else(|| "-".into()),
+            j.metadata_cid.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t.to_string()
+}
+
+const TILE: u32 = 160;
+const PAD: u32 = 8;
+const BAR: u32 = 6;
+
+fn state_colour(s: JobState) -> Rgb<u8> {
+    match s {
+        JobState::Minted => Rgb([46, 160, 67]),
+        JobState::Rejected | JobState::Failed => Rgb([207, 34, 46]),
+        JobState::AwaitingReview => Rgb([191, 135, 0]),
+        _ => Rgb([110, 118, 129]),
+    }
+}
+
+/// A grid of the batch's images, each over a bar coloured by its state (green minted, amber
+/// waiting for review, red rejected or failed).
+pub fn contact_sheet(jobs: &[(Job, Option<Vec<u8>>)], out: &Path) -> anyhow::Result<()> {
+    let n = jobs.len().max(1) as u32;
+    let cols = (n as f64).sqrt().ceil() as u32;
+    let rows = n.div_ceil(cols);
+    let (w, h) = (cols * (TILE + PAD) + PAD, rows * (TILE + BAR + PAD) + PAD);
+    let mut sheet = RgbImage::from_pixel(w, h, Rgb([22, 27, 34]));
+    for (i, (job, png)) in jobs.iter().enumerate() {
+        let (c, r) = (i as u32 % cols, i as u32 / cols);
+        let (x, y) = (PAD + c * (TILE + PAD), PAD + r * (TILE + BAR + PAD));
+        if let Some(bytes) = png
+            && let Ok(img) = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+        {
+            // Nearest neighbour keeps tiny model outputs crisp rather than blurred.
+            let tile = imageops::resize(&img.to_rgb8(), TILE, TILE, imageops::FilterType::Nearest);
+            imageops::replace(&mut sheet, &tile, i64::from(x), i64::from(y));
+        }
+        let colour = state_colour(job.state);
+        for dy in 0..BAR {
+            for dx in 0..TILE {
+                sheet.put_pixel(x + dx, y + TILE + dy, colour);
+            }
+        }
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    sheet.save(out)?;
+    Ok(())
+}

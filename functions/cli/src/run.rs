@@ -1,0 +1,438 @@
+//! The local runner: every stage in one process over embedded adapters (SQLite queues and
+//! jobs, files, a local content store) and a real EVM node.
+//!
+//! A run can be killed at any moment and started again: jobs and messages are in SQLite, the
+//! runner takes the data directory's lock and releases the dead run's message leases, the
+//! chain is reconciled with the job store, and the contract refuses any second mint of a job.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use latentmint_chain::{Chain, EvmMinter, LocalNode};
+use latentmint_core::collection::Collection;
+use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::ports::{BlobStore, JobStore, Minter, Pinner, Queue};
+use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
+use latentmint_diffusion::{EngineOptions, OnnxGenerator};
+use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
+use latentmint_stages::{Disposition, Ports, intake, process};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::report;
+
+/// `latentmint run`
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Collection file (TOML); see examples/.
+    pub collection: PathBuf,
+    /// Folder for run state; each collection gets a sub-folder named after it.
+    #[arg(long, default_value = ".latentmint")]
+    pub data_dir: PathBuf,
+    /// ONNX Runtime shared library (libonnxruntime.so, 1.31 or newer).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_library: Option<PathBuf>,
+    /// anvil binary, used when the collection names no RPC URL.
+    #[arg(long, env = "LATENTMINT_ANVIL")]
+    pub anvil: Option<PathBuf>,
+    /// ONNX Runtime threads per operator (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Receives before a message goes to its dead-letter queue.
+    #[arg(long, default_value_t = 5)]
+    pub max_receives: u32,
+    /// No progress bars (logs only).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `latentmint review`
+#[derive(clap::Args)]
+pub struct ReviewArgs {
+    /// Collection file the job belongs to.
+    pub collection: PathBuf,
+    /// Job id (full, or the 8-digit prefix shown in tables).
+    pub job: String,
+    /// Approve (default) or reject.
+    #[arg(long)]
+    pub reject: bool,
+    /// Who decides (recorded on the job).
+    #[arg(long, env = "USER", default_value = "operator")]
+    pub operator: String,
+    /// Folder for run state.
+    #[arg(long, default_value = ".latentmint")]
+    pub data_dir: PathBuf,
+}
+
+/// Where a collection's contract lives, remembered between runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct Deployment {
+    chain_id: u64,
+    contract: EvmAddress,
+}
+
+fn slug(name: &str) -> String {
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    if s.is_empty() { "collection".into() } else { s }
+}
+
+fn load_collection(path: &Path) -> anyhow::Result<Collection> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read collection file {}", path.display()))?;
+    Ok(Collection::from_toml(&path.display().to_string(), &text)?)
+}
+
+/// The embedded adapters of one collection's data folder.
+struct Workspace {
+    dir: PathBuf,
+    queue: Arc<SqliteQueue>,
+    jobs: Arc<SqliteJobStore>,
+    blobs: Arc<FsBlobStore>,
+    content: Arc<LocalContentStore>,
+    _lock: File,
+}
+
+impl Workspace {
+    fn open(data_dir: &Path, collection: &Collection, max_receives: u32) -> anyhow::Result<Self> {
+        let dir = data_dir.join(slug(&collection.file.collection.name));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock = File::create(dir.join("run.lock")).with_context(|| format!("cannot create {}/run.lock", dir.display()))?;
+        if lock.try_lock().is_err() {
+            bail!("another latentmint process is using {}; wait for it to finish or stop it", dir.display());
+        }
+        let db = dir.join("pipeline.db");
+        Ok(Self {
+            queue: Arc::new(SqliteQueue::open(&db, max_receives)?),
+            jobs: Arc::new(SqliteJobStore::open(&db)?),
+            blobs: Arc::new(FsBlobStore::new(dir.join("blobs"))),
+            content: Arc::new(LocalContentStore::new(dir.join("ipfs"))),
+            dir,
+            _lock: lock,
+        })
+    }
+}
+
+/// The chain side of a run: a node we started (if any), the connection and the minter.
+struct ChainSetup {
+    node: Option<LocalNode>,
+    minter: Arc<EvmMinter>,
+    rpc_url: String,
+}
+
+async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::Result<ChainSetup> {
+    let chain_cfg = &c.file.chain;
+    let (node, rpc_url, key) = match &chain_cfg.rpc_url {
+        Some(url) => {
+            // Never logged, never written: local-mode keys come from the environment only.
+            let key = std::env::var("LATENTMINT_SIGNER_KEY")
+                .context("chain.rpc_url is set, so a signer is needed: export LATENTMINT_SIGNER_KEY (a local dev key; AWS mode signs through KMS)")?;
+            (None, url.clone(), key)
+        }
+        None => {
+            let anvil = args.anvil.clone().unwrap_or_else(|| PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"));
+            std::fs::create_dir_all(ws.dir.join("chain"))?;
+            let node = LocalNode::spawn(&anvil, chain_cfg.chain_id, Some(&ws.dir.join("chain/anvil-state.json"))).await?;
+            let key = node.dev_key(0).context("anvil gave no dev key")?.to_string();
+            let url = node.rpc_url.clone();
+            info!(rpc = %url, chain_id = chain_cfg.chain_id, "started local anvil");
+            (Some(node), url, key)
+        }
+    };
+    let chain = Chain::connect(&rpc_url, &key, chain_cfg.chain_id).await?;
+    let record = ws.dir.join("deployment.json");
+    let contract = if let Some(addr) = c.contract {
+        if !chain.has_code(addr).await? {
+            bail!("chain.contract: no contract at {addr} on chain {}; fix the address or remove it to deploy one", chain_cfg.chain_id);
+        }
+        addr
+    } else {
+        let known = std::fs::read_to_string(&record).ok().and_then(|s| serde_json::from_str::<Deployment>(&s).ok()).filter(|d| d.chain_id == chain_cfg.chain_id);
+        match known {
+            Some(d) if chain.has_code(d.contract).await? => d.contract,
+            other => {
+                if let Some(d) = other {
+                    warn!(contract = %d.contract, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
+                }
+                let addr = chain.deploy(&c.file.collection.name, &c.file.collection.symbol).await?;
+                std::fs::write(&record, serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.chain_id, contract: addr })?)?;
+                addr
+            }
+        }
+    };
+    Ok(ChainSetup { node, minter: Arc::new(chain.minter(contract, 1)), rpc_url })
+}
+
+/// The chain is the truth about mints: a job recorded as minted whose token the chain does
+/// not know (a reset dev chain) goes back to the mint queue; a token the chain knows but the
+/// store missed is recorded.
+async fn reconcile(ws: &Workspace, minter: &EvmMinter) -> anyhow::Result<()> {
+    for mut job in ws.jobs.list(Some(JobState::Minted)).await? {
+        match minter.minted_token(job.id()).await? {
+            Some(t) if Some(&t) == job.token_id.as_ref() => {}
+            Some(t) => {
+                warn!(job = %job.id().short(), token = %t, "job store had another token id; taking the chain's");
+                job.token_id = Some(t);
+                ws.jobs.update(&job, JobState::Minted).await?;
+            }
+            None => {
+                warn!(job = %job.id().short(), "token missing on this chain; minting again");
+                job.record_token_lost()?;
+                if ws.jobs.update(&job, JobState::Minted).await? {
+                    ws.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn visibility(stage: Stage) -> Duration {
+    match stage {
+        // A real SD model on CPU can take minutes per image.
+        Stage::Generate => Duration::from_secs(600),
+        _ => Duration::from_secs(120),
+    }
+}
+
+/// One consumer of one stage queue, until `stop` turns true.
+async fn worker(ports: Ports, stage: Stage, mut stop: watch::Receiver<bool>) {
+    let queue = ports.queue.clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let deliveries = match queue.receive(stage.queue(), 1, visibility(stage)).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(queue = stage.queue(), "receive failed: {e}");
+                Vec::new()
+            }
+        };
+        if deliveries.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for d in deliveries {
+            let result = match process(&ports, stage, &d).await {
+                Disposition::Ack(_) => queue.ack(stage.queue(), &d.receipt).await,
+                Disposition::Retry(delay, why) => {
+                    warn!(queue = stage.queue(), attempt = d.receive_count, "retrying in {delay:?}: {why}");
+                    queue.nack(stage.queue(), &d.receipt, delay).await
+                }
+            };
+            if let Err(e) = result {
+                warn!(queue = stage.queue(), "could not settle a message (it will be redelivered): {e}");
+            }
+        }
+    }
+}
+
+fn bar(mp: &MultiProgress, len: u64, label: &str) -> ProgressBar {
+    let pb = mp.add(ProgressBar::new(len));
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:32.cyan/blue}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(label.to_string());
+    pb
+}
+
+/// `latentmint run`: the whole pipeline for one collection file.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let collection = load_collection(&args.collection)?;
+    let specs = collection.jobs()?;
+    let base = args.collection.parent().unwrap_or(Path::new("."));
+    let model_dir = base.join(&collection.file.generation.model);
+
+    let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
+    let released = ws.queue.release_in_flight()?;
+    if released > 0 {
+        info!(released, "resuming: messages of the previous run are visible again");
+    }
+    let opts = EngineOptions { ort_library: args.ort_library.clone(), intra_threads: args.threads };
+    let model_for_load = model_dir.clone();
+    let generator = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
+        .await?
+        .with_context(|| format!("generation.model ({})", model_dir.display()))?;
+    let chain = setup_chain(&args, &collection, &ws).await?;
+    reconcile(&ws, &chain.minter).await?;
+
+    let ports = Ports {
+        queue: ws.queue.clone(),
+        jobs: ws.jobs.clone(),
+        blobs: ws.blobs.clone(),
+        generator: Arc::new(generator),
+        pinner: ws.content.clone(),
+        minter: chain.minter.clone(),
+    };
+    let mut fresh = 0;
+    for spec in specs.iter().cloned() {
+        if intake::submit(&ports, spec).await? == intake::Intake::Queued {
+            fresh += 1;
+        }
+    }
+    let ids: Vec<JobId> = specs.iter().map(|s| s.id).collect();
+    eprintln!(
+        "latentmint: {} jobs ({} new) from {} · contract {} on chain {} ({})",
+        ids.len(),
+        fresh,
+        args.collection.display(),
+        chain.minter.address(),
+        collection.file.chain.chain_id,
+        chain.rpc_url
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers: Vec<_> = Stage::ALL.into_iter().map(|s| tokio::spawn(worker(ports.clone(), s, stop_rx.clone()))).collect();
+
+    let mp = MultiProgress::with_draw_target(if args.no_progress { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+    let gen_bar = bar(&mp, ids.len() as u64, "generated");
+    let done_bar = bar(&mp, ids.len() as u64, "settled");
+    let mut idle_since: Option<Instant> = None;
+    let interrupted = loop {
+        let states = job_states(ws.jobs.as_ref(), &ids).await?;
+        let generated = states.values().filter(|s| **s != JobState::Queued).count();
+        let settled = states.values().filter(|s| s.is_final() || **s == JobState::AwaitingReview).count();
+        gen_bar.set_position(generated as u64);
+        done_bar.set_position(settled as u64);
+        let minted = states.values().filter(|s| **s == JobState::Minted).count();
+        done_bar.set_message(format!("{minted} minted"));
+        if settled == ids.len() {
+            break false;
+        }
+        // Nothing queued or in flight yet jobs unsettled: their messages are dead-lettered.
+        let mut busy = false;
+        for s in Stage::ALL {
+            let st = ws.queue.stats(s.queue()).await?;
+            busy |= st.visible + st.in_flight > 0;
+        }
+        if busy {
+            idle_since = None;
+        } else if idle_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(3) {
+            warn!("no work left in any queue but some jobs are unsettled: see the dead-letter queues");
+            break false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::signal::ctrl_c() => break true,
+        }
+    };
+    gen_bar.finish();
+    done_bar.finish();
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+    }
+
+    let jobs = load_jobs(ws.jobs.as_ref(), &ids).await?;
+    println!("{}", report::table(&jobs));
+    let mut sheet = Vec::new();
+    for j in &jobs {
+        let png = match &j.image_key {
+            Some(k) => ws.blobs.get(k).await.ok(),
+            None => None,
+        };
+        sheet.push((j.clone(), png));
+    }
+    let sheet_path = ws.dir.join("contact-sheet.png");
+    report::contact_sheet(&sheet, &sheet_path)?;
+
+    let verified = verify(&jobs, &chain.minter, ws.content.as_ref()).await;
+    let counts = jobs.iter().fold(BTreeMap::new(), |mut m, j| {
+        *m.entry(j.state).or_insert(0usize) += 1;
+        m
+    });
+    let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
+    println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
+    match &verified {
+        Ok(n) => println!("verified on chain: {n} tokens owned by their recipients, tokenURI -> metadata CID -> image CID all match the bytes"),
+        Err(e) => println!("VERIFICATION FAILED: {e:#}"),
+    }
+    println!("contact sheet: {}", sheet_path.display());
+    println!("state: {} (run again to resume; `latentmint review` decides jobs awaiting review)", ws.dir.display());
+    if let Some(node) = chain.node {
+        node.stop().await;
+    }
+    if interrupted {
+        eprintln!("interrupted: run the same command again to finish the batch");
+        return Ok(ExitCode::from(130));
+    }
+    let failed = counts.get(&JobState::Failed).copied().unwrap_or(0);
+    let unsettled = jobs.iter().filter(|j| !(j.state.is_final() || j.state == JobState::AwaitingReview)).count();
+    Ok(if failed > 0 || unsettled > 0 || verified.is_err() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn job_states(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<BTreeMap<JobId, JobState>> {
+    let wanted: std::collections::BTreeSet<_> = ids.iter().collect();
+    Ok(store.list(None).await?.into_iter().filter(|j| wanted.contains(&j.id())).map(|j| (j.id(), j.state)).collect())
+}
+
+async fn load_jobs(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<Vec<Job>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(j) = store.get(*id).await? {
+            out.push(j);
+        }
+    }
+    Ok(out)
+}
+
+/// Re-checks every minted token from the chain inwards: owner, tokenURI, the metadata's CID,
+/// the image CID inside it and the image bytes behind that CID.
+async fn verify(jobs: &[Job], minter: &EvmMinter, content: &dyn Pinner) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for j in jobs.iter().filter(|j| j.state == JobState::Minted) {
+        let token = j.token_id.as_deref().context("minted job without token id")?;
+        let owner = minter.owner_of(token).await?;
+        if owner != j.spec.recipient {
+            bail!("token {token} is owned by {owner}, not {}", j.spec.recipient);
+        }
+        let uri = minter.token_uri(token).await?;
+        let meta_cid = uri.strip_prefix("ipfs://").with_context(|| format!("token {token}: tokenURI `{uri}` is not ipfs://"))?;
+        if Some(meta_cid) != j.metadata_cid.as_deref() {
+            bail!("token {token}: tokenURI points at {meta_cid}, the job published {:?}", j.metadata_cid);
+        }
+        let meta: TokenMetadata = serde_json::from_slice(&content.fetch(meta_cid).await?).with_context(|| format!("metadata {meta_cid}"))?;
+        let image_cid = meta.image_cid().with_context(|| format!("metadata {meta_cid}: image is not ipfs://"))?;
+        let image = content.fetch(image_cid).await?;
+        if latentmint_core::cid::cid_of_bytes(&image) != image_cid || meta.provenance.job_id != j.id().to_string() {
+            bail!("token {token}: image or provenance does not match");
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// `latentmint review`: an operator's decision from the command line.
+pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
+    let collection = load_collection(&args.collection)?;
+    let dir = args.data_dir.join(slug(&collection.file.collection.name));
+    let db = dir.join("pipeline.db");
+    if !db.exists() {
+        bail!("no run state at {}: run `latentmint run {}` first", dir.display(), args.collection.display());
+    }
+    let queue = SqliteQueue::open(&db, 5)?;
+    let jobs = SqliteJobStore::open(&db)?;
+    let waiting = jobs.list(Some(JobState::AwaitingReview)).await?;
+    let matches: Vec<&Job> = waiting.iter().filter(|j| j.id().to_string().starts_with(&args.job.to_lowercase())).collect();
+    let job = match matches.as_slice() {
+        [one] => *one,
+        [] => bail!("no job awaiting review matches `{}` ({} waiting)", args.job, waiting.len()),
+        _ => bail!("`{}` matches {} jobs awaiting review; give more digits", args.job, matches.len()),
+    };
+    let state = latentmint_stages::review::decide(&jobs, &queue, job.id(), !args.reject, &args.operator).await?;
+    println!("job {} is now {state}; run `latentmint run {}` to continue", job.id().short(), args.collection.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! The core's `Generator` port on this engine: the local / Lambda CPU fallback.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use latentmint_core::ports::{GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
+use latentmint_core::GenerationRecord;
+use sha2::{Digest, Sha256};
+
+use crate::{DiffusionError, Engine, EngineOptions, ImageRequest};
+
+/// Name recorded in provenance.
+pub const GENERATOR_NAME: &str = "latentmint-diffusion";
+
+/// ONNX Runtime generator. The engine is loaded once and shared; generations run one at a
+/// time on a blocking thread (ONNX Runtime already uses every core it is given).
+pub struct OnnxGenerator {
+    engine: Arc<Mutex<Engine>>,
+    backend: String,
+}
+
+impl OnnxGenerator {
+    /// Loads the model in `dir`.
+    pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Self, DiffusionError> {
+        Ok(Self { engine: Arc::new(Mutex::new(Engine::load(dir, opts)?)), backend: "onnx-cpu".into() })
+    }
+}
+
+fn port_error(e: DiffusionError) -> PortError {
+    // Nothing the engine reports gets better by retrying the same request.
+    PortError::Permanent(e.to_string())
+}
+
+#[async_trait]
+impl Generator for OnnxGenerator {
+    async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
+        let engine = self.engine.clone();
+        let image_req = ImageRequest {
+            prompt: req.prompt.clone(),
+            negative_prompt: req.negative_prompt.clone(),
+            seed: req.params.seed,
+            steps: req.params.steps,
+            guidance: req.params.guidance,
+            width: req.params.width,
+            height: req.params.height,
+            scheduler: req.params.scheduler.clone(),
+            initial_latents: None,
+        };
+        let (out, model) = tokio::task::spawn_blocking(move || {
+            let mut e = engine.lock().map_err(|_| PortError::Permanent("generator lock poisoned by an earlier panic".into()))?;
+            let out = e.generate(&image_req).map_err(port_error)?;
+            let m = e.model();
+            Ok::<_, PortError>((out, (m.id.clone(), m.digest(), m.files.clone())))
+        })
+        .await
+        .map_err(|e| PortError::Permanent(format!("generation thread: {e}")))??;
+        let record = GenerationRecord {
+            model_id: model.0,
+            model_sha256: model.1,
+            model_files: model.2,
+            params: req.params.clone(),
+            prompt_truncated: out.prompt_truncated,
+            generator: GENERATOR_NAME.into(),
+            generator_version: env!("CARGO_PKG_VERSION").into(),
+            backend: self.backend.clone(),
+            elapsed_ms: (out.total_seconds * 1000.0) as u64,
+            image_sha256: hex::encode(Sha256::digest(&out.png)),
+        };
+        Ok(GeneratedImage { png: out.png, record })
+    }
+}

@@ -1,0 +1,111 @@
+//! Job records in SQLite, with compare-and-swap on the state column.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use latentmint_core::ports::{JobStore, PortError, PortResult};
+use latentmint_core::{Job, JobId, JobState};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::queue::now_ms;
+use crate::{db_err, open_db};
+
+/// SQLite job store.
+pub struct SqliteJobStore {
+    conn: Mutex<Connection>,
+}
+
+fn decode(body: String) -> PortResult<Job> {
+    serde_json::from_str(&body).map_err(|e| PortError::Permanent(format!("corrupt job record: {e}")))
+}
+
+fn encode(job: &Job) -> PortResult<String> {
+    serde_json::to_string(job).map_err(|e| PortError::Permanent(format!("cannot encode job: {e}")))
+}
+
+impl SqliteJobStore {
+    /// Opens (creating if needed) the job database at `path`.
+    pub fn open(path: &Path) -> PortResult<Self> {
+        let conn = open_db(path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS jobs (
+                 seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+                 id         TEXT NOT NULL UNIQUE,
+                 state      TEXT NOT NULL,
+                 body       TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);",
+        )
+        .map_err(db_err)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> PortResult<std::sync::MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| PortError::Permanent("job database lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn insert_if_absent(&self, job: &Job) -> PortResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "INSERT OR IGNORE INTO jobs (id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![job.id().to_string(), job.state.as_str(), encode(job)?, now_ms()],
+            )
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    async fn get(&self, id: JobId) -> PortResult<Option<Job>> {
+        let body: Option<String> = self
+            .conn()?
+            .query_row("SELECT body FROM jobs WHERE id = ?1", params![id.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        body.map(decode).transpose()
+    }
+
+    async fn update(&self, job: &Job, expected: JobState) -> PortResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE jobs SET state = ?1, body = ?2, updated_at = ?3 WHERE id = ?4 AND state = ?5",
+                params![job.state.as_str(), encode(job)?, now_ms(), job.id().to_string(), expected.as_str()],
+            )
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>> {
+        let c = self.conn()?;
+        let bodies: Vec<String> = match state {
+            Some(s) => {
+                let mut st = c.prepare("SELECT body FROM jobs WHERE state = ?1 ORDER BY seq").map_err(db_err)?;
+                st.query_map(params![s.as_str()], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?
+            }
+            None => {
+                let mut st = c.prepare("SELECT body FROM jobs ORDER BY seq").map_err(db_err)?;
+                st.query_map([], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?
+            }
+        };
+        bodies.into_iter().map(decode).collect()
+    }
+
+    async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>> {
+        let c = self.conn()?;
+        let mut st = c.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state").map_err(db_err)?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(db_err)?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (s, n) = row.map_err(db_err)?;
+            let state: JobState = s.parse().map_err(PortError::Permanent)?;
+            out.insert(state, n as u64);
+        }
+        Ok(out)
+    }
+}

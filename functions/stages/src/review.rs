@@ -1,0 +1,60 @@
+//! Review (QA staging): automatic checks decide approve / reject / ask a human. Jobs the
+//! checks are unsure about wait in `awaiting_review` until an operator decides (the TUI).
+
+use latentmint_core::ports::{JobStore, Queue};
+use latentmint_core::qa::QaReport;
+use latentmint_core::{JobId, JobState, Stage, StageMessage};
+
+use crate::{Ports, StageError, StageOutcome, load, save};
+
+/// Decodes a PNG into RGB8 pixels.
+pub fn decode_rgb(png_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
+    let mut buf = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
+    let info = reader.next_frame(&mut buf).map_err(|e| format!("corrupt PNG: {e}"))?;
+    buf.truncate(info.buffer_size());
+    let (w, h) = (info.width, info.height);
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buf,
+        png::ColorType::Rgba => buf.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g]).collect(),
+        png::ColorType::GrayscaleAlpha => buf.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        png::ColorType::Indexed => return Err("indexed PNG after expansion".into()),
+    };
+    Ok((rgb, w, h))
+}
+
+/// Runs the automatic checks for `id`.
+pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
+    let mut job = load(ports, id).await?;
+    if job.state != JobState::Generated {
+        return Ok(StageOutcome::redelivered(&job, JobState::Approved, Stage::Publish));
+    }
+    let key = job.image_key.clone().ok_or_else(|| StageError::Fail("generated job has no image".into()))?;
+    let png_bytes = ports.blobs.get(&key).await?;
+    let (rgb, w, h) = decode_rgb(&png_bytes).map_err(|e| StageError::Fail(format!("{key}: {e}")))?;
+    let report = QaReport::measure(&rgb, w, h).ok_or_else(|| StageError::Fail(format!("{key}: empty image")))?;
+    let verdict = report.verdict(&job.spec.review);
+    job.record_qa(report, verdict).map_err(|e| StageError::Fail(e.to_string()))?;
+    if let Some(current) = save(ports, &job, JobState::Generated).await? {
+        return Ok(StageOutcome::redelivered(&current, JobState::Approved, Stage::Publish));
+    }
+    let next = (verdict == JobState::Approved).then_some(Stage::Publish);
+    Ok(StageOutcome::done(&job, next))
+}
+
+/// An operator's decision on a job in the staging queue. Approving queues its publication.
+/// Needs only the job store and the queue, so the dashboard can call it.
+pub async fn decide(jobs: &dyn JobStore, queue: &dyn Queue, id: JobId, approve: bool, operator: &str) -> Result<JobState, StageError> {
+    let mut job = jobs.get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))?;
+    job.record_operator_decision(approve, operator).map_err(|e| StageError::Fail(e.to_string()))?;
+    if !jobs.update(&job, JobState::AwaitingReview).await? {
+        return Err(StageError::Fail(format!("job {} was decided by someone else meanwhile", id.short())));
+    }
+    if approve {
+        queue.send(Stage::Publish.queue(), &StageMessage::new(Stage::Publish, id).to_body()).await?;
+    }
+    Ok(job.state)
+}
