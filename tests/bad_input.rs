@@ -1,1 +1,117 @@
+//! Bad input through the real binary: each gets exit code 2, a message naming the field (or
+//! file) and the fix, and leaves nothing behind (no job, no queue, no token).
 
+use std::path::Path;
+use std::process::Command;
+
+use latentmint_e2e::{latentmint_bin, ort_library, tiny_model};
+
+const GOOD_RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+fn collection(recipient: &str, prompt: &str, model: &str) -> String {
+    format!(
+        "[collection]\nname = \"Bad Input\"\nsymbol = \"BAD\"\nrecipient = \"{recipient}\"\n\n[generation]\nmodel = \"{model}\"\nsteps = 2\n\n[[prompts]]\ntext = \"{prompt}\"\n\n[[prompts]]\ntext = \"a fine prompt\"\n"
+    )
+}
+
+/// Runs `latentmint run` on `text`; returns stderr after checking the refusal.
+fn refused(text: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, text).unwrap();
+    let data = tmp.path().join("data");
+    let out = Command::new(latentmint_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--no-progress")
+        .env("ORT_DYLIB_PATH", ort_library())
+        // An unreachable RPC: nothing may get as far as the chain.
+        .env("LATENTMINT_SIGNER_KEY", "0x01")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "expected a refusal, got {:?}\n{stderr}", out.status);
+    assert!(!data.exists() || is_empty_dir(&data), "a refused collection left state behind in {}", data.display());
+    stderr
+}
+
+fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true)
+}
+
+fn model() -> String {
+    tiny_model().display().to_string()
+}
+
+#[test]
+fn empty_prompt() {
+    let e = refused(&collection(GOOD_RECIPIENT, "   ", &model()));
+    assert!(e.contains("prompts[0].text: is empty; write a prompt"), "{e}");
+}
+
+#[test]
+fn hundred_kilobyte_prompt() {
+    let e = refused(&collection(GOOD_RECIPIENT, &"x".repeat(100 * 1024), &model()));
+    assert!(e.contains("prompts[0].text: is 102400 characters long; the limit is 1000"), "{e}");
+}
+
+#[test]
+fn control_characters() {
+    let e = refused(&collection(GOOD_RECIPIENT, "a red\\u0007 circle", &model()));
+    assert!(e.contains("prompts[0].text: contains the control character U+0007"), "{e}");
+}
+
+#[test]
+fn invalid_address() {
+    let e = refused(&collection("0x1234", "a circle", &model()));
+    assert!(e.contains("collection.recipient") && e.contains("40 hex digits"), "{e}");
+}
+
+#[test]
+fn non_checksummed_address() {
+    let e = refused(&collection(&GOOD_RECIPIENT.to_lowercase(), "a circle", &model()));
+    assert!(e.contains("collection.recipient") && e.contains(GOOD_RECIPIENT), "names the checksummed form: {e}");
+    let wrong_case = GOOD_RECIPIENT.replace('C', "c").replacen('c', "C", 1);
+    let e = refused(&collection(&wrong_case, "a circle", &model()));
+    assert!(e.contains("EIP-55"), "{e}");
+}
+
+#[test]
+fn malformed_toml() {
+    let e = refused("[collection\nname = ");
+    assert!(e.contains("c.toml") && e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn incomplete_collection() {
+    let text = collection(GOOD_RECIPIENT, "a circle", &model()).replace("recipient = ", "# recipient = ");
+    let e = refused(&text);
+    assert!(e.contains("recipient"), "{e}");
+    let e = refused("[collection]\nname = \"x\"\nsymbol = \"X\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n");
+    assert!(e.contains("prompts: no [[prompts]] given"), "{e}");
+}
+
+#[test]
+fn missing_model_folder() {
+    let e = refused(&collection(GOOD_RECIPIENT, "a circle", "/nonexistent/model"));
+    assert!(e.contains("generation.model") && e.contains("/nonexistent/model") && e.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn missing_model_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("broken-model");
+    std::fs::create_dir_all(m.join("unet")).unwrap();
+    std::fs::write(m.join("model_index.json"), "{}").unwrap();
+    let e = refused(&collection(GOOD_RECIPIENT, "a circle", &m.display().to_string()));
+    assert!(e.contains("text_encoder/model.onnx") && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn missing_collection_file() {
+    let out = Command::new(latentmint_bin()).args(["run", "/nonexistent/c.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read collection file /nonexistent/c.toml"));
+}

@@ -1,1 +1,156 @@
+//! The whole slice through the real binary: real ONNX model, SQLite queues, local content
+//! store and a real anvil. The run is killed mid-batch (SIGKILL, no cleanup) twice and
+//! restarted; at the end every job is minted exactly once and nothing is lost.
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use latentmint_chain::{Chain, LocalNode};
+use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::ports::{JobStore, Minter};
+use latentmint_core::{EvmAddress, JobState};
+use latentmint_e2e::{anvil, latentmint_bin, ort_library, tiny_model};
+use latentmint_embedded::SqliteJobStore;
+
+const CHAIN_ID: u64 = 412_346;
+const RECIPIENT: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+const JOBS: usize = 10;
+
+fn collection(rpc_url: &str) -> String {
+    format!(
+        r#"
+[collection]
+name = "Kill Test"
+symbol = "KILL"
+recipient = "{RECIPIENT}"
+
+[generation]
+model = "{model}"
+steps = 12
+width = 64
+height = 64
+seed = 5
+
+[chain]
+chain_id = {CHAIN_ID}
+rpc_url = "{rpc_url}"
+
+[[traits]]
+name = "colour"
+values = [{{ value = "red" }}, {{ value = "green", weight = 2 }}]
+
+[[prompts]]
+text = "a {{colour}} square"
+count = {count}
+
+[[prompts]]
+text = "a plain circle"
+"#,
+        model = tiny_model().display(),
+        count = JOBS - 1
+    )
+}
+
+fn spawn_run(file: &Path, data: &Path, key: &str) -> Child {
+    Command::new(latentmint_bin())
+        .arg("run")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--no-progress", "--threads", "1"])
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("LATENTMINT_SIGNER_KEY", key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("latentmint starts")
+}
+
+async fn count(store: &SqliteJobStore, pred: impl Fn(JobState) -> bool) -> usize {
+    store.list(None).await.map(|jobs| jobs.iter().filter(|j| pred(j.state)).count()).unwrap_or(0)
+}
+
+/// Runs until `ready` holds, then SIGKILLs the process. Fails if the run ended first.
+async fn kill_when(child: &mut Child, db: &Path, ready: impl Fn(usize, usize) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "kill point never reached");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run finished ({status}) before the kill point; make the batch bigger");
+        }
+        if db.exists()
+            && let Ok(store) = SqliteJobStore::open(db)
+        {
+            let generated = count(&store, |s| s != JobState::Queued).await;
+            let minted = count(&store, |s| s == JobState::Minted).await;
+            if ready(generated, minted) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
+    let key = node.dev_key(0).unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("kill.toml");
+    std::fs::write(&file, collection(&node.rpc_url)).unwrap();
+    let data = tmp.path().join("data");
+    let db = data.join("kill-test/pipeline.db");
+
+    // 1: killed during generation.
+    let mut run = spawn_run(&file, &data, &key);
+    kill_when(&mut run, &db, |generated, _| generated >= 2).await;
+    // 2: killed while minting.
+    let mut run = spawn_run(&file, &data, &key);
+    kill_when(&mut run, &db, |_, minted| minted >= 1 && minted < JOBS).await;
+    // 3: runs to the end.
+    let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "final run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
+
+    // Check everything again from outside the binary.
+    let deployment: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("kill-test/deployment.json")).unwrap()).unwrap();
+    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
+    let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
+    let minter = chain.minter(contract, 1);
+    assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64, "exactly one token per job");
+
+    let store = SqliteJobStore::open(&db).unwrap();
+    let jobs = store.list(None).await.unwrap();
+    assert_eq!(jobs.len(), JOBS, "no job lost");
+    let mut tokens = std::collections::BTreeSet::new();
+    let recipient = EvmAddress::parse_checksummed(RECIPIENT).unwrap();
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Minted, "{}", job.id().short());
+        let token = job.token_id.clone().unwrap();
+        assert!(tokens.insert(token.clone()), "token {token} recorded twice");
+        assert_eq!(minter.minted_token(job.id()).await.unwrap().as_deref(), Some(token.as_str()));
+        assert_eq!(minter.owner_of(&token).await.unwrap(), recipient);
+        let uri = minter.token_uri(&token).await.unwrap();
+        let meta_cid = uri.strip_prefix("ipfs://").unwrap();
+        let meta_bytes = std::fs::read(data.join("kill-test/ipfs").join(meta_cid)).unwrap();
+        assert_eq!(cid_of_bytes(&meta_bytes), meta_cid);
+        let meta: TokenMetadata = serde_json::from_slice(&meta_bytes).unwrap();
+        let image = std::fs::read(data.join("kill-test/ipfs").join(meta.image_cid().unwrap())).unwrap();
+        assert_eq!(cid_of_bytes(&image), meta.image_cid().unwrap(), "image CID matches the image bytes");
+        assert_eq!(meta.provenance.job_id, job.id().to_string());
+        assert_eq!(meta.provenance.model.id, "latentmint/tiny-sd-random");
+        assert_eq!(meta.provenance.steps, 12);
+    }
+    assert!(data.join("kill-test/contact-sheet.png").is_file());
+
+    // A fourth run finds nothing to do and mints nothing.
+    let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64);
+    node.stop().await;
+}

@@ -256,16 +256,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let base = args.collection.parent().unwrap_or(Path::new("."));
     let model_dir = base.join(&collection.file.generation.model);
 
-    let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
-    let released = ws.queue.release_in_flight()?;
-    if released > 0 {
-        info!(released, "resuming: messages of the previous run are visible again");
-    }
+    // The model first: a bad model folder fails the run before anything is written.
     let opts = EngineOptions { ort_library: args.ort_library.clone(), intra_threads: args.threads };
     let model_for_load = model_dir.clone();
     let generator = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
         .await?
         .with_context(|| format!("generation.model ({})", model_dir.display()))?;
+    let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
+    let released = ws.queue.release_in_flight()?;
+    if released > 0 {
+        info!(released, "resuming: messages of the previous run are visible again");
+    }
     let chain = setup_chain(&args, &collection, &ws).await?;
     reconcile(&ws, &chain.minter).await?;
 
