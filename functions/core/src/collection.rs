@@ -257,7 +257,7 @@ impl Collection {
             c.negative_prompt = sanitize_prompt("collection.negative_prompt", &c.negative_prompt)?;
         }
         let recipient = EvmAddress::parse_checksummed(&c.recipient)
-            .map_err(|e| FieldError::new("collection.recipient", e.to_string(), "give the recipient's EIP-55 checksummed address"))?;
+            .map_err(|e| FieldError::new("collection.recipient", e.to_string(), "copy the address from the wallet, which writes the checksummed form"))?;
 
         let g = &f.generation;
         if g.model.trim().is_empty() {

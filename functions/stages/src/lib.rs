@@ -17,6 +17,8 @@ pub mod intake;
 pub mod mint;
 pub mod publish;
 pub mod review;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
