@@ -89,7 +89,9 @@ fn incomplete_collection() {
     let text = collection(GOOD_RECIPIENT, "a circle", &model()).replace("recipient = ", "# recipient = ");
     let e = refused(&text);
     assert!(e.contains("recipient"), "{e}");
-    let e = refused("[collection]\nname = \"x\"\nsymbol = \"X\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n");
+    let e = refused(
+        "[collection]\nname = \"x\"\nsymbol = \"X\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n",
+    );
     assert!(e.contains("prompts: no [[prompts]] given"), "{e}");
 }
 

@@ -34,7 +34,8 @@ async fn same_mint_twice_yields_one_token() {
     assert!(second.tx_hash.is_none());
 
     // Bypass the adapter's read and send the duplicate straight to the contract: refused on chain.
-    let raw = minter.contract().mint(to_alloy(recipient()), B256::from(*job.as_bytes()), "ipfs://x".into()).send().await;
+    let raw =
+        minter.contract().mint(to_alloy(recipient()), B256::from(*job.as_bytes()), "ipfs://x".into()).send().await;
     let err = raw.expect_err("the contract must refuse a second mint of the job");
     let decoded = err.as_decoded_interface_error::<latentmint_chain::contract::LatentMint::LatentMintErrors>();
     assert!(
@@ -64,7 +65,8 @@ async fn racing_mints_of_one_job_yield_one_token() {
         match t.await.unwrap() {
             Ok(r) => ids.push(r.token_id),
             Err(e) => {
-                let r = minter.mint(job, recipient(), "ipfs://retry").await.unwrap_or_else(|_| panic!("retry after {e}"));
+                let r =
+                    minter.mint(job, recipient(), "ipfs://retry").await.unwrap_or_else(|_| panic!("retry after {e}"));
                 ids.push(r.token_id);
             }
         }

@@ -31,7 +31,11 @@ fn content(size: usize) -> Vec<u8> {
 fn committed() -> Vec<(usize, String)> {
     let text = std::fs::read_to_string(repo_root().join("tests/fixtures/cid-vectors.json")).expect("committed vectors");
     let v: Value = serde_json::from_str(&text).expect("JSON");
-    v.as_array().unwrap().iter().map(|e| (e["size"].as_u64().unwrap() as usize, e["cid"].as_str().unwrap().to_string())).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["size"].as_u64().unwrap() as usize, e["cid"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 #[test]
@@ -46,8 +50,16 @@ fn committed_vectors_match_our_cids() {
 #[test]
 fn live_js_importer_agrees() {
     let dir = repo_root().join("tests/cid-vectors");
-    assert!(dir.join("node_modules/ipfs-unixfs-importer").is_dir(), "ipfs-unixfs-importer missing: run scripts/bootstrap.sh --tests");
-    let out = Command::new("node").arg("vectors.mjs").args(SIZES.map(|s| s.to_string())).current_dir(&dir).output().expect("node runs");
+    assert!(
+        dir.join("node_modules/ipfs-unixfs-importer").is_dir(),
+        "ipfs-unixfs-importer missing: run scripts/bootstrap.sh --tests"
+    );
+    let out = Command::new("node")
+        .arg("vectors.mjs")
+        .args(SIZES.map(|s| s.to_string()))
+        .current_dir(&dir)
+        .output()
+        .expect("node runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for e in v.as_array().unwrap() {

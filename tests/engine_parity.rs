@@ -15,7 +15,8 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 fn engine() -> Engine {
-    Engine::load(&tiny_model(), &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2 }).expect("engine loads")
+    Engine::load(&tiny_model(), &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2 })
+        .expect("engine loads")
 }
 
 #[test]

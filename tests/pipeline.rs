@@ -110,7 +110,7 @@ async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
     kill_when(&mut run, &db, |generated, _| generated >= 2).await;
     // 2: killed while minting.
     let mut run = spawn_run(&file, &data, &key);
-    kill_when(&mut run, &db, |_, minted| minted >= 1 && minted < JOBS).await;
+    kill_when(&mut run, &db, |_, minted| (1..JOBS).contains(&minted)).await;
     // 3: runs to the end.
     let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -118,7 +118,8 @@ async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
     assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
 
     // Check everything again from outside the binary.
-    let deployment: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("kill-test/deployment.json")).unwrap()).unwrap();
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("kill-test/deployment.json")).unwrap()).unwrap();
     let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
     let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
     let minter = chain.minter(contract, 1);

@@ -46,7 +46,8 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// Connects to `rpc_url` signing with `key` (hex), and checks the chain id.
     pub async fn connect(rpc_url: &str, key: &str, expected_chain_id: u64) -> Result<Self, ChainError> {
-        let signer = PrivateKeySigner::from_str(key.trim()).map_err(|_| ChainError::Config("the signer key is not a 32-byte hex private key".into()))?;
+        let signer = PrivateKeySigner::from_str(key.trim())
+            .map_err(|_| ChainError::Config("the signer key is not a 32-byte hex private key".into()))?;
         let sender = signer.address();
         let url = rpc_url.parse().map_err(|e| ChainError::Config(format!("chain.rpc_url `{rpc_url}`: {e}")))?;
         let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
@@ -76,9 +77,10 @@ impl Chain {
 
     /// Deploys a LatentMint with the sender as admin and minter.
     pub async fn deploy(&self, name: &str, symbol: &str) -> Result<EvmAddress, ChainError> {
-        let c = LatentMint::deploy(self.provider.clone(), name.to_string(), symbol.to_string(), self.sender, self.sender)
-            .await
-            .map_err(|e| ChainError::Rpc(format!("deploying LatentMint: {e}")))?;
+        let c =
+            LatentMint::deploy(self.provider.clone(), name.to_string(), symbol.to_string(), self.sender, self.sender)
+                .await
+                .map_err(|e| ChainError::Rpc(format!("deploying LatentMint: {e}")))?;
         info!(contract = %c.address(), "deployed LatentMint");
         Ok(from_alloy(*c.address()))
     }
@@ -91,7 +93,11 @@ impl Chain {
 
     /// A minter for the contract at `contract`.
     pub fn minter(&self, contract: EvmAddress, confirmations: u64) -> EvmMinter {
-        EvmMinter { contract: LatentMint::new(to_alloy(contract), self.provider.clone()), confirmations, timeout: Duration::from_secs(120) }
+        EvmMinter {
+            contract: LatentMint::new(to_alloy(contract), self.provider.clone()),
+            confirmations,
+            timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -141,7 +147,10 @@ fn classify(e: alloy::contract::Error) -> PortError {
             }
             let msg = t.to_string();
             // Nonce races and re-broadcasts mean the transaction is (being) mined already.
-            if msg.contains("nonce too low") || msg.contains("already known") || msg.contains("replacement transaction underpriced") {
+            if msg.contains("nonce too low")
+                || msg.contains("already known")
+                || msg.contains("replacement transaction underpriced")
+            {
                 PortError::Transient(format!("RPC: {msg}"))
             } else if msg.contains("revert") {
                 PortError::Permanent(format!("mint reverted: {msg}"))
@@ -177,7 +186,9 @@ impl Minter for EvmMinter {
         let pending = match call.send().await {
             Ok(p) => p,
             Err(e) => {
-                if let Some(LatentMint::LatentMintErrors::AlreadyMinted(a)) = e.as_decoded_interface_error::<LatentMint::LatentMintErrors>() {
+                if let Some(LatentMint::LatentMintErrors::AlreadyMinted(a)) =
+                    e.as_decoded_interface_error::<LatentMint::LatentMintErrors>()
+                {
                     // Another worker won the race: the guard kept it to one token.
                     warn!(job = %job.short(), token_id = %a.tokenId, "the contract refused a second mint of this job");
                     return Ok(MintReceipt { token_id: a.tokenId.to_string(), tx_hash: None });

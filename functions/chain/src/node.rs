@@ -24,12 +24,16 @@ pub struct LocalNode {
 
 impl std::fmt::Debug for LocalNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalNode").field("rpc_url", &self.rpc_url).field("chain_id", &self.chain_id).finish_non_exhaustive()
+        f.debug_struct("LocalNode")
+            .field("rpc_url", &self.rpc_url)
+            .field("chain_id", &self.chain_id)
+            .finish_non_exhaustive()
     }
 }
 
 fn free_port() -> Result<u16, ChainError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ChainError::Node(format!("no free port on 127.0.0.1: {e}")))?;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ChainError::Node(format!("no free port on 127.0.0.1: {e}")))?;
     l.local_addr().map(|a| a.port()).map_err(|e| ChainError::Node(e.to_string()))
 }
 
@@ -38,11 +42,23 @@ impl LocalNode {
     /// saved to that file (every second and at exit), so a restarted run finds its tokens.
     pub async fn spawn(anvil: &Path, chain_id: u64, state: Option<&Path>) -> Result<Self, ChainError> {
         if !anvil.is_file() {
-            return Err(ChainError::Node(format!("anvil not found at {}: run scripts/bootstrap.sh or set LATENTMINT_ANVIL", anvil.display())));
+            return Err(ChainError::Node(format!(
+                "anvil not found at {}: run scripts/bootstrap.sh or set LATENTMINT_ANVIL",
+                anvil.display()
+            )));
         }
         let port = free_port()?;
         let mut cmd = Command::new(anvil);
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--accounts", "4"]);
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--chain-id",
+            &chain_id.to_string(),
+            "--accounts",
+            "4",
+        ]);
         if let Some(s) = state {
             cmd.arg("--state").arg(s).args(["--state-interval", "1"]);
         }

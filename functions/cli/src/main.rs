@@ -67,7 +67,8 @@ fn tokio_main<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(f: F) -
 fn cid(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let cid = latentmint_core::cid::cid_of_reader(std::io::BufReader::new(f)).with_context(|| format!("cannot read {}", file.display()))?;
+    let cid = latentmint_core::cid::cid_of_reader(std::io::BufReader::new(f))
+        .with_context(|| format!("cannot read {}", file.display()))?;
     println!("{cid}");
     Ok(ExitCode::SUCCESS)
 }

@@ -79,13 +79,15 @@ struct Deployment {
 }
 
 fn slug(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
     if s.is_empty() { "collection".into() } else { s }
 }
 
 fn load_collection(path: &Path) -> anyhow::Result<Collection> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read collection file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read collection file {}", path.display()))?;
     Ok(Collection::from_toml(&path.display().to_string(), &text)?)
 }
 
@@ -103,7 +105,8 @@ impl Workspace {
     fn open(data_dir: &Path, collection: &Collection, max_receives: u32) -> anyhow::Result<Self> {
         let dir = data_dir.join(slug(&collection.file.collection.name));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let lock = File::create(dir.join("run.lock")).with_context(|| format!("cannot create {}/run.lock", dir.display()))?;
+        let lock =
+            File::create(dir.join("run.lock")).with_context(|| format!("cannot create {}/run.lock", dir.display()))?;
         if lock.try_lock().is_err() {
             bail!("another latentmint process is using {}; wait for it to finish or stop it", dir.display());
         }
@@ -136,9 +139,12 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
             (None, url.clone(), key)
         }
         None => {
-            let anvil = args.anvil.clone().unwrap_or_else(|| PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"));
+            let anvil = args.anvil.clone().unwrap_or_else(|| {
+                PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+            });
             std::fs::create_dir_all(ws.dir.join("chain"))?;
-            let node = LocalNode::spawn(&anvil, chain_cfg.chain_id, Some(&ws.dir.join("chain/anvil-state.json"))).await?;
+            let node =
+                LocalNode::spawn(&anvil, chain_cfg.chain_id, Some(&ws.dir.join("chain/anvil-state.json"))).await?;
             let key = node.dev_key(0).context("anvil gave no dev key")?.to_string();
             let url = node.rpc_url.clone();
             info!(rpc = %url, chain_id = chain_cfg.chain_id, "started local anvil");
@@ -149,11 +155,17 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
     let record = ws.dir.join("deployment.json");
     let contract = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
-            bail!("chain.contract: no contract at {addr} on chain {}; fix the address or remove it to deploy one", chain_cfg.chain_id);
+            bail!(
+                "chain.contract: no contract at {addr} on chain {}; fix the address or remove it to deploy one",
+                chain_cfg.chain_id
+            );
         }
         addr
     } else {
-        let known = std::fs::read_to_string(&record).ok().and_then(|s| serde_json::from_str::<Deployment>(&s).ok()).filter(|d| d.chain_id == chain_cfg.chain_id);
+        let known = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Deployment>(&s).ok())
+            .filter(|d| d.chain_id == chain_cfg.chain_id);
         match known {
             Some(d) if chain.has_code(d.contract).await? => d.contract,
             other => {
@@ -161,7 +173,10 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
                     warn!(contract = %d.contract, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
                 }
                 let addr = chain.deploy(&c.file.collection.name, &c.file.collection.symbol).await?;
-                std::fs::write(&record, serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.chain_id, contract: addr })?)?;
+                std::fs::write(
+                    &record,
+                    serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.chain_id, contract: addr })?,
+                )?;
                 addr
             }
         }
@@ -296,9 +311,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers: Vec<_> = Stage::ALL.into_iter().map(|s| tokio::spawn(worker(ports.clone(), s, stop_rx.clone()))).collect();
+    let workers: Vec<_> =
+        Stage::ALL.into_iter().map(|s| tokio::spawn(worker(ports.clone(), s, stop_rx.clone()))).collect();
 
-    let mp = MultiProgress::with_draw_target(if args.no_progress { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+    let mp = MultiProgress::with_draw_target(if args.no_progress {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
     let gen_bar = bar(&mp, ids.len() as u64, "generated");
     let done_bar = bar(&mp, ids.len() as u64, "settled");
     let mut idle_since: Option<Instant> = None;
@@ -358,7 +378,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
     println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
     match &verified {
-        Ok(n) => println!("verified on chain: {n} tokens owned by their recipients, tokenURI -> metadata CID -> image CID all match the bytes"),
+        Ok(n) => println!(
+            "verified on chain: {n} tokens owned by their recipients, tokenURI -> metadata CID -> image CID all match the bytes"
+        ),
         Err(e) => println!("VERIFICATION FAILED: {e:#}"),
     }
     println!("contact sheet: {}", sheet_path.display());
@@ -401,11 +423,13 @@ async fn verify(jobs: &[Job], minter: &EvmMinter, content: &dyn Pinner) -> anyho
             bail!("token {token} is owned by {owner}, not {}", j.spec.recipient);
         }
         let uri = minter.token_uri(token).await?;
-        let meta_cid = uri.strip_prefix("ipfs://").with_context(|| format!("token {token}: tokenURI `{uri}` is not ipfs://"))?;
+        let meta_cid =
+            uri.strip_prefix("ipfs://").with_context(|| format!("token {token}: tokenURI `{uri}` is not ipfs://"))?;
         if Some(meta_cid) != j.metadata_cid.as_deref() {
             bail!("token {token}: tokenURI points at {meta_cid}, the job published {:?}", j.metadata_cid);
         }
-        let meta: TokenMetadata = serde_json::from_slice(&content.fetch(meta_cid).await?).with_context(|| format!("metadata {meta_cid}"))?;
+        let meta: TokenMetadata =
+            serde_json::from_slice(&content.fetch(meta_cid).await?).with_context(|| format!("metadata {meta_cid}"))?;
         let image_cid = meta.image_cid().with_context(|| format!("metadata {meta_cid}: image is not ipfs://"))?;
         let image = content.fetch(image_cid).await?;
         if latentmint_core::cid::cid_of_bytes(&image) != image_cid || meta.provenance.job_id != j.id().to_string() {
@@ -427,7 +451,8 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let queue = SqliteQueue::open(&db, 5)?;
     let jobs = SqliteJobStore::open(&db)?;
     let waiting = jobs.list(Some(JobState::AwaitingReview)).await?;
-    let matches: Vec<&Job> = waiting.iter().filter(|j| j.id().to_string().starts_with(&args.job.to_lowercase())).collect();
+    let matches: Vec<&Job> =
+        waiting.iter().filter(|j| j.id().to_string().starts_with(&args.job.to_lowercase())).collect();
     let job = match matches.as_slice() {
         [one] => *one,
         [] => bail!("no job awaiting review matches `{}` ({} waiting)", args.job, waiting.len()),

@@ -58,9 +58,7 @@ impl EvmAddress {
         let digits = &s.trim()[2..];
         let expected = addr.to_checksum();
         if digits == &expected[2..] {
-        } else if digits.chars().all(|c| !c.is_ascii_uppercase())
-            || digits.chars().all(|c| !c.is_ascii_lowercase())
-        {
+        } else if digits.chars().all(|c| !c.is_ascii_uppercase()) || digits.chars().all(|c| !c.is_ascii_lowercase()) {
             return Err(AddressError::NotChecksummed { given: s.to_string(), expected });
         } else {
             return Err(AddressError::BadChecksum { given: s.to_string(), expected });
@@ -167,16 +165,19 @@ mod tests {
     #[test]
     fn lowercase_is_refused_as_not_checksummed() {
         let lower = EIP55[0].to_lowercase();
-        assert!(matches!(
-            EvmAddress::parse_checksummed(&lower),
-            Err(AddressError::NotChecksummed { .. })
-        ));
+        assert!(matches!(EvmAddress::parse_checksummed(&lower), Err(AddressError::NotChecksummed { .. })));
         assert!(EvmAddress::parse_any_case(&lower).is_ok());
     }
 
     #[test]
     fn malformed_and_zero() {
-        for s in ["", "0x", "0x1234", "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"] {
+        for s in [
+            "",
+            "0x",
+            "0x1234",
+            "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ] {
             assert!(matches!(EvmAddress::parse_checksummed(s), Err(AddressError::Malformed(_))), "{s}");
         }
         assert!(matches!(

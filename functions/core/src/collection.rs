@@ -243,7 +243,10 @@ impl Collection {
         if c.name.chars().count() > 64 {
             return Err(FieldError::new("collection.name", "is longer than 64 characters", "use a shorter name"));
         }
-        if c.symbol.is_empty() || c.symbol.len() > 11 || !c.symbol.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit()) {
+        if c.symbol.is_empty()
+            || c.symbol.len() > 11
+            || !c.symbol.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit())
+        {
             return Err(FieldError::new(
                 "collection.symbol",
                 format!("`{}` is not a token symbol", c.symbol),
@@ -256,22 +259,43 @@ impl Collection {
         if !c.negative_prompt.trim().is_empty() {
             c.negative_prompt = sanitize_prompt("collection.negative_prompt", &c.negative_prompt)?;
         }
-        let recipient = EvmAddress::parse_checksummed(&c.recipient)
-            .map_err(|e| FieldError::new("collection.recipient", e.to_string(), "copy the address from the wallet, which writes the checksummed form"))?;
+        let recipient = EvmAddress::parse_checksummed(&c.recipient).map_err(|e| {
+            FieldError::new(
+                "collection.recipient",
+                e.to_string(),
+                "copy the address from the wallet, which writes the checksummed form",
+            )
+        })?;
 
         let g = &f.generation;
         if g.model.trim().is_empty() {
-            return Err(FieldError::new("generation.model", "is empty", "point it at an ONNX Stable Diffusion model folder"));
+            return Err(FieldError::new(
+                "generation.model",
+                "is empty",
+                "point it at an ONNX Stable Diffusion model folder",
+            ));
         }
         if !(1..=150).contains(&g.steps) {
-            return Err(FieldError::new("generation.steps", format!("{} is out of range", g.steps), "use 1 to 150 steps"));
+            return Err(FieldError::new(
+                "generation.steps",
+                format!("{} is out of range", g.steps),
+                "use 1 to 150 steps",
+            ));
         }
         if !(0.0..=30.0).contains(&g.guidance) {
-            return Err(FieldError::new("generation.guidance", format!("{} is out of range", g.guidance), "use a scale from 0 to 30 (7.5 is typical)"));
+            return Err(FieldError::new(
+                "generation.guidance",
+                format!("{} is out of range", g.guidance),
+                "use a scale from 0 to 30 (7.5 is typical)",
+            ));
         }
         for (name, v) in [("generation.width", g.width), ("generation.height", g.height)] {
             if v == 0 || v > 2048 || v % 8 != 0 {
-                return Err(FieldError::new(name, format!("{v} is not a usable size"), "use a multiple of 8 from 8 to 2048"));
+                return Err(FieldError::new(
+                    name,
+                    format!("{v} is not a usable size"),
+                    "use a multiple of 8 from 8 to 2048",
+                ));
             }
         }
         if !SCHEDULERS.contains(&g.scheduler.as_str()) {
@@ -283,33 +307,56 @@ impl Collection {
         }
 
         let contract = match &f.chain.contract {
-            Some(s) => Some(
-                EvmAddress::parse_any_case(s).map_err(|e| FieldError::new("chain.contract", e.to_string(), "give the deployed contract's address, or remove the key to deploy one"))?,
-            ),
+            Some(s) => Some(EvmAddress::parse_any_case(s).map_err(|e| {
+                FieldError::new(
+                    "chain.contract",
+                    e.to_string(),
+                    "give the deployed contract's address, or remove the key to deploy one",
+                )
+            })?),
             None => None,
         };
         if let Some(url) = &f.chain.rpc_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(FieldError::new("chain.rpc_url", format!("`{url}` is not an HTTP(S) URL"), "use e.g. http://127.0.0.1:8545, or remove it to start a local node"));
+            return Err(FieldError::new(
+                "chain.rpc_url",
+                format!("`{url}` is not an HTTP(S) URL"),
+                "use e.g. http://127.0.0.1:8545, or remove it to start a local node",
+            ));
         }
         if f.chain.chain_id == 0 {
             return Err(FieldError::new("chain.chain_id", "is 0", "use the chain's id, e.g. 42161 for Arbitrum One"));
         }
 
         let r = f.review;
-        if !(0.0..=1.0).contains(&r.auto_approve_at) || !(0.0..=1.0).contains(&r.auto_reject_below) || r.auto_reject_below > r.auto_approve_at {
-            return Err(FieldError::new("review", "thresholds are inconsistent", "use 0 <= auto_reject_below <= auto_approve_at <= 1"));
+        if !(0.0..=1.0).contains(&r.auto_approve_at)
+            || !(0.0..=1.0).contains(&r.auto_reject_below)
+            || r.auto_reject_below > r.auto_approve_at
+        {
+            return Err(FieldError::new(
+                "review",
+                "thresholds are inconsistent",
+                "use 0 <= auto_reject_below <= auto_approve_at <= 1",
+            ));
         }
 
         let mut names = BTreeMap::new();
         for (i, t) in f.traits.iter().enumerate() {
             let field = format!("traits[{i}]");
             if t.name.is_empty() || !t.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                return Err(FieldError::new(format!("{field}.name"), format!("`{}` is not a placeholder name", t.name), "use letters, digits and _ only"));
+                return Err(FieldError::new(
+                    format!("{field}.name"),
+                    format!("`{}` is not a placeholder name", t.name),
+                    "use letters, digits and _ only",
+                ));
             }
             if names.insert(t.name.clone(), i).is_some() {
-                return Err(FieldError::new(format!("{field}.name"), format!("`{}` is defined twice", t.name), "give each trait a unique name"));
+                return Err(FieldError::new(
+                    format!("{field}.name"),
+                    format!("`{}` is defined twice", t.name),
+                    "give each trait a unique name",
+                ));
             }
             if t.values.is_empty() {
                 return Err(FieldError::new(format!("{field}.values"), "is empty", "give at least one value"));
@@ -317,27 +364,47 @@ impl Collection {
             for (j, v) in t.values.iter().enumerate() {
                 sanitize_prompt(&format!("{field}.values[{j}].value"), &v.value)?;
                 if !(v.weight.is_finite() && v.weight > 0.0) {
-                    return Err(FieldError::new(format!("{field}.values[{j}].weight"), format!("{} is not a positive weight", v.weight), "use a number above 0"));
+                    return Err(FieldError::new(
+                        format!("{field}.values[{j}].weight"),
+                        format!("{} is not a positive weight", v.weight),
+                        "use a number above 0",
+                    ));
                 }
             }
         }
 
         if f.prompts.is_empty() {
-            return Err(FieldError::new("prompts", "no [[prompts]] given", "add at least one [[prompts]] entry with a text"));
+            return Err(FieldError::new(
+                "prompts",
+                "no [[prompts]] given",
+                "add at least one [[prompts]] entry with a text",
+            ));
         }
         for (i, p) in f.prompts.iter_mut().enumerate() {
             let field = format!("prompts[{i}].text");
             p.text = sanitize_prompt(&field, &p.text)?;
             for name in placeholders(&p.text) {
                 if !names.contains_key(&name) {
-                    return Err(FieldError::new(&field, format!("uses {{{name}}} but no trait of that name exists"), "define it under [[traits]] or remove the placeholder"));
+                    return Err(FieldError::new(
+                        &field,
+                        format!("uses {{{name}}} but no trait of that name exists"),
+                        "define it under [[traits]] or remove the placeholder",
+                    ));
                 }
             }
             if p.count == 0 || p.count > 1000 {
-                return Err(FieldError::new(format!("prompts[{i}].count"), format!("{} is out of range", p.count), "use 1 to 1000"));
+                return Err(FieldError::new(
+                    format!("prompts[{i}].count"),
+                    format!("{} is out of range", p.count),
+                    "use 1 to 1000",
+                ));
             }
             if p.seed.is_some() && p.count != 1 {
-                return Err(FieldError::new(format!("prompts[{i}].seed"), "a fixed seed with count > 1 would mint identical images", "drop the seed or set count = 1"));
+                return Err(FieldError::new(
+                    format!("prompts[{i}].seed"),
+                    "a fixed seed with count > 1 would mint identical images",
+                    "drop the seed or set count = 1",
+                ));
             }
         }
         Ok(Self { file: f, recipient, contract })
@@ -364,9 +431,14 @@ impl Collection {
                     text = text.replace(&format!("{{{name}}}"), &value);
                     traits.push((name, value));
                 }
-                let prompt = if f.collection.style.is_empty() { text } else { format!("{text}, {}", f.collection.style) };
+                let prompt =
+                    if f.collection.style.is_empty() { text } else { format!("{text}, {}", f.collection.style) };
                 if prompt.chars().count() > MAX_PROMPT_CHARS {
-                    return Err(FieldError::new(format!("prompts[{i}].text"), "is too long once traits and style are added", "shorten the template or the style"));
+                    return Err(FieldError::new(
+                        format!("prompts[{i}].text"),
+                        "is too long once traits and style are added",
+                        "shorten the template or the style",
+                    ));
                 }
                 let params = GenerationParams {
                     steps: g.steps,

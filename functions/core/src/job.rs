@@ -26,7 +26,14 @@ pub struct JobId([u8; 32]);
 
 impl JobId {
     /// The id of a collection item: collection identity, position and the exact request.
-    pub fn derive(collection: &str, symbol: &str, index: u32, copy: u32, prompt: &str, params: &GenerationParams) -> Self {
+    pub fn derive(
+        collection: &str,
+        symbol: &str,
+        index: u32,
+        copy: u32,
+        prompt: &str,
+        params: &GenerationParams,
+    ) -> Self {
         let mut h = Sha256::new();
         h.update(b"latentmint/job/v1\0");
         for part in [collection, symbol, prompt, &params.scheduler] {
@@ -385,7 +392,10 @@ impl Job {
 
     /// A permanent failure. A minted job can never be marked failed.
     pub fn record_failure(&mut self, reason: String) -> Result<(), TransitionError> {
-        self.advance(&[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published], JobState::Failed)?;
+        self.advance(
+            &[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published],
+            JobState::Failed,
+        )?;
         self.error = Some(reason);
         Ok(())
     }
@@ -397,7 +407,8 @@ mod tests {
     use crate::qa::QaReport;
 
     pub(crate) fn spec() -> JobSpec {
-        let params = GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 1 };
+        let params =
+            GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 1 };
         JobSpec {
             id: JobId::derive("c", "C", 0, 0, "p", &params),
             collection: "c".into(),

@@ -104,7 +104,11 @@ impl Provenance {
         Self {
             schema: PROVENANCE_SCHEMA.into(),
             job_id: job.spec.id.to_string(),
-            model: ModelProvenance { id: g.model_id.clone(), sha256: g.model_sha256.clone(), files: g.model_files.clone() },
+            model: ModelProvenance {
+                id: g.model_id.clone(),
+                sha256: g.model_sha256.clone(),
+                files: g.model_files.clone(),
+            },
             prompt: job.spec.prompt.clone(),
             negative_prompt: job.spec.negative_prompt.clone(),
             prompt_truncated: g.prompt_truncated,
@@ -114,7 +118,11 @@ impl Provenance {
             scheduler: g.params.scheduler.clone(),
             width: g.params.width,
             height: g.params.height,
-            generator: GeneratorProvenance { name: g.generator.clone(), version: g.generator_version.clone(), backend: g.backend.clone() },
+            generator: GeneratorProvenance {
+                name: g.generator.clone(),
+                version: g.generator_version.clone(),
+                backend: g.backend.clone(),
+            },
             image_sha256: g.image_sha256.clone(),
         }
     }
@@ -171,7 +179,8 @@ mod tests {
     use crate::job::{GenerationParams, JobId, JobSpec};
 
     fn job() -> Job {
-        let params = GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 9 };
+        let params =
+            GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 9 };
         let mut j = Job::new(JobSpec {
             id: JobId::from_bytes([3; 32]),
             collection: "Neon".into(),
@@ -215,7 +224,19 @@ mod tests {
         assert_eq!(m.image, "ipfs://bafkreiabc");
         assert_eq!(m.image_cid(), Some("bafkreiabc"));
         let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
-        for key in ["model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "generator", "image_sha256"] {
+        for key in [
+            "model",
+            "prompt",
+            "negative_prompt",
+            "seed",
+            "steps",
+            "guidance",
+            "scheduler",
+            "width",
+            "height",
+            "generator",
+            "image_sha256",
+        ] {
             assert!(v["provenance"].get(key).is_some(), "missing provenance.{key}");
         }
         assert_eq!(v["provenance"]["model"]["files"]["unet/model.onnx"], "ab".repeat(32));

@@ -54,7 +54,8 @@ impl QaReport {
         let mean = sum / nf;
         let std = (sum2 / nf - mean * mean).max(0.0).sqrt();
         let var = |s: f64, s2: f64| (s2 / nf - (s / nf).powi(2)).max(0.0);
-        let colourfulness = (var(rg_s, rg_s2) + var(yb_s, yb_s2)).sqrt() + 0.3 * ((rg_s / nf).powi(2) + (yb_s / nf).powi(2)).sqrt();
+        let colourfulness =
+            (var(rg_s, rg_s2) + var(yb_s, yb_s2)).sqrt() + 0.3 * ((rg_s / nf).powi(2) + (yb_s / nf).powi(2)).sqrt();
         let black_fraction = black as f64 / nf;
         let white_fraction = white as f64 / nf;
         // Contrast carries most of the signal: generations that failed are flat. Clipping to

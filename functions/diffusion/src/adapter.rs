@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use latentmint_core::ports::{GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
 use latentmint_core::GenerationRecord;
+use latentmint_core::ports::{GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
 use sha2::{Digest, Sha256};
 
 use crate::{DiffusionError, Engine, EngineOptions, ImageRequest};
@@ -48,7 +48,9 @@ impl Generator for OnnxGenerator {
             initial_latents: None,
         };
         let (out, model) = tokio::task::spawn_blocking(move || {
-            let mut e = engine.lock().map_err(|_| PortError::Permanent("generator lock poisoned by an earlier panic".into()))?;
+            let mut e = engine
+                .lock()
+                .map_err(|_| PortError::Permanent("generator lock poisoned by an earlier panic".into()))?;
             let out = e.generate(&image_req).map_err(port_error)?;
             let m = e.model();
             Ok::<_, PortError>((out, (m.id.clone(), m.digest(), m.files.clone())))

@@ -37,8 +37,10 @@ pub struct ModelInfo {
 }
 
 fn read_json(path: &Path, hint: &str) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|_| DiffusionError::MissingFile { path: path.to_path_buf(), hint: hint.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| DiffusionError::Config { file: path.to_path_buf(), message: format!("not valid JSON: {e}") })
+    let text = std::fs::read_to_string(path)
+        .map_err(|_| DiffusionError::MissingFile { path: path.to_path_buf(), hint: hint.to_string() })?;
+    serde_json::from_str(&text)
+        .map_err(|e| DiffusionError::Config { file: path.to_path_buf(), message: format!("not valid JSON: {e}") })
 }
 
 impl ModelInfo {
@@ -53,7 +55,10 @@ impl ModelInfo {
         for (rel, what) in REQUIRED {
             let p = dir.join(rel);
             if !p.is_file() {
-                return Err(DiffusionError::MissingFile { path: p, hint: format!("it should hold {what} (diffusers/optimum ONNX layout)") });
+                return Err(DiffusionError::MissingFile {
+                    path: p,
+                    hint: format!("it should hold {what} (diffusers/optimum ONNX layout)"),
+                });
             }
         }
         let index = read_json(&dir.join("model_index.json"), "")?;
@@ -85,7 +90,8 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| DiffusionError::Config { file: d.clone(), message: e.to_string() })?;
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| DiffusionError::Config { file: d.clone(), message: e.to_string() })?;
         for entry in entries.flatten() {
             let p = entry.path();
             if entry.file_name().to_string_lossy().starts_with('.') {
@@ -94,7 +100,13 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.is_file() {
-                let rel = p.strip_prefix(dir).unwrap_or(&p).components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 out.insert(rel, sha256_file(&p)?);
             }
         }
@@ -103,11 +115,13 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
 }
 
 fn sha256_file(p: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(p).map_err(|e| DiffusionError::Config { file: p.to_path_buf(), message: e.to_string() })?;
+    let mut f =
+        std::fs::File::open(p).map_err(|e| DiffusionError::Config { file: p.to_path_buf(), message: e.to_string() })?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| DiffusionError::Config { file: p.to_path_buf(), message: e.to_string() })?;
+        let n =
+            f.read(&mut buf).map_err(|e| DiffusionError::Config { file: p.to_path_buf(), message: e.to_string() })?;
         if n == 0 {
             break;
         }

@@ -22,7 +22,7 @@ use crate::scheduler::{Ddim, SchedulerConfig};
 use crate::tokenizer::ClipTokenizer;
 
 /// How to run ONNX Runtime.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     /// Path of `libonnxruntime.so`; `ORT_DYLIB_PATH` when absent.
     pub ort_library: Option<PathBuf>,
@@ -30,11 +30,6 @@ pub struct EngineOptions {
     pub intra_threads: usize,
 }
 
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self { ort_library: None, intra_threads: 0 }
-    }
-}
 
 /// One image to make.
 #[derive(Debug, Clone)]
@@ -93,11 +88,7 @@ fn environment(lib: Option<&Path>) -> Result<Environment> {
         if !path.exists() {
             return Err(format!("{} does not exist", path.display()));
         }
-        ort::init_from(&path)
-            .map_err(|e| e.to_string())?
-            .with_name("latentmint")
-            .build()
-            .map_err(|e| e.to_string())
+        ort::init_from(&path).map_err(|e| e.to_string())?.with_name("latentmint").build().map_err(|e| e.to_string())
     });
     got.clone().map_err(|message| DiffusionError::Runtime { path, message })
 }
@@ -115,11 +106,9 @@ pub struct Engine {
 }
 
 fn input_type(s: &Session, name: &str, component: &'static str) -> Result<TensorElementType> {
-    s.inputs()
-        .iter()
-        .find(|o| o.name() == name)
-        .and_then(|o| o.dtype().tensor_type())
-        .ok_or_else(|| DiffusionError::Onnx { component, message: format!("the model has no tensor input named `{name}`") })
+    s.inputs().iter().find(|o| o.name() == name).and_then(|o| o.dtype().tensor_type()).ok_or_else(|| {
+        DiffusionError::Onnx { component, message: format!("the model has no tensor input named `{name}`") }
+    })
 }
 
 impl Engine {
@@ -144,9 +133,15 @@ impl Engine {
         let vae = open("vae_decoder/model.onnx", "vae_decoder")?;
         let ids_dtype = input_type(&text, "input_ids", "text_encoder")?;
         let timestep_dtype = input_type(&unet, "timestep", "unet")?;
-        for (dt, c, what) in [(input_type(&unet, "sample", "unet")?, "unet", "sample"), (input_type(&vae, "latent_sample", "vae_decoder")?, "vae_decoder", "latent_sample")] {
+        for (dt, c, what) in [
+            (input_type(&unet, "sample", "unet")?, "unet", "sample"),
+            (input_type(&vae, "latent_sample", "vae_decoder")?, "vae_decoder", "latent_sample"),
+        ] {
             if dt != TensorElementType::Float32 {
-                return Err(DiffusionError::Onnx { component: c, message: format!("input `{what}` is {dt:?}; only float32 exports are supported so far") });
+                return Err(DiffusionError::Onnx {
+                    component: c,
+                    message: format!("input `{what}` is {dt:?}; only float32 exports are supported so far"),
+                });
             }
         }
         Ok(Self { info, tokenizer, scheduler, text, unet, vae, ids_dtype, timestep_dtype })
@@ -173,18 +168,34 @@ impl Engine {
         let shape = [texts.len(), crate::tokenizer::MAX_LENGTH];
         let out = match self.ids_dtype {
             TensorElementType::Int32 => {
-                let a = ndarray::Array::from_shape_vec(shape, ids.iter().map(|&i| i as i32).collect()).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
-                let outputs = self.text.run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?]).map_err(onnx("text_encoder"))?;
+                let a = ndarray::Array::from_shape_vec(shape, ids.iter().map(|&i| i as i32).collect())
+                    .map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
+                let outputs = self
+                    .text
+                    .run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?])
+                    .map_err(onnx("text_encoder"))?;
                 outputs[0].try_extract_array::<f32>().map_err(onnx("text_encoder"))?.to_owned()
             }
             TensorElementType::Int64 => {
-                let a = ndarray::Array::from_shape_vec(shape, ids).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
-                let outputs = self.text.run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?]).map_err(onnx("text_encoder"))?;
+                let a =
+                    ndarray::Array::from_shape_vec(shape, ids).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
+                let outputs = self
+                    .text
+                    .run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?])
+                    .map_err(onnx("text_encoder"))?;
                 outputs[0].try_extract_array::<f32>().map_err(onnx("text_encoder"))?.to_owned()
             }
-            other => return Err(DiffusionError::Onnx { component: "text_encoder", message: format!("input_ids of type {other:?} is not supported") }),
+            other => {
+                return Err(DiffusionError::Onnx {
+                    component: "text_encoder",
+                    message: format!("input_ids of type {other:?} is not supported"),
+                });
+            }
         };
-        let emb = out.into_dimensionality::<Ix3>().map_err(|e| DiffusionError::Onnx { component: "text_encoder", message: format!("unexpected output rank: {e}") })?;
+        let emb = out.into_dimensionality::<Ix3>().map_err(|e| DiffusionError::Onnx {
+            component: "text_encoder",
+            message: format!("unexpected output rank: {e}"),
+        })?;
         Ok((emb, truncated))
     }
 
@@ -192,12 +203,21 @@ impl Engine {
     pub fn generate(&mut self, req: &ImageRequest) -> Result<GeneratedImage> {
         let started = Instant::now();
         if req.scheduler != "ddim" {
-            return Err(DiffusionError::Request { field: "scheduler", message: format!("`{}` is not implemented; use ddim", req.scheduler) });
+            return Err(DiffusionError::Request {
+                field: "scheduler",
+                message: format!("`{}` is not implemented; use ddim", req.scheduler),
+            });
         }
         let f = self.info.vae_scale_factor as u32;
         for (field, v) in [("width", req.width), ("height", req.height)] {
             if v == 0 || v % f != 0 {
-                return Err(DiffusionError::Request { field, message: format!("{v} is not a multiple of this model's VAE factor {f}; use e.g. {}", (v / f).max(1) * f) });
+                return Err(DiffusionError::Request {
+                    field,
+                    message: format!(
+                        "{v} is not a multiple of this model's VAE factor {f}; use e.g. {}",
+                        (v / f).max(1) * f
+                    ),
+                });
             }
         }
         let cfg = req.guidance > 1.0;
@@ -213,7 +233,12 @@ impl Engine {
         let ddim = Ddim::new(self.scheduler.clone(), req.steps as usize)?;
         let mut latents: Vec<f32> = match &req.initial_latents {
             Some(l) if l.len() == n => l.clone(),
-            Some(l) => return Err(DiffusionError::Request { field: "initial_latents", message: format!("has {} values; this size needs 1x{c}x{h}x{w} = {n}", l.len()) }),
+            Some(l) => {
+                return Err(DiffusionError::Request {
+                    field: "initial_latents",
+                    message: format!("has {} values; this size needs 1x{c}x{h}x{w} = {n}", l.len()),
+                });
+            }
             None => {
                 let mut rng = ChaCha20Rng::seed_from_u64(req.seed);
                 (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
@@ -246,7 +271,8 @@ impl Engine {
                 }
                 .map_err(onnx("unet"))?;
                 let out = outputs[0].try_extract_array::<f32>().map_err(onnx("unet"))?;
-                let flat = out.as_slice().ok_or_else(|| DiffusionError::BadOutput("unet output is not contiguous".into()))?;
+                let flat =
+                    out.as_slice().ok_or_else(|| DiffusionError::BadOutput("unet output is not contiguous".into()))?;
                 if cfg {
                     let (uncond, text) = flat.split_at(n);
                     uncond.iter().zip(text).map(|(u, t)| u + req.guidance * (t - u)).collect()
@@ -262,14 +288,22 @@ impl Engine {
         let z = Array4::from_shape_vec((1, c, h, w), scaled).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
         let t2 = Instant::now();
         let decoded = {
-            let outputs = self.vae.run(ort::inputs!["latent_sample" => TensorRef::from_array_view(&z).map_err(onnx("vae_decoder"))?]).map_err(onnx("vae_decoder"))?;
+            let outputs = self
+                .vae
+                .run(ort::inputs!["latent_sample" => TensorRef::from_array_view(&z).map_err(onnx("vae_decoder"))?])
+                .map_err(onnx("vae_decoder"))?;
             outputs[0].try_extract_array::<f32>().map_err(onnx("vae_decoder"))?.to_owned()
         };
         onnx_s += t2.elapsed().as_secs_f64();
         let shape = decoded.shape().to_vec();
-        let decoded = decoded.into_dimensionality::<Ix4>().map_err(|e| DiffusionError::BadOutput(format!("vae_decoder output: {e}")))?;
+        let decoded = decoded
+            .into_dimensionality::<Ix4>()
+            .map_err(|e| DiffusionError::BadOutput(format!("vae_decoder output: {e}")))?;
         if shape[1] != 3 || shape[2] != req.height as usize || shape[3] != req.width as usize {
-            return Err(DiffusionError::BadOutput(format!("vae_decoder returned shape {shape:?}, expected [1, 3, {}, {}]", req.height, req.width)));
+            return Err(DiffusionError::BadOutput(format!(
+                "vae_decoder returned shape {shape:?}, expected [1, 3, {}, {}]",
+                req.height, req.width
+            )));
         }
         let chw = decoded.index_axis(Axis(0), 0);
         let hwc = chw.permuted_axes([1, 2, 0]);
@@ -285,10 +319,14 @@ impl Engine {
             rgb.push((x * 255.0).round() as u8);
         }
         if nan > 0 {
-            return Err(DiffusionError::BadOutput(format!("{nan} pixel values are NaN or infinite (a broken model export or fp16 overflow)")));
+            return Err(DiffusionError::BadOutput(format!(
+                "{nan} pixel values are NaN or infinite (a broken model export or fp16 overflow)"
+            )));
         }
         if rgb.iter().all(|&v| v == 0) {
-            return Err(DiffusionError::BadOutput("the image is entirely black (a safety filter or a broken model)".into()));
+            return Err(DiffusionError::BadOutput(
+                "the image is entirely black (a safety filter or a broken model)".into(),
+            ));
         }
         let params = format!(
             "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Model hash: {}",

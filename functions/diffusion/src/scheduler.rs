@@ -77,7 +77,8 @@ impl SchedulerConfig {
             path: path.to_path_buf(),
             hint: "the layout needs scheduler/scheduler_config.json".into(),
         })?;
-        serde_json::from_str(&text).map_err(|e| DiffusionError::Config { file: path.to_path_buf(), message: e.to_string() })
+        serde_json::from_str(&text)
+            .map_err(|e| DiffusionError::Config { file: path.to_path_buf(), message: e.to_string() })
     }
 }
 
@@ -96,12 +97,18 @@ impl Ddim {
     pub fn new(cfg: SchedulerConfig, steps: usize) -> Result<Self> {
         let n = cfg.num_train_timesteps;
         if steps == 0 || steps > n {
-            return Err(DiffusionError::Request { field: "steps", message: format!("{steps} is out of range; use 1 to {n}") });
+            return Err(DiffusionError::Request {
+                field: "steps",
+                message: format!("{steps} is out of range; use 1 to {n}"),
+            });
         }
         // diffusers builds the schedule in float32; so do we, to match it bit for bit.
         let betas: Vec<f32> = match cfg.beta_schedule.as_str() {
             "linear" => linspace(cfg.beta_start as f32, cfg.beta_end as f32, n),
-            "scaled_linear" => linspace((cfg.beta_start as f32).sqrt(), (cfg.beta_end as f32).sqrt(), n).into_iter().map(|b| b * b).collect(),
+            "scaled_linear" => linspace((cfg.beta_start as f32).sqrt(), (cfg.beta_end as f32).sqrt(), n)
+                .into_iter()
+                .map(|b| b * b)
+                .collect(),
             other => {
                 return Err(DiffusionError::Config {
                     file: "scheduler/scheduler_config.json".into(),
@@ -123,7 +130,8 @@ impl Ddim {
             }
             "trailing" => {
                 let r = n as f64 / steps as f64;
-                let mut t: Vec<usize> = (1..=steps).rev().map(|i| ((i as f64 * r).round() as usize).saturating_sub(1)).collect();
+                let mut t: Vec<usize> =
+                    (1..=steps).rev().map(|i| ((i as f64 * r).round() as usize).saturating_sub(1)).collect();
                 t.dedup();
                 (t, n / steps)
             }

@@ -48,7 +48,10 @@ impl ClipTokenizer {
         let merges = dir.join("merges.txt");
         for f in [&vocab, &merges] {
             if !f.is_file() {
-                return Err(DiffusionError::MissingFile { path: f.clone(), hint: "a CLIP tokenizer needs tokenizer/vocab.json and tokenizer/merges.txt".into() });
+                return Err(DiffusionError::MissingFile {
+                    path: f.clone(),
+                    hint: "a CLIP tokenizer needs tokenizer/vocab.json and tokenizer/merges.txt".into(),
+                });
             }
         }
         let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())

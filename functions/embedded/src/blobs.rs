@@ -96,7 +96,9 @@ impl Pinner for LocalContentStore {
         let bytes = std::fs::read(&p).map_err(io(&p))?;
         let actual = cid_of_bytes(&bytes);
         if actual != cid {
-            return Err(PortError::Permanent(format!("content store object {cid} is corrupt: its bytes hash to {actual}")));
+            return Err(PortError::Permanent(format!(
+                "content store object {cid} is corrupt: its bytes hash to {actual}"
+            )));
         }
         Ok(bytes)
     }

@@ -86,7 +86,10 @@ impl JobStore for SqliteJobStore {
         let bodies: Vec<String> = match state {
             Some(s) => {
                 let mut st = c.prepare("SELECT body FROM jobs WHERE state = ?1 ORDER BY seq").map_err(db_err)?;
-                st.query_map(params![s.as_str()], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?
+                st.query_map(params![s.as_str()], |r| r.get(0))
+                    .map_err(db_err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)?
             }
             None => {
                 let mut st = c.prepare("SELECT body FROM jobs ORDER BY seq").map_err(db_err)?;

@@ -18,7 +18,9 @@ use latentmint_core::ports::{PortError, PortResult};
 
 pub(crate) fn db_err(e: rusqlite::Error) -> PortError {
     match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy || f.code == rusqlite::ErrorCode::DatabaseLocked => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::DatabaseBusy || f.code == rusqlite::ErrorCode::DatabaseLocked =>
+        {
             PortError::Transient(format!("database busy: {e}"))
         }
         other => PortError::Permanent(format!("database: {other}")),

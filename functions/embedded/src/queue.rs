@@ -57,8 +57,11 @@ impl SqliteQueue {
     /// directory's lock at start-up: any lease still held belongs to a process that died.
     pub fn release_in_flight(&self) -> PortResult<usize> {
         let c = self.conn()?;
-        c.execute("UPDATE messages SET visible_at = 0, receipt = NULL WHERE visible_at > ?1 AND receipt IS NOT NULL", params![now_ms()])
-            .map_err(db_err)
+        c.execute(
+            "UPDATE messages SET visible_at = 0, receipt = NULL WHERE visible_at > ?1 AND receipt IS NOT NULL",
+            params![now_ms()],
+        )
+        .map_err(db_err)
     }
 
     /// Bodies in a queue (for tests and the dashboard).
@@ -81,7 +84,10 @@ impl Queue for SqliteQueue {
     async fn send(&self, queue: &str, body: &str) -> PortResult<()> {
         let now = now_ms();
         self.conn()?
-            .execute("INSERT INTO messages (queue, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?3)", params![queue, body, now])
+            .execute(
+                "INSERT INTO messages (queue, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?3)",
+                params![queue, body, now],
+            )
             .map_err(db_err)?;
         Ok(())
     }
@@ -94,7 +100,9 @@ impl Queue for SqliteQueue {
             let mut st = tx
                 .prepare("SELECT id, body, receive_count FROM messages WHERE queue = ?1 AND visible_at <= ?2 ORDER BY id LIMIT ?3")
                 .map_err(db_err)?;
-            let rows = st.query_map(params![queue, now, (max as i64) * 2 + 1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db_err)?;
+            let rows = st
+                .query_map(params![queue, now, (max as i64) * 2 + 1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db_err)?;
             rows.collect::<Result<_, _>>().map_err(db_err)?
         };
         let mut out = Vec::new();
@@ -125,7 +133,10 @@ impl Queue for SqliteQueue {
     }
 
     async fn ack(&self, queue: &str, receipt: &str) -> PortResult<()> {
-        let n = self.conn()?.execute("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2", params![queue, receipt]).map_err(db_err)?;
+        let n = self
+            .conn()?
+            .execute("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2", params![queue, receipt])
+            .map_err(db_err)?;
         if n == 0 {
             // The lease expired and someone else holds the message now; their ack will delete it.
             warn!(queue, "ack with an expired receipt ignored");
@@ -147,7 +158,10 @@ impl Queue for SqliteQueue {
         let c = self.conn()?;
         let now = now_ms();
         let count = |sql: &str, q: &str| -> PortResult<u64> {
-            c.query_row(sql, params![q, now], |r| r.get::<_, i64>(0)).optional().map_err(db_err).map(|v| v.unwrap_or(0) as u64)
+            c.query_row(sql, params![q, now], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(db_err)
+                .map(|v| v.unwrap_or(0) as u64)
         };
         Ok(QueueStats {
             visible: count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at <= ?2", queue)?,

@@ -107,11 +107,7 @@ pub(crate) async fn load(ports: &Ports, id: JobId) -> Result<Job, StageError> {
 /// Writes `job` if its stored state is still `from`. If another worker advanced it first,
 /// returns the stored job instead (the caller treats that as a redelivery).
 pub(crate) async fn save(ports: &Ports, job: &Job, from: JobState) -> Result<Option<Job>, StageError> {
-    if ports.jobs.update(job, from).await? {
-        Ok(None)
-    } else {
-        Ok(Some(load(ports, job.id()).await?))
-    }
+    if ports.jobs.update(job, from).await? { Ok(None) } else { Ok(Some(load(ports, job.id()).await?)) }
 }
 
 async fn run_stage(ports: &Ports, stage: Stage, id: JobId) -> Result<StageOutcome, StageError> {

@@ -11,7 +11,9 @@ async fn pin_checked(ports: &Ports, name: &str, bytes: Vec<u8>) -> Result<String
     let ours = cid_of_bytes(&bytes);
     let theirs = ports.pinner.pin(name, bytes).await?;
     if theirs != ours {
-        return Err(StageError::Fail(format!("the pinner returned CID {theirs} for {name}, but its bytes hash to {ours}; refusing to publish")));
+        return Err(StageError::Fail(format!(
+            "the pinner returned CID {theirs} for {name}, but its bytes hash to {ours}; refusing to publish"
+        )));
     }
     Ok(ours)
 }

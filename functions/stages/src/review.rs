@@ -47,7 +47,13 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
 
 /// An operator's decision on a job in the staging queue. Approving queues its publication.
 /// Needs only the job store and the queue, so the dashboard can call it.
-pub async fn decide(jobs: &dyn JobStore, queue: &dyn Queue, id: JobId, approve: bool, operator: &str) -> Result<JobState, StageError> {
+pub async fn decide(
+    jobs: &dyn JobStore,
+    queue: &dyn Queue,
+    id: JobId,
+    approve: bool,
+    operator: &str,
+) -> Result<JobState, StageError> {
     let mut job = jobs.get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))?;
     job.record_operator_decision(approve, operator).map_err(|e| StageError::Fail(e.to_string()))?;
     if !jobs.update(&job, JobState::AwaitingReview).await? {
