@@ -13,6 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 ORT_VERSION="1.32.0"
 FOUNDRY_VERSION="1.7.1"
+CFN_LINT_VERSION="1.58.0"
 WITH_TESTS=0
 [[ "${1:-}" == "--tests" ]] && WITH_TESTS=1
 
@@ -69,6 +70,12 @@ if [[ $WITH_TESTS == 1 ]]; then
     say "installing ipfs-unixfs-importer 17.1.1 from npm (independent CID reference for the tests)"
     (cd "$VEC" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/cid-vectors failed (registry.npmjs.org unreachable?)"
+  fi
+  if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" ]]; then
+    say "installing cfn-lint $CFN_LINT_VERSION from PyPI (template.yaml checks)"
+    python3 -m venv "$TOOLS/pyenv" || die "python3 -m venv failed (Debian needs python3-venv)"
+    "$TOOLS/pyenv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" \
+      || die "could not install cfn-lint==$CFN_LINT_VERSION from PyPI (pypi.org unreachable?)"
   fi
 fi
 
