@@ -13,7 +13,8 @@ pub fn draw(f: &mut Frame, app: &App) {
     let [top, staging, detail, footer] =
         Layout::vertical([Constraint::Length(8), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
             .areas(f.area());
-    let [queues_area, jobs_area] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+    let [queues_area, jobs_area] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
 
     let queue_rows = app.snapshot.queues.iter().map(|(s, st)| {
         let dead_style = if st.dead > 0 { Style::default().fg(Color::Red) } else { Style::default() };
@@ -24,9 +25,12 @@ pub fn draw(f: &mut Frame, app: &App) {
             ratatui::text::Span::styled(st.dead.to_string(), dead_style),
         ])
     });
-    let queues = Table::new(queue_rows, [Constraint::Length(10), Constraint::Length(9), Constraint::Length(10), Constraint::Length(6)])
-        .header(Row::new(["queue", "waiting", "in flight", "dead"]).style(Style::default().add_modifier(Modifier::BOLD)))
-        .block(Block::default().borders(Borders::ALL).title(" queues "));
+    let queues = Table::new(
+        queue_rows,
+        [Constraint::Length(10), Constraint::Length(9), Constraint::Length(10), Constraint::Length(6)],
+    )
+    .header(Row::new(["queue", "waiting", "in flight", "dead"]).style(Style::default().add_modifier(Modifier::BOLD)))
+    .block(Block::default().borders(Borders::ALL).title(" queues "));
     f.render_widget(queues, queues_area);
 
     let job_rows = app.snapshot.counts.iter().map(|(s, n)| Row::new(vec![s.to_string(), n.to_string()]));
@@ -38,7 +42,8 @@ pub fn draw(f: &mut Frame, app: &App) {
         let score = j.qa.as_ref().map(|q| format!("{:.2}", q.score)).unwrap_or_else(|| "-".into());
         Row::new(vec![j.id().short(), score, j.spec.prompt.clone()])
     });
-    let title = format!(" QA staging: {} waiting  (a approve, r reject, j/k move, q quit) ", app.snapshot.staging.len());
+    let title =
+        format!(" QA staging: {} waiting  (a approve, r reject, j/k move, q quit) ", app.snapshot.staging.len());
     let table = Table::new(rows, [Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)])
         .header(Row::new(["job", "score", "prompt"]).style(Style::default().add_modifier(Modifier::BOLD)))
         .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White))
@@ -58,6 +63,9 @@ pub fn draw(f: &mut Frame, app: &App) {
         ],
         None => vec![Line::from("nothing waiting for review")],
     };
-    f.render_widget(Paragraph::new(detail_lines).block(Block::default().borders(Borders::ALL).title(" selected ")), detail);
+    f.render_widget(
+        Paragraph::new(detail_lines).block(Block::default().borders(Borders::ALL).title(" selected ")),
+        detail,
+    );
     f.render_widget(Paragraph::new(app.status.clone()).style(Style::default().fg(Color::Yellow)), footer);
 }

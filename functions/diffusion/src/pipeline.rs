@@ -30,7 +30,6 @@ pub struct EngineOptions {
     pub intra_threads: usize,
 }
 
-
 /// One image to make.
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
