@@ -17,12 +17,15 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 
+LOG="$ROOT/.tools/test-logs"
+mkdir -p "$LOG"
+
 step "cargo test"
-cargo test --locked --workspace
+cargo test --locked --workspace 2>&1 | tee "$LOG/cargo-test.log"
 
 step "forge test (unit, fuzz, invariants)"
 # The platform binary, not node_modules/.bin/forge: that launcher exits 0 even when tests fail.
-(cd infra/contracts && "$LATENTMINT_FORGE" test)
+(cd infra/contracts && "$LATENTMINT_FORGE" test) 2>&1 | tee "$LOG/forge-test.log"
 
 step "contract artifacts match their sources"
 infra/contracts/build.sh --check
@@ -31,3 +34,7 @@ step "template.yaml (cfn-lint with the SAM transform)"
 .tools/pyenv/bin/cfn-lint template.yaml
 
 printf '\n\033[1;32mall checks passed\033[0m\n'
+# One closing line over both suites: cargo's per-binary lines, plus forge's total.
+read -r cargo_passed cargo_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' "$LOG/cargo-test.log")
+read -r forge_passed forge_failed < <(sed 's/\x1b\[[0-9;]*m//g' "$LOG/forge-test.log" | awk '/tests passed, .* failed/ { for (i = 1; i <= NF; i++) { if ($(i+1) == "tests" && $(i+2) == "passed,") p = $i; if ($(i+1) == "failed,") f = $i } } END { print p+0, f+0 }')
+echo "tests: $((cargo_passed + forge_passed)) passed, $((cargo_failed + forge_failed)) failed"

@@ -155,3 +155,49 @@ async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
     assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64);
     node.stop().await;
 }
+
+/// The demo's own mode: no RPC URL, so the run starts anvil with a state file. Killing the
+/// run kills its anvil too (up to a second of chain state may be lost); the restart reloads
+/// the chain, reconciles it with the job store, and finishes with one token per job.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_demo_mode_run_resumes_on_its_own_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("demo.toml");
+    let text =
+        collection("http://unused").replace("rpc_url = \"http://unused\"\n", "").replace("Kill Test", "Demo Kill");
+    std::fs::write(&file, text).unwrap();
+    let data = tmp.path().join("data");
+    let db = data.join("demo-kill/pipeline.db");
+    let spawn = || {
+        Command::new(latentmint_bin())
+            .arg("run")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--no-progress", "--threads", "1"])
+            .env("ORT_DYLIB_PATH", ort_library())
+            .env("LATENTMINT_ANVIL", anvil())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut run = spawn();
+    kill_when(&mut run, &db, |_, minted| (2..JOBS).contains(&minted)).await;
+    let out = spawn().wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
+    let tokens: std::collections::BTreeSet<String> = SqliteJobStore::open(&db)
+        .unwrap()
+        .list(Some(JobState::Minted))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|j| j.token_id)
+        .collect();
+    assert_eq!(tokens.len(), JOBS, "one distinct token per job");
+    // And the chain survives a clean stop: a third run finds the same contract and tokens.
+    let out = spawn().wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{JOBS} minted")));
+}
