@@ -68,6 +68,80 @@ def write_tokenizer(out: Path):
     return tok
 
 
+def export(out: Path, tok, text, unet, vae, sched, name: str, latent_hw: int):
+    """Writes every component in the diffusers/optimum ONNX layout."""
+    img_hw = latent_hw * 2 ** (len(vae.config.block_out_channels) - 1)
+    with torch.no_grad():
+        (out / "text_encoder").mkdir(exist_ok=True)
+        text.config.save_pretrained(str(out / "text_encoder"))
+        torch.onnx.export(
+            text, (torch.zeros(1, 77, dtype=torch.int32),), str(out / "text_encoder/model.onnx"),
+            input_names=["input_ids"], output_names=["last_hidden_state", "pooler_output"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}}, opset_version=17, dynamo=False,
+        )
+
+        class UNetWrap(torch.nn.Module):
+            def __init__(self, u):
+                super().__init__()
+                self.u = u
+
+            def forward(self, sample, timestep, encoder_hidden_states):
+                return self.u(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+        (out / "unet").mkdir(exist_ok=True)
+        unet.save_config(str(out / "unet"))
+        torch.onnx.export(
+            UNetWrap(unet), (torch.randn(2, 4, latent_hw, latent_hw), torch.tensor([1], dtype=torch.int64), torch.randn(2, 77, 32)),
+            str(out / "unet/model.onnx"), input_names=["sample", "timestep", "encoder_hidden_states"],
+            output_names=["out_sample"],
+            dynamic_axes={"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "steps"},
+                          "encoder_hidden_states": {0: "batch", 1: "sequence"}},
+            opset_version=17, dynamo=False,
+        )
+
+        class Decoder(torch.nn.Module):
+            def __init__(self, v):
+                super().__init__()
+                self.v = v
+
+            def forward(self, latent_sample):
+                return self.v.decode(latent_sample, return_dict=False)[0]
+
+        class Encoder(torch.nn.Module):
+            def __init__(self, v):
+                super().__init__()
+                self.v = v
+
+            def forward(self, sample):
+                # The distribution's mode, not a sample: encoding must be deterministic.
+                return self.v.encode(sample, return_dict=False)[0].mode()
+
+        for comp, mod, inp, iname, oname in [
+            ("vae_decoder", Decoder(vae), torch.randn(1, 4, latent_hw, latent_hw), "latent_sample", "sample"),
+            ("vae_encoder", Encoder(vae), torch.randn(1, 3, img_hw, img_hw), "sample", "latent_sample"),
+        ]:
+            (out / comp).mkdir(exist_ok=True)
+            vae.save_config(str(out / comp))
+            torch.onnx.export(mod, (inp,), str(out / comp / "model.onnx"), input_names=[iname], output_names=[oname],
+                              dynamic_axes={iname: {0: "batch", 2: "height", 3: "width"}}, opset_version=17, dynamo=False)
+
+    sched.save_pretrained(str(out / "scheduler"))
+    (out / "model_index.json").write_text(json.dumps({
+        "_class_name": "OnnxStableDiffusionPipeline",
+        "_diffusers_version": "0.35.2",
+        "_name_or_path": name,
+        "feature_extractor": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["diffusers", "OnnxRuntimeModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "OnnxRuntimeModel"],
+        "vae_decoder": ["diffusers", "OnnxRuntimeModel"],
+        "vae_encoder": ["diffusers", "OnnxRuntimeModel"],
+    }, indent=2) + "\n")
+
+
 def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny-sd")
     out.mkdir(parents=True, exist_ok=True)
@@ -94,74 +168,7 @@ def main():
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)
 
-    with torch.no_grad():
-        (out / "text_encoder").mkdir(exist_ok=True)
-        text.config.save_pretrained(str(out / "text_encoder"))
-        torch.onnx.export(
-            text, (torch.zeros(1, 77, dtype=torch.int32),), str(out / "text_encoder/model.onnx"),
-            input_names=["input_ids"], output_names=["last_hidden_state", "pooler_output"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}}, opset_version=17, dynamo=False,
-        )
-
-        class UNetWrap(torch.nn.Module):
-            def __init__(self, u):
-                super().__init__()
-                self.u = u
-
-            def forward(self, sample, timestep, encoder_hidden_states):
-                return self.u(sample, timestep, encoder_hidden_states, return_dict=False)[0]
-
-        (out / "unet").mkdir(exist_ok=True)
-        unet.save_config(str(out / "unet"))
-        torch.onnx.export(
-            UNetWrap(unet), (torch.randn(2, 4, 32, 32), torch.tensor([1], dtype=torch.int64), torch.randn(2, 77, 32)),
-            str(out / "unet/model.onnx"), input_names=["sample", "timestep", "encoder_hidden_states"],
-            output_names=["out_sample"],
-            dynamic_axes={"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "steps"},
-                          "encoder_hidden_states": {0: "batch", 1: "sequence"}},
-            opset_version=17, dynamo=False,
-        )
-
-        class Decoder(torch.nn.Module):
-            def __init__(self, v):
-                super().__init__()
-                self.v = v
-
-            def forward(self, latent_sample):
-                return self.v.decode(latent_sample, return_dict=False)[0]
-
-        class Encoder(torch.nn.Module):
-            def __init__(self, v):
-                super().__init__()
-                self.v = v
-
-            def forward(self, sample):
-                return self.v.encode(sample, return_dict=False)[0].sample()
-
-        for name, mod, inp, iname, oname in [
-            ("vae_decoder", Decoder(vae), torch.randn(1, 4, 32, 32), "latent_sample", "sample"),
-            ("vae_encoder", Encoder(vae), torch.randn(1, 3, 64, 64), "sample", "latent_sample"),
-        ]:
-            (out / name).mkdir(exist_ok=True)
-            vae.save_config(str(out / name))
-            torch.onnx.export(mod, (inp,), str(out / name / "model.onnx"), input_names=[iname], output_names=[oname],
-                              dynamic_axes={iname: {0: "batch", 2: "height", 3: "width"}}, opset_version=17, dynamo=False)
-
-    sched.save_pretrained(str(out / "scheduler"))
-    (out / "model_index.json").write_text(json.dumps({
-        "_class_name": "OnnxStableDiffusionPipeline",
-        "_diffusers_version": "0.35.2",
-        "_name_or_path": "latentmint/tiny-sd-random",
-        "feature_extractor": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", "DDIMScheduler"],
-        "text_encoder": ["diffusers", "OnnxRuntimeModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "OnnxRuntimeModel"],
-        "vae_decoder": ["diffusers", "OnnxRuntimeModel"],
-        "vae_encoder": ["diffusers", "OnnxRuntimeModel"],
-    }, indent=2) + "\n")
+    export(out, tok, text, unet, vae, sched, name="latentmint/tiny-sd-random", latent_hw=32)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({total / 1e6:.1f} MB)")
 
