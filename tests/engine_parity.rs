@@ -1,17 +1,19 @@
 //! The Rust engine against diffusers' OnnxStableDiffusionPipeline on the same model, prompt,
-//! initial latents and parameters (fixture made by infra/model/make_parity_fixture.py).
+//! initial latents, step noise and parameters, for every scheduler (fixtures made by
+//! infra/model/make_parity_fixture.py: latents after each step and the final image).
 
 use latentmint_diffusion::{Engine, EngineOptions, ImageRequest};
 use latentmint_e2e::{ort_library, repo_root, tiny_model};
 use serde_json::Value;
 
-fn fixture() -> Value {
-    let text = std::fs::read_to_string(repo_root().join("tests/fixtures/parity-ddim.json")).expect("fixture");
-    serde_json::from_str(&text).expect("fixture JSON")
+fn case(name: &str) -> (Value, std::path::PathBuf) {
+    let dir = repo_root().join("tests/fixtures/parity").join(name);
+    let text = std::fs::read_to_string(dir.join("case.json")).expect("fixture case.json");
+    (serde_json::from_str(&text).expect("fixture JSON"), dir)
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+fn npy(path: &std::path::Path) -> ndarray::ArrayD<f32> {
+    ndarray_npy::read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn engine() -> Engine {
@@ -19,37 +21,77 @@ fn engine() -> Engine {
         .expect("engine loads")
 }
 
-#[test]
-fn tokens_match_transformers_clip_tokenizer() {
-    let f = fixture();
-    let e = engine();
-    let ids: Vec<i64> = f["token_ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
-    assert_eq!(e.tokenize(f["prompt"].as_str().unwrap()).unwrap().ids, ids);
-    let neg: Vec<i64> = f["negative_token_ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
-    assert_eq!(e.tokenize(f["negative_prompt"].as_str().unwrap()).unwrap().ids, neg);
+fn ids(v: &Value) -> Vec<i64> {
+    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
 }
 
 #[test]
-fn ddim_image_matches_diffusers_within_1e_4() {
-    let f = fixture();
+fn tokens_match_transformers_clip_tokenizer() {
+    let (f, _) = case("ddim");
+    let e = engine();
+    assert_eq!(e.tokenize(f["prompt"].as_str().unwrap()).unwrap().ids, ids(&f["token_ids"]));
+    assert_eq!(e.tokenize("blurry").unwrap().ids, ids(&f["negative_token_ids"]));
+}
+
+/// Runs one scheduler's case and compares the latents after every step and the image.
+fn parity(name: &str) {
+    let (f, dir) = case(name);
     let mut e = engine();
-    let shape: Vec<usize> = f["image_shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let init = npy(&dir.join("latents_init.npy"));
+    let trace_ref = npy(&dir.join("latents_trace.npy"));
+    let noise = dir.join("step_noise.npy");
+    let step_noise = noise.exists().then(|| {
+        let a = npy(&noise);
+        a.outer_iter().map(|n| n.iter().copied().collect::<Vec<f32>>()).collect::<Vec<_>>()
+    });
     let req = ImageRequest {
         prompt: f["prompt"].as_str().unwrap().into(),
         negative_prompt: f["negative_prompt"].as_str().unwrap().into(),
         seed: 0,
         steps: f["steps"].as_u64().unwrap() as u32,
         guidance: f["guidance"].as_f64().unwrap() as f32,
-        width: shape[1] as u32,
-        height: shape[0] as u32,
-        scheduler: "ddim".into(),
-        initial_latents: Some(floats(&f["latents"])),
+        width: f["width"].as_u64().unwrap() as u32,
+        height: f["height"].as_u64().unwrap() as u32,
+        scheduler: name.into(),
+        initial_latents: Some(init.iter().copied().collect()),
+        step_noise,
     };
-    let out = e.generate(&req).expect("generates");
-    let want = floats(&f["image"]);
+    let mut trace = Vec::new();
+    let out = e.generate_traced(&req, Some(&mut trace)).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!(trace.len(), trace_ref.shape()[0], "{name}: one latent per step");
+    for (i, (ours, theirs)) in trace.iter().zip(trace_ref.outer_iter()).enumerate() {
+        let max = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max < 1e-4, "{name}: latents after step {i} differ by {max}");
+    }
+    let want = npy(&dir.join("image.npy"));
     assert_eq!(out.float_image.len(), want.len());
-    let max = out.float_image.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(max < 1e-4, "max abs difference {max}");
+    let max = out.float_image.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max < 1e-4, "{name}: image differs by {max}");
+}
+
+#[test]
+fn ddim_matches_diffusers() {
+    parity("ddim");
+}
+
+#[test]
+fn euler_matches_diffusers() {
+    parity("euler");
+}
+
+#[test]
+fn euler_ancestral_matches_diffusers() {
+    parity("euler_a");
+}
+
+#[test]
+fn dpm_solver_pp_2m_matches_diffusers() {
+    parity("dpmpp_2m");
+}
+
+#[test]
+fn lcm_matches_diffusers() {
+    parity("lcm");
 }
 
 #[test]
@@ -65,6 +107,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         height: 64,
         scheduler: "ddim".into(),
         initial_latents: None,
+        step_noise: None,
     };
     let a = e.generate(&req).unwrap().png;
     let b = e.generate(&req).unwrap().png;
@@ -86,6 +129,7 @@ fn bad_requests_name_the_field() {
         height: 64,
         scheduler: "ddim".into(),
         initial_latents: None,
+        step_noise: None,
     };
     let err = e.generate(&req).unwrap_err().to_string();
     assert!(err.starts_with("width:") && err.contains("multiple"), "{err}");

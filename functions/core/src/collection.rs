@@ -19,7 +19,7 @@ use crate::sanitize::{MAX_PROMPT_CHARS, sanitize_prompt};
 pub const LOCAL_CHAIN_ID: u64 = 412_346;
 
 /// Schedulers the engine implements.
-pub const SCHEDULERS: &[&str] = &["ddim"];
+pub const SCHEDULERS: &[&str] = &["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"];
 
 /// A collection file that failed to load.
 #[derive(Debug, thiserror::Error)]

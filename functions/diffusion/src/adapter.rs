@@ -46,6 +46,7 @@ impl Generator for OnnxGenerator {
             height: req.params.height,
             scheduler: req.params.scheduler.clone(),
             initial_latents: None,
+            step_noise: None,
         };
         let (out, model) = tokio::task::spawn_blocking(move || {
             let mut e = engine

@@ -11,7 +11,7 @@ mod error;
 pub mod model;
 mod pipeline;
 mod png;
-pub mod scheduler;
+pub mod schedulers;
 pub mod tokenizer;
 
 pub use adapter::{GENERATOR_NAME, OnnxGenerator};

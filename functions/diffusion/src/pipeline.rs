@@ -18,7 +18,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::error::{DiffusionError, Result, onnx, onnx_b};
 use crate::model::ModelInfo;
 use crate::png::encode_png;
-use crate::scheduler::{Ddim, SchedulerConfig};
+use crate::schedulers::{self, NoiseSource, SchedulerConfig};
 use crate::tokenizer::ClipTokenizer;
 
 /// How to run ONNX Runtime.
@@ -47,11 +47,14 @@ pub struct ImageRequest {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Scheduler name (`ddim`).
+    /// Scheduler name, one of [`crate::schedulers::NAMES`].
     pub scheduler: String,
     /// Initial latents (1 x C x h x w, row-major) instead of seeded noise: lets any other
     /// implementation's run be reproduced exactly.
     pub initial_latents: Option<Vec<f32>>,
+    /// Noise for stochastic schedulers (Euler ancestral, LCM), one array per draw, instead of
+    /// the seeded stream: the same purpose as `initial_latents`.
+    pub step_noise: Option<Vec<Vec<f32>>>,
 }
 
 /// A generated image.
@@ -200,13 +203,17 @@ impl Engine {
 
     /// Generates one image.
     pub fn generate(&mut self, req: &ImageRequest) -> Result<GeneratedImage> {
+        self.generate_traced(req, None)
+    }
+
+    /// Like [`Engine::generate`], also pushing the latents after every step into `trace`
+    /// (for parity tests against a reference implementation).
+    pub fn generate_traced(
+        &mut self,
+        req: &ImageRequest,
+        mut trace: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<GeneratedImage> {
         let started = Instant::now();
-        if req.scheduler != "ddim" {
-            return Err(DiffusionError::Request {
-                field: "scheduler",
-                message: format!("`{}` is not implemented; use ddim", req.scheduler),
-            });
-        }
         let f = self.info.vae_scale_factor as u32;
         for (field, v) in [("width", req.width), ("height", req.height)] {
             if v == 0 || v % f != 0 {
@@ -229,7 +236,7 @@ impl Engine {
 
         let (c, h, w) = (self.info.latent_channels, (req.height / f) as usize, (req.width / f) as usize);
         let n = c * h * w;
-        let ddim = Ddim::new(self.scheduler.clone(), req.steps as usize)?;
+        let mut sched = schedulers::build(&req.scheduler, &self.scheduler, req.steps as usize)?;
         let mut latents: Vec<f32> = match &req.initial_latents {
             Some(l) if l.len() == n => l.clone(),
             Some(l) => {
@@ -243,30 +250,46 @@ impl Engine {
                 (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
             }
         };
-        let sigma = ddim.init_noise_sigma();
+        let sigma = sched.init_noise_sigma();
         latents.iter_mut().for_each(|x| *x *= sigma);
+        // Step noise comes from its own stream, so the initial latents do not depend on the
+        // scheduler and a deterministic scheduler consumes nothing.
+        let mut noise = match &req.step_noise {
+            Some(v) => NoiseSource::Fixed(v.iter().cloned().collect()),
+            None => NoiseSource::seeded(req.seed ^ 0x5eed_5eed_5eed_5eed),
+        };
 
         let batch = if cfg { 2 } else { 1 };
         let mut input = Array4::<f32>::zeros((batch, c, h, w));
-        for &t in ddim.timesteps() {
+        let mut scaled_in = vec![0f32; n];
+        let timesteps = sched.timesteps().to_vec();
+        for (i, &t) in timesteps.iter().enumerate() {
+            scaled_in.copy_from_slice(&latents);
+            sched.scale_model_input(&mut scaled_in, i);
             // The same latents for the unconditional and the conditional half.
             for b in 0..batch {
-                input.index_axis_mut(Axis(0), b).as_slice_mut().unwrap_or(&mut []).copy_from_slice(&latents);
+                input.index_axis_mut(Axis(0), b).as_slice_mut().unwrap_or(&mut []).copy_from_slice(&scaled_in);
             }
             let t1 = Instant::now();
-            let noise: Vec<f32> = {
+            let noise_pred: Vec<f32> = {
                 let sample = TensorRef::from_array_view(&input).map_err(onnx("unet"))?;
                 let hidden = TensorRef::from_array_view(&emb).map_err(onnx("unet"))?;
                 let outputs = match self.timestep_dtype {
                     TensorElementType::Int64 => {
+                        // As numpy casts diffusers' float timesteps: truncation toward zero.
                         let ts = Array1::from_vec(vec![t as i64]);
                         self.unet.run(ort::inputs!["sample" => sample, "timestep" => TensorRef::from_array_view(&ts).map_err(onnx("unet"))?, "encoder_hidden_states" => hidden])
                     }
                     TensorElementType::Float32 => {
-                        let ts = Array1::from_vec(vec![t as f32]);
+                        let ts = Array1::from_vec(vec![t]);
                         self.unet.run(ort::inputs!["sample" => sample, "timestep" => TensorRef::from_array_view(&ts).map_err(onnx("unet"))?, "encoder_hidden_states" => hidden])
                     }
-                    other => return Err(DiffusionError::Onnx { component: "unet", message: format!("timestep of type {other:?} is not supported") }),
+                    other => {
+                        return Err(DiffusionError::Onnx {
+                            component: "unet",
+                            message: format!("timestep of type {other:?} is not supported"),
+                        });
+                    }
                 }
                 .map_err(onnx("unet"))?;
                 let out = outputs[0].try_extract_array::<f32>().map_err(onnx("unet"))?;
@@ -280,7 +303,10 @@ impl Engine {
                 }
             };
             onnx_s += t1.elapsed().as_secs_f64();
-            ddim.step(&noise, t, &mut latents);
+            sched.step(&noise_pred, i, &mut latents, &mut noise)?;
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(latents.clone());
+            }
         }
 
         let scaled: Vec<f32> = latents.iter().map(|x| x / self.info.scaling_factor).collect();

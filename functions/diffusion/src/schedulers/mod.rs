@@ -1,0 +1,166 @@
+//! Noise schedulers, configured from `scheduler/scheduler_config.json` the way diffusers'
+//! `<Scheduler>.from_config(config)` reads it: keys present in the file win, each scheduler's
+//! own defaults fill the rest. Each one follows the diffusers implementation step for step,
+//! in float32, and is checked against it (tests/engine_parity.rs).
+
+mod ddim;
+mod dpm;
+mod euler;
+mod lcm;
+mod schedule;
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Deserialize;
+
+use crate::error::{DiffusionError, Result};
+
+pub use ddim::Ddim;
+pub use dpm::DpmSolverPp2M;
+pub use euler::Euler;
+pub use lcm::Lcm;
+
+/// Scheduler names accepted in requests and collection files.
+pub const NAMES: &[&str] = &["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"];
+
+/// The fields of `scheduler_config.json` the schedulers read. `None` means "not in the
+/// file": the scheduler's own default applies.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SchedulerConfig {
+    /// diffusers class name of the export's scheduler.
+    #[serde(rename = "_class_name", default)]
+    pub class_name: String,
+    /// Training timesteps (1000).
+    pub num_train_timesteps: Option<usize>,
+    /// First beta.
+    pub beta_start: Option<f64>,
+    /// Last beta.
+    pub beta_end: Option<f64>,
+    /// `linear` or `scaled_linear`.
+    pub beta_schedule: Option<String>,
+    /// Clamp predicted x0 (DDIM, LCM).
+    pub clip_sample: Option<bool>,
+    /// Clamp range.
+    pub clip_sample_range: Option<f32>,
+    /// Final alpha is 1 (DDIM, LCM).
+    pub set_alpha_to_one: Option<bool>,
+    /// Offset added to `leading` timesteps.
+    pub steps_offset: Option<usize>,
+    /// `epsilon`, `v_prediction` or `sample`.
+    pub prediction_type: Option<String>,
+    /// `leading`, `trailing` or `linspace`.
+    pub timestep_spacing: Option<String>,
+    /// LCM: the distillation schedule's step count.
+    pub original_inference_steps: Option<usize>,
+    /// LCM: boundary-condition timestep scaling.
+    pub timestep_scaling: Option<f32>,
+}
+
+impl SchedulerConfig {
+    /// Reads a `scheduler_config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|_| DiffusionError::MissingFile {
+            path: path.to_path_buf(),
+            hint: "the layout needs scheduler/scheduler_config.json".into(),
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| DiffusionError::Config { file: path.to_path_buf(), message: e.to_string() })
+    }
+
+    pub(crate) fn prediction(&self) -> Result<Prediction> {
+        match self.prediction_type.as_deref().unwrap_or("epsilon") {
+            "epsilon" => Ok(Prediction::Epsilon),
+            "v_prediction" => Ok(Prediction::V),
+            "sample" => Ok(Prediction::Sample),
+            other => Err(config_error(format!(
+                "prediction_type `{other}` is not supported; use epsilon, v_prediction or sample"
+            ))),
+        }
+    }
+}
+
+pub(crate) fn config_error(message: String) -> DiffusionError {
+    DiffusionError::Config { file: "scheduler/scheduler_config.json".into(), message }
+}
+
+/// What the UNet predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prediction {
+    Epsilon,
+    V,
+    Sample,
+}
+
+/// Where a stochastic scheduler's per-step noise comes from.
+pub enum NoiseSource {
+    /// Standard normal noise from a seeded ChaCha20 stream (reproducible across platforms).
+    Seeded(Box<ChaCha20Rng>),
+    /// Given arrays, one per call, in order (to reproduce another implementation exactly).
+    Fixed(std::collections::VecDeque<Vec<f32>>),
+}
+
+impl NoiseSource {
+    /// A seeded source.
+    pub fn seeded(seed: u64) -> Self {
+        Self::Seeded(Box::new(ChaCha20Rng::seed_from_u64(seed)))
+    }
+
+    /// Fills `out` with standard normal noise.
+    pub fn fill(&mut self, out: &mut [f32]) -> Result<()> {
+        match self {
+            Self::Seeded(rng) => out.iter_mut().for_each(|x| *x = StandardNormal.sample(rng.as_mut())),
+            Self::Fixed(q) => {
+                let v = q.pop_front().ok_or_else(|| DiffusionError::Request {
+                    field: "step_noise",
+                    message: "fewer noise arrays than the scheduler draws".into(),
+                })?;
+                if v.len() != out.len() {
+                    return Err(DiffusionError::Request {
+                        field: "step_noise",
+                        message: format!("a noise array has {} values, the latents {}", v.len(), out.len()),
+                    });
+                }
+                out.copy_from_slice(&v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A scheduler for one generation: timesteps, input scaling and the update rule.
+pub trait Scheduler: Send {
+    /// Timesteps in denoising order (float32 values, as diffusers keeps them).
+    fn timesteps(&self) -> &[f32];
+    /// Scale of the initial noise.
+    fn init_noise_sigma(&self) -> f32;
+    /// Scales the UNet input at step `i` in place (Euler divides by sqrt(sigma^2 + 1)).
+    fn scale_model_input(&self, _sample: &mut [f32], _i: usize) {}
+    /// Advances `sample` from step `i` to `i + 1` given the model output.
+    fn step(&mut self, model_output: &[f32], i: usize, sample: &mut [f32], noise: &mut NoiseSource) -> Result<()>;
+}
+
+/// Builds scheduler `name` for `steps` inference steps.
+pub fn build(name: &str, cfg: &SchedulerConfig, steps: usize) -> Result<Box<dyn Scheduler>> {
+    if steps == 0 || steps > cfg.num_train_timesteps.unwrap_or(1000) {
+        return Err(DiffusionError::Request {
+            field: "steps",
+            message: format!("{steps} is out of range; use 1 to 1000"),
+        });
+    }
+    Ok(match name {
+        "ddim" => Box::new(Ddim::new(cfg, steps)?),
+        "euler" => Box::new(Euler::new(cfg, steps, false)?),
+        "euler_a" => Box::new(Euler::new(cfg, steps, true)?),
+        "dpmpp_2m" => Box::new(DpmSolverPp2M::new(cfg, steps)?),
+        "lcm" => Box::new(Lcm::new(cfg, steps)?),
+        other => {
+            return Err(DiffusionError::Request {
+                field: "scheduler",
+                message: format!("`{other}` is not a known scheduler; use one of {}", NAMES.join(", ")),
+            });
+        }
+    })
+}
