@@ -149,3 +149,27 @@ fn missing_model_files_are_named() {
     let err = Engine::load(dir.path(), &EngineOptions::default()).err().unwrap().to_string();
     assert!(err.contains("text_encoder/model.onnx"), "{err}");
 }
+
+/// `latentmint generate --latents x.npy` reproduces the reference image (to one 8-bit level).
+#[test]
+fn generate_command_reproduces_diffusers_from_npy_latents() {
+    let (f, dir) = case("ddim");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("g.png");
+    let status = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .args(["generate", "--model"])
+        .arg(tiny_model())
+        .args(["--prompt", f["prompt"].as_str().unwrap(), "--negative", "blurry", "--steps", "4", "--guidance", "7.5"])
+        .arg("--latents")
+        .arg(dir.join("latents_init.npy"))
+        .arg("--out")
+        .arg(&out)
+        .env("ORT_DYLIB_PATH", ort_library())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let img = image::open(&out).unwrap().to_rgb8();
+    let want = npy(&dir.join("image.npy"));
+    let worst = img.as_raw().iter().zip(want.iter()).map(|(&a, &b)| (f32::from(a) - (b * 255.0).round()).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1.0, "pixel difference {worst}");
+}

@@ -1,5 +1,6 @@
 //! `latentmint`: run a collection end to end on one machine, and the tools around it.
 
+mod generate;
 mod report;
 mod run;
 
@@ -31,6 +32,8 @@ enum Command {
     },
     /// Approve or reject a job waiting in the QA staging queue.
     Review(run::ReviewArgs),
+    /// Generate one image from a prompt (no queues, no chain).
+    Generate(generate::GenerateArgs),
 }
 
 fn init_logs(verbose: u8) {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Cid { file } => cid(&file),
         Command::Run(args) => tokio_main(run::run(args)),
         Command::Review(args) => tokio_main(run::review(args)),
+        Command::Generate(args) => generate::generate(args),
     };
     match result {
         Ok(code) => code,

@@ -72,8 +72,12 @@ pub struct GeneratedImage {
     pub png: Vec<u8>,
     /// The prompt was cut to CLIP's 77 tokens.
     pub prompt_truncated: bool,
-    /// Seconds spent inside ONNX Runtime, and in total.
+    /// Seconds spent inside ONNX Runtime (all three models).
     pub onnx_seconds: f64,
+    /// Seconds in the denoising loop, and the part of it inside `unet.run`.
+    pub loop_seconds: f64,
+    /// Seconds inside `unet.run`.
+    pub unet_seconds: f64,
     /// Total seconds.
     pub total_seconds: f64,
 }
@@ -263,6 +267,8 @@ impl Engine {
         let mut input = Array4::<f32>::zeros((batch, c, h, w));
         let mut scaled_in = vec![0f32; n];
         let timesteps = sched.timesteps().to_vec();
+        let loop_start = Instant::now();
+        let mut unet_s = 0f64;
         for (i, &t) in timesteps.iter().enumerate() {
             scaled_in.copy_from_slice(&latents);
             sched.scale_model_input(&mut scaled_in, i);
@@ -302,13 +308,16 @@ impl Engine {
                     flat[..n].to_vec()
                 }
             };
-            onnx_s += t1.elapsed().as_secs_f64();
+            let dt = t1.elapsed().as_secs_f64();
+            onnx_s += dt;
+            unet_s += dt;
             sched.step(&noise_pred, i, &mut latents, &mut noise)?;
             if let Some(trace) = trace.as_deref_mut() {
                 trace.push(latents.clone());
             }
         }
 
+        let loop_s = loop_start.elapsed().as_secs_f64();
         let scaled: Vec<f32> = latents.iter().map(|x| x / self.info.scaling_factor).collect();
         let z = Array4::from_shape_vec((1, c, h, w), scaled).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
         let t2 = Instant::now();
@@ -375,6 +384,8 @@ impl Engine {
             png,
             prompt_truncated: truncated,
             onnx_seconds: onnx_s,
+            loop_seconds: loop_s,
+            unet_seconds: unet_s,
             total_seconds: started.elapsed().as_secs_f64(),
         })
     }
