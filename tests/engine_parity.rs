@@ -2,7 +2,7 @@
 //! initial latents, step noise and parameters, for every scheduler (fixtures made by
 //! infra/model/make_parity_fixture.py: latents after each step and the final image).
 
-use latentmint_diffusion::{Engine, EngineOptions, ImageRequest};
+use latentmint_diffusion::{Engine, EngineOptions, ImageRequest, InitImage};
 use latentmint_e2e::{ort_library, repo_root, tiny_model};
 use serde_json::Value;
 
@@ -55,6 +55,7 @@ fn parity(name: &str) {
         scheduler: name.into(),
         initial_latents: Some(init.iter().copied().collect()),
         step_noise,
+        init_image: None,
     };
     let mut trace = Vec::new();
     let out = e.generate_traced(&req, Some(&mut trace)).unwrap_or_else(|err| panic!("{name}: {err}"));
@@ -108,6 +109,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         scheduler: "ddim".into(),
         initial_latents: None,
         step_noise: None,
+        init_image: None,
     };
     let a = e.generate(&req).unwrap().png;
     let b = e.generate(&req).unwrap().png;
@@ -130,6 +132,7 @@ fn bad_requests_name_the_field() {
         scheduler: "ddim".into(),
         initial_latents: None,
         step_noise: None,
+        init_image: None,
     };
     let err = e.generate(&req).unwrap_err().to_string();
     assert!(err.starts_with("width:") && err.contains("multiple"), "{err}");
@@ -170,6 +173,80 @@ fn generate_command_reproduces_diffusers_from_npy_latents() {
     assert!(status.success());
     let img = image::open(&out).unwrap().to_rgb8();
     let want = npy(&dir.join("image.npy"));
-    let worst = img.as_raw().iter().zip(want.iter()).map(|(&a, &b)| (f32::from(a) - (b * 255.0).round()).abs()).fold(0f32, f32::max);
+    let worst = img
+        .as_raw()
+        .iter()
+        .zip(want.iter())
+        .map(|(&a, &b)| (f32::from(a) - (b * 255.0).round()).abs())
+        .fold(0f32, f32::max);
     assert!(worst <= 1.0, "pixel difference {worst}");
+}
+
+/// img2img: encode the init image, noise it to the start step, run the remaining steps.
+fn img2img_parity(name: &str) {
+    let (f, dir) = case(name);
+    let mut e = engine();
+    let init_rgb: ndarray::ArrayD<u8> = ndarray_npy::read_npy(dir.join("init_rgb.npy")).unwrap();
+    let req = ImageRequest {
+        prompt: f["prompt"].as_str().unwrap().into(),
+        negative_prompt: f["negative_prompt"].as_str().unwrap().into(),
+        seed: 0,
+        steps: f["steps"].as_u64().unwrap() as u32,
+        guidance: f["guidance"].as_f64().unwrap() as f32,
+        width: f["width"].as_u64().unwrap() as u32,
+        height: f["height"].as_u64().unwrap() as u32,
+        scheduler: f["scheduler"].as_str().unwrap().into(),
+        initial_latents: Some(npy(&dir.join("latents_init.npy")).iter().copied().collect()),
+        step_noise: None,
+        init_image: Some(InitImage {
+            rgb: init_rgb.iter().copied().collect(),
+            strength: f["strength"].as_f64().unwrap() as f32,
+        }),
+    };
+    let mut trace = Vec::new();
+    let out = e.generate_traced(&req, Some(&mut trace)).unwrap();
+    let trace_ref = npy(&dir.join("latents_trace.npy"));
+    assert_eq!(trace.len(), trace_ref.shape()[0], "{name}: steps run");
+    for (i, (ours, theirs)) in trace.iter().zip(trace_ref.outer_iter()).enumerate() {
+        let max = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max < 1e-4, "{name}: latents after step {i} differ by {max}");
+    }
+    let want = npy(&dir.join("image.npy"));
+    let max = out.float_image.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max < 1e-4, "{name}: image differs by {max}");
+}
+
+#[test]
+fn img2img_ddim_matches_diffusers() {
+    img2img_parity("img2img_ddim");
+}
+
+#[test]
+fn img2img_euler_matches_diffusers() {
+    img2img_parity("img2img_euler");
+}
+
+#[test]
+fn img2img_refuses_bad_strength_and_size() {
+    let mut e = engine();
+    let base = ImageRequest {
+        prompt: "x".into(),
+        negative_prompt: String::new(),
+        seed: 1,
+        steps: 4,
+        guidance: 1.0,
+        width: 64,
+        height: 64,
+        scheduler: "ddim".into(),
+        initial_latents: None,
+        step_noise: None,
+        init_image: Some(InitImage { rgb: vec![128; 64 * 64 * 3], strength: 0.1 }),
+    };
+    let err = e.generate(&base).unwrap_err().to_string();
+    assert!(err.starts_with("strength:"), "{err}");
+    let err = e
+        .generate(&ImageRequest { init_image: Some(InitImage { rgb: vec![0; 10], strength: 0.5 }), ..base })
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("init_image:") && err.contains("resize"), "{err}");
 }

@@ -53,6 +53,49 @@ def encode(text):
     return sess["text_encoder"].run(None, {"input_ids": ids(text).astype(np.int32)})[0]
 
 
+IMG2IMG = {"img2img_ddim": (DDIMScheduler, 5, 0.6), "img2img_euler": (EulerDiscreteScheduler, 5, 0.6)}
+
+
+def img2img(name, cls, steps, strength, init_rgb):
+    """diffusers' img2img recipe: encode, noise to the start step, denoise the rest."""
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    sched = cls.from_config(base_config)
+    sched.set_timesteps(steps)
+    run = min(int(steps * strength), steps)
+    start = steps - run
+    if hasattr(sched, "set_begin_index"):
+        sched.set_begin_index(start)
+    enc = ort.InferenceSession(str(model / "vae_encoder" / "model.onnx"), providers=["CPUExecutionProvider"])
+    img = (init_rgb.astype(np.float32) / 255.0 * 2.0 - 1.0).transpose(2, 0, 1)[None]
+    x0 = enc.run(None, {"sample": img})[0] * np.float32(scaling)
+    noise = np.random.RandomState(1234).randn(*x0.shape).astype(np.float32)
+    latents = sched.add_noise(torch.from_numpy(x0), torch.from_numpy(noise), sched.timesteps[start:start + 1]).numpy()
+    emb = np.concatenate([encode(NEGATIVE), encode(PROMPT)])
+    trace = []
+    for t in sched.timesteps[start:]:
+        inp = sched.scale_model_input(torch.from_numpy(np.concatenate([latents] * 2)), t).numpy()
+        pred = sess["unet"].run(None, {"sample": inp, "timestep": np.array([float(t)], dtype=ts_type),
+                                       "encoder_hidden_states": emb})[0]
+        u, c = np.split(pred, 2)
+        pred = u + 7.5 * (c - u)
+        latents = sched.step(torch.from_numpy(pred), t, torch.from_numpy(latents)).prev_sample.numpy()
+        trace.append(latents.copy())
+    image = sess["vae_decoder"].run(None, {"latent_sample": latents / np.float32(scaling)})[0]
+    image = np.clip(image / 2 + 0.5, 0, 1).transpose(0, 2, 3, 1)[0]
+    np.save(d / "init_rgb.npy", init_rgb)
+    np.save(d / "latents_init.npy", noise)
+    np.save(d / "latents_trace.npy", np.concatenate(trace))
+    np.save(d / "image.npy", image.astype(np.float32))
+    (d / "case.json").write_text(json.dumps({
+        "scheduler": name.split("_", 1)[1], "prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": steps,
+        "guidance": 7.5, "strength": strength, "width": init_rgb.shape[1], "height": init_rgb.shape[0],
+        "timesteps": [float(t) for t in sched.timesteps[start:]],
+        "reference": f"diffusers img2img recipe with {cls.__name__}, onnxruntime {ort.__version__}",
+    }, indent=1) + "\n")
+    print(f"{name}: timesteps {[round(float(t), 2) for t in sched.timesteps[start:]]}")
+
+
 for name, (cls, noise_module, steps, guidance) in CASES.items():
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
@@ -101,3 +144,8 @@ for name, (cls, noise_module, steps, guidance) in CASES.items():
         "reference": f"diffusers {importlib.import_module('diffusers').__version__} {cls.__name__}, onnxruntime {ort.__version__}",
     }, indent=1) + "\n")
     print(f"{name}: timesteps {[round(float(t), 2) for t in sched.timesteps]}, image mean {image.mean():.4f}")
+
+# img2img starts from the DDIM case's image, as 8-bit RGB.
+init_rgb = np.round(np.load(out / "ddim" / "image.npy") * 255).astype(np.uint8)
+for name, (cls, steps, strength) in IMG2IMG.items():
+    img2img(name, cls, steps, strength, init_rgb)

@@ -55,7 +55,8 @@ pub struct GenerateArgs {
 
 pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     let prompt = sanitize_prompt("--prompt", &a.prompt)?;
-    let negative = if a.negative.trim().is_empty() { String::new() } else { sanitize_prompt("--negative", &a.negative)? };
+    let negative =
+        if a.negative.trim().is_empty() { String::new() } else { sanitize_prompt("--negative", &a.negative)? };
     let initial_latents = match &a.latents {
         Some(p) => {
             let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(p)
@@ -67,8 +68,9 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut engine = Engine::load(&a.model, &EngineOptions { ort_library: a.ort_library.clone(), intra_threads: a.threads })
-        .with_context(|| format!("--model {}", a.model.display()))?;
+    let mut engine =
+        Engine::load(&a.model, &EngineOptions { ort_library: a.ort_library.clone(), intra_threads: a.threads })
+            .with_context(|| format!("--model {}", a.model.display()))?;
     let req = ImageRequest {
         prompt,
         negative_prompt: negative,
@@ -80,6 +82,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         scheduler: a.scheduler.clone(),
         initial_latents,
         step_noise: None,
+        init_image: None,
     };
     let out = engine.generate(&req)?;
     std::fs::write(&a.out, &out.png).with_context(|| format!("cannot write {}", a.out.display()))?;

@@ -47,6 +47,7 @@ impl Generator for OnnxGenerator {
             scheduler: req.params.scheduler.clone(),
             initial_latents: None,
             step_noise: None,
+            init_image: None,
         };
         let (out, model) = tokio::task::spawn_blocking(move || {
             let mut e = engine

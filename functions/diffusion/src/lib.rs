@@ -16,4 +16,4 @@ pub mod tokenizer;
 
 pub use adapter::{GENERATOR_NAME, OnnxGenerator};
 pub use error::{DiffusionError, Result};
-pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest};
+pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage};

@@ -55,6 +55,18 @@ pub struct ImageRequest {
     /// Noise for stochastic schedulers (Euler ancestral, LCM), one array per draw, instead of
     /// the seeded stream: the same purpose as `initial_latents`.
     pub step_noise: Option<Vec<Vec<f32>>>,
+    /// Start from this image instead of pure noise (img2img).
+    pub init_image: Option<InitImage>,
+}
+
+/// The image an img2img generation starts from.
+#[derive(Debug, Clone)]
+pub struct InitImage {
+    /// RGB8 pixels, row-major, exactly the request's width x height.
+    pub rgb: Vec<u8>,
+    /// How much to change it: 0 keeps it, 1 ignores it. The last `round_down(steps *
+    /// strength)` steps of the schedule run, starting from the image noised to that level.
+    pub strength: f32,
 }
 
 /// A generated image.
@@ -107,6 +119,7 @@ pub struct Engine {
     text: Session,
     unet: Session,
     vae: Session,
+    vae_encoder: Option<Session>,
     ids_dtype: TensorElementType,
     timestep_dtype: TensorElementType,
 }
@@ -137,6 +150,12 @@ impl Engine {
         let text = open("text_encoder/model.onnx", "text_encoder")?;
         let unet = open("unet/model.onnx", "unet")?;
         let vae = open("vae_decoder/model.onnx", "vae_decoder")?;
+        // Optional in the layout; only img2img needs it.
+        let vae_encoder = if dir.join("vae_encoder/model.onnx").is_file() {
+            Some(open("vae_encoder/model.onnx", "vae_encoder")?)
+        } else {
+            None
+        };
         let ids_dtype = input_type(&text, "input_ids", "text_encoder")?;
         let timestep_dtype = input_type(&unet, "timestep", "unet")?;
         for (dt, c, what) in [
@@ -150,7 +169,7 @@ impl Engine {
                 });
             }
         }
-        Ok(Self { info, tokenizer, scheduler, text, unet, vae, ids_dtype, timestep_dtype })
+        Ok(Self { info, tokenizer, scheduler, text, unet, vae, vae_encoder, ids_dtype, timestep_dtype })
     }
 
     /// The model's facts and file hashes.
@@ -205,6 +224,50 @@ impl Engine {
         Ok((emb, truncated))
     }
 
+    /// The VAE encoder's latents of an init image, scaled for the UNet.
+    fn encode_image(
+        &mut self,
+        init: &InitImage,
+        width: u32,
+        height: u32,
+        (c, h, w): (usize, usize, usize),
+    ) -> Result<Vec<f32>> {
+        let (wu, hu) = (width as usize, height as usize);
+        if init.rgb.len() != wu * hu * 3 {
+            return Err(DiffusionError::Request {
+                field: "init_image",
+                message: format!(
+                    "has {} bytes; a {width}x{height} RGB image has {}: resize it to the requested size",
+                    init.rgb.len(),
+                    wu * hu * 3
+                ),
+            });
+        }
+        let Some(encoder) = self.vae_encoder.as_mut() else {
+            return Err(DiffusionError::MissingFile {
+                path: self.info.dir.join("vae_encoder/model.onnx"),
+                hint: "img2img needs the VAE encoder; export the model with it".into(),
+            });
+        };
+        let mut img = Array4::<f32>::zeros((1, 3, hu, wu));
+        for (i, &v) in init.rgb.iter().enumerate() {
+            let (p, ch) = (i / 3, i % 3);
+            img[[0, ch, p / wu, p % wu]] = f32::from(v) / 255.0 * 2.0 - 1.0;
+        }
+        let outputs = encoder
+            .run(ort::inputs!["sample" => TensorRef::from_array_view(&img).map_err(onnx("vae_encoder"))?])
+            .map_err(onnx("vae_encoder"))?;
+        let z = outputs[0].try_extract_array::<f32>().map_err(onnx("vae_encoder"))?;
+        if z.len() != c * h * w {
+            return Err(DiffusionError::Onnx {
+                component: "vae_encoder",
+                message: format!("returned {:?}, expected [1, {c}, {h}, {w}]", z.shape()),
+            });
+        }
+        let s = self.info.scaling_factor;
+        Ok(z.iter().map(|v| v * s).collect())
+    }
+
     /// Generates one image.
     pub fn generate(&mut self, req: &ImageRequest) -> Result<GeneratedImage> {
         self.generate_traced(req, None)
@@ -254,8 +317,32 @@ impl Engine {
                 (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
             }
         };
-        let sigma = sched.init_noise_sigma();
-        latents.iter_mut().for_each(|x| *x *= sigma);
+        let start = match &req.init_image {
+            None => {
+                let sigma = sched.init_noise_sigma();
+                latents.iter_mut().for_each(|x| *x *= sigma);
+                0
+            }
+            Some(init) => {
+                // `latents` holds the noise; the image's latents, noised to the start step,
+                // replace it.
+                let run = ((req.steps as f32 * init.strength).floor() as usize).min(req.steps as usize);
+                if !(0.0..=1.0).contains(&init.strength) || run == 0 {
+                    return Err(DiffusionError::Request {
+                        field: "strength",
+                        message: format!(
+                            "{} runs no step with {} steps; use a strength in (0, 1] with steps * strength >= 1",
+                            init.strength, req.steps
+                        ),
+                    });
+                }
+                let start = req.steps as usize - run;
+                let mut x0 = self.encode_image(init, req.width, req.height, (c, h, w))?;
+                sched.add_noise(&mut x0, &latents, start);
+                latents = x0;
+                start
+            }
+        };
         // Step noise comes from its own stream, so the initial latents do not depend on the
         // scheduler and a deterministic scheduler consumes nothing.
         let mut noise = match &req.step_noise {
@@ -269,7 +356,7 @@ impl Engine {
         let timesteps = sched.timesteps().to_vec();
         let loop_start = Instant::now();
         let mut unet_s = 0f64;
-        for (i, &t) in timesteps.iter().enumerate() {
+        for (i, &t) in timesteps.iter().enumerate().skip(start) {
             scaled_in.copy_from_slice(&latents);
             sched.scale_model_input(&mut scaled_in, i);
             // The same latents for the unconditional and the conditional half.

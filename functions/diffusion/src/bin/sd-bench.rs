@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scheduler: "ddim".into(),
         initial_latents: None,
         step_noise: None,
+        init_image: None,
     };
     engine.generate(&req)?; // warm-up
     let (mut per_image, mut overhead) = (Vec::new(), Vec::new());

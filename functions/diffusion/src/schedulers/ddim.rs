@@ -79,6 +79,10 @@ impl Scheduler for Ddim {
         }
         Ok(())
     }
+
+    fn add_noise(&self, x0: &mut [f32], noise: &[f32], i: usize) {
+        super::add_noise_vp(&self.alphas_cumprod, self.timesteps[i] as usize, x0, noise);
+    }
 }
 
 #[cfg(test)]

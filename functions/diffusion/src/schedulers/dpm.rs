@@ -113,4 +113,9 @@ impl Scheduler for DpmSolverPp2M {
         }
         Ok(())
     }
+
+    fn add_noise(&self, x0: &mut [f32], noise: &[f32], i: usize) {
+        let (alpha, sigma) = alpha_sigma(self.sigmas[i]);
+        x0.iter_mut().zip(noise).for_each(|(x, n)| *x = alpha * *x + sigma * n);
+    }
 }

@@ -82,4 +82,9 @@ impl Scheduler for Euler {
         sample.iter_mut().zip(&z).for_each(|(x, n)| *x += n * sigma_up);
         Ok(())
     }
+
+    fn add_noise(&self, x0: &mut [f32], noise: &[f32], i: usize) {
+        let sigma = self.sigmas[i];
+        x0.iter_mut().zip(noise).for_each(|(x, n)| *x += n * sigma);
+    }
 }

@@ -76,4 +76,8 @@ impl Scheduler for Lcm {
         }
         Ok(())
     }
+
+    fn add_noise(&self, x0: &mut [f32], noise: &[f32], i: usize) {
+        super::add_noise_vp(&self.alphas_cumprod, self.timesteps[i] as usize, x0, noise);
+    }
 }

@@ -140,6 +140,15 @@ pub trait Scheduler: Send {
     fn scale_model_input(&self, _sample: &mut [f32], _i: usize) {}
     /// Advances `sample` from step `i` to `i + 1` given the model output.
     fn step(&mut self, model_output: &[f32], i: usize, sample: &mut [f32], noise: &mut NoiseSource) -> Result<()>;
+    /// Noises clean latents `x0` in place to the level of step `i` (img2img starts there).
+    fn add_noise(&self, x0: &mut [f32], noise: &[f32], i: usize);
+}
+
+/// `sqrt(a) * x0 + sqrt(1 - a) * noise`, the variance-preserving forward process.
+pub(crate) fn add_noise_vp(alphas_cumprod: &[f32], t: usize, x0: &mut [f32], noise: &[f32]) {
+    let a = alphas_cumprod[t.min(alphas_cumprod.len() - 1)];
+    let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
+    x0.iter_mut().zip(noise).for_each(|(x, n)| *x = sa * *x + sb * n);
 }
 
 /// Builds scheduler `name` for `steps` inference steps.
