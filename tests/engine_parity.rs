@@ -17,7 +17,7 @@ fn npy(path: &std::path::Path) -> ndarray::ArrayD<f32> {
 }
 
 fn engine() -> Engine {
-    Engine::load(&tiny_model(), &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2 })
+    Engine::load(&tiny_model(), &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2, cuda: false })
         .expect("engine loads")
 }
 

@@ -29,25 +29,35 @@ pub fn anvil() -> PathBuf {
     tool("LATENTMINT_ANVIL", "infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 }
 
-/// The `latentmint` binary of this build, built on first use (`cargo test` builds only the
-/// test harnesses, not other packages' binaries).
+/// The `latentmint` binary of this build.
 pub fn latentmint_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        // target/<profile>/deps/<test> -> target/<profile>/latentmint
-        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target layout");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", "latentmint"]).env("CARGO_TARGET_DIR", target_dir).current_dir(repo_root());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the latentmint binary failed");
-        let bin = profile_dir.join("latentmint");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_bin("latentmint", "latentmint")).clone()
+}
+
+/// The SageMaker container's `serve` binary of this build.
+pub fn serve_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("latentmint-serve", "serve")).clone()
+}
+
+/// Builds `bin` of `package` into this test's target folder (`cargo test` builds only the test
+/// harnesses, not other packages' binaries) and returns its path.
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/<bin>
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target layout");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(repo_root());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }

@@ -68,9 +68,11 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut engine =
-        Engine::load(&a.model, &EngineOptions { ort_library: a.ort_library.clone(), intra_threads: a.threads })
-            .with_context(|| format!("--model {}", a.model.display()))?;
+    let mut engine = Engine::load(
+        &a.model,
+        &EngineOptions { ort_library: a.ort_library.clone(), intra_threads: a.threads, cuda: false },
+    )
+    .with_context(|| format!("--model {}", a.model.display()))?;
     let req = ImageRequest {
         prompt,
         negative_prompt: negative,

@@ -253,6 +253,9 @@ pub struct GenerationRecord {
     pub generator_version: String,
     /// Which path produced the image (e.g. `onnx-cpu`, `sagemaker:<endpoint>`).
     pub backend: String,
+    /// Why the fallback generator made it instead of the endpoint, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
     /// Wall time of the generation.
     pub elapsed_ms: u64,
     /// SHA-256 of the PNG bytes, hex.
@@ -435,6 +438,7 @@ mod tests {
             generator: "g".into(),
             generator_version: "0".into(),
             backend: "onnx-cpu".into(),
+            fallback_reason: None,
             elapsed_ms: 1,
             image_sha256: "00".into(),
         }

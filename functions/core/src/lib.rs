@@ -16,6 +16,7 @@ pub mod address;
 pub mod cid;
 pub mod collection;
 pub mod field;
+pub mod generation_api;
 pub mod job;
 pub mod message;
 pub mod metadata;

@@ -41,8 +41,11 @@ pub struct GeneratorProvenance {
     pub name: String,
     /// Program version.
     pub version: String,
-    /// Execution path (e.g. `onnx-cpu`).
+    /// Execution path (e.g. `onnx-cpu`, `sagemaker:<endpoint>`).
     pub backend: String,
+    /// Set when the CPU fallback made the image because the endpoint could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 /// Everything needed to check where an image came from and to regenerate it.
@@ -122,6 +125,7 @@ impl Provenance {
                 name: g.generator.clone(),
                 version: g.generator_version.clone(),
                 backend: g.backend.clone(),
+                fallback_reason: g.fallback_reason.clone(),
             },
             image_sha256: g.image_sha256.clone(),
         }
@@ -208,6 +212,7 @@ mod tests {
                 generator: "latentmint".into(),
                 generator_version: "0.1.0".into(),
                 backend: "onnx-cpu".into(),
+                fallback_reason: None,
                 elapsed_ms: 5,
                 image_sha256: "cd".repeat(32),
             },

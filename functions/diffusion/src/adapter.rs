@@ -68,6 +68,7 @@ impl Generator for OnnxGenerator {
             generator: GENERATOR_NAME.into(),
             generator_version: env!("CARGO_PKG_VERSION").into(),
             backend: self.backend.clone(),
+            fallback_reason: None,
             elapsed_ms: (out.total_seconds * 1000.0) as u64,
             image_sha256: hex::encode(Sha256::digest(&out.png)),
         };

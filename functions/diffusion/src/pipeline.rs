@@ -28,6 +28,9 @@ pub struct EngineOptions {
     pub ort_library: Option<PathBuf>,
     /// Threads per operator (0: ONNX Runtime decides).
     pub intra_threads: usize,
+    /// Use the CUDA execution provider (needs the `cuda` feature and a CUDA build of ONNX
+    /// Runtime); without it, or if CUDA cannot start, sessions run on the CPU.
+    pub cuda: bool,
 }
 
 /// One image to make.
@@ -124,6 +127,25 @@ pub struct Engine {
     timestep_dtype: TensorElementType,
 }
 
+#[cfg(feature = "cuda")]
+fn with_cuda(
+    b: ort::session::builder::SessionBuilder,
+    component: &'static str,
+) -> Result<ort::session::builder::SessionBuilder> {
+    b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(onnx_b(component))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(
+    _b: ort::session::builder::SessionBuilder,
+    component: &'static str,
+) -> Result<ort::session::builder::SessionBuilder> {
+    Err(DiffusionError::Onnx {
+        component,
+        message: "this build has no CUDA support: build with --features cuda".into(),
+    })
+}
+
 fn input_type(s: &Session, name: &str, component: &'static str) -> Result<TensorElementType> {
     s.inputs().iter().find(|o| o.name() == name).and_then(|o| o.dtype().tensor_type()).ok_or_else(|| {
         DiffusionError::Onnx { component, message: format!("the model has no tensor input named `{name}`") }
@@ -144,6 +166,9 @@ impl Engine {
                 .map_err(onnx_b(component))?;
             if opts.intra_threads > 0 {
                 b = b.with_intra_threads(opts.intra_threads).map_err(onnx_b(component))?;
+            }
+            if opts.cuda {
+                b = with_cuda(b, component)?;
             }
             b.commit_from_file(dir.join(rel)).map_err(onnx(component))
         };

@@ -65,6 +65,7 @@ impl Generator for ScriptedGenerator {
                 generator: "scripted".into(),
                 generator_version: "0".into(),
                 backend: "test".into(),
+                fallback_reason: None,
                 elapsed_ms: 0,
                 image_sha256: String::new(),
             },

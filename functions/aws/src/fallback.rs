@@ -1,0 +1,305 @@
+//! Endpoint first, local engine second.
+//!
+//! The endpoint is tried with retries (exponential backoff, full jitter) on transient errors:
+//! throttling, 5xx, timeouts, a model that is not ready, garbage. When it still fails, or when
+//! the circuit breaker is open because it failed repeatedly, the fallback generator makes the
+//! image and the reason is recorded in its provenance. A request the endpoint refuses as
+//! invalid is not retried and not sent to the fallback: it would fail there too.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use latentmint_core::ports::{GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
+use rand::Rng;
+use tracing::warn;
+
+/// How often and how patiently to retry the endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per image (1 = no retry).
+    pub attempts: u32,
+    /// First backoff ceiling.
+    pub base_delay: Duration,
+    /// Largest backoff ceiling.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: 3, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full-jitter backoff before retry `attempt` (0-based): uniform in [0, min(max, base * 2^n)].
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        Duration::from_secs_f64(rand::rng().random::<f64>() * ceiling.as_secs_f64())
+    }
+}
+
+/// Stops calling an endpoint that keeps failing: after `threshold` consecutive failed images
+/// it opens for `cooldown`, then lets one request through (half-open); a success closes it.
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    threshold: u32,
+    cooldown: Duration,
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self { threshold: threshold.max(1), cooldown, failures: 0, open_until: None }
+    }
+
+    /// May the endpoint be called at `now`?
+    pub fn allows(&self, now: Instant) -> bool {
+        self.open_until.is_none_or(|t| now >= t)
+    }
+
+    /// The endpoint served an image.
+    pub fn record_success(&mut self) {
+        self.failures = 0;
+        self.open_until = None;
+    }
+
+    /// The endpoint failed an image (after its retries).
+    pub fn record_failure(&mut self, now: Instant) {
+        self.failures += 1;
+        if self.failures >= self.threshold {
+            self.open_until = Some(now + self.cooldown);
+        }
+    }
+
+    /// Open right now.
+    pub fn is_open(&self, now: Instant) -> bool {
+        !self.allows(now)
+    }
+}
+
+/// Endpoint-first generator with a fallback.
+pub struct FallbackGenerator {
+    primary: Option<(String, Arc<dyn Generator>)>,
+    fallback: Arc<dyn Generator>,
+    policy: RetryPolicy,
+    breaker: Mutex<CircuitBreaker>,
+}
+
+impl FallbackGenerator {
+    /// `primary` (named, for provenance) in front of `fallback`. Without a primary, every image
+    /// comes from the fallback, with the reason "no endpoint configured".
+    pub fn new(
+        primary: Option<(String, Arc<dyn Generator>)>,
+        fallback: Arc<dyn Generator>,
+        policy: RetryPolicy,
+        breaker: CircuitBreaker,
+    ) -> Self {
+        Self { primary, fallback, policy, breaker: Mutex::new(breaker) }
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, CircuitBreaker> {
+        // The breaker holds plain counters: a panic elsewhere cannot leave it inconsistent.
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Generator for FallbackGenerator {
+    async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
+        let reason = match &self.primary {
+            None => "no endpoint configured".to_string(),
+            Some((name, _)) if !self.breaker().allows(Instant::now()) => {
+                format!("endpoint {name} skipped: circuit open after repeated failures")
+            }
+            Some((name, primary)) => {
+                let mut last = String::new();
+                let mut served = None;
+                for attempt in 0..self.policy.attempts.max(1) {
+                    match primary.generate(req).await {
+                        Ok(img) => {
+                            served = Some(img);
+                            break;
+                        }
+                        Err(PortError::Permanent(m)) => return Err(PortError::Permanent(m)),
+                        Err(e) => {
+                            warn!(endpoint = %name, attempt = attempt + 1, "endpoint failed: {e}");
+                            last = e.to_string();
+                            if attempt + 1 < self.policy.attempts {
+                                tokio::time::sleep(self.policy.delay(attempt)).await;
+                            }
+                        }
+                    }
+                }
+                if let Some(img) = served {
+                    self.breaker().record_success();
+                    return Ok(img);
+                }
+                self.breaker().record_failure(Instant::now());
+                format!("endpoint {name} failed {} times, last: {last}", self.policy.attempts.max(1))
+            }
+        };
+        let mut img = self.fallback.generate(req).await?;
+        img.record.fallback_reason = Some(reason);
+        Ok(img)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use latentmint_core::{GenerationParams, GenerationRecord, JobId};
+
+    use super::*;
+
+    struct Scripted {
+        calls: AtomicUsize,
+        fail_first: usize,
+        error: PortError,
+        backend: &'static str,
+    }
+
+    impl Scripted {
+        fn new(fail_first: usize, error: PortError, backend: &'static str) -> Arc<Self> {
+            Arc::new(Self { calls: AtomicUsize::new(0), fail_first, error, backend })
+        }
+    }
+
+    #[async_trait]
+    impl Generator for Scripted {
+        async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail_first {
+                return Err(self.error.clone());
+            }
+            Ok(GeneratedImage {
+                png: vec![1],
+                record: GenerationRecord {
+                    model_id: "m".into(),
+                    model_sha256: String::new(),
+                    model_files: Default::default(),
+                    params: req.params.clone(),
+                    prompt_truncated: false,
+                    generator: "g".into(),
+                    generator_version: "0".into(),
+                    backend: self.backend.into(),
+                    fallback_reason: None,
+                    elapsed_ms: 0,
+                    image_sha256: String::new(),
+                },
+            })
+        }
+    }
+
+    fn req() -> GenerationRequest {
+        GenerationRequest {
+            job_id: JobId::from_bytes([1; 32]),
+            prompt: "p".into(),
+            negative_prompt: String::new(),
+            params: GenerationParams {
+                steps: 1,
+                guidance: 1.0,
+                width: 8,
+                height: 8,
+                scheduler: "ddim".into(),
+                seed: 0,
+            },
+        }
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy { attempts: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
+    }
+
+    #[tokio::test]
+    async fn retries_then_serves_from_the_endpoint() {
+        let primary = Scripted::new(2, PortError::Transient("503".into()), "sagemaker");
+        let fallback = Scripted::new(0, PortError::Transient(String::new()), "onnx-cpu");
+        let g = FallbackGenerator::new(
+            Some(("ep".into(), primary.clone())),
+            fallback.clone(),
+            quick(),
+            CircuitBreaker::new(3, Duration::from_secs(60)),
+        );
+        let img = g.generate(&req()).await.unwrap();
+        assert_eq!(img.record.backend, "sagemaker");
+        assert_eq!(img.record.fallback_reason, None);
+        assert_eq!(primary.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(fallback.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn falls_back_and_records_why() {
+        let primary =
+            Scripted::new(usize::MAX, PortError::Transient("endpoint ep failed (HTTP 503)".into()), "sagemaker");
+        let fallback = Scripted::new(0, PortError::Transient(String::new()), "onnx-cpu");
+        let g = FallbackGenerator::new(
+            Some(("ep".into(), primary.clone())),
+            fallback,
+            quick(),
+            CircuitBreaker::new(10, Duration::from_secs(60)),
+        );
+        let img = g.generate(&req()).await.unwrap();
+        assert_eq!(img.record.backend, "onnx-cpu");
+        let why = img.record.fallback_reason.unwrap();
+        assert!(why.contains("endpoint ep failed 3 times") && why.contains("503"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn circuit_opens_and_stops_calling_the_endpoint() {
+        let primary = Scripted::new(usize::MAX, PortError::Transient("timeout".into()), "sagemaker");
+        let fallback = Scripted::new(0, PortError::Transient(String::new()), "onnx-cpu");
+        let g = FallbackGenerator::new(
+            Some(("ep".into(), primary.clone())),
+            fallback,
+            quick(),
+            CircuitBreaker::new(2, Duration::from_secs(60)),
+        );
+        for _ in 0..2 {
+            g.generate(&req()).await.unwrap();
+        }
+        assert_eq!(primary.calls.load(Ordering::SeqCst), 6);
+        let img = g.generate(&req()).await.unwrap();
+        assert_eq!(primary.calls.load(Ordering::SeqCst), 6, "open circuit: endpoint not called");
+        assert!(img.record.fallback_reason.unwrap().contains("circuit open"));
+    }
+
+    #[tokio::test]
+    async fn invalid_requests_are_not_retried_or_sent_to_the_fallback() {
+        let primary =
+            Scripted::new(usize::MAX, PortError::Permanent("width: 63 is not a multiple".into()), "sagemaker");
+        let fallback = Scripted::new(0, PortError::Transient(String::new()), "onnx-cpu");
+        let g = FallbackGenerator::new(
+            Some(("ep".into(), primary.clone())),
+            fallback.clone(),
+            quick(),
+            CircuitBreaker::new(2, Duration::from_secs(60)),
+        );
+        assert!(matches!(g.generate(&req()).await, Err(PortError::Permanent(_))));
+        assert_eq!((primary.calls.load(Ordering::SeqCst), fallback.calls.load(Ordering::SeqCst)), (1, 0));
+    }
+
+    #[test]
+    fn breaker_half_opens_after_cooldown_and_closes_on_success() {
+        let now = Instant::now();
+        let mut b = CircuitBreaker::new(1, Duration::from_secs(10));
+        b.record_failure(now);
+        assert!(b.is_open(now + Duration::from_secs(5)));
+        assert!(b.allows(now + Duration::from_secs(10)));
+        b.record_success();
+        assert!(b.allows(now));
+    }
+
+    #[test]
+    fn backoff_is_bounded_full_jitter() {
+        let p =
+            RetryPolicy { attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(300) };
+        for attempt in 0..6 {
+            let d = p.delay(attempt);
+            assert!(d <= Duration::from_millis(300) && d <= Duration::from_millis(100 << attempt), "{d:?}");
+        }
+    }
+}
