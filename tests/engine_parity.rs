@@ -17,8 +17,11 @@ fn npy(path: &std::path::Path) -> ndarray::ArrayD<f32> {
 }
 
 fn engine() -> Engine {
-    Engine::load(&tiny_model(), &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2, cuda: false })
-        .expect("engine loads")
+    Engine::load(
+        &tiny_model(),
+        &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2, cuda: false, parallel_cfg: None },
+    )
+    .expect("engine loads")
 }
 
 fn ids(v: &Value) -> Vec<i64> {

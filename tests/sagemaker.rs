@@ -71,7 +71,7 @@ fn onnx() -> Arc<OnnxGenerator> {
     Arc::new(
         OnnxGenerator::load(
             &tiny_model(),
-            &EngineOptions { ort_library: Some(ort_library()), intra_threads: 1, cuda: false },
+            &EngineOptions { ort_library: Some(ort_library()), intra_threads: 1, cuda: false, parallel_cfg: None },
         )
         .unwrap(),
     )

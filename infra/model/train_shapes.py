@@ -73,6 +73,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--vae-share", type=float, default=0.1, help="share of the time spent on the VAE")
     args = ap.parse_args()
     out = Path(args.out)
     torch.manual_seed(0)
@@ -105,7 +106,7 @@ def main():
     # 1. VAE: a fifth of the time.
     opt = torch.optim.AdamW(vae.parameters(), lr=2e-3)
     t0, step = time.time(), 0
-    while time.time() - t0 < budget * 0.2:
+    while time.time() - t0 < budget * args.vae_share:
         x, _ = batch(32, rng)
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
@@ -126,7 +127,7 @@ def main():
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=1e-4)
     ac = sched.alphas_cumprod
     t0, step = time.time(), 0
-    left = budget * 0.8
+    left = budget * (1 - args.vae_share)
     while time.time() - t0 < left:
         x, prompts = batch(32, rng)
         with torch.no_grad():

@@ -70,7 +70,12 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut engine = Engine::load(
         &a.model,
-        &EngineOptions { ort_library: a.ort_library.clone(), intra_threads: a.threads, cuda: false },
+        &EngineOptions {
+            ort_library: a.ort_library.clone(),
+            intra_threads: a.threads,
+            cuda: false,
+            parallel_cfg: None,
+        },
     )
     .with_context(|| format!("--model {}", a.model.display()))?;
     let req = ImageRequest {

@@ -272,7 +272,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let model_dir = base.join(&collection.file.generation.model);
 
     // The model first: a bad model folder fails the run before anything is written.
-    let opts = EngineOptions { ort_library: args.ort_library.clone(), intra_threads: args.threads, cuda: false };
+    let opts = EngineOptions {
+        ort_library: args.ort_library.clone(),
+        intra_threads: args.threads,
+        cuda: false,
+        parallel_cfg: None,
+    };
     let model_for_load = model_dir.clone();
     let generator = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
         .await?

@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: usize = arg(&args, "--threads", "2").parse()?;
     let size: u32 = arg(&args, "--size", "64").parse()?;
     let started = Instant::now();
-    let mut engine = Engine::load(&model, &EngineOptions { ort_library: None, intra_threads: threads, cuda: false })?;
+    let mut engine = Engine::load(
+        &model,
+        &EngineOptions { ort_library: None, intra_threads: threads, cuda: false, parallel_cfg: None },
+    )?;
     let startup = started.elapsed().as_secs_f64();
     let mut req = ImageRequest {
         prompt: "a red circle on a dark background".into(),
