@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use latentmint_aws::{CircuitBreaker, FallbackGenerator, RetryPolicy, SageMakerGenerator};
 use latentmint_chain::{Chain, EvmMinter, LocalNode};
 use latentmint_core::collection::Collection;
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::{BlobStore, JobStore, Minter, Pinner, Queue};
+use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
 use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
@@ -279,9 +280,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         parallel_cfg: None,
     };
     let model_for_load = model_dir.clone();
-    let generator = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
+    let onnx = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
         .await?
         .with_context(|| format!("generation.model ({})", model_dir.display()))?;
+    let generator: Arc<dyn Generator> = match &collection.file.generation.endpoint {
+        // Endpoint first; the local engine is the fallback and provenance says which ran.
+        Some(ep) => Arc::new(FallbackGenerator::new(
+            Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep.clone()).await))),
+            Arc::new(onnx),
+            RetryPolicy::default(),
+            CircuitBreaker::new(3, Duration::from_secs(60)),
+        )),
+        None => Arc::new(onnx),
+    };
     let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
     let released = ws.queue.release_in_flight()?;
     if released > 0 {
@@ -294,7 +305,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         queue: ws.queue.clone(),
         jobs: ws.jobs.clone(),
         blobs: ws.blobs.clone(),
-        generator: Arc::new(generator),
+        generator,
         pinner: ws.content.clone(),
         minter: chain.minter.clone(),
     };

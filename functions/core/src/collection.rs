@@ -109,6 +109,9 @@ pub struct GenerationSection {
     /// Base seed; each job's seed derives from it and the job's position.
     #[serde(default)]
     pub seed: u64,
+    /// SageMaker endpoint to generate on first; the local ONNX engine is the fallback.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 fn default_steps() -> u32 {
@@ -295,6 +298,20 @@ impl Collection {
                     name,
                     format!("{v} is not a usable size"),
                     "use a multiple of 8 from 8 to 2048",
+                ));
+            }
+        }
+        if let Some(ep) = &g.endpoint {
+            let ok = !ep.is_empty()
+                && ep.len() <= 63
+                && ep.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !ep.starts_with('-')
+                && !ep.ends_with('-');
+            if !ok {
+                return Err(FieldError::new(
+                    "generation.endpoint",
+                    format!("`{ep}` is not a SageMaker endpoint name"),
+                    "use 1-63 letters, digits and inner hyphens, or remove the key to generate locally",
                 ));
             }
         }
@@ -572,6 +589,18 @@ seed = 7
         let text = GOOD.replace("a {colour} circle", "a {shape}");
         let e = Collection::from_toml("c.toml", &text).unwrap_err().to_string();
         assert!(e.contains("prompts[0].text") && e.contains("{shape}"), "{e}");
+    }
+
+    #[test]
+    fn endpoint_names_are_checked() {
+        let ok = GOOD.replace("steps = 4", "steps = 4\nendpoint = \"latentmint-prod-1\"");
+        assert_eq!(
+            Collection::from_toml("c.toml", &ok).unwrap().file.generation.endpoint.as_deref(),
+            Some("latentmint-prod-1")
+        );
+        let bad = GOOD.replace("steps = 4", "steps = 4\nendpoint = \"my endpoint\"");
+        let e = Collection::from_toml("c.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("generation.endpoint"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Run on the GPU through the CUDA execution provider.
-    #[arg(long)]
+    #[arg(long, env = "LATENTMINT_CUDA")]
     cuda: bool,
 }
 
