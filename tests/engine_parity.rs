@@ -19,7 +19,13 @@ fn npy(path: &std::path::Path) -> ndarray::ArrayD<f32> {
 fn engine() -> Engine {
     Engine::load(
         &tiny_model(),
-        &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2, cuda: false, parallel_cfg: None },
+        &EngineOptions {
+            ort_library: Some(ort_library()),
+            intra_threads: 2,
+            cuda: false,
+            parallel_cfg: None,
+            loras: vec![],
+        },
     )
     .expect("engine loads")
 }

@@ -71,7 +71,13 @@ fn onnx() -> Arc<OnnxGenerator> {
     Arc::new(
         OnnxGenerator::load(
             &tiny_model(),
-            &EngineOptions { ort_library: Some(ort_library()), intra_threads: 1, cuda: false, parallel_cfg: None },
+            &EngineOptions {
+                ort_library: Some(ort_library()),
+                intra_threads: 1,
+                cuda: false,
+                parallel_cfg: None,
+                loras: vec![],
+            },
         )
         .unwrap(),
     )

@@ -142,13 +142,8 @@ def export(out: Path, tok, text, unet, vae, sched, name: str, latent_hw: int):
     }, indent=2) + "\n")
 
 
-def main():
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny-sd")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-
-    tok = write_tokenizer(out / "tokenizer")
-
+def build_modules(tok):
+    """The random-weight components, in a fixed order (call after torch.manual_seed(0))."""
     text_cfg = CLIPTextConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         hidden_size=32, intermediate_size=37, layer_norm_eps=1e-5, num_attention_heads=4,
@@ -167,6 +162,18 @@ def main():
     ).eval()
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)
+
+    return text, unet, vae, sched
+
+
+def main():
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny-sd")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+
+    tok = write_tokenizer(out / "tokenizer")
+
+    text, unet, vae, sched = build_modules(tok)
 
     export(out, tok, text, unet, vae, sched, name="latentmint/tiny-sd-random", latent_hw=32)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

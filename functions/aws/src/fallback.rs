@@ -187,6 +187,7 @@ mod tests {
                     generator_version: "0".into(),
                     backend: self.backend.into(),
                     fallback_reason: None,
+                    adapters: vec![],
                     elapsed_ms: 0,
                     image_sha256: String::new(),
                 },

@@ -125,6 +125,7 @@ impl Generator for SageMakerGenerator {
             generator_version: resp.generator.version,
             backend: format!("sagemaker:{name} ({})", resp.generator.backend),
             fallback_reason: None,
+            adapters: vec![],
             elapsed_ms: resp.elapsed_ms,
             image_sha256: hex::encode(Sha256::digest(&png)),
         };

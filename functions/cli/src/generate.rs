@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use latentmint_core::sanitize::sanitize_prompt;
-use latentmint_diffusion::{Engine, EngineOptions, ImageRequest};
+use latentmint_diffusion::{Engine, EngineOptions, ImageRequest, LoraSpec};
 
 /// `latentmint generate`
 #[derive(clap::Args)]
@@ -42,6 +42,12 @@ pub struct GenerateArgs {
     /// Initial latents, float32 .npy of shape (1, C, H/f, W/f), instead of seeded noise.
     #[arg(long)]
     pub latents: Option<PathBuf>,
+    /// LoRA adapter (safetensors, diffusers or kohya naming); repeatable.
+    #[arg(long)]
+    pub lora: Vec<PathBuf>,
+    /// Strength of the LoRA adapters.
+    #[arg(long, default_value_t = 1.0)]
+    pub lora_scale: f32,
     /// Output PNG.
     #[arg(long, default_value = "out.png")]
     pub out: PathBuf,
@@ -75,6 +81,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             intra_threads: a.threads,
             cuda: false,
             parallel_cfg: None,
+            loras: a.lora.iter().map(|p| LoraSpec { path: p.clone(), scale: a.lora_scale }).collect(),
         },
     )
     .with_context(|| format!("--model {}", a.model.display()))?;

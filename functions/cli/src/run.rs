@@ -20,7 +20,7 @@ use latentmint_core::collection::Collection;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
 use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
-use latentmint_diffusion::{EngineOptions, OnnxGenerator};
+use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
 use latentmint_stages::{Disposition, Ports, intake, process};
 use serde::{Deserialize, Serialize};
@@ -278,6 +278,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         intra_threads: args.threads,
         cuda: false,
         parallel_cfg: None,
+        loras: collection
+            .file
+            .generation
+            .lora
+            .iter()
+            .map(|l| LoraSpec { path: base.join(&l.path), scale: l.scale })
+            .collect(),
     };
     let model_for_load = model_dir.clone();
     let onnx = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))

@@ -112,6 +112,24 @@ pub struct GenerationSection {
     /// SageMaker endpoint to generate on first; the local ONNX engine is the fallback.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// LoRA adapters (the brand's style) merged into the model.
+    #[serde(default)]
+    pub lora: Vec<LoraSection>,
+}
+
+/// `[[generation.lora]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSection {
+    /// safetensors file, relative to the collection file.
+    pub path: String,
+    /// Strength (1.0 as trained).
+    #[serde(default = "default_lora_scale")]
+    pub scale: f32,
+}
+
+fn default_lora_scale() -> f32 {
+    1.0
 }
 
 fn default_steps() -> u32 {
@@ -298,6 +316,22 @@ impl Collection {
                     name,
                     format!("{v} is not a usable size"),
                     "use a multiple of 8 from 8 to 2048",
+                ));
+            }
+        }
+        for (i, l) in g.lora.iter().enumerate() {
+            if l.path.trim().is_empty() {
+                return Err(FieldError::new(
+                    format!("generation.lora[{i}].path"),
+                    "is empty",
+                    "point it at a .safetensors LoRA file",
+                ));
+            }
+            if !(l.scale.is_finite() && (-4.0..=4.0).contains(&l.scale)) {
+                return Err(FieldError::new(
+                    format!("generation.lora[{i}].scale"),
+                    format!("{} is out of range", l.scale),
+                    "use a strength from -4 to 4 (1.0 as trained)",
                 ));
             }
         }

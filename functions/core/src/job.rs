@@ -256,10 +256,24 @@ pub struct GenerationRecord {
     /// Why the fallback generator made it instead of the endpoint, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// LoRA adapters merged into the model, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<AdapterRecord>,
     /// Wall time of the generation.
     pub elapsed_ms: u64,
     /// SHA-256 of the PNG bytes, hex.
     pub image_sha256: String,
+}
+
+/// A LoRA adapter that shaped an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterRecord {
+    /// File name.
+    pub name: String,
+    /// SHA-256 of the adapter file.
+    pub sha256: String,
+    /// Strength it was merged with.
+    pub scale: f32,
 }
 
 /// A job with everything the pipeline learned about it.
@@ -439,6 +453,7 @@ mod tests {
             generator_version: "0".into(),
             backend: "onnx-cpu".into(),
             fallback_reason: None,
+            adapters: vec![],
             elapsed_ms: 1,
             image_sha256: "00".into(),
         }

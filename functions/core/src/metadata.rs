@@ -77,6 +77,9 @@ pub struct Provenance {
     pub height: u32,
     /// The generator.
     pub generator: GeneratorProvenance,
+    /// LoRA adapters merged into the model (name, SHA-256, strength).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<crate::job::AdapterRecord>,
     /// SHA-256 of the PNG bytes.
     pub image_sha256: String,
 }
@@ -127,6 +130,7 @@ impl Provenance {
                 backend: g.backend.clone(),
                 fallback_reason: g.fallback_reason.clone(),
             },
+            adapters: g.adapters.clone(),
             image_sha256: g.image_sha256.clone(),
         }
     }
@@ -213,6 +217,7 @@ mod tests {
                 generator_version: "0.1.0".into(),
                 backend: "onnx-cpu".into(),
                 fallback_reason: None,
+                adapters: vec![],
                 elapsed_ms: 5,
                 image_sha256: "cd".repeat(32),
             },

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use latentmint_core::GenerationRecord;
+use latentmint_core::job::AdapterRecord;
 use latentmint_core::ports::{GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
 use sha2::{Digest, Sha256};
 
@@ -55,7 +56,12 @@ impl Generator for OnnxGenerator {
                 .map_err(|_| PortError::Permanent("generator lock poisoned by an earlier panic".into()))?;
             let out = e.generate(&image_req).map_err(port_error)?;
             let m = e.model();
-            Ok::<_, PortError>((out, (m.id.clone(), m.digest(), m.files.clone())))
+            let adapters: Vec<AdapterRecord> = e
+                .loras()
+                .iter()
+                .map(|l| AdapterRecord { name: l.name.clone(), sha256: l.sha256.clone(), scale: l.scale })
+                .collect();
+            Ok::<_, PortError>((out, (m.id.clone(), m.digest(), m.files.clone(), adapters)))
         })
         .await
         .map_err(|e| PortError::Permanent(format!("generation thread: {e}")))??;
@@ -69,6 +75,7 @@ impl Generator for OnnxGenerator {
             generator_version: env!("CARGO_PKG_VERSION").into(),
             backend: self.backend.clone(),
             fallback_reason: None,
+            adapters: model.3,
             elapsed_ms: (out.total_seconds * 1000.0) as u64,
             image_sha256: hex::encode(Sha256::digest(&out.png)),
         };

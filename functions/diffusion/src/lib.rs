@@ -8,6 +8,7 @@
 
 mod adapter;
 mod error;
+pub mod lora;
 pub mod model;
 mod pipeline;
 mod png;
@@ -16,4 +17,5 @@ pub mod tokenizer;
 
 pub use adapter::{GENERATOR_NAME, OnnxGenerator};
 pub use error::{DiffusionError, Result};
+pub use lora::{AppliedLora, LoraSpec};
 pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage};

@@ -36,6 +36,8 @@ pub struct EngineOptions {
     /// weights in memory, so it is off unless asked for (`None`: on when the UNet file is
     /// under 256 MB and there are at least two threads).
     pub parallel_cfg: Option<bool>,
+    /// LoRA adapters merged into the UNet and text encoder at load.
+    pub loras: Vec<crate::lora::LoraSpec>,
 }
 
 /// One image to make.
@@ -132,6 +134,7 @@ pub struct Engine {
     vae_encoder: Option<Session>,
     ids_dtype: TensorElementType,
     timestep_dtype: TensorElementType,
+    loras: Vec<crate::lora::AppliedLora>,
 }
 
 /// One UNet call: noise prediction for `sample` at timestep `t` given text embeddings.
@@ -200,7 +203,11 @@ impl Engine {
         let env = environment(opts.ort_library.as_deref())?;
         let tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
         let scheduler = SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?;
-        let open_with = |rel: &str, component: &'static str, threads: usize| -> Result<Session> {
+        let open_with = |rel: &str,
+                         component: &'static str,
+                         threads: usize,
+                         overrides: &[(String, ndarray::Array2<f32>)]|
+         -> Result<Session> {
             let mut b = Session::builder(&env)
                 .map_err(onnx(component))?
                 .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -211,10 +218,19 @@ impl Engine {
             if opts.cuda {
                 b = with_cuda(b, component)?;
             }
+            for (name, w) in overrides {
+                let v = ort::value::Tensor::from_array(w.clone()).map_err(onnx(component))?;
+                b = b.with_initializer(name, std::sync::Arc::new(v.into_dyn())).map_err(onnx_b(component))?;
+            }
             b.commit_from_file(dir.join(rel)).map_err(onnx(component))
         };
-        let open = |rel: &str, component: &'static str| open_with(rel, component, opts.intra_threads);
-        let text = open("text_encoder/model.onnx", "text_encoder")?;
+        // LoRA: merged weights replace the targeted initializers; the files stay untouched.
+        let mut loras = opts.loras.iter().map(crate::lora::Lora::load).collect::<Result<Vec<_>>>()?;
+        let text_w = crate::lora::merge("text_encoder", &dir.join("text_encoder/model.onnx"), &mut loras)?;
+        let unet_w = crate::lora::merge("unet", &dir.join("unet/model.onnx"), &mut loras)?;
+        let applied: Vec<crate::lora::AppliedLora> = loras.into_iter().map(|l| l.applied).collect();
+        let open = |rel: &str, component: &'static str| open_with(rel, component, opts.intra_threads, &[]);
+        let text = open_with("text_encoder/model.onnx", "text_encoder", opts.intra_threads, &text_w)?;
         let threads = if opts.intra_threads > 0 {
             opts.intra_threads
         } else {
@@ -224,9 +240,12 @@ impl Engine {
         let parallel = opts.parallel_cfg.unwrap_or(threads >= 2 && unet_bytes < 256 << 20) && threads >= 2;
         let (unet, unet_cond) = if parallel {
             let half = threads / 2;
-            (open_with("unet/model.onnx", "unet", half)?, Some(open_with("unet/model.onnx", "unet", threads - half)?))
+            (
+                open_with("unet/model.onnx", "unet", half, &unet_w)?,
+                Some(open_with("unet/model.onnx", "unet", threads - half, &unet_w)?),
+            )
         } else {
-            (open("unet/model.onnx", "unet")?, None)
+            (open_with("unet/model.onnx", "unet", opts.intra_threads, &unet_w)?, None)
         };
         let vae = open("vae_decoder/model.onnx", "vae_decoder")?;
         // Optional in the layout; only img2img needs it.
@@ -248,12 +267,29 @@ impl Engine {
                 });
             }
         }
-        Ok(Self { info, tokenizer, scheduler, text, unet, unet_cond, vae, vae_encoder, ids_dtype, timestep_dtype })
+        Ok(Self {
+            info,
+            tokenizer,
+            scheduler,
+            text,
+            unet,
+            unet_cond,
+            vae,
+            vae_encoder,
+            ids_dtype,
+            timestep_dtype,
+            loras: applied,
+        })
     }
 
     /// The model's facts and file hashes.
     pub fn model(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// LoRA adapters merged at load, with their hashes.
+    pub fn loras(&self) -> &[crate::lora::AppliedLora] {
+        &self.loras
     }
 
     /// Token ids for `text` (for parity tests).

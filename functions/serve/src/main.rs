@@ -129,7 +129,13 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
-    let opts = EngineOptions { ort_library: None, intra_threads: args.threads, cuda: args.cuda, parallel_cfg: None };
+    let opts = EngineOptions {
+        ort_library: None,
+        intra_threads: args.threads,
+        cuda: args.cuda,
+        parallel_cfg: None,
+        loras: vec![],
+    };
     let model_dir = args.model.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::load(&model_dir, &opts))
         .await?

@@ -66,6 +66,7 @@ impl Generator for ScriptedGenerator {
                 generator_version: "0".into(),
                 backend: "test".into(),
                 fallback_reason: None,
+                adapters: vec![],
                 elapsed_ms: 0,
                 image_sha256: String::new(),
             },

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut engine = Engine::load(
         &model,
-        &EngineOptions { ort_library: None, intra_threads: threads, cuda: false, parallel_cfg: None },
+        &EngineOptions { ort_library: None, intra_threads: threads, cuda: false, parallel_cfg: None, loras: vec![] },
     )?;
     let startup = started.elapsed().as_secs_f64();
     let mut req = ImageRequest {
