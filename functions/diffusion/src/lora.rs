@@ -41,6 +41,9 @@ pub struct AppliedLora {
     pub merged: BTreeMap<String, usize>,
 }
 
+/// (down, up, alpha) as read, before pairing.
+type Partial = (Option<Array2<f32>>, Option<Array2<f32>>, Option<f32>);
+
 /// Low-rank factors for one Linear.
 struct Pair {
     down: Array2<f32>, // rank x in
@@ -112,8 +115,7 @@ impl Lora {
             hint: "the LoRA adapter file (safetensors)".into(),
         })?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| lora_err(p, format!("not a safetensors file: {e}")))?;
-        let mut parts: BTreeMap<(String, String), (Option<Array2<f32>>, Option<Array2<f32>>, Option<f32>)> =
-            BTreeMap::new();
+        let mut parts: BTreeMap<(String, String), Partial> = BTreeMap::new();
         for name in st.names() {
             let Some((component, module, role)) = classify(name) else { continue };
             let t = st.tensor(name).map_err(|e| lora_err(p, e.to_string()))?;
