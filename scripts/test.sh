@@ -27,6 +27,9 @@ step "forge test (unit, fuzz, invariants)"
 # The platform binary, not node_modules/.bin/forge: that launcher exits 0 even when tests fail.
 (cd infra/contracts && "$LATENTMINT_FORGE" test) 2>&1 | tee "$LOG/forge-test.log"
 
+step "gas snapshot (baseline vs LatentCollection) unchanged"
+(cd infra/contracts && "$LATENTMINT_FORGE" snapshot --check --match-contract GasBenchmark)
+
 step "contract artifacts match their sources"
 infra/contracts/build.sh --check
 

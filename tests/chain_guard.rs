@@ -2,6 +2,7 @@
 
 use alloy::primitives::B256;
 use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
 use latentmint_e2e::anvil;
@@ -24,28 +25,30 @@ fn recipient() -> EvmAddress {
 async fn same_mint_twice_yields_one_token() {
     let (_node, _chain, minter) = setup().await;
     let job = JobId::from_bytes([9; 32]);
-    let first = minter.mint(job, recipient(), "ipfs://bafkreifirst").await.unwrap();
+    let first_cid = cid_of_bytes(b"first metadata");
+    let first = minter.mint(job, recipient(), &first_cid).await.unwrap();
     assert_eq!(first.token_id, "1");
     assert!(first.tx_hash.is_some());
 
     // The adapter reads the chain first: nothing is sent, the same token comes back.
-    let second = minter.mint(job, recipient(), "ipfs://bafkreisecond").await.unwrap();
+    let second = minter.mint(job, recipient(), &cid_of_bytes(b"second metadata")).await.unwrap();
     assert_eq!(second.token_id, "1");
     assert!(second.tx_hash.is_none());
 
     // Bypass the adapter's read and send the duplicate straight to the contract: refused on chain.
     let raw =
-        minter.contract().mint(to_alloy(recipient()), B256::from(*job.as_bytes()), "ipfs://x".into()).send().await;
+        minter.contract().mint(to_alloy(recipient()), B256::from(*job.as_bytes()), B256::repeat_byte(7)).send().await;
     let err = raw.expect_err("the contract must refuse a second mint of the job");
-    let decoded = err.as_decoded_interface_error::<latentmint_chain::contract::LatentMint::LatentMintErrors>();
+    let decoded =
+        err.as_decoded_interface_error::<latentmint_chain::contract::LatentCollection::LatentCollectionErrors>();
     assert!(
-        matches!(decoded, Some(latentmint_chain::contract::LatentMint::LatentMintErrors::AlreadyMinted(_))),
+        matches!(decoded, Some(latentmint_chain::contract::LatentCollection::LatentCollectionErrors::AlreadyMinted(_))),
         "expected AlreadyMinted, got {err}"
     );
 
     assert_eq!(minter.total_supply().await.unwrap(), 1);
     assert_eq!(minter.owner_of("1").await.unwrap(), recipient());
-    assert_eq!(minter.token_uri("1").await.unwrap(), "ipfs://bafkreifirst");
+    assert_eq!(minter.token_uri("1").await.unwrap(), format!("ipfs://{first_cid}"), "tokenURI rebuilds our CID");
 }
 
 #[tokio::test]
@@ -56,7 +59,7 @@ async fn racing_mints_of_one_job_yield_one_token() {
     let tasks: Vec<_> = (0..4)
         .map(|i| {
             let m = minter.clone();
-            tokio::spawn(async move { m.mint(job, recipient(), &format!("ipfs://r{i}")).await })
+            tokio::spawn(async move { m.mint(job, recipient(), &cid_of_bytes(format!("racer {i}").as_bytes())).await })
         })
         .collect();
     let mut ids = Vec::new();
@@ -65,8 +68,10 @@ async fn racing_mints_of_one_job_yield_one_token() {
         match t.await.unwrap() {
             Ok(r) => ids.push(r.token_id),
             Err(e) => {
-                let r =
-                    minter.mint(job, recipient(), "ipfs://retry").await.unwrap_or_else(|_| panic!("retry after {e}"));
+                let r = minter
+                    .mint(job, recipient(), &cid_of_bytes(b"retry"))
+                    .await
+                    .unwrap_or_else(|_| panic!("retry after {e}"));
                 ids.push(r.token_id);
             }
         }
@@ -80,4 +85,12 @@ async fn wrong_chain_id_is_a_config_error() {
     let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
     let err = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), 42161).await.unwrap_err().to_string();
     assert!(err.contains("chain.chain_id") && err.contains("412346"), "{err}");
+}
+
+#[tokio::test]
+async fn a_metadata_cid_that_is_not_a_raw_block_is_refused_before_sending() {
+    let (_node, _chain, minter) = setup().await;
+    let err = minter.mint(JobId::from_bytes([6; 32]), recipient(), "ipfs://nonsense").await.unwrap_err().to_string();
+    assert!(err.contains("not a single raw block"), "{err}");
+    assert_eq!(minter.total_supply().await.unwrap(), 0);
 }

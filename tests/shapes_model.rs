@@ -24,8 +24,10 @@ pub fn classify(rgb: &[u8], w: usize, h: usize) -> (&'static str, &'static str) 
         [f32::from(rgb[i]), f32::from(rgb[i + 1]), f32::from(rgb[i + 2])]
     };
     let bg = [18.0f32, 20.0, 28.0];
-    let dist = |p: [f32; 3], q: [f32; 3]| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
-    let mask: Vec<bool> = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| dist(px(x, y), bg) > 90.0).collect();
+    let dist =
+        |p: [f32; 3], q: [f32; 3]| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
+    let mask: Vec<bool> =
+        (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| dist(px(x, y), bg) > 90.0).collect();
     let (mut sum, mut n) = ([0f32; 3], 0f32);
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
     for y in 0..h {
@@ -42,11 +44,13 @@ pub fn classify(rgb: &[u8], w: usize, h: usize) -> (&'static str, &'static str) 
         return ("none", "none");
     }
     let mean = [sum[0] / n, sum[1] / n, sum[2] / n];
-    let colour = COLOURS.iter().min_by(|a, b| dist(a.1, mean).total_cmp(&dist(b.1, mean))).map(|c| c.0).unwrap_or("none");
+    let colour =
+        COLOURS.iter().min_by(|a, b| dist(a.1, mean).total_cmp(&dist(b.1, mean))).map(|c| c.0).unwrap_or("none");
     let box_area = ((x1 - x0 + 1) * (y1 - y0 + 1)) as f32;
     let fill = n / box_area;
     let (cx, cy) = ((x0 + x1) / 2, (y0 + y1) / 2);
-    let hole = (cy.saturating_sub(1)..=(cy + 1).min(h - 1)).all(|y| (cx.saturating_sub(1)..=(cx + 1).min(w - 1)).all(|x| !mask[y * w + x]));
+    let hole = (cy.saturating_sub(1)..=(cy + 1).min(h - 1))
+        .all(|y| (cx.saturating_sub(1)..=(cx + 1).min(w - 1)).all(|x| !mask[y * w + x]));
     let shape = if hole {
         "ring"
     } else if fill > 0.88 {
@@ -62,7 +66,13 @@ pub fn classify(rgb: &[u8], w: usize, h: usize) -> (&'static str, &'static str) 
 #[test]
 fn the_demo_model_draws_the_colour_and_shape_asked_for() {
     let model = repo_root().join("models/shapes-sd");
-    let opts = EngineOptions { ort_library: Some(ort_library()), intra_threads: 2, cuda: false, parallel_cfg: None, loras: vec![] };
+    let opts = EngineOptions {
+        ort_library: Some(ort_library()),
+        intra_threads: 2,
+        cuda: false,
+        parallel_cfg: None,
+        loras: vec![],
+    };
     let mut e = Engine::load(&model, &opts).expect("shapes model loads");
     let (mut colour_ok, mut shape_ok, mut total) = (0, 0, 0);
     let mut report = String::new();
@@ -99,7 +109,8 @@ fn the_demo_model_draws_the_colour_and_shape_asked_for() {
 /// (tests/fixtures/shapes-procedural.npy, drawn by infra/model/train_shapes.py).
 #[test]
 fn the_classifier_knows_the_training_images() {
-    let imgs: ndarray::Array4<u8> = ndarray_npy::read_npy(repo_root().join("tests/fixtures/shapes-procedural.npy")).unwrap();
+    let imgs: ndarray::Array4<u8> =
+        ndarray_npy::read_npy(repo_root().join("tests/fixtures/shapes-procedural.npy")).unwrap();
     let labels = std::fs::read_to_string(repo_root().join("tests/fixtures/shapes-procedural.txt")).unwrap();
     let mut wrong = Vec::new();
     for (img, label) in imgs.outer_iter().zip(labels.lines()) {

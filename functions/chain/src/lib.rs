@@ -1,6 +1,6 @@
 //! # latentmint-chain
 //!
-//! The EVM edge of latentmint: the LatentMint contract bindings, a [`Chain`] connection with a
+//! The EVM edge of latentmint: the LatentCollection contract bindings, a [`Chain`] connection with a
 //! signing wallet, the [`EvmMinter`] that implements the core's `Minter` port, and a
 //! [`LocalNode`] (anvil) for local runs and tests.
 

@@ -1,4 +1,4 @@
-//! The `Minter` port on an EVM chain through alloy.
+//! The `Minter` port on an EVM chain through alloy, against LatentCollection.
 //!
 //! Exactly-once is the contract's job: it refuses a job id it has seen. This adapter reads the
 //! chain before sending (a redelivered message finds the token and sends nothing), and treats
@@ -17,7 +17,7 @@ use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
 
 use crate::ChainError;
-use crate::contract::LatentMint;
+use crate::contract::LatentCollection;
 
 /// Converts our address type to alloy's.
 pub fn to_alloy(a: EvmAddress) -> Address {
@@ -75,13 +75,22 @@ impl Chain {
         &self.provider
     }
 
-    /// Deploys a LatentMint with the sender as admin and minter.
+    /// Deploys a LatentCollection with the sender as admin and minter, no royalty and no
+    /// contract URI (the admin can set both later).
     pub async fn deploy(&self, name: &str, symbol: &str) -> Result<EvmAddress, ChainError> {
-        let c =
-            LatentMint::deploy(self.provider.clone(), name.to_string(), symbol.to_string(), self.sender, self.sender)
-                .await
-                .map_err(|e| ChainError::Rpc(format!("deploying LatentMint: {e}")))?;
-        info!(contract = %c.address(), "deployed LatentMint");
+        let c = LatentCollection::deploy(
+            self.provider.clone(),
+            name.to_string(),
+            symbol.to_string(),
+            self.sender,
+            self.sender,
+            Address::ZERO,
+            alloy::primitives::aliases::U96::ZERO,
+            String::new(),
+        )
+        .await
+        .map_err(|e| ChainError::Rpc(format!("deploying LatentCollection: {e}")))?;
+        info!(contract = %c.address(), "deployed LatentCollection");
         Ok(from_alloy(*c.address()))
     }
 
@@ -94,16 +103,16 @@ impl Chain {
     /// A minter for the contract at `contract`.
     pub fn minter(&self, contract: EvmAddress, confirmations: u64) -> EvmMinter {
         EvmMinter {
-            contract: LatentMint::new(to_alloy(contract), self.provider.clone()),
+            contract: LatentCollection::new(to_alloy(contract), self.provider.clone()),
             confirmations,
             timeout: Duration::from_secs(120),
         }
     }
 }
 
-/// Mints on a LatentMint contract.
+/// Mints on a LatentCollection contract.
 pub struct EvmMinter {
-    contract: LatentMint::LatentMintInstance<DynProvider>,
+    contract: LatentCollection::LatentCollectionInstance<DynProvider>,
     confirmations: u64,
     timeout: Duration,
 }
@@ -115,7 +124,7 @@ impl EvmMinter {
     }
 
     /// The contract binding (for tests and tools).
-    pub fn contract(&self) -> &LatentMint::LatentMintInstance<DynProvider> {
+    pub fn contract(&self) -> &LatentCollection::LatentCollectionInstance<DynProvider> {
         &self.contract
     }
 
@@ -131,9 +140,9 @@ impl EvmMinter {
         self.contract.ownerOf(id).call().await.map(from_alloy).map_err(|e| ChainError::Rpc(e.to_string()))
     }
 
-    /// `totalSupply()`.
+    /// `totalMinted()`.
     pub async fn total_supply(&self) -> Result<u64, ChainError> {
-        let s = self.contract.totalSupply().call().await.map_err(|e| ChainError::Rpc(e.to_string()))?;
+        let s = self.contract.totalMinted().call().await.map_err(|e| ChainError::Rpc(e.to_string()))?;
         u64::try_from(s).map_err(|_| ChainError::Rpc("totalSupply exceeds u64".into()))
     }
 }
@@ -142,7 +151,7 @@ fn classify(e: alloy::contract::Error) -> PortError {
     use alloy::contract::Error as E;
     match &e {
         E::TransportError(t) if t.as_error_resp().is_some() => {
-            if let Some(decoded) = e.as_decoded_interface_error::<LatentMint::LatentMintErrors>() {
+            if let Some(decoded) = e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
                 return PortError::Permanent(format!("the contract refused the mint: {decoded:?}"));
             }
             let msg = t.to_string();
@@ -167,31 +176,37 @@ fn classify(e: alloy::contract::Error) -> PortError {
 #[async_trait]
 impl Minter for EvmMinter {
     async fn minted_token(&self, job: JobId) -> PortResult<Option<String>> {
-        let id = self
+        let b = self
             .contract
-            .tokenOfJob(B256::from(*job.as_bytes()))
+            .batches(B256::from(*job.as_bytes()))
             .call()
             .await
-            .map_err(|e| PortError::Transient(format!("reading tokenOfJob: {e}")))?;
-        Ok((!id.is_zero()).then(|| id.to_string()))
+            .map_err(|e| PortError::Transient(format!("reading batches(jobId): {e}")))?;
+        Ok((b.count != 0).then(|| b.first.to_string()))
     }
 
-    async fn mint(&self, job: JobId, to: EvmAddress, token_uri: &str) -> PortResult<MintReceipt> {
+    async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt> {
+        // The contract stores the CID's 32-byte digest and rebuilds `ipfs://<cid>` itself.
+        let digest = latentmint_core::cid::raw_sha256_digest(metadata_cid).ok_or_else(|| {
+            PortError::Permanent(format!(
+                "metadata CID {metadata_cid} is not a single raw block (CIDv1, raw, sha2-256)"
+            ))
+        })?;
         // Read before write: a redelivered or retried message finds its token and stops here.
         if let Some(token_id) = self.minted_token(job).await? {
             info!(job = %job.short(), token_id, "already minted on chain; nothing sent");
             return Ok(MintReceipt { token_id, tx_hash: None });
         }
-        let call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), token_uri.to_string());
+        let call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), B256::from(digest));
         let pending = match call.send().await {
             Ok(p) => p,
             Err(e) => {
-                if let Some(LatentMint::LatentMintErrors::AlreadyMinted(a)) =
-                    e.as_decoded_interface_error::<LatentMint::LatentMintErrors>()
+                if let Some(LatentCollection::LatentCollectionErrors::AlreadyMinted(a)) =
+                    e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>()
                 {
                     // Another worker won the race: the guard kept it to one token.
-                    warn!(job = %job.short(), token_id = %a.tokenId, "the contract refused a second mint of this job");
-                    return Ok(MintReceipt { token_id: a.tokenId.to_string(), tx_hash: None });
+                    warn!(job = %job.short(), token_id = %a.first, "the contract refused a second mint of this job");
+                    return Ok(MintReceipt { token_id: a.first.to_string(), tx_hash: None });
                 }
                 return Err(classify(e));
             }
@@ -213,7 +228,7 @@ impl Minter for EvmMinter {
             return Err(PortError::Permanent(format!("mint transaction {tx_hash} reverted")));
         }
         let token_id = receipt
-            .decoded_log::<LatentMint::Minted>()
+            .decoded_log::<LatentCollection::Minted>()
             .map(|l| l.data.tokenId.to_string())
             .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no Minted event")))?;
         Ok(MintReceipt { token_id, tx_hash: Some(tx_hash) })

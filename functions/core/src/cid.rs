@@ -120,6 +120,15 @@ fn put_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The sha2-256 digest of a CIDv1 raw-block CID (what a single-chunk file gets), if `s` is one.
+pub fn raw_sha256_digest(s: &str) -> Option<[u8; 32]> {
+    let c = Cid::try_from(s).ok()?;
+    if c.version() != cid::Version::V1 || c.codec() != RAW || c.hash().code() != SHA2_256 {
+        return None;
+    }
+    c.hash().digest().try_into().ok()
+}
+
 /// True when `s` parses as a CID (any version, any base).
 pub fn is_cid(s: &str) -> bool {
     Cid::try_from(s).is_ok()
@@ -158,6 +167,15 @@ mod tests {
             }
         }
         assert_eq!(cid_of_reader(Dribble(&data)).unwrap(), c);
+    }
+
+    #[test]
+    fn raw_digest_round_trips() {
+        let c = cid_of_bytes(b"hello world");
+        assert_eq!(raw_sha256_digest(&c).unwrap().to_vec(), Sha256::digest(b"hello world").to_vec());
+        let big: Vec<u8> = vec![7; CHUNK_SIZE + 1];
+        assert!(raw_sha256_digest(&cid_of_bytes(&big)).is_none(), "dag-pb roots are not raw blocks");
+        assert!(raw_sha256_digest("nonsense").is_none());
     }
 
     #[test]

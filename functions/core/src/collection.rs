@@ -155,7 +155,7 @@ pub struct ChainSection {
     /// JSON-RPC URL; absent means "start a local anvil".
     #[serde(default)]
     pub rpc_url: Option<String>,
-    /// Deployed LatentMint contract; absent means "deploy one".
+    /// Deployed LatentCollection contract; absent means "deploy one".
     #[serde(default)]
     pub contract: Option<String>,
 }

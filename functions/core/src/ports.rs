@@ -145,7 +145,7 @@ pub struct MintReceipt {
 pub trait Minter: Send + Sync {
     /// The token already minted for `job`, if any (read from the chain).
     async fn minted_token(&self, job: JobId) -> PortResult<Option<String>>;
-    /// Mints one token for `job` to `to` with `token_uri`. If the chain says the job is
-    /// already minted, returns that token (no second token can exist).
-    async fn mint(&self, job: JobId, to: EvmAddress, token_uri: &str) -> PortResult<MintReceipt>;
+    /// Mints one token for `job` to `to` whose metadata has CID `metadata_cid`. If the chain
+    /// says the job is already minted, returns that token (no second token can exist).
+    async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt>;
 }

@@ -14,7 +14,7 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     }
     let metadata_cid =
         job.metadata_cid.clone().ok_or_else(|| StageError::Fail("published job has no metadata CID".into()))?;
-    let receipt = ports.minter.mint(id, job.spec.recipient, &format!("ipfs://{metadata_cid}")).await?;
+    let receipt = ports.minter.mint(id, job.spec.recipient, &metadata_cid).await?;
     job.record_mint(receipt.token_id, receipt.tx_hash).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Published).await? {
         return Ok(StageOutcome { job_id: id, state: current.state, next: None, did_work: false });

@@ -193,7 +193,7 @@ async fn jobs_flow_from_intake_to_minted() {
     // The minted token points at metadata whose image is the job's image.
     let (_, to, uri) = r.minter.tokens.lock().unwrap()[&specs[0].id].clone();
     assert_eq!(to, specs[0].recipient);
-    assert!(uri.starts_with("ipfs://bafkrei"));
+    assert!(uri.starts_with("bafkrei"));
 }
 
 #[tokio::test]
