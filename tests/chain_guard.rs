@@ -94,3 +94,19 @@ async fn a_metadata_cid_that_is_not_a_raw_block_is_refused_before_sending() {
     assert!(err.contains("not a single raw block"), "{err}");
     assert_eq!(minter.total_supply().await.unwrap(), 0);
 }
+
+/// With a fee cap below the network's fee, the mint waits (a transient error, nothing sent);
+/// under a cap above it, it goes through.
+#[tokio::test]
+async fn a_fee_cap_makes_mints_wait_instead_of_overpaying() {
+    let node = LocalNode::spawn_with(&anvil(), CHAIN_ID, None, &["--base-fee", "50000000000"]).await.unwrap();
+    let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.unwrap();
+    let addr = chain.deploy("Fees", "FEE").await.unwrap();
+    let job = JobId::from_bytes([8; 32]);
+    let cheap = chain.minter(addr, 1).with_max_fee_per_gas(Some(10_000_000_000));
+    let err = cheap.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap_err();
+    assert!(matches!(&err, latentmint_core::PortError::Transient(m) if m.contains("above the cap")), "{err}");
+    assert_eq!(cheap.total_supply().await.unwrap(), 0);
+    let willing = chain.minter(addr, 1).with_max_fee_per_gas(Some(200_000_000_000));
+    assert_eq!(willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id, "1");
+}

@@ -106,6 +106,7 @@ impl Chain {
             contract: LatentCollection::new(to_alloy(contract), self.provider.clone()),
             confirmations,
             timeout: Duration::from_secs(120),
+            max_fee_per_gas: None,
         }
     }
 }
@@ -115,9 +116,17 @@ pub struct EvmMinter {
     contract: LatentCollection::LatentCollectionInstance<DynProvider>,
     confirmations: u64,
     timeout: Duration,
+    max_fee_per_gas: Option<u128>,
 }
 
 impl EvmMinter {
+    /// Never pay more than `wei` per gas: when the network asks more, mints wait (the message
+    /// is retried later) instead of overpaying.
+    pub fn with_max_fee_per_gas(mut self, wei: Option<u128>) -> Self {
+        self.max_fee_per_gas = wei;
+        self
+    }
+
     /// The contract.
     pub fn address(&self) -> EvmAddress {
         from_alloy(*self.contract.address())
@@ -197,7 +206,23 @@ impl Minter for EvmMinter {
             info!(job = %job.short(), token_id, "already minted on chain; nothing sent");
             return Ok(MintReceipt { token_id, tx_hash: None });
         }
-        let call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), B256::from(digest));
+        let mut call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), B256::from(digest));
+        if let Some(cap) = self.max_fee_per_gas {
+            let fees = self
+                .contract
+                .provider()
+                .estimate_eip1559_fees()
+                .await
+                .map_err(|e| PortError::Transient(format!("estimating fees: {e}")))?;
+            if fees.max_fee_per_gas > cap {
+                return Err(PortError::Transient(format!(
+                    "network fee {:.3} gwei is above the cap of {:.3} gwei; the mint waits",
+                    fees.max_fee_per_gas as f64 / 1e9,
+                    cap as f64 / 1e9
+                )));
+            }
+            call = call.max_fee_per_gas(cap).max_priority_fee_per_gas(fees.max_priority_fee_per_gas.min(cap));
+        }
         let pending = match call.send().await {
             Ok(p) => p,
             Err(e) => {

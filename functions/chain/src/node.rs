@@ -41,6 +41,16 @@ impl LocalNode {
     /// Starts `anvil` on 127.0.0.1 and a free port. With `state`, the chain is loaded from and
     /// saved to that file (every second and at exit), so a restarted run finds its tokens.
     pub async fn spawn(anvil: &Path, chain_id: u64, state: Option<&Path>) -> Result<Self, ChainError> {
+        Self::spawn_with(anvil, chain_id, state, &[]).await
+    }
+
+    /// Like [`LocalNode::spawn`], with extra anvil arguments (e.g. `--base-fee`).
+    pub async fn spawn_with(
+        anvil: &Path,
+        chain_id: u64,
+        state: Option<&Path>,
+        extra: &[&str],
+    ) -> Result<Self, ChainError> {
         if !anvil.is_file() {
             return Err(ChainError::Node(format!(
                 "anvil not found at {}: run scripts/bootstrap.sh or set LATENTMINT_ANVIL",
@@ -62,6 +72,7 @@ impl LocalNode {
         if let Some(s) = state {
             cmd.arg("--state").arg(s).args(["--state-interval", "1"]);
         }
+        cmd.args(extra);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
         #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal, so

@@ -182,7 +182,8 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
             }
         }
     };
-    Ok(ChainSetup { node, minter: Arc::new(chain.minter(contract, 1)), rpc_url })
+    let cap = chain_cfg.max_fee_gwei.map(|g| (g * 1e9) as u128);
+    Ok(ChainSetup { node, minter: Arc::new(chain.minter(contract, 1).with_max_fee_per_gas(cap)), rpc_url })
 }
 
 /// The chain is the truth about mints: a job recorded as minted whose token the chain does

@@ -158,6 +158,9 @@ pub struct ChainSection {
     /// Deployed LatentCollection contract; absent means "deploy one".
     #[serde(default)]
     pub contract: Option<String>,
+    /// Most the minter pays per gas, in gwei; above it mints wait. Absent: no cap.
+    #[serde(default)]
+    pub max_fee_gwei: Option<f64>,
 }
 
 fn default_chain_id() -> u64 {
@@ -166,7 +169,7 @@ fn default_chain_id() -> u64 {
 
 impl Default for ChainSection {
     fn default() -> Self {
-        Self { chain_id: LOCAL_CHAIN_ID, rpc_url: None, contract: None }
+        Self { chain_id: LOCAL_CHAIN_ID, rpc_url: None, contract: None, max_fee_gwei: None }
     }
 }
 
@@ -374,6 +377,15 @@ impl Collection {
                 "chain.rpc_url",
                 format!("`{url}` is not an HTTP(S) URL"),
                 "use e.g. http://127.0.0.1:8545, or remove it to start a local node",
+            ));
+        }
+        if let Some(g) = f.chain.max_fee_gwei
+            && !(g.is_finite() && g > 0.0)
+        {
+            return Err(FieldError::new(
+                "chain.max_fee_gwei",
+                format!("{g} is not a fee"),
+                "use a positive number of gwei, or remove it",
             ));
         }
         if f.chain.chain_id == 0 {
