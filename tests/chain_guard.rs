@@ -110,3 +110,48 @@ async fn a_fee_cap_makes_mints_wait_instead_of_overpaying() {
     let willing = chain.minter(addr, 1).with_max_fee_per_gas(Some(200_000_000_000));
     assert_eq!(willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id, "1");
 }
+
+/// `latentmint deploy` puts the contract on the configured chain with its royalty and records
+/// the address for `latentmint run`.
+#[tokio::test]
+async fn deploy_command_deploys_and_records_the_address() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[collection]\nname = \"Deploy Me\"\nsymbol = \"DPL\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\n[[prompts]]\ntext = \"x\"\n",
+            node.rpc_url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .arg("deploy")
+        .arg(&file)
+        .args([
+            "--royalty-receiver",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "--royalty-bps",
+            "750",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        .env("LATENTMINT_SIGNER_KEY", node.dev_key(0).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("data/deploy-me/deployment.json")).unwrap()).unwrap();
+    let addr = EvmAddress::parse_any_case(rec["contract"].as_str().unwrap()).unwrap();
+    let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.unwrap();
+    assert!(chain.has_code(addr).await.unwrap());
+    let royalty = chain
+        .minter(addr, 1)
+        .contract()
+        .royaltyInfo(alloy::primitives::U256::from(1), alloy::primitives::U256::from(10_000))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(royalty.amount, alloy::primitives::U256::from(750));
+}

@@ -8,7 +8,7 @@ pub mod contract;
 mod minter;
 mod node;
 
-pub use minter::{Chain, EvmMinter, from_alloy, to_alloy};
+pub use minter::{Chain, DeployOptions, EvmMinter, from_alloy, to_alloy};
 pub use node::LocalNode;
 
 /// Chain-side failures outside a mint (connecting, deploying, the local node).

@@ -29,6 +29,17 @@ pub fn from_alloy(a: Address) -> EvmAddress {
     EvmAddress::from_bytes(a.into_array())
 }
 
+/// Collection-level settings of a deployment.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// ERC-2981 royalty receiver (none: no royalty).
+    pub royalty_receiver: Option<EvmAddress>,
+    /// Royalty in basis points (500 = 5%).
+    pub royalty_bps: u16,
+    /// ERC-7572 collection metadata URI.
+    pub contract_uri: String,
+}
+
 /// A connection to a chain with a signing wallet.
 #[derive(Clone)]
 pub struct Chain {
@@ -78,15 +89,23 @@ impl Chain {
     /// Deploys a LatentCollection with the sender as admin and minter, no royalty and no
     /// contract URI (the admin can set both later).
     pub async fn deploy(&self, name: &str, symbol: &str) -> Result<EvmAddress, ChainError> {
+        self.deploy_with(name, symbol, &DeployOptions::default()).await
+    }
+
+    /// Deploys a LatentCollection with royalties and collection metadata.
+    pub async fn deploy_with(&self, name: &str, symbol: &str, o: &DeployOptions) -> Result<EvmAddress, ChainError> {
+        if o.royalty_bps > 10_000 {
+            return Err(ChainError::Config(format!("royalty of {} basis points is above 100%", o.royalty_bps)));
+        }
         let c = LatentCollection::deploy(
             self.provider.clone(),
             name.to_string(),
             symbol.to_string(),
             self.sender,
             self.sender,
-            Address::ZERO,
-            alloy::primitives::aliases::U96::ZERO,
-            String::new(),
+            o.royalty_receiver.map(to_alloy).unwrap_or(Address::ZERO),
+            alloy::primitives::aliases::U96::from(o.royalty_bps),
+            o.contract_uri.clone(),
         )
         .await
         .map_err(|e| ChainError::Rpc(format!("deploying LatentCollection: {e}")))?;

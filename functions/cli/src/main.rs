@@ -32,6 +32,8 @@ enum Command {
     },
     /// Approve or reject a job waiting in the QA staging queue.
     Review(run::ReviewArgs),
+    /// Deploy the collection's contract to its configured chain.
+    Deploy(run::DeployArgs),
     /// Generate one image from a prompt (no queues, no chain).
     Generate(generate::GenerateArgs),
 }
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(args) => tokio_main(run::run(args)),
         Command::Review(args) => tokio_main(run::review(args)),
         Command::Generate(args) => generate::generate(args),
+        Command::Deploy(args) => tokio_main(run::deploy(args)),
     };
     match result {
         Ok(code) => code,

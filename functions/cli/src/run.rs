@@ -72,6 +72,25 @@ pub struct ReviewArgs {
     pub data_dir: PathBuf,
 }
 
+/// `latentmint deploy`
+#[derive(clap::Args)]
+pub struct DeployArgs {
+    /// Collection file: name, symbol and [chain] (rpc_url; LATENTMINT_SIGNER_KEY signs).
+    pub collection: PathBuf,
+    /// ERC-2981 royalty receiver (EIP-55 address).
+    #[arg(long)]
+    pub royalty_receiver: Option<String>,
+    /// Royalty in basis points (500 = 5%).
+    #[arg(long, default_value_t = 0)]
+    pub royalty_bps: u16,
+    /// ERC-7572 collection metadata URI.
+    #[arg(long, default_value = "")]
+    pub contract_uri: String,
+    /// Folder for run state (the address is recorded there for `run`).
+    #[arg(long, default_value = ".latentmint")]
+    pub data_dir: PathBuf,
+}
+
 /// Where a collection's contract lives, remembered between runs.
 #[derive(Debug, Serialize, Deserialize)]
 struct Deployment {
@@ -484,5 +503,36 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     };
     let state = latentmint_stages::review::decide(&jobs, &queue, job.id(), !args.reject, &args.operator).await?;
     println!("job {} is now {state}; run `latentmint run {}` to continue", job.id().short(), args.collection.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `latentmint deploy`: deploys the collection's contract to its configured chain and records
+/// the address where `latentmint run` finds it.
+pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let collection = load_collection(&args.collection)?;
+    let chain_cfg = &collection.file.chain;
+    let url = chain_cfg
+        .rpc_url
+        .as_deref()
+        .context("chain.rpc_url: deploy needs the chain's RPC URL in the collection file")?;
+    let key = std::env::var("LATENTMINT_SIGNER_KEY")
+        .context("export LATENTMINT_SIGNER_KEY (the deployer's key; local mode only)")?;
+    let receiver = match &args.royalty_receiver {
+        Some(a) => Some(EvmAddress::parse_checksummed(a).map_err(|e| anyhow::anyhow!("--royalty-receiver: {e}"))?),
+        None => None,
+    };
+    let chain = Chain::connect(url, &key, chain_cfg.chain_id).await?;
+    let opts = latentmint_chain::DeployOptions {
+        royalty_receiver: receiver,
+        royalty_bps: args.royalty_bps,
+        contract_uri: args.contract_uri.clone(),
+    };
+    let addr = chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
+    let dir = args.data_dir.join(slug(&collection.file.collection.name));
+    std::fs::create_dir_all(&dir)?;
+    let record = dir.join("deployment.json");
+    std::fs::write(&record, serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.chain_id, contract: addr })?)?;
+    println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.chain_id, record.display());
+    println!("set chain.contract = \"{addr}\" in the collection file to pin it");
     Ok(ExitCode::SUCCESS)
 }
