@@ -57,8 +57,8 @@ fi
 CONTRACTS="$ROOT/infra/contracts"
 ANVIL="$CONTRACTS/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 FORGE="$CONTRACTS/node_modules/@foundry-rs/forge-linux-amd64/bin/forge"
-if [[ ! -x "$ANVIL" || ! -x "$FORGE" || ! -d "$CONTRACTS/node_modules/@openzeppelin/contracts" || ! -d "$CONTRACTS/node_modules/solc" ]]; then
-  say "installing Foundry $FOUNDRY_VERSION, solc 0.8.37 and OpenZeppelin 5.7.0 from npm (infra/contracts)"
+if [[ ! -x "$ANVIL" || ! -x "$FORGE" || ! -d "$CONTRACTS/node_modules/@openzeppelin/contracts" || ! -d "$CONTRACTS/node_modules/erc721a" || ! -d "$CONTRACTS/node_modules/solc" ]]; then
+  say "installing Foundry $FOUNDRY_VERSION, solc 0.8.37, OpenZeppelin 5.7.0 and ERC721A 4.3.0 from npm (infra/contracts)"
   (cd "$CONTRACTS" && npm ci --no-audit --no-fund --loglevel=error) \
     || die "npm ci in infra/contracts failed (registry.npmjs.org unreachable?)"
   [[ -x "$ANVIL" && -x "$FORGE" ]] || die "npm installed @foundry-rs but no linux-amd64 binaries appeared under infra/contracts/node_modules/@foundry-rs"
