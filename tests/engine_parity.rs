@@ -42,12 +42,28 @@ fn tokens_match_transformers_clip_tokenizer() {
     assert_eq!(e.tokenize("blurry").unwrap().ids, ids(&f["negative_token_ids"]));
 }
 
+/// Generates `req` and compares the latents after every step and the image with the
+/// reference in `dir`, within 1e-4.
+fn assert_matches_reference(name: &str, e: &mut Engine, req: &ImageRequest, dir: &std::path::Path) {
+    let mut trace = Vec::new();
+    let out = e.generate_traced(req, Some(&mut trace)).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let trace_ref = npy(&dir.join("latents_trace.npy"));
+    assert_eq!(trace.len(), trace_ref.shape()[0], "{name}: one latent per step run");
+    for (i, (ours, theirs)) in trace.iter().zip(trace_ref.outer_iter()).enumerate() {
+        let max = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max < 1e-4, "{name}: latents after step {i} differ by {max}");
+    }
+    let want = npy(&dir.join("image.npy"));
+    assert_eq!(out.float_image.len(), want.len());
+    let max = out.float_image.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max < 1e-4, "{name}: image differs by {max}");
+}
+
 /// Runs one scheduler's case and compares the latents after every step and the image.
 fn parity(name: &str) {
     let (f, dir) = case(name);
     let mut e = engine();
     let init = npy(&dir.join("latents_init.npy"));
-    let trace_ref = npy(&dir.join("latents_trace.npy"));
     let noise = dir.join("step_noise.npy");
     let step_noise = noise.exists().then(|| {
         let a = npy(&noise);
@@ -66,17 +82,7 @@ fn parity(name: &str) {
         step_noise,
         init_image: None,
     };
-    let mut trace = Vec::new();
-    let out = e.generate_traced(&req, Some(&mut trace)).unwrap_or_else(|err| panic!("{name}: {err}"));
-    assert_eq!(trace.len(), trace_ref.shape()[0], "{name}: one latent per step");
-    for (i, (ours, theirs)) in trace.iter().zip(trace_ref.outer_iter()).enumerate() {
-        let max = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(max < 1e-4, "{name}: latents after step {i} differ by {max}");
-    }
-    let want = npy(&dir.join("image.npy"));
-    assert_eq!(out.float_image.len(), want.len());
-    let max = out.float_image.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(max < 1e-4, "{name}: image differs by {max}");
+    assert_matches_reference(name, &mut e, &req, &dir);
 }
 
 #[test]
@@ -212,17 +218,7 @@ fn img2img_parity(name: &str) {
             strength: f["strength"].as_f64().unwrap() as f32,
         }),
     };
-    let mut trace = Vec::new();
-    let out = e.generate_traced(&req, Some(&mut trace)).unwrap();
-    let trace_ref = npy(&dir.join("latents_trace.npy"));
-    assert_eq!(trace.len(), trace_ref.shape()[0], "{name}: steps run");
-    for (i, (ours, theirs)) in trace.iter().zip(trace_ref.outer_iter()).enumerate() {
-        let max = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(max < 1e-4, "{name}: latents after step {i} differ by {max}");
-    }
-    let want = npy(&dir.join("image.npy"));
-    let max = out.float_image.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(max < 1e-4, "{name}: image differs by {max}");
+    assert_matches_reference(name, &mut e, &req, &dir);
 }
 
 #[test]
