@@ -108,6 +108,10 @@ mod tests {
         let screen = format!("{:?}", term.backend().buffer());
         assert!(screen.contains("QA staging: 2 waiting"), "{screen}");
         assert!(screen.contains("murky fog") && screen.contains("0.31"));
+        // Every job state has a row, the final ones included.
+        for state in ["queued", "awaiting_review", "minted", "failed"] {
+            assert!(screen.contains(state), "no row for {state}: {screen}");
+        }
 
         app.on_key('j');
         let Action::Decide(id, true) = app.on_key('a') else { panic!("expected approve") };

@@ -11,7 +11,7 @@ use crate::app::App;
 /// Draws the whole dashboard.
 pub fn draw(f: &mut Frame, app: &App) {
     let [top, staging, detail, footer] =
-        Layout::vertical([Constraint::Length(8), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
+        Layout::vertical([Constraint::Length(10), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
             .areas(f.area());
     let [queues_area, jobs_area] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
