@@ -59,17 +59,9 @@ fn assert_matches_reference(name: &str, e: &mut Engine, req: &ImageRequest, dir:
     assert!(max < 1e-4, "{name}: image differs by {max}");
 }
 
-/// Runs one scheduler's case and compares the latents after every step and the image.
-fn parity(name: &str) {
-    let (f, dir) = case(name);
-    let mut e = engine();
-    let init = npy(&dir.join("latents_init.npy"));
-    let noise = dir.join("step_noise.npy");
-    let step_noise = noise.exists().then(|| {
-        let a = npy(&noise);
-        a.outer_iter().map(|n| n.iter().copied().collect::<Vec<f32>>()).collect::<Vec<_>>()
-    });
-    let req = ImageRequest {
+/// The request a fixture case describes, starting from its initial latents.
+fn case_request(f: &Value, dir: &std::path::Path, scheduler: &str) -> ImageRequest {
+    ImageRequest {
         prompt: f["prompt"].as_str().unwrap().into(),
         negative_prompt: f["negative_prompt"].as_str().unwrap().into(),
         seed: 0,
@@ -77,11 +69,23 @@ fn parity(name: &str) {
         guidance: f["guidance"].as_f64().unwrap() as f32,
         width: f["width"].as_u64().unwrap() as u32,
         height: f["height"].as_u64().unwrap() as u32,
-        scheduler: name.into(),
-        initial_latents: Some(init.iter().copied().collect()),
-        step_noise,
+        scheduler: scheduler.into(),
+        initial_latents: Some(npy(&dir.join("latents_init.npy")).iter().copied().collect()),
+        step_noise: None,
         init_image: None,
-    };
+    }
+}
+
+/// Runs one scheduler's case and compares the latents after every step and the image.
+fn parity(name: &str) {
+    let (f, dir) = case(name);
+    let mut e = engine();
+    let noise = dir.join("step_noise.npy");
+    let step_noise = noise.exists().then(|| {
+        let a = npy(&noise);
+        a.outer_iter().map(|n| n.iter().copied().collect::<Vec<f32>>()).collect::<Vec<_>>()
+    });
+    let req = ImageRequest { step_noise, ..case_request(&f, &dir, name) };
     assert_matches_reference(name, &mut e, &req, &dir);
 }
 
@@ -202,22 +206,9 @@ fn img2img_parity(name: &str) {
     let (f, dir) = case(name);
     let mut e = engine();
     let init_rgb: ndarray::ArrayD<u8> = ndarray_npy::read_npy(dir.join("init_rgb.npy")).unwrap();
-    let req = ImageRequest {
-        prompt: f["prompt"].as_str().unwrap().into(),
-        negative_prompt: f["negative_prompt"].as_str().unwrap().into(),
-        seed: 0,
-        steps: f["steps"].as_u64().unwrap() as u32,
-        guidance: f["guidance"].as_f64().unwrap() as f32,
-        width: f["width"].as_u64().unwrap() as u32,
-        height: f["height"].as_u64().unwrap() as u32,
-        scheduler: f["scheduler"].as_str().unwrap().into(),
-        initial_latents: Some(npy(&dir.join("latents_init.npy")).iter().copied().collect()),
-        step_noise: None,
-        init_image: Some(InitImage {
-            rgb: init_rgb.iter().copied().collect(),
-            strength: f["strength"].as_f64().unwrap() as f32,
-        }),
-    };
+    let strength = f["strength"].as_f64().unwrap() as f32;
+    let init_image = Some(InitImage { rgb: init_rgb.iter().copied().collect(), strength });
+    let req = ImageRequest { init_image, ..case_request(&f, &dir, f["scheduler"].as_str().unwrap()) };
     assert_matches_reference(name, &mut e, &req, &dir);
 }
 

@@ -61,7 +61,7 @@ impl Generator for OnnxGenerator {
                 .iter()
                 .map(|l| AdapterRecord { name: l.name.clone(), sha256: l.sha256.clone(), scale: l.scale })
                 .collect();
-            Ok::<_, PortError>((out, (m.id.clone(), m.digest(), m.files.clone(), adapters)))
+            Ok::<_, PortError>((out, (m.id.clone(), m.digest().to_string(), m.files.clone(), adapters)))
         })
         .await
         .map_err(|e| PortError::Permanent(format!("generation thread: {e}")))??;

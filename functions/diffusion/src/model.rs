@@ -34,6 +34,8 @@ pub struct ModelInfo {
     pub scaling_factor: f32,
     /// SHA-256 of each file, by relative path.
     pub files: BTreeMap<String, String>,
+    /// Digest over all files, computed once at load.
+    sha256: String,
 }
 
 fn read_json(path: &Path, hint: &str) -> Result<Value> {
@@ -76,12 +78,13 @@ impl ModelInfo {
         let vae_scale_factor = 1usize << blocks.saturating_sub(1);
         let scaling_factor = vae_cfg["scaling_factor"].as_f64().unwrap_or(0.18215) as f32;
         let files = hash_tree(dir)?;
-        Ok(Self { dir: dir.to_path_buf(), id, latent_channels, vae_scale_factor, scaling_factor, files })
+        let sha256 = latentmint_core::metadata::model_digest(&files);
+        Ok(Self { dir: dir.to_path_buf(), id, latent_channels, vae_scale_factor, scaling_factor, files, sha256 })
     }
 
     /// Digest over all files, as provenance records it.
-    pub fn digest(&self) -> String {
-        latentmint_core::metadata::model_digest(&self.files)
+    pub fn digest(&self) -> &str {
+        &self.sha256
     }
 }
 

@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("loading the model from {}", args.model.display()))?;
     let info = engine.model();
-    let model = ApiModel { id: info.id.clone(), sha256: info.digest(), files: info.files.clone() };
+    let model = ApiModel { id: info.id.clone(), sha256: info.digest().to_string(), files: info.files.clone() };
     let backend = if args.cuda { "onnx-cuda" } else { "onnx-cpu" }.to_string();
     let state = Arc::new(AppState { engine: Mutex::new(engine), model, backend });
     let app = Router::new()
