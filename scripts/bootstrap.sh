@@ -14,6 +14,7 @@ TOOLS="$ROOT/.tools"
 ORT_VERSION="1.32.0"
 FOUNDRY_VERSION="1.7.1"
 CFN_LINT_VERSION="1.58.0"
+MOTO_VERSION="5.2.5"
 WITH_TESTS=0
 [[ "${1:-}" == "--tests" ]] && WITH_TESTS=1
 
@@ -71,11 +72,11 @@ if [[ $WITH_TESTS == 1 ]]; then
     (cd "$VEC" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/cid-vectors failed (registry.npmjs.org unreachable?)"
   fi
-  if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" ]]; then
-    say "installing cfn-lint $CFN_LINT_VERSION from PyPI (template.yaml checks)"
-    python3 -m venv "$TOOLS/pyenv" || die "python3 -m venv failed (Debian needs python3-venv)"
-    "$TOOLS/pyenv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" \
-      || die "could not install cfn-lint==$CFN_LINT_VERSION from PyPI (pypi.org unreachable?)"
+  if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" || ! -x "$TOOLS/pyenv/bin/moto_server" ]]; then
+    say "installing cfn-lint $CFN_LINT_VERSION (template.yaml checks) and moto $MOTO_VERSION (local S3 for the tests) from PyPI"
+    [[ -x "$TOOLS/pyenv/bin/pip" ]] || python3 -m venv "$TOOLS/pyenv" || die "python3 -m venv failed (Debian needs python3-venv)"
+    "$TOOLS/pyenv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION" \
+      || die "could not install cfn-lint==$CFN_LINT_VERSION and moto[server]==$MOTO_VERSION from PyPI (pypi.org unreachable?)"
   fi
 fi
 

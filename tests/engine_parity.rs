@@ -246,3 +246,71 @@ fn img2img_refuses_bad_strength_and_size() {
         .to_string();
     assert!(err.starts_with("init_image:") && err.contains("resize"), "{err}");
 }
+
+/// A batch is the same images as one generation per seed: image k of a batch seeded s is the
+/// single image seeded s + k, on either CFG layout (two sessions side by side, or one run with
+/// the unconditional rows first), with a stochastic scheduler so every image's noise counts.
+#[test]
+fn batch_images_equal_single_generations() {
+    for parallel in [true, false] {
+        let mut e = Engine::load(
+            &tiny_model(),
+            &EngineOptions {
+                ort_library: Some(ort_library()),
+                intra_threads: 2,
+                cuda: false,
+                parallel_cfg: Some(parallel),
+                loras: vec![],
+            },
+        )
+        .expect("engine loads");
+        let req = ImageRequest {
+            prompt: "a green triangle".into(),
+            negative_prompt: "blurry".into(),
+            seed: 7,
+            steps: 4,
+            guidance: 6.0,
+            width: 64,
+            height: 32,
+            scheduler: "euler_a".into(),
+            initial_latents: None,
+            step_noise: None,
+            init_image: None,
+        };
+        let batch = e.generate_batch(&req, 3).unwrap();
+        assert_eq!(batch.iter().map(|i| i.seed).collect::<Vec<_>>(), [7, 8, 9]);
+        for img in &batch {
+            let single = e.generate(&ImageRequest { seed: img.seed, ..req.clone() }).unwrap();
+            let max = img.float_image.iter().zip(&single.float_image).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(max < 1e-4, "parallel={parallel} seed {}: differs from the single image by {max}", img.seed);
+        }
+        assert_ne!(batch[0].rgb, batch[1].rgb, "different seeds give different images");
+    }
+}
+
+#[test]
+fn batch_size_and_step_noise_are_checked() {
+    let mut e = engine();
+    let req = ImageRequest {
+        prompt: "x".into(),
+        negative_prompt: String::new(),
+        seed: 1,
+        steps: 2,
+        guidance: 1.0,
+        width: 32,
+        height: 32,
+        scheduler: "ddim".into(),
+        initial_latents: None,
+        step_noise: None,
+        init_image: None,
+    };
+    for n in [0, latentmint_diffusion::MAX_BATCH + 1] {
+        let err = e.generate_batch(&req, n).unwrap_err().to_string();
+        assert!(err.starts_with("num_images:") && err.contains("1 to 16"), "{err}");
+    }
+    let err = e.generate_batch(&ImageRequest { step_noise: Some(vec![]), ..req.clone() }, 2).unwrap_err().to_string();
+    assert!(err.starts_with("step_noise:"), "{err}");
+    let err =
+        e.generate_batch(&ImageRequest { initial_latents: Some(vec![0.0; 64]), ..req }, 2).unwrap_err().to_string();
+    assert!(err.starts_with("initial_latents:") && err.contains("2 image(s)"), "{err}");
+}

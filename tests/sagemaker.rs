@@ -1,6 +1,8 @@
 //! The SageMaker path end to end on one machine: aws-sdk-sagemakerruntime → the container's
 //! `serve` binary (local, on 127.0.0.1) → a real PNG from the real engine; and the fallback to
 //! the local ONNX engine when the endpoint is down or returns garbage, recorded in provenance.
+//! The asynchronous path goes SDK → a SageMaker async stand-in → the same `serve` binary, with
+//! the request and the result in S3 (moto over the wire).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -10,12 +12,13 @@ use std::time::Duration;
 
 use aws_sdk_sagemakerruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use latentmint_aws::{CircuitBreaker, FallbackGenerator, RetryPolicy, SageMakerGenerator};
+use latentmint_aws::{AsyncInvocation, CircuitBreaker, FallbackGenerator, RetryPolicy, S3Location, SageMakerGenerator};
 use latentmint_core::generation_api::{ApiRequest, ApiResponse};
 use latentmint_core::ports::{GenerationRequest, Generator, PortError};
 use latentmint_core::{GenerationParams, JobId};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
-use latentmint_e2e::{ort_library, serve_bin, tiny_model};
+use latentmint_e2e::async_endpoint::AsyncEndpoint;
+use latentmint_e2e::{Moto, ort_library, serve_bin, tiny_model};
 
 struct Server {
     child: Child,
@@ -176,4 +179,100 @@ async fn garbage_from_the_endpoint_is_named_and_falls_back() {
     let img = g.generate(&request(64)).await.unwrap();
     assert_eq!(img.record.backend, "onnx-cpu");
     assert!(img.record.fallback_reason.unwrap().contains("not a latentmint response"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_comes_back_as_one_image_per_seed() {
+    let server = start_serve();
+    let sm = SageMakerGenerator::new(client(&server.url), "latentmint-dev");
+    let images = sm.generate_many(&request(64), 3).await.unwrap();
+    assert_eq!(images.len(), 3);
+    let local = onnx();
+    for (k, img) in images.iter().enumerate() {
+        let mut one = request(64);
+        one.params.seed += k as u64;
+        assert_eq!(img.record.params.seed, one.params.seed);
+        let want = local.generate(&one).await.unwrap();
+        // The batch ran as one UNet call; the same pixels as a single generation.
+        let (a, b) = (image::load_from_memory(&img.png).unwrap(), image::load_from_memory(&want.png).unwrap());
+        let max = a.as_bytes().iter().zip(b.as_bytes()).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+        assert!(max <= 1, "image {k} differs from the single generation by {max} levels");
+    }
+}
+
+/// moto S3 with a bucket, the `serve` container, the async stand-in in front of it, and a
+/// generator that invokes it asynchronously.
+struct AsyncRig {
+    _moto: Moto,
+    _server: Server,
+    _endpoint: AsyncEndpoint,
+    s3: aws_sdk_s3::Client,
+    url: String,
+}
+
+async fn async_rig() -> AsyncRig {
+    let moto = Moto::start();
+    let s3 = moto.s3();
+    s3.create_bucket().bucket("latentmint-async").send().await.expect("create bucket");
+    let server = start_serve();
+    let endpoint = AsyncEndpoint::start(s3.clone(), &server.url, "latentmint-async").await;
+    let url = endpoint.url.clone();
+    AsyncRig { _moto: moto, _server: server, _endpoint: endpoint, s3, url }
+}
+
+impl AsyncRig {
+    fn generator(&self, endpoint: &str, timeout: Duration) -> SageMakerGenerator {
+        let input = S3Location::parse("test", "s3://latentmint-async/async-input").unwrap();
+        SageMakerGenerator::new(client(&self.url), endpoint).with_async(AsyncInvocation::new(
+            self.s3.clone(),
+            input,
+            timeout,
+        ))
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self.s3.list_objects_v2().bucket("latentmint-async").prefix(prefix).send().await.unwrap();
+        out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_invoke_endpoint_async_goes_through_s3_and_returns_the_engine_png() {
+    let rig = async_rig().await;
+    let img = rig.generator("latentmint-dev", Duration::from_secs(60)).generate(&request(64)).await.unwrap();
+    assert_eq!(img.record.backend, "sagemaker-async:latentmint-dev (onnx-cpu)");
+    let local = onnx().generate(&request(64)).await.unwrap();
+    assert_eq!(img.png, local.png, "same engine, same request, same bytes");
+    // The result stays where SageMaker wrote it; the staged request is cleaned up.
+    assert_eq!(rig.keys("async-output/").await.len(), 1);
+    assert!(rig.keys("async-input/").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_failures_are_read_from_the_failure_location() {
+    let rig = async_rig().await;
+    let err = rig.generator("latentmint-dev", Duration::from_secs(60)).generate(&request(63)).await.unwrap_err();
+    match err {
+        PortError::Permanent(m) => assert!(m.contains("latentmint-dev") && m.contains("width"), "{m}"),
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+    assert_eq!(rig.keys("async-failures/").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_result_that_never_comes_times_out_and_falls_back() {
+    let rig = async_rig().await;
+    let sm = rig.generator("silent", Duration::from_secs(1));
+    let err = sm.generate(&request(64)).await.unwrap_err();
+    assert!(matches!(&err, PortError::Transient(m) if m.contains("timed out") && m.contains("silent")), "{err:?}");
+    let policy = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
+    let g = FallbackGenerator::new(
+        Some(("silent".into(), Arc::new(sm))),
+        onnx(),
+        policy,
+        CircuitBreaker::new(3, Duration::from_secs(30)),
+    );
+    let img = g.generate(&request(64)).await.unwrap();
+    assert_eq!(img.record.backend, "onnx-cpu");
+    assert!(img.record.fallback_reason.unwrap().contains("timed out"));
 }

@@ -9,4 +9,4 @@ mod fallback;
 mod sagemaker;
 
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
-pub use sagemaker::SageMakerGenerator;
+pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};

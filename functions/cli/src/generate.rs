@@ -48,6 +48,10 @@ pub struct GenerateArgs {
     /// Strength of the LoRA adapters.
     #[arg(long, default_value_t = 1.0)]
     pub lora_scale: f32,
+    /// Images to make in one batch (seeds seed, seed+1, ...); more than one writes
+    /// `<out>-<k>.png`.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
     /// Output PNG.
     #[arg(long, default_value = "out.png")]
     pub out: PathBuf,
@@ -67,8 +71,13 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         Some(p) => {
             let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(p)
                 .with_context(|| format!("--latents {}: expected a float32 .npy array", p.display()))?;
-            if arr.ndim() != 4 || arr.shape()[0] != 1 {
-                bail!("--latents {}: shape {:?}; expected (1, channels, height/f, width/f)", p.display(), arr.shape());
+            if arr.ndim() != 4 || arr.shape()[0] != a.count {
+                bail!(
+                    "--latents {}: shape {:?}; expected ({}, channels, height/f, width/f), one per image",
+                    p.display(),
+                    arr.shape(),
+                    a.count
+                );
             }
             Some(arr.iter().copied().collect())
         }
@@ -98,17 +107,26 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         step_noise: None,
         init_image: None,
     };
-    let out = engine.generate(&req)?;
-    std::fs::write(&a.out, &out.png).with_context(|| format!("cannot write {}", a.out.display()))?;
-    println!(
-        "{} ({}x{}, {} steps {}, {:.2}s){}",
-        a.out.display(),
-        out.width,
-        out.height,
-        a.steps,
-        a.scheduler,
-        out.total_seconds,
-        if out.prompt_truncated { " — prompt cut to CLIP's 77 tokens" } else { "" }
-    );
+    let images = engine.generate_batch(&req, a.count)?;
+    for (k, out) in images.iter().enumerate() {
+        let path = if images.len() == 1 {
+            a.out.clone()
+        } else {
+            let stem = a.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+            a.out.with_file_name(format!("{stem}-{k}.png"))
+        };
+        std::fs::write(&path, &out.png).with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "{} ({}x{}, {} steps {}, seed {}, {:.2}s for the batch){}",
+            path.display(),
+            out.width,
+            out.height,
+            a.steps,
+            a.scheduler,
+            out.seed,
+            out.total_seconds,
+            if out.prompt_truncated { " — prompt cut to CLIP's 77 tokens" } else { "" }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use latentmint_aws::{CircuitBreaker, FallbackGenerator, RetryPolicy, SageMakerGenerator};
+use latentmint_aws::{AsyncInvocation, CircuitBreaker, FallbackGenerator, RetryPolicy, S3Location, SageMakerGenerator};
 use latentmint_chain::{Chain, EvmMinter, LocalNode};
 use latentmint_core::collection::Collection;
 use latentmint_core::metadata::TokenMetadata;
@@ -313,7 +313,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let generator: Arc<dyn Generator> = match &collection.file.generation.endpoint {
         // Endpoint first; the local engine is the fallback and provenance says which ran.
         Some(ep) => Arc::new(FallbackGenerator::new(
-            Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep.clone()).await))),
+            Some((ep.clone(), Arc::new(sagemaker(ep, &collection.file.generation).await?))),
             Arc::new(onnx),
             RetryPolicy::default(),
             CircuitBreaker::new(3, Duration::from_secs(60)),
@@ -535,4 +535,18 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.chain_id, record.display());
     println!("set chain.contract = \"{addr}\" in the collection file to pin it");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The SageMaker generator for `endpoint`: real-time, or asynchronous through S3 when the
+/// collection names a staging location.
+async fn sagemaker(
+    endpoint: &str,
+    g: &latentmint_core::collection::GenerationSection,
+) -> anyhow::Result<SageMakerGenerator> {
+    let sm = SageMakerGenerator::from_env(endpoint).await;
+    let Some(url) = &g.endpoint_async_input else { return Ok(sm) };
+    let input = S3Location::parse("generation.endpoint_async_input", url)?;
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let s3 = aws_sdk_s3::Client::new(&cfg);
+    Ok(sm.with_async(AsyncInvocation::new(s3, input, Duration::from_secs(g.endpoint_async_timeout_secs))))
 }

@@ -112,6 +112,14 @@ pub struct GenerationSection {
     /// SageMaker endpoint to generate on first; the local ONNX engine is the fallback.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// `s3://bucket/prefix` to stage requests under and invoke the endpoint asynchronously
+    /// (`InvokeEndpointAsync`, for long jobs and endpoints that scale to zero) instead of in
+    /// real time.
+    #[serde(default)]
+    pub endpoint_async_input: Option<String>,
+    /// Seconds to wait for an asynchronous result before the local fallback runs.
+    #[serde(default = "default_async_timeout")]
+    pub endpoint_async_timeout_secs: u64,
     /// LoRA adapters (the brand's style) merged into the model.
     #[serde(default)]
     pub lora: Vec<LoraSection>,
@@ -143,6 +151,10 @@ fn default_size() -> u32 {
 }
 fn default_scheduler() -> String {
     "ddim".into()
+}
+
+fn default_async_timeout() -> u64 {
+    900
 }
 
 /// `[chain]`
@@ -351,6 +363,33 @@ impl Collection {
                     "use 1-63 letters, digits and inner hyphens, or remove the key to generate locally",
                 ));
             }
+        }
+        if let Some(url) = &g.endpoint_async_input {
+            let bucket = url.strip_prefix("s3://").map(|r| r.split('/').next().unwrap_or(""));
+            let ok = bucket.is_some_and(|b| {
+                b.len() >= 3 && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            });
+            if !ok {
+                return Err(FieldError::new(
+                    "generation.endpoint_async_input",
+                    format!("`{url}` is not an S3 location"),
+                    "write it as s3://bucket/prefix (the bucket the endpoint's async config can read)",
+                ));
+            }
+            if g.endpoint.is_none() {
+                return Err(FieldError::new(
+                    "generation.endpoint_async_input",
+                    "is set but generation.endpoint is not",
+                    "name the async endpoint in generation.endpoint, or remove this key",
+                ));
+            }
+        }
+        if !(1..=3600).contains(&g.endpoint_async_timeout_secs) {
+            return Err(FieldError::new(
+                "generation.endpoint_async_timeout_secs",
+                format!("{} is out of range", g.endpoint_async_timeout_secs),
+                "use 1 to 3600 seconds (SageMaker's async invocation limit)",
+            ));
         }
         if !SCHEDULERS.contains(&g.scheduler.as_str()) {
             return Err(FieldError::new(
@@ -635,6 +674,23 @@ seed = 7
         let text = GOOD.replace("a {colour} circle", "a {shape}");
         let e = Collection::from_toml("c.toml", &text).unwrap_err().to_string();
         assert!(e.contains("prompts[0].text") && e.contains("{shape}"), "{e}");
+    }
+
+    #[test]
+    fn async_endpoint_settings_are_checked() {
+        let ok = GOOD.replace(
+            "steps = 4",
+            "steps = 4\nendpoint = \"sd-async\"\nendpoint_async_input = \"s3://studio-bucket/async\"",
+        );
+        let c = Collection::from_toml("c.toml", &ok).unwrap();
+        assert_eq!(c.file.generation.endpoint_async_input.as_deref(), Some("s3://studio-bucket/async"));
+        assert_eq!(c.file.generation.endpoint_async_timeout_secs, 900);
+        let bad = ok.replace("s3://studio-bucket/async", "https://studio-bucket/async");
+        let e = Collection::from_toml("c.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("generation.endpoint_async_input") && e.contains("s3://bucket/prefix"), "{e}");
+        let lonely = GOOD.replace("steps = 4", "steps = 4\nendpoint_async_input = \"s3://studio-bucket/a\"");
+        let e = Collection::from_toml("c.toml", &lonely).unwrap_err().to_string();
+        assert!(e.contains("generation.endpoint is not"), "{e}");
     }
 
     #[test]

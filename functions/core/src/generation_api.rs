@@ -4,8 +4,10 @@
 //! Request (`Content-Type: application/json`):
 //! ```json
 //! {"prompt": "a red circle", "negative_prompt": "", "seed": 7, "steps": 20, "guidance": 7.5,
-//!  "width": 512, "height": 512, "scheduler": "ddim"}
+//!  "width": 512, "height": 512, "scheduler": "ddim", "num_images": 1}
 //! ```
+//! `num_images` (1 to 16, default 1) asks for a batch of one prompt: image k is made with seed
+//! `seed + k`; the first comes in `image_png_base64`, the others in `more_images_png_base64`.
 //! Response:
 //! ```json
 //! {"version": 1, "image_png_base64": "iVBOR...", "parameters": {...the request as run...},
@@ -45,6 +47,17 @@ pub struct ApiRequest {
     pub height: u32,
     /// Scheduler name.
     pub scheduler: String,
+    /// Images to make (seeds `seed`, `seed + 1`, ...).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub num_images: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl ApiRequest {
@@ -59,6 +72,7 @@ impl ApiRequest {
             width: p.width,
             height: p.height,
             scheduler: p.scheduler.clone(),
+            num_images: 1,
         }
     }
 
@@ -104,6 +118,9 @@ pub struct ApiResponse {
     pub version: u32,
     /// The PNG, base64 (standard alphabet, padded).
     pub image_png_base64: String,
+    /// Images 2..n of a batch (`num_images` > 1), in seed order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_images_png_base64: Vec<String>,
     /// The parameters actually used.
     pub parameters: ApiRequest,
     /// The prompt was cut to the text encoder's window.
@@ -121,4 +138,21 @@ pub struct ApiResponse {
 pub struct ApiError {
     /// What went wrong, naming the field.
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn num_images_defaults_to_one_and_stays_off_the_wire() {
+        let r: ApiRequest = serde_json::from_str(
+            r#"{"prompt":"p","seed":1,"steps":2,"guidance":1.0,"width":8,"height":8,"scheduler":"ddim"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.num_images, 1);
+        assert!(!serde_json::to_string(&r).unwrap().contains("num_images"));
+        let r = ApiRequest { num_images: 3, ..r };
+        assert!(serde_json::to_string(&r).unwrap().contains(r#""num_images":3"#));
+    }
 }

@@ -18,4 +18,4 @@ pub mod tokenizer;
 pub use adapter::{GENERATOR_NAME, OnnxGenerator};
 pub use error::{DiffusionError, Result};
 pub use lora::{AppliedLora, LoraSpec};
-pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage};
+pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage, MAX_BATCH};

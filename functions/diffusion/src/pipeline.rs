@@ -90,11 +90,14 @@ pub struct GeneratedImage {
     pub width: u32,
     /// Height.
     pub height: u32,
+    /// The seed this image was made with (`seed + k` for the k-th image of a batch).
+    pub seed: u64,
     /// PNG bytes with the parameters in a text chunk.
     pub png: Vec<u8>,
     /// The prompt was cut to CLIP's 77 tokens.
     pub prompt_truncated: bool,
-    /// Seconds spent inside ONNX Runtime (all three models).
+    /// Seconds spent inside ONNX Runtime (all three models). Timings cover the whole batch the
+    /// image was made in.
     pub onnx_seconds: f64,
     /// Seconds in the denoising loop, and the part of it inside `unet.run`.
     pub loop_seconds: f64,
@@ -103,6 +106,9 @@ pub struct GeneratedImage {
     /// Total seconds.
     pub total_seconds: f64,
 }
+
+/// Most images one request may ask for.
+pub const MAX_BATCH: usize = 16;
 
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
@@ -390,12 +396,38 @@ impl Engine {
 
     /// Like [`Engine::generate`], also pushing the latents after every step into `trace`
     /// (for parity tests against a reference implementation).
-    pub fn generate_traced(
+    pub fn generate_traced(&mut self, req: &ImageRequest, trace: Option<&mut Vec<Vec<f32>>>) -> Result<GeneratedImage> {
+        let mut images = self.run(req, 1, trace)?;
+        images.pop().ok_or_else(|| DiffusionError::BadOutput("no image came out".into()))
+    }
+
+    /// Generates `count` images of one prompt in one pass: every UNet call carries the whole
+    /// batch (what a GPU wants). Image `k` uses seed `req.seed + k` and is the image a single
+    /// generation with that seed gives (within float rounding), so each stays reproducible on
+    /// its own. `initial_latents`, when given, holds `count` arrays back to back.
+    pub fn generate_batch(&mut self, req: &ImageRequest, count: usize) -> Result<Vec<GeneratedImage>> {
+        self.run(req, count, None)
+    }
+
+    fn run(
         &mut self,
         req: &ImageRequest,
+        count: usize,
         mut trace: Option<&mut Vec<Vec<f32>>>,
-    ) -> Result<GeneratedImage> {
+    ) -> Result<Vec<GeneratedImage>> {
         let started = Instant::now();
+        if count == 0 || count > MAX_BATCH {
+            return Err(DiffusionError::Request {
+                field: "num_images",
+                message: format!("{count} is out of range; ask for 1 to {MAX_BATCH} images per request"),
+            });
+        }
+        if count > 1 && req.step_noise.is_some() {
+            return Err(DiffusionError::Request {
+                field: "step_noise",
+                message: "reproduces a single image; generate one image per request with it".into(),
+            });
+        }
         let f = self.info.vae_scale_factor as u32;
         for (field, v) in [("width", req.width), ("height", req.height)] {
             if v == 0 || v % f != 0 {
@@ -418,23 +450,35 @@ impl Engine {
 
         let (c, h, w) = (self.info.latent_channels, (req.height / f) as usize, (req.width / f) as usize);
         let n = c * h * w;
-        let mut sched = schedulers::build(&req.scheduler, &self.scheduler, req.steps as usize)?;
+        let seeds: Vec<u64> = (0..count as u64).map(|k| req.seed.wrapping_add(k)).collect();
+        let mut scheds = seeds
+            .iter()
+            .map(|_| schedulers::build(&req.scheduler, &self.scheduler, req.steps as usize))
+            .collect::<Result<Vec<_>>>()?;
+        // One latent array per image, back to back.
         let mut latents: Vec<f32> = match &req.initial_latents {
-            Some(l) if l.len() == n => l.clone(),
+            Some(l) if l.len() == count * n => l.clone(),
             Some(l) => {
                 return Err(DiffusionError::Request {
                     field: "initial_latents",
-                    message: format!("has {} values; this size needs 1x{c}x{h}x{w} = {n}", l.len()),
+                    message: format!(
+                        "has {} values; {count} image(s) of this size need {count}x{c}x{h}x{w} = {}",
+                        l.len(),
+                        count * n
+                    ),
                 });
             }
-            None => {
-                let mut rng = ChaCha20Rng::seed_from_u64(req.seed);
-                (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
-            }
+            None => seeds
+                .iter()
+                .flat_map(|&seed| {
+                    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+                    (0..n).map(move |_| StandardNormal.sample(&mut rng))
+                })
+                .collect(),
         };
         let start = match &req.init_image {
             None => {
-                let sigma = sched.init_noise_sigma();
+                let sigma = scheds[0].init_noise_sigma();
                 latents.iter_mut().for_each(|x| *x *= sigma);
                 0
             }
@@ -452,41 +496,76 @@ impl Engine {
                     });
                 }
                 let start = req.steps as usize - run;
-                let mut x0 = self.encode_image(init, req.width, req.height, (c, h, w))?;
-                sched.add_noise(&mut x0, &latents, start);
-                latents = x0;
+                let x0 = self.encode_image(init, req.width, req.height, (c, h, w))?;
+                for (sched, noise) in scheds.iter().zip(latents.chunks_exact_mut(n)) {
+                    let mut x = x0.clone();
+                    sched.add_noise(&mut x, noise, start);
+                    noise.copy_from_slice(&x);
+                }
                 start
             }
         };
         // Step noise comes from its own stream, so the initial latents do not depend on the
         // scheduler and a deterministic scheduler consumes nothing.
-        let mut noise = match &req.step_noise {
-            Some(v) => NoiseSource::Fixed(v.iter().cloned().collect()),
-            None => NoiseSource::seeded(req.seed ^ 0x5eed_5eed_5eed_5eed),
-        };
+        let mut noises: Vec<NoiseSource> = seeds
+            .iter()
+            .map(|&seed| match &req.step_noise {
+                Some(v) => NoiseSource::Fixed(v.iter().cloned().collect()),
+                None => NoiseSource::seeded(seed ^ 0x5eed_5eed_5eed_5eed),
+            })
+            .collect();
 
         // Two UNet sessions: the unconditional and the conditional halves run side by side,
         // each on its own share of the threads (much better use of cores than one batch-2 run
-        // on small latents). Otherwise one batch-2 run.
+        // on small latents). Otherwise one run with the unconditional rows first, as diffusers
+        // batches them.
         let parallel = cfg && self.unet_cond.is_some();
-        let batch = if cfg && !parallel { 2 } else { 1 };
-        let mut input = Array4::<f32>::zeros((batch, c, h, w));
-        let mut scaled_in = vec![0f32; n];
-        let timesteps = sched.timesteps().to_vec();
+        let repeat = |row: usize| -> Result<Array3<f32>> {
+            let one = emb.slice(s![row..row + 1, .., ..]);
+            ndarray::concatenate(Axis(0), &vec![one; count]).map_err(|e| DiffusionError::BadOutput(e.to_string()))
+        };
+        let (hidden, hidden_cond) = match (cfg, parallel) {
+            (false, _) => (repeat(0)?, None),
+            (true, true) => (repeat(0)?, Some(repeat(1)?)),
+            (true, false) => {
+                let (u, t) = (repeat(0)?, repeat(1)?);
+                (
+                    ndarray::concatenate(Axis(0), &[u.view(), t.view()])
+                        .map_err(|e| DiffusionError::BadOutput(e.to_string()))?,
+                    None,
+                )
+            }
+        };
+        let rows = if cfg && !parallel { 2 * count } else { count };
+        let mut input = Array4::<f32>::zeros((rows, c, h, w));
+        let mut guided = vec![0f32; count * n];
+        let timesteps = scheds[0].timesteps().to_vec();
         let loop_start = Instant::now();
         let mut unet_s = 0f64;
         let dtype = self.timestep_dtype;
         for (i, &t) in timesteps.iter().enumerate().skip(start) {
-            scaled_in.copy_from_slice(&latents);
-            sched.scale_model_input(&mut scaled_in, i);
-            // The same latents for the unconditional and the conditional half.
-            for b in 0..batch {
-                input.index_axis_mut(Axis(0), b).as_slice_mut().unwrap_or(&mut []).copy_from_slice(&scaled_in);
+            {
+                let flat = input
+                    .as_slice_mut()
+                    .ok_or_else(|| DiffusionError::BadOutput("unet input not contiguous".into()))?;
+                for (k, sched) in scheds.iter().enumerate() {
+                    let row = &mut flat[k * n..(k + 1) * n];
+                    row.copy_from_slice(&latents[k * n..(k + 1) * n]);
+                    sched.scale_model_input(row, i);
+                }
+                // The same latents for the unconditional and the conditional half.
+                if rows == 2 * count {
+                    let (a, b) = flat.split_at_mut(count * n);
+                    b.copy_from_slice(a);
+                }
             }
             let t1 = Instant::now();
-            let noise_pred: Vec<f32> = if let (true, Some(cond_session)) = (parallel, self.unet_cond.as_mut()) {
-                let (e_u, e_c) = (emb.slice(s![0..1, .., ..]), emb.slice(s![1..2, .., ..]));
+            let g = req.guidance;
+            if let (Some(cond_session), Some(e_c)) =
+                (self.unet_cond.as_mut(), hidden_cond.as_ref().filter(|_| parallel))
+            {
                 let sample = input.view();
+                let (e_u, e_c) = (hidden.view(), e_c.view());
                 let uncond_session = &mut self.unet;
                 let (u, c) = std::thread::scope(|scope| {
                     let cond = scope.spawn(|| run_unet(cond_session, dtype, sample, t, e_c));
@@ -494,29 +573,80 @@ impl Engine {
                     (u, cond.join())
                 });
                 let (u, c) = (u?, c.map_err(|_| DiffusionError::BadOutput("unet thread panicked".into()))??);
-                u.iter().zip(&c).map(|(u, t)| u + req.guidance * (t - u)).collect()
+                guided.iter_mut().zip(u.iter().zip(&c)).for_each(|(o, (u, t))| *o = u + g * (t - u));
             } else {
-                let flat = run_unet(&mut self.unet, dtype, input.view(), t, emb.view())?;
+                let flat = run_unet(&mut self.unet, dtype, input.view(), t, hidden.view())?;
                 if cfg {
-                    let (uncond, text) = flat.split_at(n);
-                    uncond.iter().zip(text).map(|(u, t)| u + req.guidance * (t - u)).collect()
+                    let (uncond, text) = flat.split_at(count * n);
+                    guided.iter_mut().zip(uncond.iter().zip(text)).for_each(|(o, (u, t))| *o = u + g * (t - u));
                 } else {
-                    flat
+                    guided.copy_from_slice(&flat);
                 }
-            };
+            }
             let dt = t1.elapsed().as_secs_f64();
             onnx_s += dt;
             unet_s += dt;
-            sched.step(&noise_pred, i, &mut latents, &mut noise)?;
+            for (k, (sched, noise)) in scheds.iter_mut().zip(noises.iter_mut()).enumerate() {
+                sched.step(&guided[k * n..(k + 1) * n], i, &mut latents[k * n..(k + 1) * n], noise)?;
+            }
             if let Some(trace) = trace.as_deref_mut() {
                 trace.push(latents.clone());
             }
         }
-
         let loop_s = loop_start.elapsed().as_secs_f64();
+
+        // The decoder runs one image at a time, as diffusers' ONNX pipeline does: its memory
+        // grows with the batch and the cost per image is the same.
+        let mut images = Vec::with_capacity(count);
+        for (k, &seed) in seeds.iter().enumerate() {
+            let t2 = Instant::now();
+            let (rgb, float_image) = self.decode(&latents[k * n..(k + 1) * n], (c, h, w), req)?;
+            onnx_s += t2.elapsed().as_secs_f64();
+            let params = format!(
+                "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Model hash: {}",
+                req.prompt,
+                req.negative_prompt,
+                req.steps,
+                req.scheduler,
+                req.guidance,
+                seed,
+                req.width,
+                req.height,
+                self.info.id,
+                &self.info.digest()[..12]
+            );
+            let png = encode_png(&rgb, req.width, req.height, &params)?;
+            images.push(GeneratedImage {
+                rgb,
+                float_image,
+                width: req.width,
+                height: req.height,
+                seed,
+                png,
+                prompt_truncated: truncated,
+                onnx_seconds: 0.0,
+                loop_seconds: loop_s,
+                unet_seconds: unet_s,
+                total_seconds: 0.0,
+            });
+        }
+        let total = started.elapsed().as_secs_f64();
+        for img in &mut images {
+            img.onnx_seconds = onnx_s;
+            img.total_seconds = total;
+        }
+        Ok(images)
+    }
+
+    /// Decodes one image's latents to RGB8 and to floats in 0..1; NaN and all-black are errors.
+    fn decode(
+        &mut self,
+        latents: &[f32],
+        (c, h, w): (usize, usize, usize),
+        req: &ImageRequest,
+    ) -> Result<(Vec<u8>, Vec<f32>)> {
         let scaled: Vec<f32> = latents.iter().map(|x| x / self.info.scaling_factor).collect();
         let z = Array4::from_shape_vec((1, c, h, w), scaled).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
-        let t2 = Instant::now();
         let decoded = {
             let outputs = self
                 .vae
@@ -524,7 +654,6 @@ impl Engine {
                 .map_err(onnx("vae_decoder"))?;
             outputs[0].try_extract_array::<f32>().map_err(onnx("vae_decoder"))?.to_owned()
         };
-        onnx_s += t2.elapsed().as_secs_f64();
         let shape = decoded.shape().to_vec();
         let decoded = decoded
             .into_dimensionality::<Ix4>()
@@ -558,31 +687,6 @@ impl Engine {
                 "the image is entirely black (a safety filter or a broken model)".into(),
             ));
         }
-        let params = format!(
-            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Model hash: {}",
-            req.prompt,
-            req.negative_prompt,
-            req.steps,
-            req.scheduler,
-            req.guidance,
-            req.seed,
-            req.width,
-            req.height,
-            self.info.id,
-            &self.info.digest()[..12]
-        );
-        let png = encode_png(&rgb, req.width, req.height, &params)?;
-        Ok(GeneratedImage {
-            rgb,
-            float_image,
-            width: req.width,
-            height: req.height,
-            png,
-            prompt_truncated: truncated,
-            onnx_seconds: onnx_s,
-            loop_seconds: loop_s,
-            unet_seconds: unet_s,
-            total_seconds: started.elapsed().as_secs_f64(),
-        })
+        Ok((rgb, float_image))
     }
 }

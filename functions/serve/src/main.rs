@@ -91,27 +91,35 @@ async fn invoke(State(st): State<Shared>, body: Result<Json<ApiRequest>, JsonRej
         step_noise: None,
         init_image: None,
     };
+    let count = req.num_images as usize;
     let st2 = st.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut engine = st2.engine.lock().map_err(|_| DiffusionError::BadOutput("engine lock poisoned".into()))?;
-        engine.generate(&image_req)
+        engine.generate_batch(&image_req, count)
     })
     .await;
     match result {
-        Ok(Ok(out)) => Json(ApiResponse {
-            version: API_VERSION,
-            image_png_base64: base64::engine::general_purpose::STANDARD.encode(&out.png),
-            parameters: req,
-            prompt_truncated: out.prompt_truncated,
-            model: st.model.clone(),
-            generator: ApiGenerator {
-                name: GENERATOR_NAME.into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                backend: st.backend.clone(),
-            },
-            elapsed_ms: (out.total_seconds * 1000.0) as u64,
-        })
-        .into_response(),
+        Ok(Ok(images)) => {
+            let b64 = |png: &[u8]| base64::engine::general_purpose::STANDARD.encode(png);
+            let Some(out) = images.first() else {
+                return reply(StatusCode::INTERNAL_SERVER_ERROR, "the engine returned no image".into());
+            };
+            Json(ApiResponse {
+                version: API_VERSION,
+                image_png_base64: b64(&out.png),
+                more_images_png_base64: images[1..].iter().map(|i| b64(&i.png)).collect(),
+                parameters: req,
+                prompt_truncated: out.prompt_truncated,
+                model: st.model.clone(),
+                generator: ApiGenerator {
+                    name: GENERATOR_NAME.into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    backend: st.backend.clone(),
+                },
+                elapsed_ms: (out.total_seconds * 1000.0) as u64,
+            })
+            .into_response()
+        }
         Ok(Err(e @ DiffusionError::Request { .. })) => reply(StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Err(e)) => {
             error!("generation failed: {e}");
