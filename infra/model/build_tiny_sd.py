@@ -68,8 +68,10 @@ def write_tokenizer(out: Path):
     return tok
 
 
-def export(out: Path, tok, text, unet, vae, sched, name: str, latent_hw: int):
-    """Writes every component in the diffusers/optimum ONNX layout."""
+def export(out: Path, tok, text, unet, vae, sched, name: str, latent_hw: int, dtype=torch.float32):
+    """Writes every component in the diffusers/optimum ONNX layout; `dtype=torch.float16` gives
+    an fp16 export like `optimum-cli export onnx --dtype fp16` (float inputs and outputs fp16)."""
+    randn = lambda *shape: torch.randn(*shape).to(dtype)  # noqa: E731
     img_hw = latent_hw * 2 ** (len(vae.config.block_out_channels) - 1)
     with torch.no_grad():
         (out / "text_encoder").mkdir(exist_ok=True)
@@ -91,7 +93,7 @@ def export(out: Path, tok, text, unet, vae, sched, name: str, latent_hw: int):
         (out / "unet").mkdir(exist_ok=True)
         unet.save_config(str(out / "unet"))
         torch.onnx.export(
-            UNetWrap(unet), (torch.randn(2, 4, latent_hw, latent_hw), torch.tensor([1], dtype=torch.int64), torch.randn(2, 77, 32)),
+            UNetWrap(unet), (randn(2, 4, latent_hw, latent_hw), torch.tensor([1], dtype=torch.int64), randn(2, 77, 32)),
             str(out / "unet/model.onnx"), input_names=["sample", "timestep", "encoder_hidden_states"],
             output_names=["out_sample"],
             dynamic_axes={"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "steps"},
@@ -117,8 +119,8 @@ def export(out: Path, tok, text, unet, vae, sched, name: str, latent_hw: int):
                 return self.v.encode(sample, return_dict=False)[0].mode()
 
         for comp, mod, inp, iname, oname in [
-            ("vae_decoder", Decoder(vae), torch.randn(1, 4, latent_hw, latent_hw), "latent_sample", "sample"),
-            ("vae_encoder", Encoder(vae), torch.randn(1, 3, img_hw, img_hw), "sample", "latent_sample"),
+            ("vae_decoder", Decoder(vae), randn(1, 4, latent_hw, latent_hw), "latent_sample", "sample"),
+            ("vae_encoder", Encoder(vae), randn(1, 3, img_hw, img_hw), "sample", "latent_sample"),
         ]:
             (out / comp).mkdir(exist_ok=True)
             vae.save_config(str(out / comp))
@@ -167,15 +169,22 @@ def build_modules(tok):
 
 
 def main():
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny-sd")
+    """Usage: build_tiny_sd.py [OUT] [--fp16]. The same seed gives the same weights either way,
+    so models/tiny-sd and models/tiny-sd-fp16 are one model in two precisions."""
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    fp16 = "--fp16" in sys.argv
+    out = Path(args[0] if args else "models/tiny-sd")
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
 
     tok = write_tokenizer(out / "tokenizer")
 
     text, unet, vae, sched = build_modules(tok)
+    dtype = torch.float16 if fp16 else torch.float32
+    text, unet, vae = text.to(dtype), unet.to(dtype), vae.to(dtype)
 
-    export(out, tok, text, unet, vae, sched, name="latentmint/tiny-sd-random", latent_hw=32)
+    name = "latentmint/tiny-sd-random" + ("-fp16" if fp16 else "")
+    export(out, tok, text, unet, vae, sched, name=name, latent_hw=32, dtype=dtype)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({total / 1e6:.1f} MB)")
 

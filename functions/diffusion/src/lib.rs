@@ -13,9 +13,11 @@ pub mod model;
 mod pipeline;
 mod png;
 pub mod schedulers;
+mod tensor;
 pub mod tokenizer;
 
 pub use adapter::{GENERATOR_NAME, OnnxGenerator};
 pub use error::{DiffusionError, Result};
 pub use lora::{AppliedLora, LoraSpec};
 pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage, MAX_BATCH};
+pub use tensor::Precision;

@@ -12,12 +12,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use half::f16;
 use ndarray::Array2;
 use onnx_protobuf::{Message, ModelProto, TensorProto, tensor_proto};
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DiffusionError, Result};
+use crate::tensor::Precision;
 
 /// One adapter to apply.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,13 +163,28 @@ impl Lora {
     }
 }
 
-fn read_initializer(model_dir: &Path, t: &TensorProto) -> Result<Vec<f32>> {
-    if t.data_type != tensor_proto::DataType::FLOAT as i32 {
+/// An initializer's values widened to f32, and the precision it is stored in.
+fn read_initializer(model_dir: &Path, t: &TensorProto) -> Result<(Vec<f32>, Precision)> {
+    let precision = if t.data_type == tensor_proto::DataType::FLOAT as i32 {
+        Precision::F32
+    } else if t.data_type == tensor_proto::DataType::FLOAT16 as i32 {
+        Precision::F16
+    } else {
         return Err(lora_err(
             model_dir,
-            format!("initializer {} is not float32; LoRA merging needs a float32 export", t.name),
+            format!("initializer {} is neither float32 nor float16; LoRA merging needs a float export", t.name),
         ));
-    }
+    };
+    let widen = |bytes: &[u8]| -> Vec<f32> {
+        match precision {
+            Precision::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Precision::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        }
+    };
+    let width = match precision {
+        Precision::F32 => 4,
+        Precision::F16 => 2,
+    };
     if t.data_location.enum_value_or_default() == tensor_proto::DataLocation::EXTERNAL {
         let get = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.clone());
         let file = model_dir.join(get("location").unwrap_or_default());
@@ -175,19 +192,25 @@ fn read_initializer(model_dir: &Path, t: &TensorProto) -> Result<Vec<f32>> {
         let n: usize = t.dims.iter().product::<i64>() as usize;
         let bytes = std::fs::read(&file).map_err(|e| lora_err(&file, e.to_string()))?;
         let slice = bytes
-            .get(offset as usize..offset as usize + n * 4)
+            .get(offset as usize..offset as usize + n * width)
             .ok_or_else(|| lora_err(&file, "external data shorter than the tensor"))?;
-        return Ok(slice.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+        return Ok((widen(slice), precision));
     }
-    if !t.raw_data.is_empty() {
-        Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-    } else {
-        Ok(t.float_data.clone())
-    }
+    let values = match (t.raw_data.is_empty(), precision) {
+        (false, _) => widen(&t.raw_data),
+        (true, Precision::F32) => t.float_data.clone(),
+        // ONNX keeps fp16 values' bits in int32_data when not in raw_data.
+        (true, Precision::F16) => t.int32_data.iter().map(|&b| f16::from_bits(b as u16).to_f32()).collect(),
+    };
+    Ok((values, precision))
 }
 
-/// Merged weights for one component's ONNX file: (initializer name, new value [in, out]).
-pub(crate) fn merge(component: &str, onnx_path: &Path, loras: &mut [Lora]) -> Result<Vec<(String, Array2<f32>)>> {
+/// A merged weight: its new value ([in, out], computed in f32) and the precision the model
+/// stores it in.
+pub(crate) type Merged = (String, Array2<f32>, Precision);
+
+/// Merged weights for one component's ONNX file.
+pub(crate) fn merge(component: &str, onnx_path: &Path, loras: &mut [Lora]) -> Result<Vec<Merged>> {
     let wanted: usize = loras.iter().map(|l| l.pairs.keys().filter(|k| k.0 == component).count()).sum();
     if wanted == 0 {
         return Ok(Vec::new());
@@ -209,7 +232,7 @@ pub(crate) fn merge(component: &str, onnx_path: &Path, loras: &mut [Lora]) -> Re
             linears.push((norm(path), w.as_str()));
         }
     }
-    let mut merged: BTreeMap<String, Array2<f32>> = BTreeMap::new();
+    let mut merged: BTreeMap<String, (Array2<f32>, Precision)> = BTreeMap::new();
     for lora in loras.iter_mut() {
         let mut count = 0;
         for ((comp, module), pair) in &lora.pairs {
@@ -241,20 +264,24 @@ pub(crate) fn merge(component: &str, onnx_path: &Path, loras: &mut [Lora]) -> Re
                     ),
                 ));
             }
-            let w = match merged.remove(*init) {
+            let (w, precision) = match merged.remove(*init) {
                 Some(w) => w,
-                None => Array2::from_shape_vec((rows, cols), read_initializer(model_dir, t)?)
-                    .map_err(|e| lora_err(onnx_path, e.to_string()))?,
+                None => {
+                    let (values, precision) = read_initializer(model_dir, t)?;
+                    let w =
+                        Array2::from_shape_vec((rows, cols), values).map_err(|e| lora_err(onnx_path, e.to_string()))?;
+                    (w, precision)
+                }
             };
             let factor = lora.applied.scale * pair.alpha.unwrap_or(rank as f32) / rank as f32;
             // W^T (in x out) += factor * down^T (in x rank) @ up^T (rank x out)
             let delta = pair.down.t().dot(&pair.up.t());
-            merged.insert(init.to_string(), w + &(delta * factor));
+            merged.insert(init.to_string(), (w + &(delta * factor), precision));
             count += 1;
         }
         lora.applied.merged.insert(component.to_string(), count);
     }
-    Ok(merged.into_iter().collect())
+    Ok(merged.into_iter().map(|(name, (w, p))| (name, w, p)).collect())
 }
 
 #[cfg(test)]

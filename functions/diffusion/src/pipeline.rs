@@ -9,8 +9,9 @@ use std::time::Instant;
 use ndarray::{Array1, Array3, Array4, Axis, Ix3, Ix4, s};
 use ort::environment::Environment;
 use ort::session::Session;
+use ort::session::SessionInputValue;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::{TensorElementType, TensorRef};
+use ort::value::{Tensor, TensorElementType, TensorRef};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -19,6 +20,7 @@ use crate::error::{DiffusionError, Result, onnx, onnx_b};
 use crate::model::ModelInfo;
 use crate::png::encode_png;
 use crate::schedulers::{self, NoiseSource, SchedulerConfig};
+use crate::tensor::{Precision, output_f32};
 use crate::tokenizer::ClipTokenizer;
 
 /// How to run ONNX Runtime.
@@ -140,30 +142,29 @@ pub struct Engine {
     vae_encoder: Option<Session>,
     ids_dtype: TensorElementType,
     timestep_dtype: TensorElementType,
+    /// Float precision of the UNet, the VAE decoder and encoder inputs (fp32 or fp16 exports).
+    unet_precision: Precision,
+    vae_precision: Precision,
+    vae_encoder_precision: Option<Precision>,
     loras: Vec<crate::lora::AppliedLora>,
 }
 
 /// One UNet call: noise prediction for `sample` at timestep `t` given text embeddings.
 fn run_unet(
     session: &mut Session,
-    dtype: TensorElementType,
+    (dtype, precision): (TensorElementType, Precision),
     sample: ndarray::ArrayView4<f32>,
     t: f32,
     hidden: ndarray::ArrayView3<f32>,
 ) -> Result<Vec<f32>> {
-    let sample = TensorRef::from_array_view(sample).map_err(onnx("unet"))?;
-    let hidden = TensorRef::from_array_view(hidden).map_err(onnx("unet"))?;
-    let outputs = match dtype {
-        TensorElementType::Int64 => {
-            // As numpy casts diffusers' float timesteps: truncation toward zero.
-            let ts = Array1::from_vec(vec![t as i64]);
-            let ts = TensorRef::from_array_view(&ts).map_err(onnx("unet"))?;
-            session.run(ort::inputs!["sample" => sample, "timestep" => ts, "encoder_hidden_states" => hidden])
-        }
-        TensorElementType::Float32 => {
-            let ts = Array1::from_vec(vec![t]);
-            let ts = TensorRef::from_array_view(&ts).map_err(onnx("unet"))?;
-            session.run(ort::inputs!["sample" => sample, "timestep" => ts, "encoder_hidden_states" => hidden])
+    let sample = precision.input(sample, "unet")?;
+    let hidden = precision.input(hidden, "unet")?;
+    let timestep: SessionInputValue = match dtype {
+        // As numpy casts diffusers' float timesteps: truncation toward zero.
+        TensorElementType::Int64 => Tensor::from_array(Array1::from_vec(vec![t as i64])).map_err(onnx("unet"))?.into(),
+        TensorElementType::Float32 => Tensor::from_array(Array1::from_vec(vec![t])).map_err(onnx("unet"))?.into(),
+        TensorElementType::Float16 => {
+            Tensor::from_array(Array1::from_vec(vec![half::f16::from_f32(t)])).map_err(onnx("unet"))?.into()
         }
         other => {
             return Err(DiffusionError::Onnx {
@@ -171,10 +172,11 @@ fn run_unet(
                 message: format!("timestep of type {other:?} is not supported"),
             });
         }
-    }
-    .map_err(onnx("unet"))?;
-    let out = outputs[0].try_extract_array::<f32>().map_err(onnx("unet"))?;
-    Ok(out.iter().copied().collect())
+    };
+    let outputs = session
+        .run(ort::inputs!["sample" => sample, "timestep" => timestep, "encoder_hidden_states" => hidden])
+        .map_err(onnx("unet"))?;
+    Ok(output_f32(&outputs[0], "unet")?.into_raw_vec_and_offset().0)
 }
 
 #[cfg(feature = "cuda")]
@@ -212,7 +214,7 @@ impl Engine {
         let open_with = |rel: &str,
                          component: &'static str,
                          threads: usize,
-                         overrides: &[(String, ndarray::Array2<f32>)]|
+                         overrides: &[crate::lora::Merged]|
          -> Result<Session> {
             let mut b = Session::builder(&env)
                 .map_err(onnx(component))?
@@ -224,9 +226,14 @@ impl Engine {
             if opts.cuda {
                 b = with_cuda(b, component)?;
             }
-            for (name, w) in overrides {
-                let v = ort::value::Tensor::from_array(w.clone()).map_err(onnx(component))?;
-                b = b.with_initializer(name, std::sync::Arc::new(v.into_dyn())).map_err(onnx_b(component))?;
+            for (name, w, precision) in overrides {
+                let v = match precision {
+                    Precision::F32 => Tensor::from_array(w.clone()).map_err(onnx(component))?.into_dyn(),
+                    Precision::F16 => {
+                        Tensor::from_array(w.mapv(half::f16::from_f32)).map_err(onnx(component))?.into_dyn()
+                    }
+                };
+                b = b.with_initializer(name, std::sync::Arc::new(v)).map_err(onnx_b(component))?;
             }
             b.commit_from_file(dir.join(rel)).map_err(onnx(component))
         };
@@ -262,17 +269,10 @@ impl Engine {
         };
         let ids_dtype = input_type(&text, "input_ids", "text_encoder")?;
         let timestep_dtype = input_type(&unet, "timestep", "unet")?;
-        for (dt, c, what) in [
-            (input_type(&unet, "sample", "unet")?, "unet", "sample"),
-            (input_type(&vae, "latent_sample", "vae_decoder")?, "vae_decoder", "latent_sample"),
-        ] {
-            if dt != TensorElementType::Float32 {
-                return Err(DiffusionError::Onnx {
-                    component: c,
-                    message: format!("input `{what}` is {dt:?}; only float32 exports are supported so far"),
-                });
-            }
-        }
+        let unet_precision = Precision::of_input(&unet, "sample", "unet")?;
+        let vae_precision = Precision::of_input(&vae, "latent_sample", "vae_decoder")?;
+        let vae_encoder_precision =
+            vae_encoder.as_ref().map(|e| Precision::of_input(e, "sample", "vae_encoder")).transpose()?;
         Ok(Self {
             info,
             tokenizer,
@@ -284,6 +284,9 @@ impl Engine {
             vae_encoder,
             ids_dtype,
             timestep_dtype,
+            unet_precision,
+            vae_precision,
+            vae_encoder_precision,
             loras: applied,
         })
     }
@@ -291,6 +294,11 @@ impl Engine {
     /// The model's facts and file hashes.
     pub fn model(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Float precision of the UNet's tensors (how the model was exported).
+    pub fn precision(&self) -> Precision {
+        self.unet_precision
     }
 
     /// LoRA adapters merged at load, with their hashes.
@@ -320,7 +328,7 @@ impl Engine {
                     .text
                     .run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?])
                     .map_err(onnx("text_encoder"))?;
-                outputs[0].try_extract_array::<f32>().map_err(onnx("text_encoder"))?.to_owned()
+                output_f32(&outputs[0], "text_encoder")?
             }
             TensorElementType::Int64 => {
                 let a =
@@ -329,7 +337,7 @@ impl Engine {
                     .text
                     .run(ort::inputs!["input_ids" => TensorRef::from_array_view(&a).map_err(onnx("text_encoder"))?])
                     .map_err(onnx("text_encoder"))?;
-                outputs[0].try_extract_array::<f32>().map_err(onnx("text_encoder"))?.to_owned()
+                output_f32(&outputs[0], "text_encoder")?
             }
             other => {
                 return Err(DiffusionError::Onnx {
@@ -375,10 +383,11 @@ impl Engine {
             let (p, ch) = (i / 3, i % 3);
             img[[0, ch, p / wu, p % wu]] = f32::from(v) / 255.0 * 2.0 - 1.0;
         }
+        let precision = self.vae_encoder_precision.unwrap_or(Precision::F32);
         let outputs = encoder
-            .run(ort::inputs!["sample" => TensorRef::from_array_view(&img).map_err(onnx("vae_encoder"))?])
+            .run(ort::inputs!["sample" => precision.input(img.view(), "vae_encoder")?])
             .map_err(onnx("vae_encoder"))?;
-        let z = outputs[0].try_extract_array::<f32>().map_err(onnx("vae_encoder"))?;
+        let z = output_f32(&outputs[0], "vae_encoder")?;
         if z.len() != c * h * w {
             return Err(DiffusionError::Onnx {
                 component: "vae_encoder",
@@ -542,7 +551,7 @@ impl Engine {
         let timesteps = scheds[0].timesteps().to_vec();
         let loop_start = Instant::now();
         let mut unet_s = 0f64;
-        let dtype = self.timestep_dtype;
+        let dtype = (self.timestep_dtype, self.unet_precision);
         for (i, &t) in timesteps.iter().enumerate().skip(start) {
             {
                 let flat = input
@@ -648,11 +657,9 @@ impl Engine {
         let scaled: Vec<f32> = latents.iter().map(|x| x / self.info.scaling_factor).collect();
         let z = Array4::from_shape_vec((1, c, h, w), scaled).map_err(|e| DiffusionError::BadOutput(e.to_string()))?;
         let decoded = {
-            let outputs = self
-                .vae
-                .run(ort::inputs!["latent_sample" => TensorRef::from_array_view(&z).map_err(onnx("vae_decoder"))?])
-                .map_err(onnx("vae_decoder"))?;
-            outputs[0].try_extract_array::<f32>().map_err(onnx("vae_decoder"))?.to_owned()
+            let input = self.vae_precision.input(z.view(), "vae_decoder")?;
+            let outputs = self.vae.run(ort::inputs!["latent_sample" => input]).map_err(onnx("vae_decoder"))?;
+            output_f32(&outputs[0], "vae_decoder")?
         };
         let shape = decoded.shape().to_vec();
         let decoded = decoded
