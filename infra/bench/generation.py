@@ -107,6 +107,7 @@ def main():
          f"{med(rust, 'startup_s') / med(py, 'startup_s'):.2f}x", "once per process"),
         ("peak RSS (whole process)", f"{r_rss:.0f} MiB", f"{p_rss:.0f} MiB", f"{r_rss / p_rss:.2f}x", "<= 0.5x"),
         ("loop overhead outside unet.run", f"{overhead * 100:.2f}% of unet time", "-", "-", "< 2%"),
+        ("share of the image's time inside unet.run", f"{med(rust, 'unet_share') * 100:.1f}%", "-", "-", "-"),
     ]
     import onnxruntime, diffusers
     md = [
@@ -126,10 +127,26 @@ def main():
         "| --- | --- | --- | --- | --- |",
         *[f"| {' | '.join(r)} |" for r in rows],
         "",
+        NOTES,
     ]
     out = ROOT / "infra/bench/RESULTS.md"
     out.write_text("\n".join(md))
     print("\n".join(md))
+
+
+NOTES = """## Where the time goes, and what did not help
+
+The UNet is nearly all of an image's time, and the Rust loop around it is negligible, so the
+ratio is set by how ONNX Runtime runs the UNet on each side. Python runs the two halves of
+classifier-free guidance as one batch-2 call on 2 threads; the engine runs them as two batch-1
+calls side by side, one thread each (`parallel_cfg`). Measured on this machine with the same
+onnxruntime: one batch-1 call on 1 thread ~21 ms, one batch-2 call on 2 threads ~25.6 ms, which
+bounds this design near 0.8x. Tried, with no gain beyond run-to-run noise (+-10% here):
+fixed-shape sessions (free-dimension overrides), flush-to-zero for denormals, intra-op spinning
+off, and onnxruntime's transformer fusions for the UNet (no faster on CPU, and the packed-QKV
+attention variant has no CPU kernel). What is left: an int8-quantized UNet (changes the numbers,
+so it would be opt-in) or more cores than the two here.
+"""
 
 
 if __name__ == "__main__":

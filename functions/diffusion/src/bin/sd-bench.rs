@@ -38,20 +38,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         init_image: None,
     };
     engine.generate(&req)?; // warm-up
-    let (mut per_image, mut overhead) = (Vec::new(), Vec::new());
+    let (mut per_image, mut overhead, mut unet_share) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..images {
         req.seed = i as u64 + 1;
         let t = Instant::now();
         let out = engine.generate(&req)?;
         per_image.push(t.elapsed().as_secs_f64());
         overhead.push((out.loop_seconds - out.unet_seconds) / out.unet_seconds);
+        unet_share.push(out.unet_seconds / out.total_seconds);
     }
     per_image.sort_by(f64::total_cmp);
     overhead.sort_by(f64::total_cmp);
+    unet_share.sort_by(f64::total_cmp);
     println!(
-        "{{\"startup_s\": {startup:.4}, \"median_image_s\": {:.4}, \"images\": {images}, \"loop_overhead_ratio\": {:.6}}}",
+        "{{\"startup_s\": {startup:.4}, \"median_image_s\": {:.4}, \"images\": {images}, \"loop_overhead_ratio\": {:.6}, \"unet_share\": {:.4}}}",
         per_image[images / 2],
-        overhead[images / 2]
+        overhead[images / 2],
+        unet_share[images / 2]
     );
     Ok(())
 }
