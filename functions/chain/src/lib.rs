@@ -5,9 +5,11 @@
 //! [`LocalNode`] (anvil) for local runs and tests.
 
 pub mod contract;
+mod lease;
 mod minter;
 mod node;
 
+pub use lease::WalletLease;
 pub use minter::{Chain, DeployOptions, EvmMinter, from_alloy, to_alloy};
 pub use node::LocalNode;
 

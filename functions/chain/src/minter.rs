@@ -8,10 +8,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, PendingTransactionError, Provider, ProviderBuilder, WatchTxError};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
+use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{MintReceipt, Minter, PortError, PortResult};
 use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
@@ -57,15 +60,23 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// Connects to `rpc_url` signing with `key` (hex), and checks the chain id.
     pub async fn connect(rpc_url: &str, key: &str, expected_chain_id: u64) -> Result<Self, ChainError> {
+        Self::connect_any(&[rpc_url.to_string()], key, expected_chain_id).await
+    }
+
+    /// Connects through several RPC URLs (in order of preference) signing with `key` (hex),
+    /// and checks the chain id. Every request goes to the best-ranked URL first and on to the
+    /// next when it fails (alloy's fallback layer ranks them by success rate and latency).
+    pub async fn connect_any(rpc_urls: &[String], key: &str, expected_chain_id: u64) -> Result<Self, ChainError> {
         let signer = PrivateKeySigner::from_str(key.trim())
             .map_err(|_| ChainError::Config("the signer key is not a 32-byte hex private key".into()))?;
         let sender = signer.address();
-        let url = rpc_url.parse().map_err(|e| ChainError::Config(format!("chain.rpc_url `{rpc_url}`: {e}")))?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        let chain_id = provider.get_chain_id().await.map_err(|e| ChainError::Rpc(format!("{rpc_url}: {e}")))?;
+        let shown = rpc_urls.join(", ");
+        let client = rpc_client(rpc_urls)?;
+        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_client(client).erased();
+        let chain_id = provider.get_chain_id().await.map_err(|e| ChainError::Rpc(format!("{shown}: {e}")))?;
         if chain_id != expected_chain_id {
             return Err(ChainError::Config(format!(
-                "chain.chain_id: the RPC at {rpc_url} reports chain {chain_id}, the collection expects {expected_chain_id}; fix chain.chain_id or chain.rpc_url"
+                "chain.chain_id: the RPC at {shown} reports chain {chain_id}, the collection expects {expected_chain_id}; fix chain.chain_id or chain.rpc_url"
             )));
         }
         Ok(Self { provider, sender, chain_id })
@@ -119,23 +130,52 @@ impl Chain {
         Ok(!code.is_empty())
     }
 
-    /// A minter for the contract at `contract`.
+    /// A minter for the contract at `contract`, waiting for `confirmations`.
     pub fn minter(&self, contract: EvmAddress, confirmations: u64) -> EvmMinter {
         EvmMinter {
             contract: LatentCollection::new(to_alloy(contract), self.provider.clone()),
+            sender: self.sender,
             confirmations,
-            timeout: Duration::from_secs(120),
+            stuck_after: Duration::from_secs(90),
+            max_replacements: 5,
             max_fee_per_gas: None,
+            l1_fees: L1Fees::None,
         }
     }
 }
 
-/// Mints on a LatentCollection contract.
+/// Mints on a LatentCollection contract: the transaction manager of one wallet.
+///
+/// One mint at a time per wallet (the caller holds the wallet's [`crate::WalletLease`]): the
+/// nonce is the account's pending nonce, fees are EIP-1559 under an optional cap, the gas limit
+/// includes the L1 component on Arbitrum, and a transaction that stays unmined for
+/// `stuck_after` is replaced (same nonce) with fees raised by 12.5%, so exactly one of them can
+/// be mined.
 pub struct EvmMinter {
     contract: LatentCollection::LatentCollectionInstance<DynProvider>,
+    sender: Address,
     confirmations: u64,
-    timeout: Duration,
+    stuck_after: Duration,
+    max_replacements: u32,
     max_fee_per_gas: Option<u128>,
+    l1_fees: L1Fees,
+}
+
+/// EIP-1559 fees of one send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fees {
+    max_fee: u128,
+    priority: u128,
+}
+
+impl Fees {
+    /// The smallest fees a node accepts as a replacement (geth and anvil ask for +10%), plus
+    /// margin: +12.5%, and never below what the network asks now.
+    fn bumped(self, now: Fees) -> Fees {
+        let up = |x: u128| x + x / 8 + 1;
+        let max_fee = up(self.max_fee).max(now.max_fee);
+        Fees { max_fee, priority: up(self.priority).max(now.priority).min(max_fee) }
+    }
 }
 
 impl EvmMinter {
@@ -143,6 +183,20 @@ impl EvmMinter {
     /// is retried later) instead of overpaying.
     pub fn with_max_fee_per_gas(mut self, wei: Option<u128>) -> Self {
         self.max_fee_per_gas = wei;
+        self
+    }
+
+    /// Replace a mint that is not mined after `after` with a higher-fee one, at most `times`
+    /// times per delivery.
+    pub fn with_stuck_after(mut self, after: Duration, times: u32) -> Self {
+        self.stuck_after = after;
+        self.max_replacements = times;
+        self
+    }
+
+    /// How the chain charges its L1 component (from the network preset).
+    pub fn with_l1_fees(mut self, l1_fees: L1Fees) -> Self {
+        self.l1_fees = l1_fees;
         self
     }
 
@@ -225,25 +279,11 @@ impl Minter for EvmMinter {
             info!(job = %job.short(), token_id, "already minted on chain; nothing sent");
             return Ok(MintReceipt { token_id, tx_hash: None });
         }
-        let mut call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), B256::from(digest));
-        if let Some(cap) = self.max_fee_per_gas {
-            let fees = self
-                .contract
-                .provider()
-                .estimate_eip1559_fees()
-                .await
-                .map_err(|e| PortError::Transient(format!("estimating fees: {e}")))?;
-            if fees.max_fee_per_gas > cap {
-                return Err(PortError::Transient(format!(
-                    "network fee {:.3} gwei is above the cap of {:.3} gwei; the mint waits",
-                    fees.max_fee_per_gas as f64 / 1e9,
-                    cap as f64 / 1e9
-                )));
-            }
-            call = call.max_fee_per_gas(cap).max_priority_fee_per_gas(fees.max_priority_fee_per_gas.min(cap));
-        }
-        let pending = match call.send().await {
-            Ok(p) => p,
+        let call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), B256::from(digest)).from(self.sender);
+        // The estimate runs the mint: a refusal (already minted, paused, missing role) shows
+        // here, before anything is paid.
+        let l2_gas = match call.estimate_gas().await {
+            Ok(g) => g,
             Err(e) => {
                 if let Some(LatentCollection::LatentCollectionErrors::AlreadyMinted(a)) =
                     e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>()
@@ -255,15 +295,137 @@ impl Minter for EvmMinter {
                 return Err(classify(e));
             }
         };
-        let tx_hash = format!("{:#x}", pending.tx_hash());
-        info!(job = %job.short(), tx = %tx_hash, "mint sent");
-        let receipt = pending
-            .with_required_confirmations(self.confirmations.max(1))
-            .with_timeout(Some(self.timeout))
-            .get_receipt()
+        let gas = self.gas_limit(&call, l2_gas).await?;
+        let mut fees = self.fees().await?;
+        let provider = self.contract.provider();
+        let nonce = provider
+            .get_transaction_count(self.sender)
+            .pending()
             .await
-            // Unclear outcome: the message is retried, and the retry reads the chain first.
-            .map_err(|e| PortError::Transient(format!("mint {tx_hash} not confirmed: {e}")))?;
+            .map_err(|e| PortError::Transient(format!("reading the nonce: {e}")))?;
+        let base = call.into_transaction_request().with_nonce(nonce).with_gas_limit(gas);
+        for attempt in 0..=self.max_replacements {
+            let tx = base.clone().with_max_fee_per_gas(fees.max_fee).with_max_priority_fee_per_gas(fees.priority);
+            match provider.send_transaction(tx).await {
+                Ok(pending) => {
+                    let tx_hash = format!("{:#x}", pending.tx_hash());
+                    info!(job = %job.short(), tx = %tx_hash, nonce, attempt, max_fee_gwei = fees.max_fee as f64 / 1e9, "mint sent");
+                    match pending
+                        .with_required_confirmations(self.confirmations.max(1))
+                        .with_timeout(Some(self.stuck_after))
+                        .get_receipt()
+                        .await
+                    {
+                        Ok(receipt) => return self.finish(job, receipt, tx_hash).await,
+                        Err(PendingTransactionError::TxWatcher(WatchTxError::Timeout)) => {
+                            warn!(job = %job.short(), tx = %tx_hash, "mint not mined after {:?}", self.stuck_after);
+                        }
+                        // Unclear outcome: the message is retried, and the retry reads the chain first.
+                        Err(e) => return Err(PortError::Transient(format!("mint {tx_hash} not confirmed: {e}"))),
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if msg.contains("nonce too low") {
+                        // The nonce is used: by an earlier attempt that got mined, or by
+                        // another sender on this wallet. The chain says which.
+                        if let Some(token_id) = self.minted_token(job).await? {
+                            return Ok(MintReceipt { token_id, tx_hash: None });
+                        }
+                        return Err(PortError::Transient(format!(
+                            "nonce {nonce} was used by another transaction of this wallet; retrying with a fresh nonce"
+                        )));
+                    }
+                    // "already known" / "underpriced": an earlier attempt holds the nonce in the
+                    // mempool; raise the fee again.
+                    if !(msg.contains("already known") || msg.contains("underpriced")) {
+                        return Err(PortError::Transient(format!("RPC: {msg}")));
+                    }
+                    warn!(job = %job.short(), nonce, "replacement refused ({msg}); raising the fee");
+                }
+            }
+            // Stuck. An earlier attempt may have been mined meanwhile.
+            if let Some(token_id) = self.minted_token(job).await? {
+                return Ok(MintReceipt { token_id, tx_hash: None });
+            }
+            let next = fees.bumped(self.network_fees().await?);
+            if let Some(cap) = self.max_fee_per_gas
+                && next.max_fee > cap
+            {
+                return Err(PortError::Transient(format!(
+                    "the mint with nonce {nonce} is stuck and a replacement would pay {:.3} gwei, above the cap of {:.3} gwei; it waits",
+                    next.max_fee as f64 / 1e9,
+                    cap as f64 / 1e9
+                )));
+            }
+            fees = next;
+        }
+        Err(PortError::Transient(format!(
+            "the mint with nonce {nonce} was not mined after {} replacements; the message is retried and reads the chain first",
+            self.max_replacements
+        )))
+    }
+}
+
+impl EvmMinter {
+    /// The network's current EIP-1559 fees.
+    async fn network_fees(&self) -> PortResult<Fees> {
+        let f = self
+            .contract
+            .provider()
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| PortError::Transient(format!("estimating fees: {e}")))?;
+        Ok(Fees { max_fee: f.max_fee_per_gas, priority: f.max_priority_fee_per_gas })
+    }
+
+    /// Fees for a first send, under the cap: too expensive means wait.
+    async fn fees(&self) -> PortResult<Fees> {
+        let now = self.network_fees().await?;
+        match self.max_fee_per_gas {
+            Some(cap) if now.max_fee > cap => Err(PortError::Transient(format!(
+                "network fee {:.3} gwei is above the cap of {:.3} gwei; the mint waits",
+                now.max_fee as f64 / 1e9,
+                cap as f64 / 1e9
+            ))),
+            // Room up to the cap lets a stuck mint be replaced without waiting for a new estimate.
+            Some(cap) => Ok(Fees {
+                max_fee: cap.min(now.max_fee.saturating_mul(2)).max(now.max_fee),
+                priority: now.priority.min(cap),
+            }),
+            None => Ok(now),
+        }
+    }
+
+    /// The gas limit: the estimate with 20% headroom; on Arbitrum the estimate comes from
+    /// NodeInterface, which includes the L1 component (paid as L2 gas there).
+    async fn gas_limit<C>(&self, call: &alloy::contract::CallBuilder<&DynProvider, C>, l2_gas: u64) -> PortResult<u64>
+    where
+        C: alloy::contract::CallDecoder,
+    {
+        let total = match self.l1_fees {
+            L1Fees::ArbitrumNodeInterface => {
+                let node = NodeInterface::new(NODE_INTERFACE, self.contract.provider().clone());
+                let c = node
+                    .gasEstimateComponents(*self.contract.address(), false, call.calldata().clone())
+                    .from(self.sender)
+                    .call()
+                    .await
+                    .map_err(|e| PortError::Transient(format!("NodeInterface.gasEstimateComponents: {e}")))?;
+                info!(
+                    l2_gas = c.gasEstimate - c.gasEstimateForL1,
+                    l1_gas = c.gasEstimateForL1,
+                    "mint gas estimate (Arbitrum)"
+                );
+                c.gasEstimate.max(l2_gas)
+            }
+            // OP Stack charges its L1 data fee outside the gas limit; an L1 has none.
+            L1Fees::OpStack | L1Fees::None => l2_gas,
+        };
+        Ok(total + total / 5)
+    }
+
+    async fn finish(&self, job: JobId, receipt: TransactionReceipt, tx_hash: String) -> PortResult<MintReceipt> {
         if !receipt.status() {
             // Reverted on chain: either the guard (someone else minted it) or a real failure.
             if let Some(token_id) = self.minted_token(job).await? {
@@ -276,5 +438,78 @@ impl Minter for EvmMinter {
             .map(|l| l.data.tokenId.to_string())
             .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no Minted event")))?;
         Ok(MintReceipt { token_id, tx_hash: Some(tx_hash) })
+    }
+}
+
+/// Arbitrum's NodeInterface, a virtual contract answering `eth_call` at 0x…C8.
+const NODE_INTERFACE: Address = Address::new([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc8]);
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface NodeInterface {
+        function gasEstimateComponents(address to, bool contractCreation, bytes calldata data)
+            external
+            payable
+            returns (uint64 gasEstimate, uint64 gasEstimateForL1, uint256 baseFee, uint256 l1BaseFeeEstimate);
+    }
+}
+
+/// A client over one URL, or over several with fallback.
+fn rpc_client(urls: &[String]) -> Result<alloy::rpc::client::RpcClient, ChainError> {
+    use alloy::transports::http::Http;
+    use alloy::transports::layers::FallbackLayer;
+    use tower::Layer;
+    let parsed = urls
+        .iter()
+        .map(|u| u.parse().map_err(|e| ChainError::Config(format!("chain.rpc_url `{u}`: {e}"))))
+        .collect::<Result<Vec<alloy::transports::http::reqwest::Url>, _>>()?;
+    let local = parsed.iter().all(|u| matches!(u.host_str(), Some("127.0.0.1" | "localhost")));
+    match parsed.as_slice() {
+        [] => Err(ChainError::Config("chain.rpc_url: no RPC URL given".into())),
+        [one] => Ok(alloy::rpc::client::RpcClient::new_http(one.clone())),
+        many => {
+            let count =
+                std::num::NonZeroUsize::new(many.len()).ok_or_else(|| ChainError::Config("no RPC URL".into()))?;
+            // Every method in order, one URL at a time: reads never fan out to every provider
+            // (cost), and a transaction is never submitted to two at once.
+            let methods = SEQUENTIAL_METHODS.iter().map(|m| m.to_string()).collect();
+            let layer = FallbackLayer::default().with_active_transport_count(count).with_sequential_methods(methods);
+            let transports: Vec<Http<_>> = many.iter().map(|u| Http::new(u.clone())).collect();
+            Ok(alloy::rpc::client::RpcClient::new(layer.layer(transports), local))
+        }
+    }
+}
+
+/// The JSON-RPC methods the minter uses.
+const SEQUENTIAL_METHODS: &[&str] = &[
+    "eth_chainId",
+    "eth_call",
+    "eth_getCode",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "eth_gasPrice",
+    "eth_maxPriorityFeePerGas",
+    "eth_getTransactionCount",
+    "eth_sendRawTransaction",
+    "eth_sendRawTransactionSync",
+    "eth_getTransactionReceipt",
+    "eth_getTransactionByHash",
+    "eth_blockNumber",
+    "eth_getBlockByNumber",
+    "eth_getLogs",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bumped_fees_beat_the_replacement_rule_and_the_network() {
+        let f = Fees { max_fee: 1_000, priority: 100 };
+        let b = f.bumped(Fees { max_fee: 10, priority: 1 });
+        assert!(b.max_fee * 10 >= f.max_fee * 11 && b.priority * 10 >= f.priority * 11, "{b:?}");
+        let b = f.bumped(Fees { max_fee: 5_000, priority: 300 });
+        assert_eq!(b, Fees { max_fee: 5_000, priority: 300 });
+        assert!(Fees { max_fee: 10, priority: 10 }.bumped(Fees { max_fee: 0, priority: 50 }).priority <= 12);
     }
 }

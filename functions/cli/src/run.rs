@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latentmint_aws::{AsyncInvocation, CircuitBreaker, FallbackGenerator, RetryPolicy, S3Location, SageMakerGenerator};
-use latentmint_chain::{Chain, EvmMinter, LocalNode};
+use latentmint_chain::{Chain, EvmMinter, LocalNode, WalletLease};
 use latentmint_core::collection::Collection;
 use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
 use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
@@ -147,37 +148,46 @@ struct ChainSetup {
     node: Option<LocalNode>,
     minter: Arc<EvmMinter>,
     rpc_url: String,
+    /// This process is the wallet's only sender while the run lasts.
+    _lease: WalletLease,
 }
 
 async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::Result<ChainSetup> {
     let chain_cfg = &c.file.chain;
-    let (node, rpc_url, key) = match &chain_cfg.rpc_url {
-        Some(url) => {
+    let urls = chain_cfg.rpc_urls();
+    let (node, urls, key) = match urls.first() {
+        Some(_) => {
             // Never logged, never written: local-mode keys come from the environment only.
             let key = std::env::var("LATENTMINT_SIGNER_KEY")
                 .context("chain.rpc_url is set, so a signer is needed: export LATENTMINT_SIGNER_KEY (a local dev key; AWS mode signs through KMS)")?;
-            (None, url.clone(), key)
+            (None, urls, key)
         }
         None => {
             let anvil = args.anvil.clone().unwrap_or_else(|| {
                 PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
             });
             std::fs::create_dir_all(ws.dir.join("chain"))?;
-            let node =
-                LocalNode::spawn(&anvil, chain_cfg.chain_id, Some(&ws.dir.join("chain/anvil-state.json"))).await?;
+            let node = LocalNode::spawn(&anvil, chain_cfg.id(), Some(&ws.dir.join("chain/anvil-state.json"))).await?;
             let key = node.dev_key(0).context("anvil gave no dev key")?.to_string();
             let url = node.rpc_url.clone();
-            info!(rpc = %url, chain_id = chain_cfg.chain_id, "started local anvil");
-            (Some(node), url, key)
+            info!(rpc = %url, chain_id = chain_cfg.id(), "started local anvil");
+            (Some(node), vec![url], key)
         }
     };
-    let chain = Chain::connect(&rpc_url, &key, chain_cfg.chain_id).await?;
+    let rpc_url = urls.join(", ");
+    let chain = Chain::connect_any(&urls, &key, chain_cfg.id()).await?;
+    let lease = WalletLease::acquire(
+        &std::env::temp_dir().join("latentmint"),
+        chain_cfg.id(),
+        chain.sender(),
+        Duration::from_secs(10),
+    )?;
     let record = ws.dir.join("deployment.json");
     let contract = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
             bail!(
                 "chain.contract: no contract at {addr} on chain {}; fix the address or remove it to deploy one",
-                chain_cfg.chain_id
+                chain_cfg.id()
             );
         }
         addr
@@ -185,7 +195,7 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
         let known = std::fs::read_to_string(&record)
             .ok()
             .and_then(|s| serde_json::from_str::<Deployment>(&s).ok())
-            .filter(|d| d.chain_id == chain_cfg.chain_id);
+            .filter(|d| d.chain_id == chain_cfg.id());
         match known {
             Some(d) if chain.has_code(d.contract).await? => d.contract,
             other => {
@@ -195,14 +205,19 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
                 let addr = chain.deploy(&c.file.collection.name, &c.file.collection.symbol).await?;
                 std::fs::write(
                     &record,
-                    serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.chain_id, contract: addr })?,
+                    serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.id(), contract: addr })?,
                 )?;
                 addr
             }
         }
     };
     let cap = chain_cfg.max_fee_gwei.map(|g| (g * 1e9) as u128);
-    Ok(ChainSetup { node, minter: Arc::new(chain.minter(contract, 1).with_max_fee_per_gas(cap)), rpc_url })
+    let minter = chain
+        .minter(contract, chain_cfg.confirmations())
+        .with_max_fee_per_gas(cap)
+        .with_stuck_after(Duration::from_secs(chain_cfg.stuck_after_secs), 5)
+        .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None));
+    Ok(ChainSetup { node, minter: Arc::new(minter), rpc_url, _lease: lease })
 }
 
 /// The chain is the truth about mints: a job recorded as minted whose token the chain does
@@ -349,7 +364,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         fresh,
         args.collection.display(),
         chain.minter.address(),
-        collection.file.chain.chain_id,
+        collection.file.chain.id(),
         chain.rpc_url
     );
 
@@ -511,17 +526,17 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
 pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let collection = load_collection(&args.collection)?;
     let chain_cfg = &collection.file.chain;
-    let url = chain_cfg
-        .rpc_url
-        .as_deref()
-        .context("chain.rpc_url: deploy needs the chain's RPC URL in the collection file")?;
+    let urls = chain_cfg.rpc_urls();
+    if urls.is_empty() {
+        bail!("chain.rpc_url: deploy needs the chain's RPC URL in the collection file");
+    }
     let key = std::env::var("LATENTMINT_SIGNER_KEY")
         .context("export LATENTMINT_SIGNER_KEY (the deployer's key; local mode only)")?;
     let receiver = match &args.royalty_receiver {
         Some(a) => Some(EvmAddress::parse_checksummed(a).map_err(|e| anyhow::anyhow!("--royalty-receiver: {e}"))?),
         None => None,
     };
-    let chain = Chain::connect(url, &key, chain_cfg.chain_id).await?;
+    let chain = Chain::connect_any(&urls, &key, chain_cfg.id()).await?;
     let opts = latentmint_chain::DeployOptions {
         royalty_receiver: receiver,
         royalty_bps: args.royalty_bps,
@@ -531,8 +546,8 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir.join(slug(&collection.file.collection.name));
     std::fs::create_dir_all(&dir)?;
     let record = dir.join("deployment.json");
-    std::fs::write(&record, serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.chain_id, contract: addr })?)?;
-    println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.chain_id, record.display());
+    std::fs::write(&record, serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.id(), contract: addr })?)?;
+    println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.id(), record.display());
     println!("set chain.contract = \"{addr}\" in the collection file to pin it");
     Ok(ExitCode::SUCCESS)
 }

@@ -15,8 +15,8 @@ use crate::field::FieldError;
 use crate::job::{GenerationParams, JobId, JobSpec};
 use crate::sanitize::{MAX_PROMPT_CHARS, sanitize_prompt};
 
-/// Arbitrum's local dev node chain id (nitro-testnode), the default for local runs.
-pub const LOCAL_CHAIN_ID: u64 = 412_346;
+pub use crate::network::LOCAL_CHAIN_ID;
+use crate::network::{self, Network};
 
 /// Schedulers the engine implements.
 pub const SCHEDULERS: &[&str] = &["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"];
@@ -161,27 +161,72 @@ fn default_async_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
-    /// Chain id the RPC must report.
-    #[serde(default = "default_chain_id")]
-    pub chain_id: u64,
-    /// JSON-RPC URL; absent means "start a local anvil".
+    /// A preset by name (`arbitrum-one`, `arbitrum-sepolia`, `base`, `base-sepolia`, `polygon`,
+    /// `polygon-amoy`, `local`): chain id, L1 fee handling and confirmations.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Chain id the RPC must report (the preset's when a network is named; the local dev
+    /// chain otherwise). Always set after validation.
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    /// JSON-RPC URL; absent (with `rpc_urls` empty) means "start a local anvil".
     #[serde(default)]
     pub rpc_url: Option<String>,
+    /// Several JSON-RPC URLs in order of preference: when one fails, the next serves.
+    #[serde(default)]
+    pub rpc_urls: Vec<String>,
     /// Deployed LatentCollection contract; absent means "deploy one".
     #[serde(default)]
     pub contract: Option<String>,
     /// Most the minter pays per gas, in gwei; above it mints wait. Absent: no cap.
     #[serde(default)]
     pub max_fee_gwei: Option<f64>,
+    /// Confirmations before a mint counts (the preset's when absent).
+    #[serde(default)]
+    pub confirmations: Option<u64>,
+    /// Seconds a sent mint may stay unmined before it is replaced with a higher fee.
+    #[serde(default = "default_stuck_after")]
+    pub stuck_after_secs: u64,
 }
 
-fn default_chain_id() -> u64 {
-    LOCAL_CHAIN_ID
+fn default_stuck_after() -> u64 {
+    90
+}
+
+impl ChainSection {
+    /// The chain id.
+    pub fn id(&self) -> u64 {
+        self.chain_id.unwrap_or(LOCAL_CHAIN_ID)
+    }
+
+    /// The preset for this chain, named or recognised by id.
+    pub fn preset(&self) -> Option<&'static Network> {
+        self.network.as_deref().and_then(network::by_name).or_else(|| network::by_chain_id(self.id()))
+    }
+
+    /// The RPC URLs in order of preference (empty: start a local node).
+    pub fn rpc_urls(&self) -> Vec<String> {
+        self.rpc_url.iter().chain(&self.rpc_urls).cloned().collect()
+    }
+
+    /// Confirmations to wait for.
+    pub fn confirmations(&self) -> u64 {
+        self.confirmations.or(self.preset().map(|p| p.confirmations)).unwrap_or(1).max(1)
+    }
 }
 
 impl Default for ChainSection {
     fn default() -> Self {
-        Self { chain_id: LOCAL_CHAIN_ID, rpc_url: None, contract: None, max_fee_gwei: None }
+        Self {
+            network: None,
+            chain_id: Some(LOCAL_CHAIN_ID),
+            rpc_url: None,
+            rpc_urls: vec![],
+            contract: None,
+            max_fee_gwei: None,
+            confirmations: None,
+            stuck_after_secs: default_stuck_after(),
+        }
     }
 }
 
@@ -409,13 +454,50 @@ impl Collection {
             })?),
             None => None,
         };
-        if let Some(url) = &f.chain.rpc_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+        for (field, url) in f
+            .chain
+            .rpc_url
+            .iter()
+            .map(|u| ("chain.rpc_url", u))
+            .chain(f.chain.rpc_urls.iter().map(|u| ("chain.rpc_urls", u)))
         {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(FieldError::new(
+                    field,
+                    format!("`{url}` is not an HTTP(S) URL"),
+                    "use e.g. http://127.0.0.1:8545, or remove it to start a local node",
+                ));
+            }
+        }
+        if let Some(name) = &f.chain.network {
+            let Some(preset) = network::by_name(name) else {
+                let names: Vec<&str> = network::NETWORKS.iter().map(|n| n.name).collect();
+                return Err(FieldError::new(
+                    "chain.network",
+                    format!("`{name}` is not a known network"),
+                    format!("use one of: {}, or remove it and set chain.chain_id", names.join(", ")),
+                ));
+            };
+            match f.chain.chain_id {
+                Some(id) if id != preset.chain_id => {
+                    return Err(FieldError::new(
+                        "chain.chain_id",
+                        format!("{id} is not {name}'s chain id ({})", preset.chain_id),
+                        "remove chain.chain_id (the network sets it) or fix it",
+                    ));
+                }
+                _ => f.chain.chain_id = Some(preset.chain_id),
+            }
+        }
+        f.chain.chain_id = Some(f.chain.id());
+        if f.chain.confirmations == Some(0) {
+            return Err(FieldError::new("chain.confirmations", "is 0", "use 1 or more (1: included in a block)"));
+        }
+        if !(5..=3600).contains(&f.chain.stuck_after_secs) {
             return Err(FieldError::new(
-                "chain.rpc_url",
-                format!("`{url}` is not an HTTP(S) URL"),
-                "use e.g. http://127.0.0.1:8545, or remove it to start a local node",
+                "chain.stuck_after_secs",
+                format!("{} is out of range", f.chain.stuck_after_secs),
+                "use 5 to 3600 seconds",
             ));
         }
         if let Some(g) = f.chain.max_fee_gwei
@@ -427,7 +509,7 @@ impl Collection {
                 "use a positive number of gwei, or remove it",
             ));
         }
-        if f.chain.chain_id == 0 {
+        if f.chain.chain_id == Some(0) {
             return Err(FieldError::new("chain.chain_id", "is 0", "use the chain's id, e.g. 42161 for Arbitrum One"));
         }
 
@@ -674,6 +756,30 @@ seed = 7
         let text = GOOD.replace("a {colour} circle", "a {shape}");
         let e = Collection::from_toml("c.toml", &text).unwrap_err().to_string();
         assert!(e.contains("prompts[0].text") && e.contains("{shape}"), "{e}");
+    }
+
+    #[test]
+    fn chain_presets_set_the_chain_id_and_conflicts_are_named() {
+        let with = |chain: &str| format!("{GOOD}\n[chain]\n{chain}\n");
+        let c = Collection::from_toml("c.toml", &with("network = \"arbitrum-sepolia\"")).unwrap();
+        assert_eq!(c.file.chain.id(), 421_614);
+        assert_eq!(c.file.chain.preset().map(|p| p.l1_fees), Some(crate::network::L1Fees::ArbitrumNodeInterface));
+        let c = Collection::from_toml("c.toml", &with("network = \"polygon\"\nchain_id = 137")).unwrap();
+        assert_eq!(c.file.chain.confirmations(), 5);
+        let c = Collection::from_toml("c.toml", &with("chain_id = 8453\nconfirmations = 3")).unwrap();
+        assert_eq!((c.file.chain.preset().map(|p| p.name), c.file.chain.confirmations()), (Some("base"), 3));
+        let c = Collection::from_toml("c.toml", GOOD).unwrap();
+        assert_eq!(c.file.chain.id(), LOCAL_CHAIN_ID);
+        let e =
+            Collection::from_toml("c.toml", &with("network = \"arbitrum-one\"\nchain_id = 1")).unwrap_err().to_string();
+        assert!(e.contains("chain.chain_id") && e.contains("42161"), "{e}");
+        let e = Collection::from_toml("c.toml", &with("network = \"arbitrum\"")).unwrap_err().to_string();
+        assert!(e.contains("chain.network") && e.contains("arbitrum-one"), "{e}");
+        let urls = with("rpc_url = \"http://127.0.0.1:1\"\nrpc_urls = [\"http://127.0.0.1:2\", \"ws://x\"]");
+        let e = Collection::from_toml("c.toml", &urls).unwrap_err().to_string();
+        assert!(e.contains("chain.rpc_urls") && e.contains("ws://x"), "{e}");
+        let ok = with("rpc_url = \"http://127.0.0.1:1\"\nrpc_urls = [\"http://127.0.0.1:2\"]");
+        assert_eq!(Collection::from_toml("c.toml", &ok).unwrap().file.chain.rpc_urls().len(), 2);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod generation_api;
 pub mod job;
 pub mod message;
 pub mod metadata;
+pub mod network;
 pub mod ports;
 pub mod qa;
 pub mod sanitize;
