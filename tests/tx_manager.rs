@@ -1,0 +1,123 @@
+//! The transaction manager on a real anvil: a mint that stays unmined is replaced with a
+//! higher fee and exactly one token comes out; a dead RPC URL is skipped for the next one;
+//! on an Arbitrum chain the gas limit includes the L1 component that NodeInterface reports.
+
+use std::time::Duration;
+
+use alloy::consensus::Transaction as _;
+use alloy::primitives::Address;
+use alloy::providers::Provider;
+use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::network::L1Fees;
+use latentmint_core::ports::Minter;
+use latentmint_core::{EvmAddress, JobId};
+use latentmint_e2e::{anvil, repo_root};
+
+const CHAIN_ID: u64 = 412_346;
+
+fn recipient() -> EvmAddress {
+    EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap()
+}
+
+async fn setup() -> (LocalNode, Chain, EvmAddress) {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
+    let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.expect("connects");
+    let addr = chain.deploy("Test", "TST").await.expect("deploys");
+    (node, chain, addr)
+}
+
+async fn rpc(chain: &Chain, method: &'static str, params: serde_json::Value) -> serde_json::Value {
+    chain.provider().raw_request(method.into(), params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_mint_is_replaced_with_a_higher_fee_and_mints_once() {
+    let (_node, chain, addr) = setup().await;
+    let sender = to_alloy(chain.sender());
+    let nonce_before = chain.provider().get_transaction_count(sender).await.unwrap();
+    let fee_before = chain.provider().estimate_eip1559_fees().await.unwrap().max_fee_per_gas;
+    // Nothing gets mined: every send stays in the mempool, as under a fee spike.
+    let _: serde_json::Value = rpc(&chain, "evm_setAutomine", serde_json::json!([false])).await;
+    let minter = chain.minter(addr, 1).with_stuck_after(Duration::from_millis(800), 10);
+    let job = JobId::from_bytes([3; 32]);
+    let task = tokio::spawn(async move { minter.mint(job, recipient(), &cid_of_bytes(b"stuck")).await });
+    // Long enough for the first send and at least one replacement.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let pool = rpc(&chain, "txpool_content", serde_json::json!([])).await;
+    let pending =
+        pool["pending"].as_object().map(|m| m.values().map(|v| v.as_object().map_or(0, |o| o.len())).sum::<usize>());
+    assert_eq!(pending, Some(1), "replacements share one nonce: one transaction in the pool, {pool}");
+    let _: serde_json::Value = rpc(&chain, "evm_setAutomine", serde_json::json!([true])).await;
+    let _: serde_json::Value = rpc(&chain, "evm_mine", serde_json::json!([])).await;
+
+    let receipt = tokio::time::timeout(Duration::from_secs(30), task).await.expect("mint finishes").unwrap().unwrap();
+    assert_eq!(receipt.token_id, "1");
+    let hash = receipt.tx_hash.expect("the replacement's hash").parse().unwrap();
+    let tx = chain.provider().get_transaction_by_hash(hash).await.unwrap().expect("mined transaction");
+    assert_eq!(tx.inner.nonce(), nonce_before, "the replacement reuses the stuck nonce");
+    let paid = tx.inner.max_fee_per_gas();
+    assert!(paid * 8 >= fee_before * 9, "the replacement bid at least 12.5% more: {paid} vs {fee_before}");
+    assert_eq!(
+        chain.provider().get_transaction_count(sender).await.unwrap(),
+        nonce_before + 1,
+        "one transaction mined"
+    );
+    let minter = chain.minter(addr, 1);
+    assert_eq!(minter.total_supply().await.unwrap(), 1, "one token for the job");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_rpc_url_is_skipped_for_the_next() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let key = node.dev_key(0).unwrap();
+    for urls in [vec![dead.clone(), node.rpc_url.clone()], vec![node.rpc_url.clone(), dead.clone()]] {
+        let chain = Chain::connect_any(&urls, key, CHAIN_ID).await.expect("connects through the live URL");
+        let addr = chain.deploy("Test", "TST").await.expect("deploys");
+        let minter = chain.minter(addr, 1);
+        for i in 0..3u8 {
+            let r = minter.mint(JobId::from_bytes([i + 1; 32]), recipient(), &cid_of_bytes(&[i])).await.unwrap();
+            assert_eq!(r.token_id, (i + 1).to_string());
+        }
+    }
+    // With only dead URLs the error names them.
+    let err = Chain::connect_any(std::slice::from_ref(&dead), key, CHAIN_ID).await.unwrap_err().to_string();
+    assert!(err.contains(&dead), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_arbitrum_the_gas_limit_includes_the_l1_component() {
+    let (_node, chain, addr) = setup().await;
+    // anvil has no NodeInterface; put the stand-in's code where Arbitrum answers it (0x…C8).
+    let artifact: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("infra/contracts/artifacts/NodeInterfaceStub.json")).unwrap(),
+    )
+    .unwrap();
+    let code = artifact["deployedBytecode"]["object"].as_str().unwrap();
+    let node_interface = Address::with_last_byte(0xc8);
+    let _: serde_json::Value = rpc(&chain, "anvil_setCode", serde_json::json!([node_interface, code])).await;
+
+    let plain = chain.minter(addr, 1).mint(JobId::from_bytes([1; 32]), recipient(), &cid_of_bytes(b"a")).await.unwrap();
+    let arb = chain
+        .minter(addr, 1)
+        .with_l1_fees(L1Fees::ArbitrumNodeInterface)
+        .mint(JobId::from_bytes([2; 32]), recipient(), &cid_of_bytes(b"b"))
+        .await
+        .unwrap();
+    let gas = |h: Option<String>| {
+        let chain = chain.clone();
+        async move {
+            let tx = chain.provider().get_transaction_by_hash(h.unwrap().parse().unwrap()).await.unwrap().unwrap();
+            tx.inner.gas_limit()
+        }
+    };
+    let (plain_gas, arb_gas) = (gas(plain.tx_hash).await, gas(arb.tx_hash).await);
+    // mint(address,bytes32,bytes32) calldata is 100 bytes: the stand-in's L1 part is
+    // 100 * 16 * 50 = 80,000 on top of its 250,000; the limit adds 20% headroom.
+    assert_eq!(arb_gas, (250_000 + 80_000) * 6 / 5, "gas limit from NodeInterface's total");
+    assert!(plain_gas < 250_000, "a chain without an L1 component uses the plain estimate ({plain_gas})");
+}
