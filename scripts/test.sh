@@ -27,6 +27,11 @@ step "forge test (unit, fuzz, invariants)"
 # The platform binary, not node_modules/.bin/forge: that launcher exits 0 even when tests fail.
 (cd infra/contracts && "$LATENTMINT_FORGE" test) 2>&1 | tee "$LOG/forge-test.log"
 
+step "contract coverage (infra/contracts/COVERAGE.md)"
+infra/contracts/coverage.sh >/dev/null
+git diff --quiet -- infra/contracts/COVERAGE.md 2>/dev/null || echo "note: contract coverage changed; commit infra/contracts/COVERAGE.md"
+sed -n '/% Lines/,/Total/p' infra/contracts/COVERAGE.md | grep -E "File|src/|Total"
+
 step "gas snapshot (baseline vs LatentCollection) unchanged"
 (cd infra/contracts && "$LATENTMINT_FORGE" snapshot --check --match-contract GasBenchmark)
 

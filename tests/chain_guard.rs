@@ -134,6 +134,7 @@ async fn deploy_command_deploys_and_records_the_address() {
             "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
             "--royalty-bps",
             "750",
+            "--editions",
             "--data-dir",
         ])
         .arg(tmp.path().join("data"))
@@ -154,4 +155,23 @@ async fn deploy_command_deploys_and_records_the_address() {
         .await
         .unwrap();
     assert_eq!(royalty.amount, alloy::primitives::U256::from(750));
+
+    // The ERC-1155 edition contract: one edition per job, each mint key once, `uri` is the CID.
+    let editions = EvmAddress::parse_any_case(rec["editions"].as_str().expect("editions recorded")).unwrap();
+    let e = latentmint_chain::contract::LatentEditions::new(to_alloy(editions), chain.provider().clone());
+    let cid = cid_of_bytes(b"{\"name\":\"edition\"}");
+    let digest = B256::from(latentmint_core::cid::raw_sha256_digest(&cid).unwrap());
+    let job = B256::repeat_byte(5);
+    e.createEdition(job, digest, 100).send().await.unwrap().get_receipt().await.unwrap();
+    assert_eq!(e.editionOfJob(job).call().await.unwrap(), alloy::primitives::U256::from(1));
+    // Refusals are checked by simulation (`call`): a refused send would still take a nonce
+    // from the provider's nonce cache.
+    let again = e.createEdition(job, digest, 100).call().await.unwrap_err();
+    assert!(again.to_string().contains("revert"), "a job makes one edition: {again}");
+    let id = alloy::primitives::U256::from(1);
+    let key = B256::repeat_byte(6);
+    e.mint(key, id, to_alloy(recipient()), 3).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(e.mint(key, id, to_alloy(recipient()), 3).call().await.is_err(), "a mint key mints once");
+    assert_eq!(e.balanceOf(to_alloy(recipient()), id).call().await.unwrap(), alloy::primitives::U256::from(3));
+    assert_eq!(e.uri(id).call().await.unwrap(), format!("ipfs://{cid}"));
 }

@@ -8,3 +8,11 @@ alloy::sol!(
     LatentCollection,
     "../../infra/contracts/artifacts/LatentCollection.json"
 );
+
+alloy::sol!(
+    #[allow(missing_docs, clippy::too_many_arguments)]
+    #[sol(rpc)]
+    #[derive(Debug)]
+    LatentEditions,
+    "../../infra/contracts/artifacts/LatentEditions.json"
+);

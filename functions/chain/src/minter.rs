@@ -124,6 +124,25 @@ impl Chain {
         Ok(from_alloy(*c.address()))
     }
 
+    /// Deploys a LatentEditions (ERC-1155 editions) with the sender as admin and minter.
+    pub async fn deploy_editions(&self, o: &DeployOptions) -> Result<EvmAddress, ChainError> {
+        if o.royalty_bps > 10_000 {
+            return Err(ChainError::Config(format!("royalty of {} basis points is above 100%", o.royalty_bps)));
+        }
+        let c = crate::contract::LatentEditions::deploy(
+            self.provider.clone(),
+            self.sender,
+            self.sender,
+            o.royalty_receiver.map(to_alloy).unwrap_or(Address::ZERO),
+            alloy::primitives::aliases::U96::from(o.royalty_bps),
+            o.contract_uri.clone(),
+        )
+        .await
+        .map_err(|e| ChainError::Rpc(format!("deploying LatentEditions: {e}")))?;
+        info!(contract = %c.address(), "deployed LatentEditions");
+        Ok(from_alloy(*c.address()))
+    }
+
     /// True if there is contract code at `addr`.
     pub async fn has_code(&self, addr: EvmAddress) -> Result<bool, ChainError> {
         let code = self.provider.get_code_at(to_alloy(addr)).await.map_err(|e| ChainError::Rpc(e.to_string()))?;

@@ -90,13 +90,19 @@ pub struct DeployArgs {
     /// Folder for run state (the address is recorded there for `run`).
     #[arg(long, default_value = ".latentmint")]
     pub data_dir: PathBuf,
+    /// Also deploy the ERC-1155 edition contract (LatentEditions) for many copies of one image.
+    #[arg(long)]
+    pub editions: bool,
 }
 
-/// Where a collection's contract lives, remembered between runs.
+/// Where a collection's contracts live, remembered between runs.
 #[derive(Debug, Serialize, Deserialize)]
 struct Deployment {
     chain_id: u64,
     contract: EvmAddress,
+    /// The ERC-1155 edition contract, when deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    editions: Option<EvmAddress>,
 }
 
 fn slug(name: &str) -> String {
@@ -205,7 +211,11 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
                 let addr = chain.deploy(&c.file.collection.name, &c.file.collection.symbol).await?;
                 std::fs::write(
                     &record,
-                    serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.id(), contract: addr })?,
+                    serde_json::to_vec_pretty(&Deployment {
+                        chain_id: chain_cfg.id(),
+                        contract: addr,
+                        editions: None,
+                    })?,
                 )?;
                 addr
             }
@@ -546,8 +556,15 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir.join(slug(&collection.file.collection.name));
     std::fs::create_dir_all(&dir)?;
     let record = dir.join("deployment.json");
-    std::fs::write(&record, serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.id(), contract: addr })?)?;
+    let editions = if args.editions { Some(chain.deploy_editions(&opts).await?) } else { None };
+    std::fs::write(
+        &record,
+        serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.id(), contract: addr, editions })?,
+    )?;
     println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.id(), record.display());
+    if let Some(e) = editions {
+        println!("LatentEditions (ERC-1155) deployed at {e}");
+    }
     println!("set chain.contract = \"{addr}\" in the collection file to pin it");
     Ok(ExitCode::SUCCESS)
 }
