@@ -175,3 +175,25 @@ async fn deploy_command_deploys_and_records_the_address() {
     assert_eq!(e.balanceOf(to_alloy(recipient()), id).call().await.unwrap(), alloy::primitives::U256::from(3));
     assert_eq!(e.uri(id).call().await.unwrap(), format!("ipfs://{cid}"));
 }
+
+#[test]
+fn raw_keys_sign_on_local_chains_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[collection]\nname = \"Prod\"\nsymbol = \"PRD\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[chain]\nnetwork = \"arbitrum-one\"\nrpc_url = \"http://127.0.0.1:1\"\n[[prompts]]\ntext = \"x\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .arg("deploy")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env("LATENTMINT_SIGNER_KEY", "refused-before-use")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chain.kms_key_id") && err.contains("42161"), "{err}");
+}

@@ -114,3 +114,16 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+impl Moto {
+    /// A KMS client for it.
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        let cfg = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "static"))
+            .build();
+        aws_sdk_kms::Client::from_conf(cfg)
+    }
+}

@@ -1,12 +1,15 @@
 //! # latentmint-aws
 //!
-//! Adapters to AWS services. So far: image generation on a SageMaker endpoint
+//! Adapters to AWS services: a KMS transaction signer ([`KmsSigner`]), image generation on a
+//! SageMaker endpoint
 //! ([`SageMakerGenerator`]) and the policy that puts it in front of the local ONNX engine
 //! ([`FallbackGenerator`]: retries with backoff and jitter, a circuit breaker, and the
 //! fallback's reason recorded in provenance).
 
 mod fallback;
+mod kms;
 mod sagemaker;
 
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
+pub use kms::{KmsError, KmsSigner};
 pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};

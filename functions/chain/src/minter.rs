@@ -7,8 +7,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
 use alloy::network::TransactionBuilder;
+use alloy::network::{EthereumWallet, TxSigner};
+use alloy::primitives::Signature;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, PendingTransactionError, Provider, ProviderBuilder, WatchTxError};
 use alloy::rpc::types::TransactionReceipt;
@@ -69,10 +70,19 @@ impl Chain {
     pub async fn connect_any(rpc_urls: &[String], key: &str, expected_chain_id: u64) -> Result<Self, ChainError> {
         let signer = PrivateKeySigner::from_str(key.trim())
             .map_err(|_| ChainError::Config("the signer key is not a 32-byte hex private key".into()))?;
+        Self::connect_signer(rpc_urls, signer, expected_chain_id).await
+    }
+
+    /// Like [`Chain::connect_any`] with any transaction signer: a local key, or one whose key
+    /// never leaves a KMS.
+    pub async fn connect_signer<S>(rpc_urls: &[String], signer: S, expected_chain_id: u64) -> Result<Self, ChainError>
+    where
+        S: TxSigner<Signature> + Send + Sync + 'static,
+    {
         let sender = signer.address();
         let shown = rpc_urls.join(", ");
         let client = rpc_client(rpc_urls)?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_client(client).erased();
+        let provider = ProviderBuilder::new().wallet(EthereumWallet::new(signer)).connect_client(client).erased();
         let chain_id = provider.get_chain_id().await.map_err(|e| ChainError::Rpc(format!("{shown}: {e}")))?;
         if chain_id != expected_chain_id {
             return Err(ChainError::Config(format!(

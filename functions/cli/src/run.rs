@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use latentmint_aws::{AsyncInvocation, CircuitBreaker, FallbackGenerator, RetryPolicy, S3Location, SageMakerGenerator};
+use latentmint_aws::{
+    AsyncInvocation, CircuitBreaker, FallbackGenerator, KmsSigner, RetryPolicy, S3Location, SageMakerGenerator,
+};
 use latentmint_chain::{Chain, EvmMinter, LocalNode, WalletLease};
-use latentmint_core::collection::Collection;
+use latentmint_core::collection::{ChainSection, Collection};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
@@ -162,12 +164,8 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
     let chain_cfg = &c.file.chain;
     let urls = chain_cfg.rpc_urls();
     let (node, urls, key) = match urls.first() {
-        Some(_) => {
-            // Never logged, never written: local-mode keys come from the environment only.
-            let key = std::env::var("LATENTMINT_SIGNER_KEY")
-                .context("chain.rpc_url is set, so a signer is needed: export LATENTMINT_SIGNER_KEY (a local dev key; AWS mode signs through KMS)")?;
-            (None, urls, key)
-        }
+        Some(_) if chain_cfg.kms_key_id.is_some() => (None, urls, String::new()),
+        Some(_) => (None, urls, local_signer_key(chain_cfg)?),
         None => {
             let anvil = args.anvil.clone().unwrap_or_else(|| {
                 PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -181,7 +179,7 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
         }
     };
     let rpc_url = urls.join(", ");
-    let chain = Chain::connect_any(&urls, &key, chain_cfg.id()).await?;
+    let chain = connect(chain_cfg, &urls, &key).await?;
     let lease = WalletLease::acquire(
         &std::env::temp_dir().join("latentmint"),
         chain_cfg.id(),
@@ -540,13 +538,12 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     if urls.is_empty() {
         bail!("chain.rpc_url: deploy needs the chain's RPC URL in the collection file");
     }
-    let key = std::env::var("LATENTMINT_SIGNER_KEY")
-        .context("export LATENTMINT_SIGNER_KEY (the deployer's key; local mode only)")?;
+    let key = if chain_cfg.kms_key_id.is_some() { String::new() } else { local_signer_key(chain_cfg)? };
     let receiver = match &args.royalty_receiver {
         Some(a) => Some(EvmAddress::parse_checksummed(a).map_err(|e| anyhow::anyhow!("--royalty-receiver: {e}"))?),
         None => None,
     };
-    let chain = Chain::connect_any(&urls, &key, chain_cfg.id()).await?;
+    let chain = connect(chain_cfg, &urls, &key).await?;
     let opts = latentmint_chain::DeployOptions {
         royalty_receiver: receiver,
         royalty_bps: args.royalty_bps,
@@ -581,4 +578,29 @@ async fn sagemaker(
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let s3 = aws_sdk_s3::Client::new(&cfg);
     Ok(sm.with_async(AsyncInvocation::new(s3, input, Duration::from_secs(g.endpoint_async_timeout_secs))))
+}
+
+/// The raw key for a local dev chain, from the environment (never from a file, never logged).
+fn local_signer_key(chain_cfg: &ChainSection) -> anyhow::Result<String> {
+    if !chain_cfg.is_local() {
+        bail!(
+            "chain.kms_key_id: chain {} is not a local dev chain, so transactions are signed through AWS KMS; set chain.kms_key_id to an ECC_SECG_P256K1 key (raw private keys are for local chains only)",
+            chain_cfg.id()
+        );
+    }
+    std::env::var("LATENTMINT_SIGNER_KEY")
+        .context("chain.rpc_url is set, so a signer is needed: export LATENTMINT_SIGNER_KEY (a local dev key, e.g. one anvil prints)")
+}
+
+/// Connects with the KMS key when one is configured, else with the local key.
+async fn connect(chain_cfg: &ChainSection, urls: &[String], key: &str) -> anyhow::Result<Chain> {
+    Ok(match &chain_cfg.kms_key_id {
+        Some(id) => {
+            let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let signer = KmsSigner::new(aws_sdk_kms::Client::new(&cfg), id.clone(), Some(chain_cfg.id())).await?;
+            info!(address = %signer.address(), "signing through KMS");
+            Chain::connect_signer(urls, signer, chain_cfg.id()).await?
+        }
+        None => Chain::connect_any(urls, key, chain_cfg.id()).await?,
+    })
 }

@@ -187,6 +187,10 @@ pub struct ChainSection {
     /// Seconds a sent mint may stay unmined before it is replaced with a higher fee.
     #[serde(default = "default_stuck_after")]
     pub stuck_after_secs: u64,
+    /// AWS KMS key (id, ARN or `alias/...`, spec ECC_SECG_P256K1) that signs transactions. Required
+    /// on every chain but the local one: raw private keys are for local dev chains only.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
 }
 
 fn default_stuck_after() -> u64 {
@@ -209,6 +213,11 @@ impl ChainSection {
         self.rpc_url.iter().chain(&self.rpc_urls).cloned().collect()
     }
 
+    /// True for a local development chain, the only place a raw private key may sign.
+    pub fn is_local(&self) -> bool {
+        matches!(self.id(), LOCAL_CHAIN_ID | 31_337)
+    }
+
     /// Confirmations to wait for.
     pub fn confirmations(&self) -> u64 {
         self.confirmations.or(self.preset().map(|p| p.confirmations)).unwrap_or(1).max(1)
@@ -226,6 +235,7 @@ impl Default for ChainSection {
             max_fee_gwei: None,
             confirmations: None,
             stuck_after_secs: default_stuck_after(),
+            kms_key_id: None,
         }
     }
 }
