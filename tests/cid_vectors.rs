@@ -82,3 +82,32 @@ fn cid_subcommand_prints_the_same() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
 }
+
+/// A directory of 12 files (names "0".."11", so "10" sorts before "2"; sizes from empty to
+/// two chunks): the JS importer's `wrapWithDirectory` CID, committed and live.
+const DIR_SIZES: [usize; 12] = [100, 7, 262_145, 0, 300, 1, 2, 3, 4, 5, 6, 262_144];
+
+fn our_directory() -> String {
+    let files: Vec<(String, Vec<u8>)> =
+        DIR_SIZES.iter().enumerate().map(|(i, &s)| (i.to_string(), content(s))).collect();
+    latentmint_core::cid::directory_cid(&files).unwrap()
+}
+
+#[test]
+fn directory_cid_matches_the_js_importer() {
+    let text = std::fs::read_to_string(repo_root().join("tests/fixtures/cid-vectors-dir.json")).unwrap();
+    let committed: Value = serde_json::from_str(&text).unwrap();
+    let sizes: Vec<usize> = committed["dir"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    assert_eq!(sizes, DIR_SIZES);
+    assert_eq!(our_directory(), committed["cid"].as_str().unwrap(), "committed vector");
+    let out = Command::new("node")
+        .arg("vectors.mjs")
+        .arg("--dir")
+        .args(DIR_SIZES.map(|s| s.to_string()))
+        .current_dir(repo_root().join("tests/cid-vectors"))
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let live: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(our_directory(), live["cid"].as_str().unwrap(), "live JS importer");
+}

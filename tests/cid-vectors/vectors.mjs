@@ -21,18 +21,29 @@ export function content (size) {
   return out
 }
 
-const sizes = process.argv.slice(2).map(Number)
-const result = []
-for (const size of sizes) {
-  const blockstore = new MemoryBlockstore()
-  let last
-  for await (const entry of importer([{ content: content(size) }], blockstore, {
-    cidVersion: 1,
-    rawLeaves: true,
-    reduceSingleLeafToSelf: true,
-    chunker: fixedSize({ chunkSize: 262144 }),
-    layout: balanced({ maxChildrenPerNode: 174 })
-  })) last = entry
-  result.push({ size, cid: last.cid.toString() })
+const opts = {
+  cidVersion: 1,
+  rawLeaves: true,
+  reduceSingleLeafToSelf: true,
+  chunker: fixedSize({ chunkSize: 262144 }),
+  layout: balanced({ maxChildrenPerNode: 174 })
 }
-process.stdout.write(JSON.stringify(result, null, 1) + '\n')
+
+// `--dir SIZE...`: one directory whose file i (named "i") has content(SIZE_i), as
+// `ipfs add -r --cid-version=1` wraps it.
+if (process.argv[2] === '--dir') {
+  const sizes = process.argv.slice(3).map(Number)
+  const files = sizes.map((size, i) => ({ path: `${i}`, content: content(size) }))
+  let last
+  for await (const entry of importer(files, new MemoryBlockstore(), { ...opts, wrapWithDirectory: true })) last = entry
+  process.stdout.write(JSON.stringify({ dir: sizes, cid: last.cid.toString() }) + '\n')
+} else {
+  const sizes = process.argv.slice(2).map(Number)
+  const result = []
+  for (const size of sizes) {
+    let last
+    for await (const entry of importer([{ content: content(size) }], new MemoryBlockstore(), opts)) last = entry
+    result.push({ size, cid: last.cid.toString() })
+  }
+  process.stdout.write(JSON.stringify(result, null, 1) + '\n')
+}

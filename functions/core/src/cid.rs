@@ -43,7 +43,66 @@ pub fn cid_of_bytes(bytes: &[u8]) -> String {
 }
 
 /// CIDv1 of everything `reader` yields, reading 256 KiB at a time.
-pub fn cid_of_reader<R: Read>(mut reader: R) -> io::Result<String> {
+pub fn cid_of_reader<R: Read>(reader: R) -> io::Result<String> {
+    Ok(file_root(reader)?.cid.to_string())
+}
+
+/// A directory that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    /// A name is empty, has a `/`, or is `.` or `..`.
+    #[error("directory entry `{0}`: not a file name; use a non-empty name without `/`")]
+    BadName(String),
+    /// Two entries share a name.
+    #[error("directory entry `{0}` appears twice; names must be unique")]
+    Duplicate(String),
+}
+
+/// CIDv1 (dag-pb) of a flat UnixFS directory holding `files` (name, content), as
+/// `ipfs add -r --cid-version=1` builds it: every file as [`cid_of_bytes`] does, links sorted
+/// by name bytewise, and a UnixFS `Directory` node (no sharding: fine up to thousands of
+/// entries). A batch's metadata lives here: token *i* is `<dir>/<i>`.
+pub fn directory_cid<N: AsRef<str>, B: AsRef<[u8]>>(files: &[(N, B)]) -> Result<String, DirectoryError> {
+    let mut entries: Vec<(&str, Link)> = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let name = name.as_ref();
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(DirectoryError::BadName(name.to_string()));
+        }
+        // Reading from a slice cannot fail.
+        let link = file_root(bytes.as_ref()).map_err(|_| DirectoryError::BadName(name.to_string()))?;
+        entries.push((name, link));
+    }
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(DirectoryError::Duplicate(w[0].0.to_string()));
+    }
+    let mut node = Vec::new();
+    for (name, link) in &entries {
+        let mut l = Vec::new();
+        put_bytes_field(&mut l, 1, &link.cid.to_bytes());
+        put_bytes_field(&mut l, 2, name.as_bytes());
+        put_varint_field(&mut l, 3, link.tsize);
+        put_bytes_field(&mut node, 2, &l);
+    }
+    // UnixFS Data message: Type = Directory (1).
+    let mut data = Vec::new();
+    put_varint_field(&mut data, 1, 1);
+    put_bytes_field(&mut node, 1, &data);
+    Ok(sha256_cid(DAG_PB, &node).to_string())
+}
+
+/// The sha2-256 digest of a CIDv1 dag-pb CID (what a directory or a multi-chunk file gets).
+pub fn dag_pb_sha256_digest(s: &str) -> Option<[u8; 32]> {
+    let c = Cid::try_from(s).ok()?;
+    if c.version() != cid::Version::V1 || c.codec() != DAG_PB || c.hash().code() != SHA2_256 {
+        return None;
+    }
+    c.hash().digest().try_into().ok()
+}
+
+/// The root link of a file's DAG.
+fn file_root<R: Read>(mut reader: R) -> io::Result<Link> {
     let mut leaves = Vec::new();
     let mut buf = vec![0u8; CHUNK_SIZE];
     loop {
@@ -61,7 +120,7 @@ pub fn cid_of_reader<R: Read>(mut reader: R) -> io::Result<String> {
     while layer.len() > 1 {
         layer = layer.chunks(MAX_LINKS).map(file_node).collect();
     }
-    Ok(layer[0].cid.to_string())
+    Ok(layer.swap_remove(0))
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
@@ -176,6 +235,20 @@ mod tests {
         let big: Vec<u8> = vec![7; CHUNK_SIZE + 1];
         assert!(raw_sha256_digest(&cid_of_bytes(&big)).is_none(), "dag-pb roots are not raw blocks");
         assert!(raw_sha256_digest("nonsense").is_none());
+    }
+
+    #[test]
+    fn directories_sort_their_entries_and_refuse_bad_names() {
+        let a = directory_cid(&[("0", b"a".as_slice()), ("1", b"b".as_slice()), ("10", b"c".as_slice())]).unwrap();
+        let b = directory_cid(&[("10", b"c".as_slice()), ("0", b"a".as_slice()), ("1", b"b".as_slice())]).unwrap();
+        assert_eq!(a, b, "order of the input does not matter");
+        assert!(a.starts_with("bafybei"), "{a}");
+        assert!(dag_pb_sha256_digest(&a).is_some() && raw_sha256_digest(&a).is_none());
+        // The empty directory is kubo's well-known empty-dir CID.
+        let empty: [(&str, &[u8]); 0] = [];
+        assert_eq!(directory_cid(&empty).unwrap(), "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354");
+        assert_eq!(directory_cid(&[("a/b", b"x")]), Err(DirectoryError::BadName("a/b".into())));
+        assert_eq!(directory_cid(&[("x", b"1"), ("x", b"2")]), Err(DirectoryError::Duplicate("x".into())));
     }
 
     #[test]
