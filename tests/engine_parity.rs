@@ -140,19 +140,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 #[test]
 fn bad_requests_name_the_field() {
     let mut e = engine();
-    let req = ImageRequest {
-        prompt: "x".into(),
-        negative_prompt: String::new(),
-        seed: 1,
-        steps: 2,
-        guidance: 1.0,
-        width: 63,
-        height: 64,
-        scheduler: "ddim".into(),
-        initial_latents: None,
-        step_noise: None,
-        init_image: None,
-    };
+    let req = ImageRequest { seed: 1, steps: 2, guidance: 1.0, ..ImageRequest::new("x", 63, 64) };
     let err = e.generate(&req).unwrap_err().to_string();
     assert!(err.starts_with("width:") && err.contains("multiple"), "{err}");
     let err = e.generate(&ImageRequest { width: 64, scheduler: "plms".into(), ..req.clone() }).unwrap_err().to_string();
@@ -291,19 +279,7 @@ fn batch_images_equal_single_generations() {
 #[test]
 fn batch_size_and_step_noise_are_checked() {
     let mut e = engine();
-    let req = ImageRequest {
-        prompt: "x".into(),
-        negative_prompt: String::new(),
-        seed: 1,
-        steps: 2,
-        guidance: 1.0,
-        width: 32,
-        height: 32,
-        scheduler: "ddim".into(),
-        initial_latents: None,
-        step_noise: None,
-        init_image: None,
-    };
+    let req = ImageRequest { seed: 1, steps: 2, guidance: 1.0, ..ImageRequest::new("x", 32, 32) };
     for n in [0, latentmint_diffusion::MAX_BATCH + 1] {
         let err = e.generate_batch(&req, n).unwrap_err().to_string();
         assert!(err.starts_with("num_images:") && err.contains("1 to 16"), "{err}");

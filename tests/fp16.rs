@@ -25,17 +25,11 @@ fn request() -> ImageRequest {
     let dir = repo_root().join("tests/fixtures/parity/fp16_ddim");
     let case: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
     ImageRequest {
-        prompt: case["prompt"].as_str().unwrap().into(),
         negative_prompt: case["negative_prompt"].as_str().unwrap().into(),
-        seed: 0,
         steps: case["steps"].as_u64().unwrap() as u32,
         guidance: case["guidance"].as_f64().unwrap() as f32,
-        width: 64,
-        height: 64,
-        scheduler: "ddim".into(),
         initial_latents: Some(npy(dir.join("latents_init.npy")).iter().copied().collect()),
-        step_noise: None,
-        init_image: None,
+        ..ImageRequest::new(case["prompt"].as_str().unwrap(), 64, 64)
     }
 }
 

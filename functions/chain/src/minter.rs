@@ -44,6 +44,19 @@ pub struct DeployOptions {
     pub contract_uri: String,
 }
 
+impl DeployOptions {
+    /// The ERC-2981 arguments: receiver (zero: none) and basis points, checked.
+    fn royalty(&self) -> Result<(Address, alloy::primitives::aliases::U96), ChainError> {
+        if self.royalty_bps > 10_000 {
+            return Err(ChainError::Config(format!("royalty of {} basis points is above 100%", self.royalty_bps)));
+        }
+        Ok((
+            self.royalty_receiver.map(to_alloy).unwrap_or(Address::ZERO),
+            alloy::primitives::aliases::U96::from(self.royalty_bps),
+        ))
+    }
+}
+
 /// A connection to a chain with a signing wallet.
 #[derive(Clone)]
 pub struct Chain {
@@ -115,17 +128,15 @@ impl Chain {
 
     /// Deploys a LatentCollection with royalties and collection metadata.
     pub async fn deploy_with(&self, name: &str, symbol: &str, o: &DeployOptions) -> Result<EvmAddress, ChainError> {
-        if o.royalty_bps > 10_000 {
-            return Err(ChainError::Config(format!("royalty of {} basis points is above 100%", o.royalty_bps)));
-        }
+        let (receiver, bps) = o.royalty()?;
         let c = LatentCollection::deploy(
             self.provider.clone(),
             name.to_string(),
             symbol.to_string(),
             self.sender,
             self.sender,
-            o.royalty_receiver.map(to_alloy).unwrap_or(Address::ZERO),
-            alloy::primitives::aliases::U96::from(o.royalty_bps),
+            receiver,
+            bps,
             o.contract_uri.clone(),
         )
         .await
@@ -136,15 +147,13 @@ impl Chain {
 
     /// Deploys a LatentEditions (ERC-1155 editions) with the sender as admin and minter.
     pub async fn deploy_editions(&self, o: &DeployOptions) -> Result<EvmAddress, ChainError> {
-        if o.royalty_bps > 10_000 {
-            return Err(ChainError::Config(format!("royalty of {} basis points is above 100%", o.royalty_bps)));
-        }
+        let (receiver, bps) = o.royalty()?;
         let c = crate::contract::LatentEditions::deploy(
             self.provider.clone(),
             self.sender,
             self.sender,
-            o.royalty_receiver.map(to_alloy).unwrap_or(Address::ZERO),
-            alloy::primitives::aliases::U96::from(o.royalty_bps),
+            receiver,
+            bps,
             o.contract_uri.clone(),
         )
         .await

@@ -71,6 +71,27 @@ pub struct ImageRequest {
     pub init_image: Option<InitImage>,
 }
 
+impl ImageRequest {
+    /// A text-to-image request for `prompt` at `width` x `height` with diffusers' defaults
+    /// (DDIM, 20 steps, guidance 7.5, seed 0, no negative prompt); set the rest with struct
+    /// update syntax.
+    pub fn new(prompt: impl Into<String>, width: u32, height: u32) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negative_prompt: String::new(),
+            seed: 0,
+            steps: 20,
+            guidance: 7.5,
+            width,
+            height,
+            scheduler: "ddim".into(),
+            initial_latents: None,
+            step_noise: None,
+            init_image: None,
+        }
+    }
+}
+
 /// The image an img2img generation starts from.
 #[derive(Debug, Clone)]
 pub struct InitImage {
