@@ -1,7 +1,7 @@
 //! The on-chain exactly-once guard, on a real anvil: the same mint sent twice yields one token.
 
 use alloy::primitives::B256;
-use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_chain::{Chain, LocalNode, single_token_id, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
@@ -27,12 +27,13 @@ async fn same_mint_twice_yields_one_token() {
     let job = JobId::from_bytes([9; 32]);
     let first_cid = cid_of_bytes(b"first metadata");
     let first = minter.mint(job, recipient(), &first_cid).await.unwrap();
-    assert_eq!(first.token_id, "1");
+    let id = single_token_id(job);
+    assert_eq!(first.token_id, id, "a single mint's token id comes from its job id");
     assert!(first.tx_hash.is_some());
 
     // The adapter reads the chain first: nothing is sent, the same token comes back.
     let second = minter.mint(job, recipient(), &cid_of_bytes(b"second metadata")).await.unwrap();
-    assert_eq!(second.token_id, "1");
+    assert_eq!(second.token_id, id);
     assert!(second.tx_hash.is_none());
 
     // Bypass the adapter's read and send the duplicate straight to the contract: refused on chain.
@@ -47,8 +48,8 @@ async fn same_mint_twice_yields_one_token() {
     );
 
     assert_eq!(minter.total_supply().await.unwrap(), 1);
-    assert_eq!(minter.owner_of("1").await.unwrap(), recipient());
-    assert_eq!(minter.token_uri("1").await.unwrap(), format!("ipfs://{first_cid}"), "tokenURI rebuilds our CID");
+    assert_eq!(minter.owner_of(&id).await.unwrap(), recipient());
+    assert_eq!(minter.token_uri(&id).await.unwrap(), format!("ipfs://{first_cid}"), "tokenURI rebuilds our CID");
 }
 
 #[tokio::test]
@@ -76,7 +77,7 @@ async fn racing_mints_of_one_job_yield_one_token() {
             }
         }
     }
-    assert!(ids.iter().all(|i| i == "1"), "{ids:?}");
+    assert!(ids.iter().all(|i| *i == single_token_id(job)), "{ids:?}");
     assert_eq!(minter.total_supply().await.unwrap(), 1);
 }
 
@@ -108,7 +109,7 @@ async fn a_fee_cap_makes_mints_wait_instead_of_overpaying() {
     assert!(matches!(&err, latentmint_core::PortError::Transient(m) if m.contains("above the cap")), "{err}");
     assert_eq!(cheap.total_supply().await.unwrap(), 0);
     let willing = chain.minter(addr, 1).with_max_fee_per_gas(Some(200_000_000_000));
-    assert_eq!(willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id, "1");
+    assert_eq!(willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id, single_token_id(job));
 }
 
 /// `latentmint deploy` puts the contract on the configured chain with its royalty and records

@@ -7,7 +7,7 @@ use std::time::Duration;
 use alloy::consensus::Transaction as _;
 use alloy::primitives::Address;
 use alloy::providers::Provider;
-use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_chain::{Chain, LocalNode, single_token_id, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::Minter;
@@ -52,7 +52,7 @@ async fn a_stuck_mint_is_replaced_with_a_higher_fee_and_mints_once() {
     let _: serde_json::Value = rpc(&chain, "evm_mine", serde_json::json!([])).await;
 
     let receipt = tokio::time::timeout(Duration::from_secs(30), task).await.expect("mint finishes").unwrap().unwrap();
-    assert_eq!(receipt.token_id, "1");
+    assert_eq!(receipt.token_id, single_token_id(job));
     let hash = receipt.tx_hash.expect("the replacement's hash").parse().unwrap();
     let tx = chain.provider().get_transaction_by_hash(hash).await.unwrap().expect("mined transaction");
     assert_eq!(tx.inner.nonce(), nonce_before, "the replacement reuses the stuck nonce");
@@ -80,8 +80,9 @@ async fn a_dead_rpc_url_is_skipped_for_the_next() {
         let addr = chain.deploy("Test", "TST").await.expect("deploys");
         let minter = chain.minter(addr, 1);
         for i in 0..3u8 {
-            let r = minter.mint(JobId::from_bytes([i + 1; 32]), recipient(), &cid_of_bytes(&[i])).await.unwrap();
-            assert_eq!(r.token_id, (i + 1).to_string());
+            let job = JobId::from_bytes([i + 1; 32]);
+            let r = minter.mint(job, recipient(), &cid_of_bytes(&[i])).await.unwrap();
+            assert_eq!(r.token_id, single_token_id(job));
         }
     }
     // With only dead URLs the error names them.

@@ -33,6 +33,14 @@ pub fn from_alloy(a: Address) -> EvmAddress {
     EvmAddress::from_bytes(a.into_array())
 }
 
+/// The token id a single mint of `job` gets (LatentCollection's `singleTokenId`: the job id
+/// with the top bit set), in decimal.
+pub fn single_token_id(job: JobId) -> String {
+    let mut bytes = *job.as_bytes();
+    bytes[0] |= 0x80;
+    U256::from_be_bytes(bytes).to_string()
+}
+
 /// Collection-level settings of a deployment.
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
@@ -296,13 +304,13 @@ fn classify(e: alloy::contract::Error) -> PortError {
 #[async_trait]
 impl Minter for EvmMinter {
     async fn minted_token(&self, job: JobId) -> PortResult<Option<String>> {
-        let b = self
+        let id = self
             .contract
-            .batches(B256::from(*job.as_bytes()))
+            .mintedToken(B256::from(*job.as_bytes()))
             .call()
             .await
-            .map_err(|e| PortError::Transient(format!("reading batches(jobId): {e}")))?;
-        Ok((b.count != 0).then(|| b.first.to_string()))
+            .map_err(|e| PortError::Transient(format!("reading mintedToken(jobId): {e}")))?;
+        Ok((!id.is_zero()).then(|| id.to_string()))
     }
 
     async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt> {
@@ -471,10 +479,13 @@ impl EvmMinter {
             }
             return Err(PortError::Permanent(format!("mint transaction {tx_hash} reverted")));
         }
+        // The ERC-721 Transfer from the zero address names the new token (its id derives
+        // from the job id).
         let token_id = receipt
-            .decoded_log::<LatentCollection::Minted>()
+            .decoded_log::<LatentCollection::Transfer>()
+            .filter(|l| l.data.from.is_zero())
             .map(|l| l.data.tokenId.to_string())
-            .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no Minted event")))?;
+            .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no Transfer event")))?;
         Ok(MintReceipt { token_id, tx_hash: Some(tx_hash) })
     }
 }

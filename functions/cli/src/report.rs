@@ -24,7 +24,7 @@ pub fn table(jobs: &[Job]) -> String {
             j.spec.id.short(),
             short(&j.spec.prompt, 32),
             state,
-            j.token_id.clone().unwrap_or_else(|| "-".into()),
+            j.token_id.as_deref().map(|t| short(t, 14)).unwrap_or_else(|| "-".into()),
             j.tx_hash.as_deref().map(|h| short(h, 12)).unwrap_or_else(|| "-".into()),
             j.image_cid.clone().unwrap_or_else(|| "-".into()),
             j.metadata_cid.clone().unwrap_or_else(|| "-".into()),

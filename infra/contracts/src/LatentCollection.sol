@@ -16,6 +16,10 @@ import {CidCodec} from "./CidCodec.sol";
 ///         a batch stores one directory CID digest (token i of the batch is `<dir>/<i>`), so
 ///         storage is O(1) per batch. Evolved tokens get a per-token URI override (ERC-4906).
 /// @dev    CIDs are stored as sha2-256 digests and re-encoded (CIDv1, base32) in `tokenURI`.
+///         Two id spaces: batches get ERC721A's sequential ids from 1; a single mint's id is
+///         derived from its job id (`singleTokenId`, top bit set, far above any sequential
+///         id), so the token itself is the job's idempotency record and a single mint writes
+///         three storage slots (owner, balance, metadata digest) instead of five.
 contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
     bytes32 public constant METADATA_ROLE = keccak256("METADATA_ROLE");
@@ -40,6 +44,12 @@ contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
     mapping(uint256 first => bytes32) public provenanceRoot;
 
     mapping(uint256 tokenId => string) private _uriOverride;
+
+    /// @dev Single mints (ids with the top bit set): owner per token, balance per owner, count.
+    uint256 private constant SINGLE = 1 << 255;
+    mapping(uint256 tokenId => address) private _singleOwner;
+    mapping(address owner => uint256) private _singleBalance;
+    uint256 private _singlesMinted;
     string private _contractURI;
 
     /// @notice The key was minted before, starting at `first`.
@@ -47,8 +57,6 @@ contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
     /// @notice Zero keys, empty batches and zero digests are refused.
     error EmptyArgument(string what);
 
-    /// @notice One job minted.
-    event Minted(bytes32 indexed jobId, uint256 indexed tokenId, address indexed to, bytes32 metadataDigest);
     /// @notice A batch minted.
     event BatchMinted(bytes32 indexed batchId, uint256 first, uint256 count, bytes32 directoryDigest, bytes32 provenanceRoot);
     /// @notice ERC-4906.
@@ -92,12 +100,34 @@ contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
 
     /// @notice Mints one token for `jobId` with metadata at the raw-file CID whose sha2-256
     ///         digest is `metadataDigest` (the metadata JSON's sha256).
+    /// @notice Mints one token for `jobId` to `to`; its id is `singleTokenId(jobId)`.
     function mint(address to, bytes32 jobId, bytes32 metadataDigest) external onlyRole(MINTER_ROLE) whenNotPaused returns (uint256 tokenId) {
+        if (jobId == bytes32(0)) revert EmptyArgument("key");
         if (metadataDigest == bytes32(0)) revert EmptyArgument("metadataDigest");
-        tokenId = _claim(jobId, 1);
+        if (to == address(0)) revert MintToZeroAddress();
+        tokenId = singleTokenId(jobId);
+        if (_singleOwner[tokenId] != address(0)) revert AlreadyMinted(jobId, tokenId);
+        _singleOwner[tokenId] = to;
         _fileDigest[tokenId] = metadataDigest;
-        _mint(to, 1);
-        emit Minted(jobId, tokenId, to, metadataDigest);
+        unchecked {
+            ++_singleBalance[to];
+            ++_singlesMinted;
+        }
+        emit Transfer(address(0), to, tokenId);
+    }
+
+    /// @notice The id a single mint of `jobId` gets: the job id with the top bit set (job ids
+    ///         are hashes, so two jobs differing only in that bit do not occur).
+    function singleTokenId(bytes32 jobId) public pure returns (uint256) {
+        return uint256(jobId) | SINGLE;
+    }
+
+    /// @notice The token minted for `key` (a job id minted alone, or a batch id: its first
+    ///         token), or 0 if none.
+    function mintedToken(bytes32 key) external view returns (uint256) {
+        uint256 single = singleTokenId(key);
+        if (_singleOwner[single] != address(0)) return single;
+        return batches[key].first;
     }
 
     /// @notice Mints `count` tokens to `to` for batch `batchId`; token i's metadata is file `i`
@@ -137,6 +167,7 @@ contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
     /// @notice First token id of the batch holding `tokenId`.
     function batchStart(uint256 tokenId) public view returns (uint256 first) {
         if (!_exists(tokenId)) revert URIQueryForNonexistentToken();
+        if (tokenId & SINGLE != 0) return tokenId;
         first = tokenId;
         while (_fileDigest[first] == bytes32(0) && _dirDigest[first] == bytes32(0)) {
             unchecked {
@@ -202,7 +233,48 @@ contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
 
     /// @notice Tokens minted so far.
     function totalMinted() external view returns (uint256) {
-        return _totalMinted();
+        return _totalMinted() + _singlesMinted;
+    }
+
+    function totalSupply() public view override returns (uint256) {
+        return super.totalSupply() + _singlesMinted;
+    }
+
+    function _exists(uint256 tokenId) internal view override returns (bool) {
+        if (tokenId & SINGLE != 0) return _singleOwner[tokenId] != address(0);
+        return super._exists(tokenId);
+    }
+
+    function ownerOf(uint256 tokenId) public view override returns (address) {
+        if (tokenId & SINGLE == 0) return super.ownerOf(tokenId);
+        address owner = _singleOwner[tokenId];
+        if (owner == address(0)) revert OwnerQueryForNonexistentToken();
+        return owner;
+    }
+
+    function balanceOf(address owner) public view override returns (uint256) {
+        return super.balanceOf(owner) + _singleBalance[owner];
+    }
+
+    /// @dev Single-mint ids live outside ERC721A's records; everything else is ERC721A's. The
+    ///      safe variants call this one, then check the receiver.
+    function transferFrom(address from, address to, uint256 tokenId) public payable override {
+        if (tokenId & SINGLE == 0) return super.transferFrom(from, to, tokenId);
+        address owner = _singleOwner[tokenId];
+        if (owner == address(0)) revert OwnerQueryForNonexistentToken();
+        if (owner != from) revert TransferFromIncorrectOwner();
+        if (to == address(0)) revert TransferToZeroAddress();
+        address approved = getApproved(tokenId);
+        if (msg.sender != from && approved != msg.sender && !isApprovedForAll(from, msg.sender)) {
+            revert TransferCallerNotOwnerNorApproved();
+        }
+        if (approved != address(0)) _approve(address(0), tokenId, false);
+        _singleOwner[tokenId] = to;
+        unchecked {
+            --_singleBalance[from];
+            ++_singleBalance[to];
+        }
+        emit Transfer(from, to, tokenId);
     }
 
     function supportsInterface(bytes4 id) public view override(ERC721A, AccessControl, ERC2981) returns (bool) {

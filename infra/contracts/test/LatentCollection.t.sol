@@ -21,12 +21,57 @@ contract LatentCollectionTest is TestBase {
     function test_single_mint_uri_is_the_raw_cid() public {
         vm.prank(minter);
         uint256 id = c.mint(alice, keccak256("job"), HELLO);
-        assertEq(id, 1, "first id");
-        assertEq(c.ownerOf(1), alice, "owner");
+        assertEq(id, c.singleTokenId(keccak256("job")), "the id comes from the job id");
+        assertEq(id, uint256(keccak256("job")) | (1 << 255), "top bit set");
+        assertEq(c.mintedToken(keccak256("job")), id, "found by job id");
+        assertEq(c.ownerOf(id), alice, "owner");
+        assertEq(c.balanceOf(alice), 1, "balance");
+        assertEq(c.totalSupply(), 1, "supply");
         // The CID `ipfs add --cid-version=1 --raw-leaves` gives for "hello world".
-        assertEq(c.tokenURI(1), "ipfs://bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e", "uri");
-        assertTrue(c.verifyMetadata(1, "hello world"), "metadata bytes verify");
-        assertTrue(!c.verifyMetadata(1, "hello world!"), "other bytes do not");
+        assertEq(c.tokenURI(id), "ipfs://bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e", "uri");
+        assertTrue(c.verifyMetadata(id, "hello world"), "metadata bytes verify");
+        assertTrue(!c.verifyMetadata(id, "hello world!"), "other bytes do not");
+        // Batches keep their sequential ids next to it.
+        vm.prank(minter);
+        assertEq(c.mintBatch(keccak256("batch"), alice, 2, DIR, bytes32(0)), 1, "first batch id");
+        assertEq(c.balanceOf(alice), 3, "balance over both id spaces");
+        assertEq(c.totalSupply(), 3, "supply over both id spaces");
+        assertEq(c.mintedToken(keccak256("batch")), 1, "batch found by its key");
+        assertEq(c.mintedToken(keccak256("nothing")), 0, "unknown key");
+    }
+
+    function test_single_tokens_transfer_like_any_other() public {
+        address bob = address(0xB2);
+        address carol = address(0xC3);
+        vm.prank(minter);
+        uint256 id = c.mint(alice, keccak256("job"), HELLO);
+        // Only the owner or an approved account moves it.
+        vm.prank(bob);
+        vm.expectRevert(bytes4(keccak256("TransferCallerNotOwnerNorApproved()")));
+        c.transferFrom(alice, bob, id);
+        vm.prank(alice);
+        vm.expectRevert(bytes4(keccak256("TransferFromIncorrectOwner()")));
+        c.transferFrom(bob, carol, id);
+        vm.prank(alice);
+        vm.expectRevert(bytes4(keccak256("TransferToZeroAddress()")));
+        c.transferFrom(alice, address(0), id);
+        vm.prank(alice);
+        c.approve(bob, id);
+        assertEq(c.getApproved(id), bob, "approved");
+        vm.prank(bob);
+        c.transferFrom(alice, carol, id);
+        assertEq(c.ownerOf(id), carol, "moved by the approved account");
+        assertEq(c.getApproved(id), address(0), "approval cleared");
+        assertEq(c.balanceOf(alice), 0, "sender balance");
+        assertEq(c.balanceOf(carol), 1, "receiver balance");
+        vm.prank(carol);
+        c.setApprovalForAll(bob, true);
+        vm.prank(bob);
+        c.safeTransferFrom(carol, alice, id);
+        assertEq(c.ownerOf(id), alice, "moved by an operator, safely");
+        uint256 unminted = c.singleTokenId(keccak256("other"));
+        vm.expectRevert(bytes4(keccak256("OwnerQueryForNonexistentToken()")));
+        c.ownerOf(unminted);
     }
 
     function test_batch_uris_index_into_the_directory() public {
@@ -43,8 +88,8 @@ contract LatentCollectionTest is TestBase {
         c.mintBatch(keccak256("batch"), alice, 2, DIR, bytes32(0));
         vm.expectRevert(abi.encodeWithSelector(LatentCollection.AlreadyMinted.selector, keccak256("batch"), uint256(1)));
         c.mintBatch(keccak256("batch"), alice, 2, DIR, bytes32(0));
-        c.mint(alice, keccak256("job"), HELLO);
-        vm.expectRevert(abi.encodeWithSelector(LatentCollection.AlreadyMinted.selector, keccak256("job"), uint256(3)));
+        uint256 id = c.mint(alice, keccak256("job"), HELLO);
+        vm.expectRevert(abi.encodeWithSelector(LatentCollection.AlreadyMinted.selector, keccak256("job"), id));
         c.mint(alice, keccak256("job"), HELLO);
         vm.stopPrank();
         assertEq(c.totalMinted(), 3, "supply");
@@ -56,11 +101,11 @@ contract LatentCollectionTest is TestBase {
         vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, alice, role));
         c.mint(alice, keccak256("j"), HELLO);
         vm.prank(minter);
-        c.mint(alice, keccak256("j"), HELLO);
+        uint256 id = c.mint(alice, keccak256("j"), HELLO);
         bytes32 mrole = c.METADATA_ROLE();
         vm.prank(minter);
         vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, minter, mrole));
-        c.setTokenURI(1, "ipfs://new");
+        c.setTokenURI(id, "ipfs://new");
         vm.prank(admin);
         c.pause();
         vm.prank(minter);
@@ -70,15 +115,15 @@ contract LatentCollectionTest is TestBase {
 
     function test_evolved_token_override_and_erc4906() public {
         vm.prank(minter);
-        c.mint(alice, keccak256("j"), HELLO);
+        uint256 id = c.mint(alice, keccak256("j"), HELLO);
         vm.prank(admin);
-        c.setTokenURI(1, "ipfs://evolved");
-        assertEq(c.tokenURI(1), "ipfs://evolved", "override");
-        assertTrue(!c.verifyMetadata(1, "hello world"), "an evolved token no longer has its minted metadata");
+        c.setTokenURI(id, "ipfs://evolved");
+        assertEq(c.tokenURI(id), "ipfs://evolved", "override");
+        assertTrue(!c.verifyMetadata(id, "hello world"), "an evolved token no longer has its minted metadata");
         assertTrue(c.supportsInterface(0x49064906), "ERC-4906");
         assertTrue(c.supportsInterface(0x2a55205a), "ERC-2981");
         assertTrue(c.supportsInterface(0x80ac58cd), "ERC-721");
-        (address r, uint256 amount) = c.royaltyInfo(1, 10000);
+        (address r, uint256 amount) = c.royaltyInfo(id, 10000);
         assertEq(r, admin, "royalty receiver");
         assertEq(amount, 500, "5%");
         assertEq(c.contractURI(), "ipfs://contract", "ERC-7572");
@@ -111,10 +156,13 @@ contract LatentCollectionTest is TestBase {
 }
 
 /// Random mints under a few keys, repeats included, as duplicate deliveries would send them.
+/// Job ids (single mints) and batch ids are separate spaces, as in the pipeline.
 contract CollectionHandler {
     LatentCollection public immutable c;
     uint256 public sizes;
     uint256 public keys;
+    /// Times the contract accepted a key it had accepted before: must stay 0.
+    uint256 public duplicates;
     mapping(bytes32 => bool) public used;
 
     constructor(LatentCollection c_) {
@@ -122,24 +170,25 @@ contract CollectionHandler {
     }
 
     function mintBatch(uint8 keySeed, uint8 count) external {
-        bytes32 key = keccak256(abi.encode(keySeed % 12));
+        bytes32 key = keccak256(abi.encode("batch", keySeed % 12));
         uint256 n = uint256(count % 5) + 1;
         try c.mintBatch(key, address(0xD00D), n, bytes32(uint256(1)), bytes32(0)) {
-            require(!used[key], "a key minted twice");
-            used[key] = true;
-            keys++;
-            sizes += n;
+            _accepted(key, n);
         } catch {}
     }
 
     function mint(uint8 keySeed) external {
-        bytes32 key = keccak256(abi.encode(keySeed % 12));
+        bytes32 key = keccak256(abi.encode("job", keySeed % 12));
         try c.mint(address(0xD00D), key, bytes32(uint256(2))) {
-            require(!used[key], "a key minted twice");
-            used[key] = true;
-            keys++;
-            sizes += 1;
+            _accepted(key, 1);
         } catch {}
+    }
+
+    function _accepted(bytes32 key, uint256 n) private {
+        if (used[key]) duplicates++;
+        used[key] = true;
+        keys++;
+        sizes += n;
     }
 }
 
@@ -154,9 +203,16 @@ contract LatentCollectionInvariants is TestBase {
         targetContract(address(h));
     }
 
-    /// Supply is the sum of the minted batch sizes.
+    /// Supply is the sum of the minted batch sizes and single mints, over both id spaces.
     function invariant_supply_is_sum_of_batches() public view {
         assertEq(c.totalMinted(), h.sizes(), "supply");
+        assertEq(c.totalSupply(), h.sizes(), "totalSupply");
+        assertEq(c.balanceOf(address(0xD00D)), h.sizes(), "balance");
+    }
+
+    /// No key is ever accepted twice.
+    function invariant_no_key_mints_twice() public view {
+        assertEq(h.duplicates(), 0, "a key minted twice");
     }
 
     /// Only the minter role mints: this contract and the handler hold it, nobody else.
