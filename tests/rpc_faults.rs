@@ -104,3 +104,58 @@ async fn rpc_drops_after_broadcast_and_the_retry_finds_the_token() {
     assert_eq!(reader.total_supply().await.unwrap(), 1, "still one token");
     assert_eq!(dropped.load(Ordering::SeqCst), 1, "no second transaction was sent");
 }
+
+/// Starts a proxy that answers the first `limited` requests with HTTP 429, as a provider over
+/// its rate limit does, then forwards everything.
+async fn rate_limited_proxy(upstream: String, limited: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let refused = Arc::new(AtomicUsize::new(0));
+    let r = refused.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let r = r.clone();
+            tokio::spawn(async move {
+                while let Some(req) = read_http(&mut client).await {
+                    if r.fetch_add(1, Ordering::SeqCst) < limited {
+                        let body =
+                            r#"{"code":429,"message":"Your app has exceeded its compute units per second capacity"}"#;
+                        let resp = format!(
+                            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if client.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let Ok(mut up) = TcpStream::connect(&upstream).await else { return };
+                    if up.write_all(&req).await.is_err() {
+                        return;
+                    }
+                    let Some(resp) = read_http(&mut up).await else { return };
+                    if client.write_all(&resp).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, refused)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limited_answers_are_retried_with_backoff() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
+    let key = node.dev_key(0).unwrap().to_string();
+    let (proxy, refused) = rate_limited_proxy(node.rpc_url.trim_start_matches("http://").to_string(), 3).await;
+    // The first requests (chain id, deploy) meet 429s and go through on retry.
+    let chain = Chain::connect(&proxy, &key, CHAIN_ID).await.expect("connects through the rate limit");
+    let contract = chain.deploy("Limits", "LIM").await.unwrap();
+    let job = JobId::from_bytes([0xCD; 32]);
+    let to = EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap();
+    let r = chain.minter(contract, 1).mint(job, to, &cid_of_bytes(b"limited")).await.unwrap();
+    assert_eq!(r.token_id, latentmint_chain::single_token_id(job));
+    assert!(refused.load(Ordering::SeqCst) > 3, "the proxy refused 3 requests and served the rest");
+}

@@ -503,19 +503,23 @@ alloy::sol! {
     }
 }
 
-/// A client over one URL, or over several with fallback.
+/// A client over one URL, or over several with fallback; either way rate-limit answers (HTTP
+/// 429, provider "rate limit" errors) are retried with backoff before anything else sees them.
 fn rpc_client(urls: &[String]) -> Result<alloy::rpc::client::RpcClient, ChainError> {
+    use alloy::rpc::client::ClientBuilder;
     use alloy::transports::http::Http;
-    use alloy::transports::layers::FallbackLayer;
+    use alloy::transports::layers::{FallbackLayer, RetryBackoffLayer};
     use tower::Layer;
     let parsed = urls
         .iter()
         .map(|u| u.parse().map_err(|e| ChainError::Config(format!("chain.rpc_url `{u}`: {e}"))))
         .collect::<Result<Vec<alloy::transports::http::reqwest::Url>, _>>()?;
     let local = parsed.iter().all(|u| matches!(u.host_str(), Some("127.0.0.1" | "localhost")));
+    // 8 retries from 250 ms, budgeted for a 330 compute-units/s plan (a common paid tier).
+    let retry = RetryBackoffLayer::new(8, 250, 330);
     match parsed.as_slice() {
         [] => Err(ChainError::Config("chain.rpc_url: no RPC URL given".into())),
-        [one] => Ok(alloy::rpc::client::RpcClient::new_http(one.clone())),
+        [one] => Ok(ClientBuilder::default().layer(retry).http(one.clone())),
         many => {
             let count =
                 std::num::NonZeroUsize::new(many.len()).ok_or_else(|| ChainError::Config("no RPC URL".into()))?;
@@ -524,7 +528,7 @@ fn rpc_client(urls: &[String]) -> Result<alloy::rpc::client::RpcClient, ChainErr
             let methods = SEQUENTIAL_METHODS.iter().map(|m| m.to_string()).collect();
             let layer = FallbackLayer::default().with_active_transport_count(count).with_sequential_methods(methods);
             let transports: Vec<Http<_>> = many.iter().map(|u| Http::new(u.clone())).collect();
-            Ok(alloy::rpc::client::RpcClient::new(layer.layer(transports), local))
+            Ok(ClientBuilder::default().layer(retry).transport(layer.layer(transports), local))
         }
     }
 }
