@@ -198,3 +198,48 @@ fn raw_keys_sign_on_local_chains_only() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chain.kms_key_id") && err.contains("42161"), "{err}");
 }
+
+/// One sender per wallet across processes: while another process holds the wallet's lease, a
+/// run against the same chain and signer stops with a message instead of racing for nonces.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sender_on_one_wallet_is_refused() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
+    let key = node.dev_key(0).unwrap();
+    let chain = Chain::connect(&node.rpc_url, key, CHAIN_ID).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // The lease the other process would hold, in the temp folder the run will use.
+    let _held = latentmint_chain::WalletLease::acquire(
+        &tmp.path().join("latentmint"),
+        CHAIN_ID,
+        chain.sender(),
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[collection]\nname = \"Lease\"\nsymbol = \"LSE\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\n[[prompts]]\ntext = \"x\"\n",
+            latentmint_e2e::tiny_model().display(),
+            node.rpc_url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["--no-progress", "--threads", "1"])
+        .env("TMPDIR", tmp.path())
+        .env("ORT_DYLIB_PATH", latentmint_e2e::ort_library())
+        .env("LATENTMINT_SIGNER_KEY", key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the second sender must not run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one sender per wallet") && err.contains(&chain.sender().to_checksum()), "{err}");
+    use alloy::providers::Provider;
+    let sent = chain.provider().get_transaction_count(to_alloy(chain.sender())).await.unwrap();
+    assert_eq!(sent, 0, "nothing was sent from the wallet");
+}

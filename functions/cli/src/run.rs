@@ -156,8 +156,9 @@ struct ChainSetup {
     node: Option<LocalNode>,
     minter: Arc<EvmMinter>,
     rpc_url: String,
-    /// This process is the wallet's only sender while the run lasts.
-    _lease: WalletLease,
+    /// This process is the wallet's only sender while the run lasts (none on a node of our
+    /// own: nobody else sends there).
+    _lease: Option<WalletLease>,
 }
 
 async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::Result<ChainSetup> {
@@ -180,12 +181,15 @@ async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::
     };
     let rpc_url = urls.join(", ");
     let chain = connect(chain_cfg, &urls, &key).await?;
-    let lease = WalletLease::acquire(
-        &std::env::temp_dir().join("latentmint"),
-        chain_cfg.id(),
-        chain.sender(),
-        Duration::from_secs(10),
-    )?;
+    let lease = match node {
+        Some(_) => None,
+        None => Some(WalletLease::acquire(
+            &std::env::temp_dir().join("latentmint"),
+            chain_cfg.id(),
+            chain.sender(),
+            Duration::from_secs(10),
+        )?),
+    };
     let record = ws.dir.join("deployment.json");
     let contract = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
