@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {LatentCollection} from "../src/LatentCollection.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {TestBase} from "./Vm.sol";
+import {TestBase, Vm} from "./Vm.sol";
 
 contract LatentCollectionTest is TestBase {
     LatentCollection internal c;
@@ -184,6 +184,25 @@ contract CollectionHandler {
         } catch {}
     }
 
+    /// Times an account without the role minted, re-pointed metadata or paused: must stay 0.
+    uint256 public intrusions;
+
+    /// The same calls from an account that holds no role.
+    function intruder(uint8 what, uint8 keySeed) external {
+        Vm vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+        bytes32 key = keccak256(abi.encode("intruder", keySeed));
+        vm.prank(address(0xBAD));
+        if (what % 4 == 0) {
+            try c.mint(address(0xBAD), key, bytes32(uint256(3))) { intrusions++; } catch {}
+        } else if (what % 4 == 1) {
+            try c.mintBatch(key, address(0xBAD), 2, bytes32(uint256(1)), bytes32(0)) { intrusions++; } catch {}
+        } else if (what % 4 == 2) {
+            try c.setTokenURI(1, "ipfs://hijacked") { intrusions++; } catch {}
+        } else {
+            try c.pause() { intrusions++; } catch {}
+        }
+    }
+
     function _accepted(bytes32 key, uint256 n) private {
         if (used[key]) duplicates++;
         used[key] = true;
@@ -208,6 +227,13 @@ contract LatentCollectionInvariants is TestBase {
         assertEq(c.totalMinted(), h.sizes(), "supply");
         assertEq(c.totalSupply(), h.sizes(), "totalSupply");
         assertEq(c.balanceOf(address(0xD00D)), h.sizes(), "balance");
+    }
+
+    /// Only the right roles mint, update metadata or pause.
+    function invariant_only_roles_mint_update_or_pause() public view {
+        assertEq(h.intrusions(), 0, "an account without the role got through");
+        assertTrue(!c.paused(), "nobody with the pauser role paused");
+        assertEq(c.balanceOf(address(0xBAD)), 0, "the intruder holds no token");
     }
 
     /// No key is ever accepted twice.
