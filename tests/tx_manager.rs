@@ -122,3 +122,23 @@ async fn on_arbitrum_the_gas_limit_includes_the_l1_component() {
     assert_eq!(arb_gas, (250_000 + 80_000) * 6 / 5, "gas limit from NodeInterface's total");
     assert!(plain_gas < 250_000, "a chain without an L1 component uses the plain estimate ({plain_gas})");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mined_mint_waits_for_its_confirmations_and_is_not_replaced() {
+    let (_node, chain, addr) = setup().await;
+    let sender = to_alloy(chain.sender());
+    let nonce_before = chain.provider().get_transaction_count(sender).await.unwrap();
+    let minter = chain.minter(addr, 3).with_stuck_after(Duration::from_millis(500), 10);
+    let job = JobId::from_bytes([6; 32]);
+    let task = tokio::spawn(async move { minter.mint(job, recipient(), &cid_of_bytes(b"confirm")).await });
+    // Mined at once (automine), but with one confirmation of three: still waiting.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!task.is_finished(), "returned before three confirmations");
+    for _ in 0..2 {
+        let _: serde_json::Value = rpc(&chain, "evm_mine", serde_json::json!([])).await;
+    }
+    let receipt = tokio::time::timeout(Duration::from_secs(30), task).await.expect("mint finishes").unwrap().unwrap();
+    assert_eq!(receipt.token_id, single_token_id(job));
+    assert!(receipt.tx_hash.is_some(), "the mint's own transaction, confirmed");
+    assert_eq!(chain.provider().get_transaction_count(sender).await.unwrap(), nonce_before + 1, "no replacement sent");
+}

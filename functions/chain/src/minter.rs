@@ -356,6 +356,7 @@ impl Minter for EvmMinter {
                 Ok(pending) => {
                     let tx_hash = format!("{:#x}", pending.tx_hash());
                     info!(job = %job.short(), tx = %tx_hash, nonce, attempt, max_fee_gwei = fees.max_fee as f64 / 1e9, "mint sent");
+                    let hash = *pending.tx_hash();
                     match pending
                         .with_required_confirmations(self.confirmations.max(1))
                         .with_timeout(Some(self.stuck_after))
@@ -364,6 +365,11 @@ impl Minter for EvmMinter {
                     {
                         Ok(receipt) => return self.finish(job, receipt, tx_hash).await,
                         Err(PendingTransactionError::TxWatcher(WatchTxError::Timeout)) => {
+                            // Mined but short of its confirmations is not stuck: keep waiting,
+                            // never replace it.
+                            if let Some(receipt) = self.confirmed(hash).await? {
+                                return self.finish(job, receipt, tx_hash).await;
+                            }
                             warn!(job = %job.short(), tx = %tx_hash, "mint not mined after {:?}", self.stuck_after);
                         }
                         // Unclear outcome: the message is retried, and the retry reads the chain first.
@@ -423,6 +429,32 @@ impl EvmMinter {
             .await
             .map_err(|e| PortError::Transient(format!("estimating fees: {e}")))?;
         Ok(Fees { max_fee: f.max_fee_per_gas, priority: f.max_priority_fee_per_gas })
+    }
+
+    /// For a mined transaction, its receipt once it has its confirmations (waiting up to ten
+    /// times `stuck_after` for them); `None` when it is not mined at all.
+    async fn confirmed(&self, hash: B256) -> PortResult<Option<TransactionReceipt>> {
+        let provider = self.contract.provider();
+        let rpc = |e: alloy::transports::TransportError| PortError::Transient(format!("RPC: {e}"));
+        let deadline = std::time::Instant::now() + self.stuck_after * 10;
+        loop {
+            let Some(receipt) = provider.get_transaction_receipt(hash).await.map_err(rpc)? else {
+                return Ok(None);
+            };
+            let mined = receipt.block_number.unwrap_or(u64::MAX);
+            let head = provider.get_block_number().await.map_err(rpc)?;
+            if head.saturating_sub(mined) + 1 >= self.confirmations.max(1) {
+                return Ok(Some(receipt));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(PortError::Transient(format!(
+                    "mint {hash:#x} is mined in block {mined} but has {} of {} confirmations; the retry reads the chain first",
+                    head.saturating_sub(mined) + 1,
+                    self.confirmations
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250).min(self.stuck_after)).await;
+        }
     }
 
     /// Fees for a first send, under the cap: too expensive means wait.
