@@ -127,3 +127,16 @@ impl Moto {
         aws_sdk_kms::Client::from_conf(cfg)
     }
 }
+
+impl Moto {
+    /// An SQS client for it.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let cfg = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "static"))
+            .build();
+        aws_sdk_sqs::Client::from_conf(cfg)
+    }
+}

@@ -1,6 +1,7 @@
 //! # latentmint-aws
 //!
-//! Adapters to AWS services: a KMS transaction signer ([`KmsSigner`]), image generation on a
+//! Adapters to AWS services: the stage queues on SQS ([`SqsQueue`]), a KMS transaction signer
+//! ([`KmsSigner`]), image generation on a
 //! SageMaker endpoint
 //! ([`SageMakerGenerator`]) and the policy that puts it in front of the local ONNX engine
 //! ([`FallbackGenerator`]: retries with backoff and jitter, a circuit breaker, and the
@@ -9,7 +10,9 @@
 mod fallback;
 mod kms;
 mod sagemaker;
+mod sqs;
 
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
 pub use kms::{KmsError, KmsSigner};
 pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};
+pub use sqs::SqsQueue;

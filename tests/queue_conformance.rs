@@ -1,0 +1,84 @@
+//! One behaviour, two queues: the same scenarios against the embedded SQLite queue and against
+//! SQS (moto over the wire, queues with a redrive policy as the SAM stack declares them). Stage
+//! code sees only the `Queue` port, so both must agree on delivery, visibility, receive counts
+//! and dead-lettering.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use latentmint_aws::SqsQueue;
+use latentmint_core::ports::Queue;
+use latentmint_e2e::Moto;
+use latentmint_embedded::SqliteQueue;
+
+/// Messages are received, hidden while in flight, acknowledged, retried with a higher receive
+/// count, and dead-lettered after two receives.
+async fn conformance(q: &dyn Queue, name: &str) {
+    q.send(name, "1").await.unwrap();
+    q.send(name, "2").await.unwrap();
+    let got = q.receive(name, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got.iter().map(|d| d.body.as_str()).collect::<BTreeSet<_>>(), BTreeSet::from(["1", "2"]));
+    assert!(got.iter().all(|d| d.receive_count == 1), "{got:?}");
+    assert_ne!(got[0].message_id, got[1].message_id);
+    assert!(q.receive(name, 10, Duration::from_secs(60)).await.unwrap().is_empty(), "hidden while in flight");
+    let s = q.stats(name).await.unwrap();
+    assert_eq!((s.visible, s.in_flight, s.dead), (0, 2, 0));
+
+    q.ack(name, &got[0].receipt).await.unwrap();
+    q.nack(name, &got[1].receipt, Duration::ZERO).await.unwrap();
+    let again = q.receive(name, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(again.len(), 1, "the acked one is gone, the nacked one is back");
+    assert_eq!((again[0].message_id.as_str(), again[0].receive_count), (got[1].message_id.as_str(), 2));
+    assert_ne!(again[0].receipt, got[1].receipt, "a new receipt per receive");
+    q.ack(name, &again[0].receipt).await.unwrap();
+    assert_eq!(q.stats(name).await.unwrap(), Default::default());
+
+    q.send(name, "poison").await.unwrap();
+    for n in 1..=2 {
+        let d = q.receive(name, 1, Duration::from_secs(60)).await.unwrap();
+        assert_eq!((d[0].body.as_str(), d[0].receive_count), ("poison", n));
+        q.nack(name, &d[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    assert!(q.receive(name, 1, Duration::from_secs(60)).await.unwrap().is_empty(), "no third delivery");
+    let s = q.stats(name).await.unwrap();
+    assert_eq!((s.visible, s.in_flight, s.dead), (0, 0, 1), "dead-lettered");
+}
+
+#[tokio::test]
+async fn the_embedded_queue_behaves_as_specified() {
+    let d = tempfile::tempdir().unwrap();
+    let q = SqliteQueue::open(&d.path().join("q.db"), 2).unwrap();
+    conformance(&q, "conf").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_behaves_the_same() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let dlq = sqs.create_queue().queue_name("latentmint-test-conf-dlq").send().await.unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url().unwrap())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap();
+    sqs.create_queue()
+        .queue_name("latentmint-test-conf")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    conformance(&SqsQueue::new(sqs.clone(), "latentmint-test-"), "conf").await;
+
+    // A queue the stack does not have is a configuration error that names the fix.
+    let err = SqsQueue::new(sqs, "latentmint-test-").send("nope", "x").await.unwrap_err().to_string();
+    assert!(err.contains("latentmint-test-nope") && err.contains("sam deploy"), "{err}");
+}
