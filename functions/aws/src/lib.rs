@@ -1,6 +1,7 @@
 //! # latentmint-aws
 //!
-//! Adapters to AWS services: the stage queues on SQS ([`SqsQueue`]), a KMS transaction signer
+//! Adapters to AWS services: the stage queues on SQS ([`SqsQueue`]), blobs on S3
+//! ([`S3BlobStore`]), a KMS transaction signer
 //! ([`KmsSigner`]), image generation on a
 //! SageMaker endpoint
 //! ([`SageMakerGenerator`]) and the policy that puts it in front of the local ONNX engine
@@ -9,10 +10,12 @@
 
 mod fallback;
 mod kms;
+mod s3;
 mod sagemaker;
 mod sqs;
 
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
 pub use kms::{KmsError, KmsSigner};
+pub use s3::S3BlobStore;
 pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};
 pub use sqs::SqsQueue;
