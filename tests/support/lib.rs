@@ -140,3 +140,16 @@ impl Moto {
         aws_sdk_sqs::Client::from_conf(cfg)
     }
 }
+
+impl Moto {
+    /// A DynamoDB client for it.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let cfg = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(cfg)
+    }
+}

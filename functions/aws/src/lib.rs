@@ -1,19 +1,21 @@
 //! # latentmint-aws
 //!
 //! Adapters to AWS services: the stage queues on SQS ([`SqsQueue`]), blobs on S3
-//! ([`S3BlobStore`]), a KMS transaction signer
+//! ([`S3BlobStore`]), job records on DynamoDB ([`DynamoJobStore`]), a KMS transaction signer
 //! ([`KmsSigner`]), image generation on a
 //! SageMaker endpoint
 //! ([`SageMakerGenerator`]) and the policy that puts it in front of the local ONNX engine
 //! ([`FallbackGenerator`]: retries with backoff and jitter, a circuit breaker, and the
 //! fallback's reason recorded in provenance).
 
+mod dynamodb;
 mod fallback;
 mod kms;
 mod s3;
 mod sagemaker;
 mod sqs;
 
+pub use dynamodb::{DynamoJobStore, STATE_INDEX};
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
 pub use kms::{KmsError, KmsSigner};
 pub use s3::S3BlobStore;
