@@ -78,6 +78,37 @@ async fn sqs_behaves_the_same() {
         .unwrap();
     conformance(&SqsQueue::new(sqs.clone(), "latentmint-test-"), "conf").await;
 
+    // The mint queue is FIFO (one message group per wallet); it behaves the same.
+    let fdlq = sqs
+        .create_queue()
+        .queue_name("latentmint-test-mint-dlq.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let fdlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(fdlq.queue_url().unwrap())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap();
+    sqs.create_queue()
+        .queue_name("latentmint-test-mint.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": fdlq_arn, "maxReceiveCount": "2"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fifo = SqsQueue::new(sqs.clone(), "latentmint-test-").with_fifo("mint", "0xWallet");
+    conformance(&fifo, "mint").await;
+
     // A queue the stack does not have is a configuration error that names the fix.
     let err = SqsQueue::new(sqs, "latentmint-test-").send("nope", "x").await.unwrap_err().to_string();
     assert!(err.contains("latentmint-test-nope") && err.contains("sam deploy"), "{err}");

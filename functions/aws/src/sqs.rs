@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use latentmint_core::ports::{Delivery, PortError, PortResult, Queue, QueueStats};
+use sha2::Digest;
 
 /// Suffix of a queue's dead-letter queue (as in the stack and the embedded queue).
 const DLQ_SUFFIX: &str = "-dlq";
@@ -24,19 +25,38 @@ pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     prefix: String,
     urls: Mutex<HashMap<String, String>>,
+    /// FIFO queues by base name, with the message group their messages go to.
+    fifo: HashMap<String, String>,
 }
 
 impl SqsQueue {
     /// Queues named `<prefix><queue>` through `client`.
     pub fn new(client: aws_sdk_sqs::Client, prefix: impl Into<String>) -> Self {
-        Self { client, prefix: prefix.into(), urls: Mutex::new(HashMap::new()) }
+        Self { client, prefix: prefix.into(), urls: Mutex::new(HashMap::new()), fifo: HashMap::new() }
+    }
+
+    /// `queue` (and its dead-letter queue) are FIFO queues, named `<prefix><queue>.fifo`, and
+    /// every message sent to it joins message group `group`: the stack's mint queue, with the
+    /// wallet as group, so one wallet's mints are processed one at a time in order.
+    pub fn with_fifo(mut self, queue: impl Into<String>, group: impl Into<String>) -> Self {
+        self.fifo.insert(queue.into(), group.into());
+        self
+    }
+
+    /// The SQS name of `queue` and, for a FIFO queue, its message group.
+    fn name(&self, queue: &str) -> (String, Option<&str>) {
+        let base = queue.strip_suffix(DLQ_SUFFIX).unwrap_or(queue);
+        match self.fifo.get(base) {
+            Some(group) => (format!("{}{queue}.fifo", self.prefix), Some(group.as_str())),
+            None => (format!("{}{queue}", self.prefix), None),
+        }
     }
 
     fn error<E>(&self, what: &str, queue: &str, e: SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> PortError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let name = format!("{}{queue}", self.prefix);
+        let name = self.name(queue).0;
         let code = e.code().unwrap_or_default().to_string();
         if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
             return PortError::Permanent(format!(
@@ -61,7 +81,7 @@ impl SqsQueue {
         let out = self
             .client
             .get_queue_url()
-            .queue_name(format!("{}{queue}", self.prefix))
+            .queue_name(self.name(queue).0)
             .send()
             .await
             .map_err(|e| self.error("GetQueueUrl", queue, e))?;
@@ -104,13 +124,14 @@ fn secs(d: Duration) -> i32 {
 impl Queue for SqsQueue {
     async fn send(&self, queue: &str, body: &str) -> PortResult<()> {
         let url = self.url(queue).await?;
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| self.error("SendMessage", queue, e))?;
+        let mut send = self.client.send_message().queue_url(url).message_body(body);
+        if let Some(group) = self.name(queue).1 {
+            // Deduplicated by content: the same stage message twice within SQS's five-minute
+            // window is one message (a re-send after a crash, not new work).
+            let dedup = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+            send = send.message_group_id(group).message_deduplication_id(dedup);
+        }
+        send.send().await.map_err(|e| self.error("SendMessage", queue, e))?;
         Ok(())
     }
 

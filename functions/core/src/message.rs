@@ -37,6 +37,16 @@ impl Stage {
     }
 }
 
+impl std::str::FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.queue() == s)
+            .ok_or_else(|| format!("`{s}` is not a stage; use one of: {}", Self::ALL.map(|st| st.queue()).join(", ")))
+    }
+}
+
 /// A request for a stage to process one job. The job's details live in the job store, so a
 /// message is tiny and a redelivered one can never carry stale data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

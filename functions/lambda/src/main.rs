@@ -1,0 +1,121 @@
+//! `latentmint-lambda`: one binary for every stage function of the SAM stack. The stage comes
+//! from `LATENTMINT_STAGE`; the adapters from the stack's resources, named in environment
+//! variables that template.yaml sets:
+//!
+//! | variable | what |
+//! | --- | --- |
+//! | `LATENTMINT_STAGE` | `generate`, `review`, `publish` or `mint` |
+//! | `LATENTMINT_QUEUE_PREFIX` | stage queues are `<prefix><stage>` (`latentmint-dev-`) |
+//! | `LATENTMINT_MINT_GROUP` | message group of the FIFO mint queue (the wallet) |
+//! | `LATENTMINT_JOBS_TABLE` | DynamoDB job table |
+//! | `LATENTMINT_BUCKET` | S3 bucket for images |
+//! | `LATENTMINT_ENDPOINT` | generate: SageMaker endpoint (optional) |
+//! | `LATENTMINT_MODEL_DIR` | generate: ONNX model folder for the CPU fallback (optional) |
+//! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
+//!
+//! Adapters are created once per Lambda instance (init), not per event. A stage is only given
+//! the adapters it uses; the others answer with an error that names the misrouting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use latentmint_aws::{
+    CircuitBreaker, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore, SageMakerGenerator,
+    SqsQueue,
+};
+use latentmint_chain::Chain;
+use latentmint_core::network;
+use latentmint_core::ports::{Generator, Minter};
+use latentmint_core::{EvmAddress, Stage};
+use latentmint_diffusion::{EngineOptions, OnnxGenerator};
+use latentmint_lambda::NotInThisFunction;
+use latentmint_stages::Ports;
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name)
+        .with_context(|| format!("{name} is not set: the stack's template.yaml sets it for each function"))
+}
+
+async fn generator(stage: Stage) -> anyhow::Result<Arc<dyn Generator>> {
+    let onnx = match std::env::var("LATENTMINT_MODEL_DIR") {
+        Ok(dir) => Some(Arc::new(
+            OnnxGenerator::load(dir.as_ref(), &EngineOptions::default())
+                .with_context(|| format!("LATENTMINT_MODEL_DIR ({dir})"))?,
+        ) as Arc<dyn Generator>),
+        Err(_) => None,
+    };
+    let endpoint = std::env::var("LATENTMINT_ENDPOINT").ok().filter(|e| !e.is_empty());
+    Ok(match (endpoint, onnx) {
+        (Some(ep), onnx) => Arc::new(FallbackGenerator::new(
+            Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep).await))),
+            onnx.unwrap_or_else(|| Arc::new(NotInThisFunction(stage))),
+            RetryPolicy::default(),
+            CircuitBreaker::new(3, Duration::from_secs(60)),
+        )),
+        (None, Some(onnx)) => onnx,
+        (None, None) => bail!("set LATENTMINT_ENDPOINT (SageMaker) or LATENTMINT_MODEL_DIR (ONNX fallback), or both"),
+    })
+}
+
+async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> {
+    let urls: Vec<String> = env("LATENTMINT_RPC_URLS")?.split(',').map(|u| u.trim().to_string()).collect();
+    let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
+    let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
+    // AWS mode signs through KMS only: no raw key is read here.
+    let signer = KmsSigner::new(aws_sdk_kms::Client::new(cfg), env("LATENTMINT_KMS_KEY_ID")?, Some(chain_id)).await?;
+    let chain = Chain::connect_signer(&urls, signer, chain_id).await?;
+    let preset = network::by_chain_id(chain_id);
+    let m = chain
+        .minter(contract, preset.map(|p| p.confirmations).unwrap_or(1))
+        .with_l1_fees(preset.map(|p| p.l1_fees).unwrap_or(network::L1Fees::None))
+        .with_max_fee_per_gas(
+            std::env::var("LATENTMINT_MAX_FEE_GWEI")
+                .ok()
+                .and_then(|g| g.parse::<f64>().ok())
+                .map(|g| (g * 1e9) as u128),
+        );
+    Ok(Arc::new(m))
+}
+
+async fn ports(stage: Stage) -> anyhow::Result<Ports> {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?)
+        .with_fifo(Stage::Mint.queue(), env("LATENTMINT_MINT_GROUP")?);
+    let none = || Arc::new(NotInThisFunction(stage));
+    Ok(Ports {
+        queue: Arc::new(queue),
+        jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
+        blobs: Arc::new(S3BlobStore::new(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?, "blobs/")),
+        generator: if stage == Stage::Generate { generator(stage).await? } else { none() },
+        pinner: match stage {
+            // Pinning to IPFS from AWS needs a pinning-service adapter, which is not built yet.
+            Stage::Publish => {
+                bail!("the publish function needs an IPFS pinning adapter, which this build does not have yet")
+            }
+            _ => none(),
+        },
+        minter: if stage == Stage::Mint { minter(&cfg).await? } else { none() },
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // JSON lines for CloudWatch; Lambda adds the timestamp.
+    tracing_subscriber::fmt()
+        .json()
+        .without_time()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let stage: Stage =
+        env("LATENTMINT_STAGE")?.parse().map_err(|e: String| anyhow::anyhow!("LATENTMINT_STAGE: {e}"))?;
+    let ports = ports(stage).await?;
+    let fifo = stage == Stage::Mint;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let ports = ports.clone();
+        async move { Ok::<_, lambda_runtime::Error>(latentmint_lambda::handle(&ports, stage, event.payload, fifo).await) }
+    }))
+    .await
+}
