@@ -72,6 +72,12 @@ if [[ $WITH_TESTS == 1 ]]; then
     (cd "$VEC" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/cid-vectors failed (registry.npmjs.org unreachable?)"
   fi
+  NODE_DIR="$ROOT/tests/ipfs-node"
+  if [[ ! -x "$NODE_DIR/node_modules/.bin/jsipfs" ]]; then
+    say "installing ipfs 0.66.1 (js-ipfs) from npm (a real IPFS node for the pinning tests; ~3 min)"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) \
+      || die "npm ci in tests/ipfs-node failed (registry.npmjs.org unreachable?)"
+  fi
   if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" || ! -x "$TOOLS/pyenv/bin/moto_server" ]]; then
     say "installing cfn-lint $CFN_LINT_VERSION (template.yaml checks) and moto $MOTO_VERSION (local S3 for the tests) from PyPI"
     [[ -x "$TOOLS/pyenv/bin/pip" ]] || python3 -m venv "$TOOLS/pyenv" || die "python3 -m venv failed (Debian needs python3-venv)"

@@ -153,3 +153,74 @@ impl Moto {
         aws_sdk_dynamodb::Client::from_conf(cfg)
     }
 }
+
+/// A real IPFS node (js-ipfs from tests/ipfs-node, installed by `scripts/bootstrap.sh --tests`)
+/// with the Kubo RPC API and a gateway on 127.0.0.1, offline, in a fresh repo; stopped on drop.
+pub struct IpfsNode {
+    child: std::process::Child,
+    _repo: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>`: the Kubo RPC API.
+    pub api: String,
+    /// `http://127.0.0.1:<port>`: the read-only gateway.
+    pub gateway: String,
+}
+
+impl IpfsNode {
+    /// Initialises a repo, binds the API and gateway to free local ports and waits for "ready".
+    pub fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let dir = repo_root().join("tests/ipfs-node");
+        let bin = dir.join("node_modules/.bin/jsipfs");
+        assert!(bin.exists(), "{} not found: run scripts/bootstrap.sh --tests", bin.display());
+        let repo = tempfile::tempdir().expect("temp repo");
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let (api, gateway, rpc) = (free(), free(), free());
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(&bin)
+                .args(args)
+                .env("IPFS_PATH", repo.path())
+                .env("NODE_OPTIONS", format!("--require {}", dir.join("polyfill.cjs").display()))
+                .output()
+                .expect("jsipfs runs");
+            assert!(out.status.success(), "jsipfs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&["init", "--profile", "test"]);
+        run(&["config", "--json", "Addresses.Swarm", "[]"]);
+        run(&["config", "--json", "Bootstrap", "[]"]);
+        run(&["config", "Addresses.API", &format!("/ip4/127.0.0.1/tcp/{api}")]);
+        run(&["config", "Addresses.Gateway", &format!("/ip4/127.0.0.1/tcp/{gateway}")]);
+        run(&["config", "--json", "Addresses.RPC", &format!("\"/ip4/127.0.0.1/tcp/{rpc}\"")]);
+        let mut child = std::process::Command::new(&bin)
+            .args(["daemon", "--offline", "--enable-preload=false"])
+            .env("IPFS_PATH", repo.path())
+            .env("NODE_OPTIONS", format!("--require {}", dir.join("polyfill.cjs").display()))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("jsipfs daemon starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("Daemon is ready") => break,
+                Some(Ok(_)) => {}
+                _ => panic!("the IPFS daemon exited before it was ready"),
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            _repo: repo,
+            api: format!("http://127.0.0.1:{api}"),
+            gateway: format!("http://127.0.0.1:{gateway}"),
+        }
+    }
+}
+
+impl Drop for IpfsNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

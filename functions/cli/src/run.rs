@@ -25,6 +25,7 @@ use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Que
 use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
+use latentmint_ipfs::KuboPinner;
 use latentmint_stages::{Disposition, Ports, intake, process};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -126,7 +127,8 @@ struct Workspace {
     queue: Arc<SqliteQueue>,
     jobs: Arc<SqliteJobStore>,
     blobs: Arc<FsBlobStore>,
-    content: Arc<LocalContentStore>,
+    /// Where metadata and images are pinned: a real IPFS node, or the data folder.
+    content: Arc<dyn Pinner>,
     _lock: File,
 }
 
@@ -144,7 +146,10 @@ impl Workspace {
             queue: Arc::new(SqliteQueue::open(&db, max_receives)?),
             jobs: Arc::new(SqliteJobStore::open(&db)?),
             blobs: Arc::new(FsBlobStore::new(dir.join("blobs"))),
-            content: Arc::new(LocalContentStore::new(dir.join("ipfs"))),
+            content: match &collection.file.ipfs.api_url {
+                Some(url) => Arc::new(KuboPinner::new(url, std::env::var("LATENTMINT_IPFS_AUTH").ok())?),
+                None => Arc::new(LocalContentStore::new(dir.join("ipfs"))),
+            },
             dir,
             _lock: lock,
         })

@@ -53,6 +53,9 @@ pub struct CollectionFile {
     /// Where tokens are minted.
     #[serde(default)]
     pub chain: ChainSection,
+    /// Where metadata and images are pinned.
+    #[serde(default)]
+    pub ipfs: IpfsSection,
     /// Automatic QA thresholds.
     #[serde(default)]
     pub review: ReviewSection,
@@ -62,6 +65,17 @@ pub struct CollectionFile {
     /// The prompts (or templates) to mint.
     #[serde(default)]
     pub prompts: Vec<PromptSection>,
+}
+
+/// `[ipfs]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsSection {
+    /// Kubo RPC API of the IPFS node or pinning service to pin to (`http://127.0.0.1:5001`);
+    /// absent: a local content store in the data folder. `LATENTMINT_IPFS_AUTH`, if set, is
+    /// sent as its Authorization header.
+    #[serde(default)]
+    pub api_url: Option<String>,
 }
 
 /// `[collection]`
@@ -451,6 +465,16 @@ impl Collection {
                 "generation.scheduler",
                 format!("`{}` is not a known scheduler", g.scheduler),
                 format!("use one of: {}", SCHEDULERS.join(", ")),
+            ));
+        }
+
+        if let Some(url) = &f.ipfs.api_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(FieldError::new(
+                "ipfs.api_url",
+                format!("`{url}` is not an HTTP(S) URL"),
+                "use the node's Kubo RPC API, e.g. http://127.0.0.1:5001, or remove it",
             ));
         }
 

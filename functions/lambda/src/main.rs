@@ -11,6 +11,7 @@
 //! | `LATENTMINT_BUCKET` | S3 bucket for images |
 //! | `LATENTMINT_ENDPOINT` | generate: SageMaker endpoint (optional) |
 //! | `LATENTMINT_MODEL_DIR` | generate: ONNX model folder for the CPU fallback (optional) |
+//! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //!
 //! Adapters are created once per Lambda instance (init), not per event. A stage is only given
@@ -31,6 +32,7 @@ use latentmint_core::network;
 use latentmint_core::ports::{Generator, Minter};
 use latentmint_core::{EvmAddress, Stage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
+use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
 use latentmint_stages::Ports;
 
@@ -91,9 +93,8 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
         blobs: Arc::new(S3BlobStore::new(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?, "blobs/")),
         generator: if stage == Stage::Generate { generator(stage).await? } else { none() },
         pinner: match stage {
-            // Pinning to IPFS from AWS needs a pinning-service adapter, which is not built yet.
             Stage::Publish => {
-                bail!("the publish function needs an IPFS pinning adapter, which this build does not have yet")
+                Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?)
             }
             _ => none(),
         },

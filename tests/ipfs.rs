@@ -1,0 +1,96 @@
+//! The Kubo RPC pinner against a real IPFS node (js-ipfs, offline, on 127.0.0.1): the node's
+//! CIDs equal ours for a one-block file, a multi-chunk file and an empty one; what is pinned
+//! comes back from the API and from the node's own gateway, checked against its CID.
+
+use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::ports::Pinner;
+use latentmint_e2e::IpfsNode;
+use latentmint_ipfs::KuboPinner;
+
+/// A plain HTTP/1.1 GET; the body.
+fn http_get(base: &str, path: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let body = raw[split..].to_vec();
+    if head.contains("transfer-encoding: chunked") { dechunk(&body) } else { body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[line_end + 2..line_end + 2 + size]);
+        b = &b[line_end + 2 + size + 2..];
+    }
+}
+
+fn content(size: usize, seed: u8) -> Vec<u8> {
+    (0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_agrees_with_our_cids_and_serves_what_it_pinned() {
+    let node = IpfsNode::start();
+    let pinner = KuboPinner::new(&node.api, None).unwrap();
+    for (name, bytes) in
+        [("metadata.json", br#"{"name":"token"}"#.to_vec()), ("empty", Vec::new()), ("image.png", content(600_000, 7))]
+    {
+        let ours = cid_of_bytes(&bytes);
+        let theirs = pinner.pin(name, bytes.clone()).await.unwrap();
+        assert_eq!(theirs, ours, "{name}: the node's CID");
+        assert_eq!(pinner.fetch(&ours).await.unwrap(), bytes, "{name}: back through the API");
+    }
+    // Through the gateway, as a wallet or marketplace would read it.
+    let cid = cid_of_bytes(br#"{"name":"token"}"#);
+    let body = http_get(&node.gateway, &format!("/ipfs/{cid}"));
+    assert_eq!(body, br#"{"name":"token"}"#);
+}
+
+/// The whole local run with `[ipfs] api_url`: every token's metadata and image are pinned on
+/// the node, and the run's own on-chain check reads them back from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_pins_its_tokens_on_the_node() {
+    let node = IpfsNode::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[collection]\nname = \"Pinned\"\nsymbol = \"PIN\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
+             [generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n\
+             [review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n\
+             [ipfs]\napi_url = \"{}\"\n[[prompts]]\ntext = \"a red circle\"\ncount = 2\n",
+            latentmint_e2e::tiny_model().display(),
+            node.api
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["--no-progress", "--threads", "1"])
+        .env("ORT_DYLIB_PATH", latentmint_e2e::ort_library())
+        .arg("--anvil")
+        .arg(latentmint_e2e::anvil())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("verified on chain: 2 tokens"), "{stdout}");
+    // Nothing went to the local content folder: the node holds it all.
+    assert!(!tmp.path().join("data/pinned/ipfs").exists());
+}
