@@ -74,7 +74,7 @@ if [[ $WITH_TESTS == 1 ]]; then
   fi
   NODE_DIR="$ROOT/tests/ipfs-node"
   if [[ ! -x "$NODE_DIR/node_modules/.bin/jsipfs" ]]; then
-    say "installing ipfs 0.66.1 (js-ipfs) from npm (a real IPFS node for the pinning tests; ~3 min)"
+    say "installing ipfs 0.66.1 (js-ipfs) from npm (a real IPFS node for the pinning tests)"
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/ipfs-node failed (registry.npmjs.org unreachable?)"
   fi
