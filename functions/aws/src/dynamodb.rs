@@ -185,10 +185,29 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>> {
+        // Only the state attribute travels: dashboards poll this.
         let mut out = BTreeMap::new();
-        for (_, job) in self.items(None).await?.iter().map(decode).collect::<PortResult<Vec<_>>>()? {
-            *out.entry(job.state).or_insert(0) += 1;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("#s")
+                .expression_attribute_names("#s", "state")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.error("Scan", e))?;
+            for item in page.items() {
+                let s = item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+                let state: JobState = s.parse().map_err(PortError::Permanent)?;
+                *out.entry(state).or_insert(0) += 1;
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
         }
-        Ok(out)
     }
 }

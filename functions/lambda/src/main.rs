@@ -73,6 +73,9 @@ async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> 
     let m = chain
         .minter(contract, preset.map(|p| p.confirmations).unwrap_or(1))
         .with_l1_fees(preset.map(|p| p.l1_fees).unwrap_or(network::L1Fees::None))
+        // Four sends of 45 s fit the function's 240 s timeout; past that the message is
+        // retried, and the retry reads the chain first.
+        .with_stuck_after(Duration::from_secs(45), 3)
         .with_max_fee_per_gas(
             std::env::var("LATENTMINT_MAX_FEE_GWEI")
                 .ok()
