@@ -24,7 +24,7 @@ step "cargo test"
 cargo test --locked --workspace 2>&1 | tee "$LOG/cargo-test.log"
 
 step "forge test (unit, fuzz, invariants)"
-# The platform binary, not node_modules/.bin/forge: that launcher exits 0 even when tests fail.
+# The platform binary, not npm's forge launcher: that one exits 0 even when tests fail.
 (cd infra/contracts && "$LATENTMINT_FORGE" test) 2>&1 | tee "$LOG/forge-test.log"
 
 step "contract coverage (infra/contracts/COVERAGE.md)"

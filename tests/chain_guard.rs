@@ -225,14 +225,8 @@ async fn a_second_sender_on_one_wallet_is_refused() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
-        .arg("run")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .args(["--no-progress", "--threads", "1"])
+    let out = latentmint_e2e::latentmint_run(&file, &tmp.path().join("data"))
         .env("TMPDIR", tmp.path())
-        .env("ORT_DYLIB_PATH", latentmint_e2e::ort_library())
         .env("LATENTMINT_SIGNER_KEY", key)
         .output()
         .unwrap();

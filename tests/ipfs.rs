@@ -77,13 +77,7 @@ async fn a_run_pins_its_tokens_on_the_node() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
-        .arg("run")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .args(["--no-progress", "--threads", "1"])
-        .env("ORT_DYLIB_PATH", latentmint_e2e::ort_library())
+    let out = latentmint_e2e::latentmint_run(&file, &tmp.path().join("data"))
         .arg("--anvil")
         .arg(latentmint_e2e::anvil())
         .output()

@@ -11,7 +11,7 @@ use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{JobStore, Minter};
 use latentmint_core::{EvmAddress, JobState};
-use latentmint_e2e::{anvil, latentmint_bin, ort_library, tiny_model};
+use latentmint_e2e::{anvil, latentmint_bin, latentmint_run, ort_library, tiny_model};
 use latentmint_embedded::SqliteJobStore;
 
 const CHAIN_ID: u64 = 412_346;
@@ -54,13 +54,7 @@ text = "a plain circle"
 }
 
 fn spawn_run(file: &Path, data: &Path, key: &str) -> Child {
-    Command::new(latentmint_bin())
-        .arg("run")
-        .arg(file)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--no-progress", "--threads", "1"])
-        .env("ORT_DYLIB_PATH", ort_library())
+    latentmint_run(file, data)
         .env("LATENTMINT_SIGNER_KEY", key)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -35,6 +35,19 @@ pub fn latentmint_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("latentmint", "latentmint")).clone()
 }
 
+/// `latentmint run FILE --data-dir DATA --no-progress --threads 1` with the ONNX Runtime of
+/// this checkout, ready for more arguments and environment.
+pub fn latentmint_run(file: &std::path::Path, data: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(latentmint_bin());
+    cmd.arg("run")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--no-progress", "--threads", "1"])
+        .env("ORT_DYLIB_PATH", ort_library());
+    cmd
+}
+
 /// The SageMaker container's `serve` binary of this build.
 pub fn serve_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -95,16 +108,39 @@ impl Moto {
         moto
     }
 
-    /// An S3 client for it (path-style addressing, static test credentials).
-    pub fn s3(&self) -> aws_sdk_s3::Client {
-        let cfg = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+    /// The SDK configuration every client here is built from: this server, static test
+    /// credentials, us-east-1.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.url)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"))
-            .build();
-        aws_sdk_s3::Client::from_conf(cfg)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"),
+            ))
+            .build()
+    }
+
+    /// An S3 client for it (path-style addressing).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk_config()).force_path_style(true).build(),
+        )
+    }
+
+    /// A KMS client for it.
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config())
+    }
+
+    /// An SQS client for it.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config())
+    }
+
+    /// A DynamoDB client for it.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config())
     }
 }
 
@@ -112,45 +148,6 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    /// A KMS client for it.
-    pub fn kms(&self) -> aws_sdk_kms::Client {
-        let cfg = aws_sdk_kms::Config::builder()
-            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-            .region(aws_sdk_kms::config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "static"))
-            .build();
-        aws_sdk_kms::Client::from_conf(cfg)
-    }
-}
-
-impl Moto {
-    /// An SQS client for it.
-    pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        let cfg = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "static"))
-            .build();
-        aws_sdk_sqs::Client::from_conf(cfg)
-    }
-}
-
-impl Moto {
-    /// A DynamoDB client for it.
-    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        let cfg = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(cfg)
     }
 }
 
