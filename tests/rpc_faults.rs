@@ -45,26 +45,52 @@ async fn read_http(s: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
-/// Starts the proxy; returns its URL and the count of dropped answers.
-async fn flaky_proxy(upstream: String, drops: usize) -> (String, Arc<AtomicUsize>) {
+/// What the proxy does wrong, to the first `n` requests it applies to.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Forward `eth_sendRawTransaction` to the node, then drop the connection before the
+    /// answer (the node has the transaction; the client never hears about it).
+    DropSendAnswers(usize),
+    /// Answer HTTP 429 without forwarding, as a provider over its rate limit does.
+    RateLimitFirst(usize),
+}
+
+const RATE_LIMITED: &str = r#"{"code":429,"message":"Your app has exceeded its compute units per second capacity"}"#;
+
+/// Starts an HTTP proxy to `upstream` on 127.0.0.1 that injects `fault`; returns its URL and
+/// how many requests the fault has counted (its first `n` are the faulty ones).
+async fn proxy(upstream: String, fault: Fault) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let dropped = Arc::new(AtomicUsize::new(0));
-    let d = dropped.clone();
+    let counted = Arc::new(AtomicUsize::new(0));
+    let c = counted.clone();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
             let upstream = upstream.clone();
-            let d = d.clone();
+            let c = c.clone();
             tokio::spawn(async move {
                 while let Some(req) = read_http(&mut client).await {
+                    if let Fault::RateLimitFirst(n) = fault
+                        && c.fetch_add(1, Ordering::SeqCst) < n
+                    {
+                        let resp = format!(
+                            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{RATE_LIMITED}",
+                            RATE_LIMITED.len()
+                        );
+                        if client.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     let Ok(mut up) = TcpStream::connect(&upstream).await else { return };
                     if up.write_all(&req).await.is_err() {
                         return;
                     }
                     let Some(resp) = read_http(&mut up).await else { return };
-                    let is_send = String::from_utf8_lossy(&req).contains("eth_sendRawTransaction");
-                    if is_send && d.fetch_add(1, Ordering::SeqCst) < drops {
-                        // The node has the transaction; the client never hears about it.
+                    if let Fault::DropSendAnswers(n) = fault
+                        && String::from_utf8_lossy(&req).contains("eth_sendRawTransaction")
+                        && c.fetch_add(1, Ordering::SeqCst) < n
+                    {
                         return;
                     }
                     if client.write_all(&resp).await.is_err() {
@@ -74,7 +100,7 @@ async fn flaky_proxy(upstream: String, drops: usize) -> (String, Arc<AtomicUsize
             });
         }
     });
-    (url, dropped)
+    (url, counted)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,7 +110,8 @@ async fn rpc_drops_after_broadcast_and_the_retry_finds_the_token() {
     let direct = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
     let contract = direct.deploy("Faults", "FLT").await.unwrap();
 
-    let (proxy, dropped) = flaky_proxy(node.rpc_url.trim_start_matches("http://").to_string(), 1).await;
+    let (proxy, dropped) =
+        proxy(node.rpc_url.trim_start_matches("http://").to_string(), Fault::DropSendAnswers(1)).await;
     let flaky = Chain::connect(&proxy, &key, CHAIN_ID).await.unwrap().minter(contract, 1);
     let job = JobId::from_bytes([0xAB; 32]);
     let to = EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap();
@@ -105,51 +132,12 @@ async fn rpc_drops_after_broadcast_and_the_retry_finds_the_token() {
     assert_eq!(dropped.load(Ordering::SeqCst), 1, "no second transaction was sent");
 }
 
-/// Starts a proxy that answers the first `limited` requests with HTTP 429, as a provider over
-/// its rate limit does, then forwards everything.
-async fn rate_limited_proxy(upstream: String, limited: usize) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let refused = Arc::new(AtomicUsize::new(0));
-    let r = refused.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let r = r.clone();
-            tokio::spawn(async move {
-                while let Some(req) = read_http(&mut client).await {
-                    if r.fetch_add(1, Ordering::SeqCst) < limited {
-                        let body =
-                            r#"{"code":429,"message":"Your app has exceeded its compute units per second capacity"}"#;
-                        let resp = format!(
-                            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if client.write_all(resp.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let Ok(mut up) = TcpStream::connect(&upstream).await else { return };
-                    if up.write_all(&req).await.is_err() {
-                        return;
-                    }
-                    let Some(resp) = read_http(&mut up).await else { return };
-                    if client.write_all(&resp).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, refused)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limited_answers_are_retried_with_backoff() {
     let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
     let key = node.dev_key(0).unwrap().to_string();
-    let (proxy, refused) = rate_limited_proxy(node.rpc_url.trim_start_matches("http://").to_string(), 3).await;
+    let (proxy, refused) =
+        proxy(node.rpc_url.trim_start_matches("http://").to_string(), Fault::RateLimitFirst(3)).await;
     // The first requests (chain id, deploy) meet 429s and go through on retry.
     let chain = Chain::connect(&proxy, &key, CHAIN_ID).await.expect("connects through the rate limit");
     let contract = chain.deploy("Limits", "LIM").await.unwrap();

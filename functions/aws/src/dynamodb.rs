@@ -75,10 +75,21 @@ impl DynamoJobStore {
         }
     }
 
-    fn is_condition_failure<E: ProvideErrorMetadata>(
-        e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-    ) -> bool {
-        e.code() == Some("ConditionalCheckFailedException")
+    /// A conditional write: true if written, false if its condition did not hold (another
+    /// writer got there first), an error otherwise.
+    fn written<T, E>(
+        &self,
+        what: &str,
+        r: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+    ) -> PortResult<bool>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(self.error(what, e)),
+        }
     }
 
     /// Every item, through all pages of a scan (or of the state index query).
@@ -137,11 +148,7 @@ impl JobStore for DynamoJobStore {
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if Self::is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(self.error("PutItem", e)),
-        }
+        self.written("PutItem", r)
     }
 
     async fn get(&self, id: JobId) -> PortResult<Option<Job>> {
@@ -171,11 +178,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":body", encode(job)?)
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if Self::is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(self.error("UpdateItem", e)),
-        }
+        self.written("UpdateItem", r)
     }
 
     async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>> {
