@@ -140,12 +140,23 @@ The UNet is nearly all of an image's time, and the Rust loop around it is neglig
 ratio is set by how ONNX Runtime runs the UNet on each side. Python runs the two halves of
 classifier-free guidance as one batch-2 call on 2 threads; the engine runs them as two batch-1
 calls side by side, one thread each (`parallel_cfg`). Measured on this machine with the same
-onnxruntime: one batch-1 call on 1 thread ~21 ms, one batch-2 call on 2 threads ~25.6 ms, which
-bounds this design near 0.8x. Tried, with no gain beyond run-to-run noise (+-10% here):
-fixed-shape sessions (free-dimension overrides), flush-to-zero for denormals, intra-op spinning
-off, and onnxruntime's transformer fusions for the UNet (no faster on CPU, and the packed-QKV
-attention variant has no CPU kernel). What is left: an int8-quantized UNet (changes the numbers,
-so it would be opt-in) or more cores than the two here.
+onnxruntime (medians of 60 calls): one batch-1 call on 1 thread 15.5-16.2 ms, the two halves side
+by side 16.0-16.9 ms (97% parallel efficiency), one batch-2 call on 2 threads 18.5-19.0 ms. So
+the UNet steps alone bound this design near 0.85x of Python's UNet time; the rest of the gap
+comes from Python's own per-step and per-image work (about 70 ms per image here).
+
+What helped: the text encoder's and the VAE's intra-op pool threads no longer spin after their
+runs (they stole the cores of the UNet halves: 6% of an image's time on 2 cores).
+
+Tried, with no gain beyond run-to-run noise (+-5% here): fixed-shape sessions (free-dimension
+overrides: 1107 -> 664 nodes, 4% on one call, nothing on the pair), flush-to-zero for denormals,
+onnxruntime's transformer fusions for the UNet (no faster on CPU; the packed-QKV variant has no CPU
+kernel; they change the numbers), optimization levels, memory patterns and arenas, and sharing the
+part of the UNet that does not depend on the text (conv_in, the first down block and the first
+self-attention: 13% of a call on this model) between the two halves: it has to run before both,
+on 2 threads at lower efficiency, and the pair came out 1-2% faster, within noise. The arithmetic
+left is compute-bound (convolutions at about half the core's peak FLOPs), so what remains is an
+int8-quantized UNet (changes the numbers, so it would be opt-in), more cores, or the GPU path.
 """
 
 
