@@ -7,10 +7,13 @@
 //! backoff. Everything else, the wiring from environment variables to adapters, is in
 //! `main.rs`.
 
+pub mod intake;
+
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use latentmint_core::ports::{
-    Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt, Minter, Pinner, PortError, PortResult,
+    BlobStore, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt, Minter, Pinner, PortError,
+    PortResult,
 };
 use latentmint_core::{EvmAddress, JobId, Stage};
 use latentmint_stages::{Disposition, Ports, process};
@@ -51,14 +54,25 @@ pub async fn handle(ports: &Ports, stage: Stage, event: SqsEvent, fifo: bool) ->
 }
 
 /// A port this function does not use: a message that reaches it was routed to the wrong queue.
-pub struct NotInThisFunction(pub Stage);
+/// Holds the function's name (`intake`, or a stage's queue name).
+pub struct NotInThisFunction(pub &'static str);
 
 impl NotInThisFunction {
     fn refuse<T>(&self, port: &str) -> PortResult<T> {
         Err(PortError::Permanent(format!(
-            "the {:?} function has no {port}: this message belongs to another stage's queue",
+            "the {} function has no {port}: this message belongs to another stage's queue",
             self.0
         )))
+    }
+}
+
+#[async_trait]
+impl BlobStore for NotInThisFunction {
+    async fn put(&self, _: &str, _: Vec<u8>) -> PortResult<()> {
+        self.refuse("blob store")
+    }
+    async fn get(&self, _: &str) -> PortResult<Vec<u8>> {
+        self.refuse("blob store")
     }
 }
 
@@ -114,9 +128,9 @@ mod tests {
             queue: queue.clone(),
             jobs: Arc::new(SqliteJobStore::open(&dir.path().join("jobs.db")).unwrap()),
             blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-            generator: Arc::new(NotInThisFunction(Stage::Review)),
+            generator: Arc::new(NotInThisFunction("review")),
             pinner: Arc::new(LocalContentStore::new(dir.path().join("ipfs"))),
-            minter: Arc::new(NotInThisFunction(Stage::Review)),
+            minter: Arc::new(NotInThisFunction("review")),
         };
         Rig { _dir: dir, queue, ports }
     }
@@ -170,8 +184,8 @@ mod tests {
 
     #[tokio::test]
     async fn ports_a_function_does_not_have_refuse_by_name() {
-        let e = NotInThisFunction(Stage::Review).mint(JobId::from_bytes([1; 32]), EvmAddress::from_bytes([1; 20]), "x");
+        let e = NotInThisFunction("review").mint(JobId::from_bytes([1; 32]), EvmAddress::from_bytes([1; 20]), "x");
         let msg = e.await.unwrap_err().to_string();
-        assert!(msg.contains("Review function has no minter"), "{msg}");
+        assert!(msg.contains("review function has no minter"), "{msg}");
     }
 }

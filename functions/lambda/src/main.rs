@@ -4,7 +4,7 @@
 //!
 //! | variable | what |
 //! | --- | --- |
-//! | `LATENTMINT_STAGE` | `generate`, `review`, `publish` or `mint` |
+//! | `LATENTMINT_STAGE` | `intake` (HTTP API), `generate`, `review`, `publish` or `mint` (SQS) |
 //! | `LATENTMINT_QUEUE_PREFIX` | stage queues are `<prefix><stage>` (`latentmint-dev-`) |
 //! | `LATENTMINT_MINT_GROUP` | message group of the FIFO mint queue (the wallet) |
 //! | `LATENTMINT_JOBS_TABLE` | DynamoDB job table |
@@ -13,6 +13,7 @@
 //! | `LATENTMINT_MODEL_DIR` | generate: ONNX model folder for the CPU fallback (optional) |
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
+//! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
 //!
 //! Adapters are created once per Lambda instance (init), not per event. A stage is only given
 //! the adapters it uses; the others answer with an error that names the misrouting.
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use latentmint_aws::{
@@ -34,6 +36,7 @@ use latentmint_core::{EvmAddress, Stage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
+use latentmint_lambda::intake::{StackChain, handle_http};
 use latentmint_stages::Ports;
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -53,7 +56,7 @@ async fn generator(stage: Stage) -> anyhow::Result<Arc<dyn Generator>> {
     Ok(match (endpoint, onnx) {
         (Some(ep), onnx) => Arc::new(FallbackGenerator::new(
             Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep).await))),
-            onnx.unwrap_or_else(|| Arc::new(NotInThisFunction(stage))),
+            onnx.unwrap_or_else(|| Arc::new(NotInThisFunction(stage.queue()))),
             RetryPolicy::default(),
             CircuitBreaker::new(3, Duration::from_secs(60)),
         )),
@@ -89,7 +92,7 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?)
         .with_fifo(Stage::Mint.queue(), env("LATENTMINT_MINT_GROUP")?);
-    let none = || Arc::new(NotInThisFunction(stage));
+    let none = || Arc::new(NotInThisFunction(stage.queue()));
     Ok(Ports {
         queue: Arc::new(queue),
         jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
@@ -105,6 +108,26 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
     })
 }
 
+/// The intake function's adapters: the job table and the queues, nothing else.
+async fn intake_ports() -> anyhow::Result<(Ports, StackChain)> {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?);
+    let none = || Arc::new(NotInThisFunction("intake"));
+    let stack = StackChain {
+        chain_id: env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?,
+        contract: EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?,
+    };
+    let ports = Ports {
+        queue: Arc::new(queue),
+        jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
+        blobs: none(),
+        generator: none(),
+        pinner: none(),
+        minter: none(),
+    };
+    Ok((ports, stack))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // JSON lines for CloudWatch; Lambda adds the timestamp.
@@ -113,8 +136,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .without_time()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let stage: Stage =
-        env("LATENTMINT_STAGE")?.parse().map_err(|e: String| anyhow::anyhow!("LATENTMINT_STAGE: {e}"))?;
+    let name = env("LATENTMINT_STAGE")?;
+    if name == "intake" {
+        let (ports, stack) = intake_ports().await?;
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
+            let ports = ports.clone();
+            async move { Ok::<_, lambda_runtime::Error>(handle_http(&ports, stack, event.payload).await) }
+        }))
+        .await;
+    }
+    let stage: Stage = name.parse().map_err(|e: String| anyhow::anyhow!("LATENTMINT_STAGE: {e}, or intake"))?;
     let ports = ports(stage).await?;
     let fifo = stage == Stage::Mint;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {

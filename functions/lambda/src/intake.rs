@@ -1,0 +1,344 @@
+//! The intake function: a collection file over HTTP (API Gateway HTTP API, IAM-signed) becomes
+//! jobs in the job table and messages on the generate queue, through the same
+//! [`latentmint_stages::intake::submit`] the local runner calls.
+//!
+//! `POST` a collection file (TOML, or the same structure as JSON with `Content-Type:
+//! application/json`). Answers `202` with the job ids; `400` naming the field and the fix;
+//! `413` when the file or its batch is too large; `503` when the table or queue did not answer
+//! (send the same body again: job ids are hashes of the request, so nothing is duplicated).
+//!
+//! The stack decides where tokens are minted: a collection that names another chain or
+//! contract is refused rather than silently minted elsewhere. Local-only settings (model
+//! folder, RPC URLs, IPFS API) are ignored here; the stack's functions have their own.
+
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::http::{HeaderValue, Method, header};
+use base64::Engine as _;
+use latentmint_core::collection::{Collection, CollectionFile};
+use latentmint_core::{EvmAddress, FieldError};
+use latentmint_stages::intake::{Intake, submit};
+use latentmint_stages::{Ports, StageError};
+use serde::Serialize;
+use tracing::{info, warn};
+
+/// Largest request body accepted: a collection file, not a data upload.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Most jobs one request may create; each is a conditional write and a queue message inside
+/// the function's timeout. Larger batches: split the file, or `latentmint run`.
+pub const MAX_JOBS: usize = 500;
+
+/// Where this stack mints, which a submitted collection must agree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackChain {
+    /// Chain id the mint function signs for.
+    pub chain_id: u64,
+    /// The collection contract the mint function calls.
+    pub contract: EvmAddress,
+}
+
+/// The `202` body.
+#[derive(Debug, Serialize)]
+struct Accepted {
+    collection: String,
+    jobs: usize,
+    queued: usize,
+    requeued: usize,
+    already_past_generation: usize,
+    job_ids: Vec<String>,
+}
+
+/// Every error body: what is wrong, and where and how to fix it when a field is at fault.
+#[derive(Debug, Serialize)]
+struct Refused {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+fn json(status: i64, body: &impl Serialize) -> ApiGatewayV2httpResponse {
+    let mut r = ApiGatewayV2httpResponse::default();
+    r.status_code = status;
+    r.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.body = Some(Body::Text(serde_json::to_string(body).unwrap_or_else(|_| "{}".into())));
+    r
+}
+
+fn refuse(status: i64, error: impl Into<String>) -> ApiGatewayV2httpResponse {
+    json(status, &Refused { error: error.into(), field: None, fix: None })
+}
+
+fn field(e: FieldError) -> ApiGatewayV2httpResponse {
+    json(400, &Refused { error: e.to_string(), field: Some(e.field), fix: Some(e.fix) })
+}
+
+/// Parses and validates the body into a collection this stack may mint.
+fn collection(req: &ApiGatewayV2httpRequest, stack: StackChain) -> Result<Collection, Box<ApiGatewayV2httpResponse>> {
+    let bad = |status: i64, error: String| Box::new(refuse(status, error));
+    let raw = req.body.as_deref().unwrap_or_default();
+    let bytes = if req.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|e| bad(400, format!("the body is marked base64 but does not decode: {e}")))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        let n = bytes.len();
+        return Err(bad(413, format!("the body has {n} bytes; a collection file may have {MAX_BODY_BYTES}")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| bad(400, "the body is not UTF-8 text".into()))?;
+    if text.trim().is_empty() {
+        return Err(bad(
+            400,
+            "the body is empty; POST a collection file (TOML, or JSON with Content-Type: application/json)".into(),
+        ));
+    }
+    let is_json = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    let file: CollectionFile = if is_json {
+        serde_json::from_str(&text).map_err(|e| bad(400, format!("the JSON body is not a collection: {e}")))?
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| bad(400, format!("the body is not a collection file: {}", e.to_string().trim_end())))?
+    };
+    // Whether the file names a chain at all: validation fills in the local dev chain otherwise.
+    let names_chain = file.chain.network.is_some() || file.chain.chain_id.is_some();
+    let collection = Collection::validate(file).map_err(|e| Box::new(field(e)))?;
+    let chain = &collection.file.chain;
+    if names_chain && chain.id() != stack.chain_id {
+        return Err(Box::new(field(FieldError::new(
+            if chain.network.is_some() { "chain.network" } else { "chain.chain_id" },
+            format!("names chain {}, but this stack mints on chain {}", chain.id(), stack.chain_id),
+            "remove it (the stack decides) or submit to the stack of that chain",
+        ))));
+    }
+    if let Some(c) = collection.contract.filter(|c| *c != stack.contract) {
+        return Err(Box::new(field(FieldError::new(
+            "chain.contract",
+            format!("is {c}, but this stack mints with {}", stack.contract),
+            "remove it (the stack decides) or submit to the stack of that contract",
+        ))));
+    }
+    Ok(collection)
+}
+
+/// Handles one HTTP API request.
+pub async fn handle_http(ports: &Ports, stack: StackChain, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    if req.request_context.http.method != Method::POST {
+        let mut r = refuse(405, "POST a collection file to submit its jobs");
+        r.headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let collection = match collection(&req, stack) {
+        Ok(c) => c,
+        Err(response) => return *response,
+    };
+    let specs = match collection.jobs() {
+        Ok(s) => s,
+        Err(e) => return field(e),
+    };
+    if specs.len() > MAX_JOBS {
+        return json(
+            413,
+            &Refused {
+                error: format!("the collection expands to {} jobs; one request may create {MAX_JOBS}", specs.len()),
+                field: Some("prompts".into()),
+                fix: Some(format!("split the prompts over several files of at most {MAX_JOBS} tokens")),
+            },
+        );
+    }
+    let name = collection.file.collection.name.clone();
+    let mut accepted = Accepted {
+        collection: name.clone(),
+        jobs: specs.len(),
+        queued: 0,
+        requeued: 0,
+        already_past_generation: 0,
+        job_ids: specs.iter().map(|s| s.id.to_string()).collect(),
+    };
+    for spec in specs {
+        let id = spec.id;
+        match submit(ports, spec).await {
+            Ok(Intake::Queued) => accepted.queued += 1,
+            Ok(Intake::Requeued) => accepted.requeued += 1,
+            Ok(Intake::Known(_)) => accepted.already_past_generation += 1,
+            Err(e) => {
+                // Transient (throttled, unreachable): the caller retries. Anything else is the
+                // stack's fault, not the request's.
+                let status = if matches!(e, StageError::Retry(_)) { 503 } else { 500 };
+                warn!(collection = %name, job = %id.short(), "intake stopped: {e}");
+                return refuse(
+                    status,
+                    format!(
+                        "recording job {id} failed ({e}); send the same body again: jobs already recorded are not duplicated"
+                    ),
+                );
+            }
+        }
+    }
+    info!(collection = %name, jobs = accepted.jobs, queued = accepted.queued, "collection submitted");
+    json(202, &accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use latentmint_core::JobState;
+    use latentmint_core::ports::{JobStore, Queue};
+    use latentmint_embedded::{SqliteJobStore, SqliteQueue};
+
+    use super::*;
+    use crate::NotInThisFunction;
+
+    const NEON: &str = include_str!("../../../examples/neon-shapes.toml");
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        queue: Arc<SqliteQueue>,
+        jobs: Arc<SqliteJobStore>,
+        ports: Ports,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Arc::new(SqliteQueue::open(&dir.path().join("q.db"), 5).unwrap());
+        let jobs = Arc::new(SqliteJobStore::open(&dir.path().join("jobs.db")).unwrap());
+        let none = || Arc::new(NotInThisFunction("intake"));
+        let ports = Ports {
+            queue: queue.clone(),
+            jobs: jobs.clone(),
+            blobs: none(),
+            generator: none(),
+            pinner: none(),
+            minter: none(),
+        };
+        Rig { _dir: dir, queue, jobs, ports }
+    }
+
+    /// The example collection names chain 412346 and no contract.
+    fn stack() -> StackChain {
+        StackChain { chain_id: 412_346, contract: EvmAddress::from_bytes([0x11; 20]) }
+    }
+
+    /// A request as API Gateway's HTTP API delivers it (payload format 2.0).
+    fn request(method: &str, content_type: &str, body: &str, base64: bool) -> ApiGatewayV2httpRequest {
+        serde_json::from_value(serde_json::json!({
+            "version": "2.0",
+            "routeKey": "POST /collections",
+            "rawPath": "/collections",
+            "rawQueryString": "",
+            "headers": { "content-type": content_type },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "api.example",
+                "requestId": "req",
+                "routeKey": "POST /collections",
+                "stage": "$default",
+                "time": "25/Nov/2026:18:00:00 +0000",
+                "timeEpoch": 1_795_629_600_000_i64,
+                "http": { "method": method, "path": "/collections", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" }
+            },
+            "body": body,
+            "isBase64Encoded": base64
+        }))
+        .expect("an HTTP API v2 payload")
+    }
+
+    fn body(r: &ApiGatewayV2httpResponse) -> serde_json::Value {
+        match &r.body {
+            Some(Body::Text(t)) => serde_json::from_str(t).expect("JSON body"),
+            other => panic!("no text body: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_collection_becomes_recorded_jobs_and_generate_messages() {
+        let r = rig();
+        let resp = handle_http(&r.ports, stack(), request("POST", "application/toml", NEON, false)).await;
+        assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+        let b = body(&resp);
+        assert_eq!((b["jobs"].as_u64(), b["queued"].as_u64()), (Some(8), Some(8)), "{b}");
+        let ids: Vec<String> = serde_json::from_value(b["job_ids"].clone()).unwrap();
+        let queued = r.jobs.list(Some(JobState::Queued)).await.unwrap();
+        let mut recorded: Vec<String> = queued.iter().map(|j| j.id().to_string()).collect();
+        let mut want = ids.clone();
+        recorded.sort();
+        want.sort();
+        assert_eq!(recorded, want, "every job id answered is recorded, and no other");
+        let messages = r.queue.receive("generate", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(messages.len(), 8, "one generate message per job");
+    }
+
+    #[tokio::test]
+    async fn the_same_body_again_duplicates_nothing() {
+        let r = rig();
+        let req = || request("POST", "text/plain", NEON, false);
+        assert_eq!(handle_http(&r.ports, stack(), req()).await.status_code, 202);
+        let again = handle_http(&r.ports, stack(), req()).await;
+        let b = body(&again);
+        assert_eq!((b["queued"].as_u64(), b["requeued"].as_u64()), (Some(0), Some(8)), "{b}");
+        assert_eq!(r.jobs.list(None).await.unwrap().len(), 8, "still eight jobs");
+    }
+
+    #[tokio::test]
+    async fn json_bodies_and_base64_encoding_are_read() {
+        let r = rig();
+        let value: serde_json::Value = toml::from_str(NEON).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value.to_string());
+        let resp = handle_http(&r.ports, stack(), request("POST", "application/json", &encoded, true)).await;
+        assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+        assert_eq!(body(&resp)["jobs"].as_u64(), Some(8));
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_with_the_field_and_the_fix_and_records_nothing() {
+        let r = rig();
+        let cases = [
+            (NEON.replace("steps = 20", "steps = 0"), stack(), 400, Some("generation.steps")),
+            (NEON.to_string(), StackChain { chain_id: 42_161, ..stack() }, 400, Some("chain.chain_id")),
+            (
+                NEON.replace(
+                    "chain_id = 412346",
+                    "chain_id = 412346\ncontract = \"0x2222222222222222222222222222222222222222\"",
+                ),
+                stack(),
+                400,
+                Some("chain.contract"),
+            ),
+            ("this is not toml [".to_string(), stack(), 400, None),
+            (" ".to_string(), stack(), 400, None),
+            (NEON.replace("count = 6", "count = 600"), stack(), 413, Some("prompts")),
+            ("#".repeat(MAX_BODY_BYTES + 1), stack(), 413, None),
+        ];
+        for (text, stack, status, field) in cases {
+            let resp = handle_http(&r.ports, stack, request("POST", "application/toml", &text, false)).await;
+            let b = body(&resp);
+            assert_eq!(resp.status_code, status, "{b}");
+            assert_eq!(b["field"].as_str(), field, "{b}");
+            assert!(!b["error"].as_str().unwrap_or_default().is_empty(), "says what is wrong: {b}");
+            if field.is_some() {
+                assert!(!b["fix"].as_str().unwrap_or_default().is_empty(), "says how to fix it: {b}");
+            }
+        }
+        assert!(r.jobs.list(None).await.unwrap().is_empty(), "no job from a refused request");
+        assert!(r.queue.receive("generate", 10, Duration::from_secs(60)).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_post_submits() {
+        let r = rig();
+        let resp = handle_http(&r.ports, stack(), request("GET", "application/toml", NEON, false)).await;
+        assert_eq!(resp.status_code, 405);
+        assert_eq!(resp.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("POST"));
+        assert!(r.jobs.list(None).await.unwrap().is_empty());
+    }
+}
