@@ -91,6 +91,7 @@ async fn provenance_records_the_adapter_hash_and_scale() {
         prompt: "a circle".into(),
         negative_prompt: String::new(),
         params: GenerationParams { steps: 2, guidance: 1.0, width: 64, height: 64, scheduler: "ddim".into(), seed: 1 },
+        init_image: None,
     };
     let img = g.generate(&req).await.unwrap();
     let a = &img.record.adapters[0];

@@ -67,6 +67,7 @@ fn request(width: u32) -> GenerationRequest {
         prompt: "a blue square".into(),
         negative_prompt: "blurry".into(),
         params: GenerationParams { steps: 4, guidance: 7.5, width, height: 64, scheduler: "euler".into(), seed: 11 },
+        init_image: None,
     }
 }
 
@@ -115,6 +116,29 @@ async fn sdk_invoke_endpoint_reaches_serve_and_returns_a_png() {
     let local = onnx().generate(&request(64)).await.unwrap();
     assert_eq!(remote.png, local.png, "same engine, same request, same bytes");
     assert_eq!(remote.record.model_sha256, local.record.model_sha256);
+}
+
+/// img2img over the wire (how a living NFT evolves on the GPU path): the endpoint's image from
+/// an init image is byte-identical to the local engine's, and differs from text-to-image.
+#[tokio::test(flavor = "multi_thread")]
+async fn img2img_requests_carry_their_init_image_to_serve() {
+    let server = start_serve();
+    let sm = SageMakerGenerator::new(client(&server.url), "latentmint-dev");
+    let start = onnx().generate(&request(64)).await.unwrap().png;
+    let evolve = GenerationRequest {
+        init_image: Some(latentmint_core::ports::InitImage { png: start.clone(), strength: 0.5 }),
+        ..request(64)
+    };
+    let remote = sm.generate(&evolve).await.unwrap();
+    let local = onnx().generate(&evolve).await.unwrap();
+    assert_eq!(remote.png, local.png, "same init image, same bytes");
+    assert_ne!(remote.png, start, "the image moved away from its start");
+    // An init image of another size is the caller's mistake: refused, naming the field.
+    let wrong = GenerationRequest { params: request(128).params, ..evolve.clone() };
+    match sm.generate(&wrong).await.unwrap_err() {
+        PortError::Permanent(m) => assert!(m.contains("init_image_png_base64") && m.contains("64x64"), "{m}"),
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

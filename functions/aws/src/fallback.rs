@@ -208,6 +208,7 @@ mod tests {
                 scheduler: "ddim".into(),
                 seed: 0,
             },
+            init_image: None,
         }
     }
 

@@ -305,8 +305,15 @@ impl SageMakerGenerator {
     /// Generates `count` images of one request in one call (seeds `seed`, `seed + 1`, ...).
     pub async fn generate_many(&self, req: &GenerationRequest, count: u32) -> PortResult<Vec<GeneratedImage>> {
         let name = &self.endpoint;
-        let api_req =
-            ApiRequest { num_images: count, ..ApiRequest::new(&req.prompt, &req.negative_prompt, &req.params) };
+        let api_req = ApiRequest {
+            num_images: count,
+            init_image_png_base64: req
+                .init_image
+                .as_ref()
+                .map(|i| base64::engine::general_purpose::STANDARD.encode(&i.png)),
+            strength: req.init_image.as_ref().map(|i| i.strength),
+            ..ApiRequest::new(&req.prompt, &req.negative_prompt, &req.params)
+        };
         let body = serde_json::to_vec(&api_req).map_err(|e| PortError::Permanent(e.to_string()))?;
         let bytes = match &self.asynchronous {
             None => self.invoke_real_time(body).await?,

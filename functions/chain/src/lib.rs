@@ -10,7 +10,7 @@ mod minter;
 mod node;
 
 pub use lease::WalletLease;
-pub use minter::{Chain, DeployOptions, EvmMinter, from_alloy, single_token_id, to_alloy};
+pub use minter::{Chain, DeployOptions, EvmMinter, TransferLog, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;
 
 /// Chain-side failures outside a mint (connecting, deploying, the local node).

@@ -16,7 +16,7 @@ use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
 use latentmint_core::network::L1Fees;
-use latentmint_core::ports::{MintReceipt, Minter, PortError, PortResult};
+use latentmint_core::ports::{MetadataUpdater, MintReceipt, Minter, PortError, PortResult};
 use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
 
@@ -262,6 +262,66 @@ impl EvmMinter {
         self.contract.tokenURI(id).call().await.map_err(|e| ChainError::Rpc(e.to_string()))
     }
 
+    /// Points `token_id` at `uri` (`setTokenURI`, which emits ERC-4906 `MetadataUpdate`), once:
+    /// nothing is sent when the token points there already, and an unclear outcome reads the
+    /// chain before sending again. Returns the transaction hash when this call sent one.
+    pub async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>> {
+        let id = U256::from_str(token_id).map_err(|e| PortError::Permanent(format!("token id `{token_id}`: {e}")))?;
+        let there = || async move {
+            let now = self
+                .contract
+                .tokenURI(id)
+                .call()
+                .await
+                .map_err(|e| PortError::Transient(format!("reading tokenURI({token_id}): {e}")))?;
+            Ok((now == uri).then_some(now))
+        };
+        if there().await?.is_some() {
+            info!(token_id, uri, "token already points at its new metadata; nothing sent");
+            return Ok(None);
+        }
+        let call = self.contract.setTokenURI(id, uri.to_string()).from(self.sender);
+        let l2_gas = call.estimate_gas().await.map_err(|e| classify("setTokenURI", e))?;
+        match self.send_guarded("setTokenURI", call, l2_gas, there).await? {
+            Landed::Found(_) => Ok(None),
+            Landed::Mined(receipt, tx_hash) if receipt.status() => Ok(Some(tx_hash)),
+            Landed::Mined(_, tx_hash) => Err(PortError::Permanent(format!("setTokenURI {tx_hash} reverted"))),
+        }
+    }
+
+    /// The chain's latest block number.
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        self.contract.provider().get_block_number().await.map_err(|e| ChainError::Rpc(e.to_string()))
+    }
+
+    /// Transfers between wallets (mints and burns left out) in blocks `from..=to`, in chain order.
+    pub async fn transfers(&self, from: u64, to: u64) -> Result<Vec<TransferLog>, ChainError> {
+        let logs = self
+            .contract
+            .Transfer_filter()
+            .from_block(from)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(|e| ChainError::Rpc(format!("eth_getLogs Transfer {from}..={to}: {e}")))?;
+        let mut out: Vec<TransferLog> = logs
+            .into_iter()
+            .filter(|(t, _)| !t.from.is_zero() && !t.to.is_zero())
+            .filter_map(|(t, log)| {
+                Some(TransferLog {
+                    token_id: t.tokenId.to_string(),
+                    from: from_alloy(t.from),
+                    to: from_alloy(t.to),
+                    block: log.block_number?,
+                    tx_hash: format!("{:#x}", log.transaction_hash?),
+                    log_index: log.log_index?,
+                })
+            })
+            .collect();
+        out.sort_by_key(|t| (t.block, t.log_index));
+        Ok(out)
+    }
+
     /// `ownerOf(id)`.
     pub async fn owner_of(&self, token_id: &str) -> Result<EvmAddress, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
@@ -275,12 +335,12 @@ impl EvmMinter {
     }
 }
 
-fn classify(e: alloy::contract::Error) -> PortError {
+fn classify(what: &str, e: alloy::contract::Error) -> PortError {
     use alloy::contract::Error as E;
     match &e {
         E::TransportError(t) if t.as_error_resp().is_some() => {
             if let Some(decoded) = e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
-                return PortError::Permanent(format!("the contract refused the mint: {decoded:?}"));
+                return PortError::Permanent(format!("the contract refused the {what}: {decoded:?}"));
             }
             let msg = t.to_string();
             // Nonce races and re-broadcasts mean the transaction is (being) mined already.
@@ -290,13 +350,13 @@ fn classify(e: alloy::contract::Error) -> PortError {
             {
                 PortError::Transient(format!("RPC: {msg}"))
             } else if msg.contains("revert") {
-                PortError::Permanent(format!("mint reverted: {msg}"))
+                PortError::Permanent(format!("{what} reverted: {msg}"))
             } else {
                 PortError::Transient(format!("RPC: {msg}"))
             }
         }
         E::TransportError(t) => PortError::Transient(format!("RPC unreachable: {t}")),
-        E::PendingTransactionError(p) => PortError::Transient(format!("waiting for the mint: {p}")),
+        E::PendingTransactionError(p) => PortError::Transient(format!("waiting for the {what}: {p}")),
         other => PortError::Permanent(other.to_string()),
     }
 }
@@ -338,9 +398,71 @@ impl Minter for EvmMinter {
                     warn!(job = %job.short(), token_id = %a.first, "the contract refused a second mint of this job");
                     return Ok(MintReceipt { token_id: a.first.to_string(), tx_hash: None });
                 }
-                return Err(classify(e));
+                return Err(classify("mint", e));
             }
         };
+        match self.send_guarded("mint", call, l2_gas, || self.minted_token(job)).await? {
+            Landed::Found(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
+            Landed::Mined(receipt, tx_hash) => self.finish(job, *receipt, tx_hash).await,
+        }
+    }
+}
+
+/// One ERC-721 `Transfer` between wallets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferLog {
+    /// Token id (decimal).
+    pub token_id: String,
+    /// Previous owner.
+    pub from: EvmAddress,
+    /// New owner.
+    pub to: EvmAddress,
+    /// Block number.
+    pub block: u64,
+    /// Transaction hash (0x-prefixed).
+    pub tx_hash: String,
+    /// Log index in the block.
+    pub log_index: u64,
+}
+
+#[async_trait]
+impl MetadataUpdater for EvmMinter {
+    async fn token_uri(&self, token_id: &str) -> PortResult<String> {
+        EvmMinter::token_uri(self, token_id)
+            .await
+            .map_err(|e| PortError::Transient(format!("tokenURI({token_id}): {e}")))
+    }
+
+    async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>> {
+        EvmMinter::set_token_uri(self, token_id, uri).await
+    }
+}
+
+/// How a guarded send ended.
+enum Landed {
+    /// The effect is on chain already (an earlier attempt, another worker): what the guard read.
+    Found(String),
+    /// This send's transaction, mined and confirmed, with its hash.
+    Mined(Box<TransactionReceipt>, String),
+}
+
+impl EvmMinter {
+    /// Sends `call` (already estimated at `l2_gas`) as this wallet's next transaction: explicit
+    /// pending nonce, fees under the cap, replaced with +12.5% fees while it stays unmined, and
+    /// `done` (the read-before-write guard) asked again whenever the outcome is unclear, so the
+    /// effect lands once.
+    async fn send_guarded<C, D, F>(
+        &self,
+        what: &'static str,
+        call: alloy::contract::CallBuilder<&DynProvider, C>,
+        l2_gas: u64,
+        done: D,
+    ) -> PortResult<Landed>
+    where
+        C: alloy::contract::CallDecoder,
+        D: Fn() -> F,
+        F: std::future::Future<Output = PortResult<Option<String>>>,
+    {
         let gas = self.gas_limit(&call, l2_gas).await?;
         let mut fees = self.fees().await?;
         let provider = self.contract.provider();
@@ -355,7 +477,7 @@ impl Minter for EvmMinter {
             match provider.send_transaction(tx).await {
                 Ok(pending) => {
                     let tx_hash = format!("{:#x}", pending.tx_hash());
-                    info!(job = %job.short(), tx = %tx_hash, nonce, attempt, max_fee_gwei = fees.max_fee as f64 / 1e9, "mint sent");
+                    info!(tx = %tx_hash, nonce, attempt, max_fee_gwei = fees.max_fee as f64 / 1e9, "{what} sent");
                     let hash = *pending.tx_hash();
                     match pending
                         .with_required_confirmations(self.confirmations.max(1))
@@ -363,17 +485,17 @@ impl Minter for EvmMinter {
                         .get_receipt()
                         .await
                     {
-                        Ok(receipt) => return self.finish(job, receipt, tx_hash).await,
+                        Ok(receipt) => return Ok(Landed::Mined(Box::new(receipt), tx_hash)),
                         Err(PendingTransactionError::TxWatcher(WatchTxError::Timeout)) => {
                             // Mined but short of its confirmations is not stuck: keep waiting,
                             // never replace it.
                             if let Some(receipt) = self.confirmed(hash).await? {
-                                return self.finish(job, receipt, tx_hash).await;
+                                return Ok(Landed::Mined(Box::new(receipt), tx_hash));
                             }
-                            warn!(job = %job.short(), tx = %tx_hash, "mint not mined after {:?}", self.stuck_after);
+                            warn!(tx = %tx_hash, "{what} not mined after {:?}", self.stuck_after);
                         }
                         // Unclear outcome: the message is retried, and the retry reads the chain first.
-                        Err(e) => return Err(PortError::Transient(format!("mint {tx_hash} not confirmed: {e}"))),
+                        Err(e) => return Err(PortError::Transient(format!("{what} {tx_hash} not confirmed: {e}"))),
                     }
                 }
                 Err(e) => {
@@ -381,8 +503,8 @@ impl Minter for EvmMinter {
                     if msg.contains("nonce too low") {
                         // The nonce is used: by an earlier attempt that got mined, or by
                         // another sender on this wallet. The chain says which.
-                        if let Some(token_id) = self.minted_token(job).await? {
-                            return Ok(MintReceipt { token_id, tx_hash: None });
+                        if let Some(found) = done().await? {
+                            return Ok(Landed::Found(found));
                         }
                         return Err(PortError::Transient(format!(
                             "nonce {nonce} was used by another transaction of this wallet; retrying with a fresh nonce"
@@ -393,19 +515,19 @@ impl Minter for EvmMinter {
                     if !(msg.contains("already known") || msg.contains("underpriced")) {
                         return Err(PortError::Transient(format!("RPC: {msg}")));
                     }
-                    warn!(job = %job.short(), nonce, "replacement refused ({msg}); raising the fee");
+                    warn!(nonce, "replacement refused ({msg}); raising the fee");
                 }
             }
             // Stuck. An earlier attempt may have been mined meanwhile.
-            if let Some(token_id) = self.minted_token(job).await? {
-                return Ok(MintReceipt { token_id, tx_hash: None });
+            if let Some(found) = done().await? {
+                return Ok(Landed::Found(found));
             }
             let next = fees.bumped(self.network_fees().await?);
             if let Some(cap) = self.max_fee_per_gas
                 && next.max_fee > cap
             {
                 return Err(PortError::Transient(format!(
-                    "the mint with nonce {nonce} is stuck and a replacement would pay {:.3} gwei, above the cap of {:.3} gwei; it waits",
+                    "the {what} with nonce {nonce} is stuck and a replacement would pay {:.3} gwei, above the cap of {:.3} gwei; it waits",
                     next.max_fee as f64 / 1e9,
                     cap as f64 / 1e9
                 )));
@@ -413,13 +535,11 @@ impl Minter for EvmMinter {
             fees = next;
         }
         Err(PortError::Transient(format!(
-            "the mint with nonce {nonce} was not mined after {} replacements; the message is retried and reads the chain first",
+            "the {what} with nonce {nonce} was not mined after {} replacements; the message is retried and reads the chain first",
             self.max_replacements
         )))
     }
-}
 
-impl EvmMinter {
     /// The network's current EIP-1559 fees.
     async fn network_fees(&self) -> PortResult<Fees> {
         let f = self

@@ -1,6 +1,7 @@
 //! `latentmint`: run a collection end to end on one machine, and the tools around it.
 
 mod generate;
+mod live;
 mod report;
 mod run;
 
@@ -36,6 +37,8 @@ enum Command {
     Deploy(run::DeployArgs),
     /// Generate one image from a prompt (no queues, no chain).
     Generate(generate::GenerateArgs),
+    /// Living NFTs: evolve each token of the collection that changes hands.
+    Live(live::LiveArgs),
 }
 
 fn init_logs(verbose: u8) {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Review(args) => tokio_main(run::review(args)),
         Command::Generate(args) => generate::generate(args),
         Command::Deploy(args) => tokio_main(run::deploy(args)),
+        Command::Live(args) => tokio_main(live::live(args)),
     };
     match result {
         Ok(code) => code,

@@ -115,25 +115,25 @@ fn slug(name: &str) -> String {
     if s.is_empty() { "collection".into() } else { s }
 }
 
-fn load_collection(path: &Path) -> anyhow::Result<Collection> {
+pub(crate) fn load_collection(path: &Path) -> anyhow::Result<Collection> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read collection file {}", path.display()))?;
     Ok(Collection::from_toml(&path.display().to_string(), &text)?)
 }
 
 /// The embedded adapters of one collection's data folder.
-struct Workspace {
-    dir: PathBuf,
+pub(crate) struct Workspace {
+    pub(crate) dir: PathBuf,
     queue: Arc<SqliteQueue>,
     jobs: Arc<SqliteJobStore>,
     blobs: Arc<FsBlobStore>,
     /// Where metadata and images are pinned: a real IPFS node, or the data folder.
-    content: Arc<dyn Pinner>,
+    pub(crate) content: Arc<dyn Pinner>,
     _lock: File,
 }
 
 impl Workspace {
-    fn open(data_dir: &Path, collection: &Collection, max_receives: u32) -> anyhow::Result<Self> {
+    pub(crate) fn open(data_dir: &Path, collection: &Collection, max_receives: u32) -> anyhow::Result<Self> {
         let dir = data_dir.join(slug(&collection.file.collection.name));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let lock =
@@ -157,16 +157,16 @@ impl Workspace {
 }
 
 /// The chain side of a run: a node we started (if any), the connection and the minter.
-struct ChainSetup {
-    node: Option<LocalNode>,
-    minter: Arc<EvmMinter>,
-    rpc_url: String,
+pub(crate) struct ChainSetup {
+    pub(crate) node: Option<LocalNode>,
+    pub(crate) minter: Arc<EvmMinter>,
+    pub(crate) rpc_url: String,
     /// This process is the wallet's only sender while the run lasts (none on a node of our
     /// own: nobody else sends there).
     _lease: Option<WalletLease>,
 }
 
-async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::Result<ChainSetup> {
+pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::Result<ChainSetup> {
     let chain_cfg = &c.file.chain;
     let urls = chain_cfg.rpc_urls();
     let (node, urls, key) = match urls.first() {
@@ -317,14 +317,12 @@ fn bar(mp: &MultiProgress, len: u64, label: &str) -> ProgressBar {
 }
 
 /// `latentmint run`: the whole pipeline for one collection file.
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let collection = load_collection(&args.collection)?;
-    let specs = collection.jobs()?;
+/// The collection's generator: the SageMaker endpoint first when one is configured, the local
+/// ONNX engine (the fallback) always.
+pub(crate) async fn build_generator(args: &RunArgs, collection: &Collection) -> anyhow::Result<Arc<dyn Generator>> {
     let base = args.collection.parent().unwrap_or(Path::new("."));
     let model_dir = base.join(&collection.file.generation.model);
 
-    // The model first: a bad model folder fails the run before anything is written.
     let opts = EngineOptions {
         ort_library: args.ort_library.clone(),
         intra_threads: args.threads,
@@ -342,7 +340,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let onnx = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
         .await?
         .with_context(|| format!("generation.model ({})", model_dir.display()))?;
-    let generator: Arc<dyn Generator> = match &collection.file.generation.endpoint {
+    Ok(match &collection.file.generation.endpoint {
         // Endpoint first; the local engine is the fallback and provenance says which ran.
         Some(ep) => Arc::new(FallbackGenerator::new(
             Some((ep.clone(), Arc::new(sagemaker(ep, &collection.file.generation).await?))),
@@ -351,7 +349,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             CircuitBreaker::new(3, Duration::from_secs(60)),
         )),
         None => Arc::new(onnx),
-    };
+    })
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let collection = load_collection(&args.collection)?;
+    let specs = collection.jobs()?;
+    // The model first: a bad model folder fails the run before anything is written.
+    let generator = build_generator(&args, &collection).await?;
     let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
     let released = ws.queue.release_in_flight()?;
     if released > 0 {

@@ -65,6 +65,38 @@ pub struct CollectionFile {
     /// The prompts (or templates) to mint.
     #[serde(default)]
     pub prompts: Vec<PromptSection>,
+    /// Living NFTs: tokens evolve when they change hands.
+    #[serde(default)]
+    pub living: Option<LivingSection>,
+}
+
+/// `[living]`: each transfer of a token (not its mint) regenerates its image from the current
+/// one (img2img) and points the token at new metadata (ERC-4906 `MetadataUpdate`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivingSection {
+    /// How far each evolution moves from the current image, in (0, 1].
+    #[serde(default = "default_living_strength")]
+    pub strength: f32,
+    /// Prompt of an evolution: `{prompt}` is the token's original prompt, `{generation}` the
+    /// evolution's number (1, 2, ...).
+    #[serde(default = "default_living_prompt")]
+    pub prompt: String,
+    /// Evolutions per token; transfers after that leave it as it is.
+    #[serde(default = "default_max_generations")]
+    pub max_generations: u32,
+}
+
+fn default_living_strength() -> f32 {
+    0.5
+}
+
+fn default_living_prompt() -> String {
+    "{prompt}".into()
+}
+
+fn default_max_generations() -> u32 {
+    16
 }
 
 /// `[ipfs]`
@@ -625,6 +657,30 @@ impl Collection {
                 ));
             }
         }
+        if let Some(l) = &f.living {
+            let steps = (f.generation.steps as f32 * l.strength).floor();
+            if !(l.strength > 0.0 && l.strength <= 1.0) || steps < 1.0 {
+                return Err(FieldError::new(
+                    "living.strength",
+                    format!("{} runs no denoising step with {} steps", l.strength, f.generation.steps),
+                    "use a strength in (0, 1] with generation.steps * strength >= 1",
+                ));
+            }
+            if !l.prompt.contains("{prompt}") || l.prompt.chars().count() > MAX_PROMPT_CHARS {
+                return Err(FieldError::new(
+                    "living.prompt",
+                    "must contain {prompt} and stay within the prompt length limit",
+                    "write e.g. \"{prompt}, weathered, generation {generation}\"",
+                ));
+            }
+            if l.max_generations == 0 {
+                return Err(FieldError::new(
+                    "living.max_generations",
+                    "is 0",
+                    "use 1 or more, or remove [living] for tokens that never change",
+                ));
+            }
+        }
         Ok(Self { file: f, recipient, contract })
     }
 
@@ -769,6 +825,26 @@ seed = 7
         assert_eq!(a[3].params.seed, 7);
         let ids: std::collections::BTreeSet<_> = a.iter().map(|j| j.id).collect();
         assert_eq!(ids.len(), 4, "job ids are unique");
+    }
+
+    #[test]
+    fn living_settings_have_defaults_and_bad_ones_are_named() {
+        let with = |living: &str| format!("{GOOD}\n[living]\n{living}\n");
+        let c = Collection::from_toml("c.toml", &with("")).unwrap();
+        let l = c.file.living.expect("[living] present");
+        assert_eq!((l.strength, l.prompt.as_str(), l.max_generations), (0.5, "{prompt}", 16));
+        assert!(Collection::from_toml("c.toml", GOOD).unwrap().file.living.is_none(), "absent: tokens never change");
+        for (text, field) in [
+            ("strength = 0.0", "living.strength"),
+            ("strength = 1.5", "living.strength"),
+            // 4 steps * 0.2 runs no step.
+            ("strength = 0.2", "living.strength"),
+            ("prompt = \"weathered\"", "living.prompt"),
+            ("max_generations = 0", "living.max_generations"),
+        ] {
+            let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! ```
 //! `num_images` (1 to 16, default 1) asks for a batch of one prompt: image k is made with seed
 //! `seed + k`; the first comes in `image_png_base64`, the others in `more_images_png_base64`.
+//! img2img (how living NFTs evolve): `init_image_png_base64` (a PNG of width x height) and
+//! `strength` in (0, 1].
 //! Response:
 //! ```json
 //! {"version": 1, "image_png_base64": "iVBOR...", "parameters": {...the request as run...},
@@ -50,6 +52,12 @@ pub struct ApiRequest {
     /// Images to make (seeds `seed`, `seed + 1`, ...).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub num_images: u32,
+    /// img2img: the image to start from (PNG, width x height), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_image_png_base64: Option<String>,
+    /// img2img: how far to move from the init image, in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<f32>,
 }
 
 fn one() -> u32 {
@@ -73,6 +81,8 @@ impl ApiRequest {
             height: p.height,
             scheduler: p.scheduler.clone(),
             num_images: 1,
+            init_image_png_base64: None,
+            strength: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod collection;
 pub mod field;
 pub mod generation_api;
 pub mod job;
+pub mod living;
 pub mod message;
 pub mod metadata;
 pub mod network;

@@ -82,6 +82,9 @@ pub struct Provenance {
     pub adapters: Vec<crate::job::AdapterRecord>,
     /// SHA-256 of the PNG bytes.
     pub image_sha256: String,
+    /// Set on an evolved image of a living NFT: what it grew from and what made it grow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evolution: Option<crate::living::EvolutionRecord>,
 }
 
 /// ERC-721 metadata (the JSON `tokenURI` points at).
@@ -132,6 +135,7 @@ impl Provenance {
             },
             adapters: g.adapters.clone(),
             image_sha256: g.image_sha256.clone(),
+            evolution: None,
         }
     }
 }

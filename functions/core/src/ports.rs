@@ -103,6 +103,17 @@ pub struct GenerationRequest {
     pub negative_prompt: String,
     /// Parameters.
     pub params: GenerationParams,
+    /// Start from this image instead of pure noise (img2img): how a living NFT evolves.
+    pub init_image: Option<InitImage>,
+}
+
+/// An image to start from, and how far to move away from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitImage {
+    /// PNG bytes, the request's width x height.
+    pub png: Vec<u8>,
+    /// 0 keeps the image, 1 ignores it; `round_down(steps * strength)` steps run.
+    pub strength: f32,
 }
 
 /// A generated image.
@@ -148,4 +159,24 @@ pub trait Minter: Send + Sync {
     /// Mints one token for `job` to `to` whose metadata has CID `metadata_cid`. If the chain
     /// says the job is already minted, returns that token (no second token can exist).
     async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt>;
+}
+
+/// Reads and moves a token's metadata pointer: how a living NFT shows its new image.
+#[async_trait]
+pub trait MetadataUpdater: Send + Sync {
+    /// `tokenURI(token_id)`.
+    async fn token_uri(&self, token_id: &str) -> PortResult<String>;
+    /// Points the token at `uri`, once: nothing is sent when it points there already. The
+    /// transaction hash when this call sent one.
+    async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>>;
+}
+
+/// Where each evolution stands, keyed by the event that caused it ([`crate::living::Trigger::key`]),
+/// so an event is acted on once however often it is seen.
+#[async_trait]
+pub trait EvolutionStore: Send + Sync {
+    /// The recorded state of the evolution for `key`.
+    async fn get(&self, key: &str) -> PortResult<Option<crate::living::EvolutionState>>;
+    /// Records the state of the evolution for `key`.
+    async fn put(&self, key: &str, state: &crate::living::EvolutionState) -> PortResult<()>;
 }

@@ -37,6 +37,20 @@ fn port_error(e: DiffusionError) -> PortError {
 impl Generator for OnnxGenerator {
     async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
         let engine = self.engine.clone();
+        let init_image = match &req.init_image {
+            None => None,
+            Some(init) => {
+                let (rgb, w, h) = latentmint_core::qa::decode_rgb(&init.png)
+                    .map_err(|e| PortError::Permanent(format!("init image: {e}")))?;
+                if (w, h) != (req.params.width, req.params.height) {
+                    return Err(PortError::Permanent(format!(
+                        "init image is {w}x{h}, the request {}x{}; generate at the image's size",
+                        req.params.width, req.params.height
+                    )));
+                }
+                Some(crate::InitImage { rgb, strength: init.strength })
+            }
+        };
         let image_req = ImageRequest {
             prompt: req.prompt.clone(),
             negative_prompt: req.negative_prompt.clone(),
@@ -48,7 +62,7 @@ impl Generator for OnnxGenerator {
             scheduler: req.params.scheduler.clone(),
             initial_latents: None,
             step_noise: None,
-            init_image: None,
+            init_image,
         };
         let (out, model) = tokio::task::spawn_blocking(move || {
             let mut e = engine

@@ -6,12 +6,14 @@
 
 mod blobs;
 mod jobs;
+mod living;
 mod queue;
 
 use std::path::Path;
 
 pub use blobs::{FsBlobStore, LocalContentStore};
 pub use jobs::SqliteJobStore;
+pub use living::SqliteEvolutionStore;
 pub use queue::{DLQ_SUFFIX, SqliteQueue};
 
 use latentmint_core::ports::{PortError, PortResult};

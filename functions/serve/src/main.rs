@@ -21,7 +21,7 @@ use base64::Engine as _;
 use clap::Parser;
 use latentmint_core::generation_api::{API_VERSION, ApiError, ApiGenerator, ApiModel, ApiRequest, ApiResponse};
 use latentmint_core::sanitize::sanitize_prompt;
-use latentmint_diffusion::{DiffusionError, Engine, EngineOptions, GENERATOR_NAME, ImageRequest};
+use latentmint_diffusion::{DiffusionError, Engine, EngineOptions, GENERATOR_NAME, ImageRequest, InitImage};
 use tracing::{error, info};
 
 /// SageMaker inference server for latentmint.
@@ -78,6 +78,33 @@ async fn invoke(State(st): State<Shared>, body: Result<Json<ApiRequest>, JsonRej
         Ok(p) => p,
         Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    let init_image = match (&req.init_image_png_base64, req.strength) {
+        (None, None) => None,
+        (Some(b64), Some(strength)) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("init_image_png_base64: not base64 ({e})"))
+                .and_then(|png| {
+                    latentmint_core::qa::decode_rgb(&png).map_err(|e| format!("init_image_png_base64: {e}"))
+                });
+            match decoded {
+                Ok((rgb, w, h)) if (w, h) == (req.width, req.height) => Some(InitImage { rgb, strength }),
+                Ok((_, w, h)) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        format!("init_image_png_base64: is {w}x{h}; send width and height of the image"),
+                    );
+                }
+                Err(e) => return reply(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        _ => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "init_image_png_base64 and strength: give both for img2img, or neither".into(),
+            );
+        }
+    };
     let image_req = ImageRequest {
         prompt,
         negative_prompt: req.negative_prompt.clone(),
@@ -89,7 +116,7 @@ async fn invoke(State(st): State<Shared>, body: Result<Json<ApiRequest>, JsonRej
         scheduler: req.scheduler.clone(),
         initial_latents: None,
         step_noise: None,
-        init_image: None,
+        init_image,
     };
     let count = req.num_images as usize;
     let st2 = st.clone();

@@ -21,6 +21,7 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
         prompt: job.spec.prompt.clone(),
         negative_prompt: job.spec.negative_prompt.clone(),
         params: job.spec.params.clone(),
+        init_image: None,
     };
     let image = ports.generator.generate(&req).await?;
     let key = image_key(id);

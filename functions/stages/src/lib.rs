@@ -1,7 +1,8 @@
 //! # latentmint-stages
 //!
 //! One module per pipeline stage, in the order a job meets them:
-//! [`intake`] → [`generate`] → [`review`] → [`publish`] → [`mint`].
+//! [`intake`] → [`generate`] → [`review`] → [`publish`] → [`mint`]; then, for living NFTs,
+//! [`evolve`] each time a token changes hands.
 //!
 //! Each stage is a plain async function over one job and the [`Ports`]; it knows nothing of
 //! Lambda, SQS or SQLite. [`process`] lifts a stage to one queue delivery and says whether to
@@ -12,6 +13,7 @@
 //! left as it is, and the stage only re-sends the next message when the job sits exactly where
 //! this stage leaves it (the crash-between-write-and-send case).
 
+pub mod evolve;
 pub mod generate;
 pub mod intake;
 pub mod mint;

@@ -3,13 +3,15 @@
 
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::ports::Pinner;
 use latentmint_core::{JobId, JobState, Stage};
 
 use crate::{Ports, StageError, StageOutcome, load, save};
 
-async fn pin_checked(ports: &Ports, name: &str, bytes: Vec<u8>) -> Result<String, StageError> {
+/// Pins `bytes` and checks the pinner's CID against the one computed here.
+pub(crate) async fn pin_checked(pinner: &dyn Pinner, name: &str, bytes: Vec<u8>) -> Result<String, StageError> {
     let ours = cid_of_bytes(&bytes);
-    let theirs = ports.pinner.pin(name, bytes).await?;
+    let theirs = pinner.pin(name, bytes).await?;
     if theirs != ours {
         return Err(StageError::Fail(format!(
             "the pinner returned CID {theirs} for {name}, but its bytes hash to {ours}; refusing to publish"
@@ -26,9 +28,9 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     }
     let key = job.image_key.clone().ok_or_else(|| StageError::Fail("approved job has no image".into()))?;
     let png = ports.blobs.get(&key).await?;
-    let image_cid = pin_checked(ports, &format!("{id}.png"), png).await?;
+    let image_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.png"), png).await?;
     let metadata = TokenMetadata::build(&job, &image_cid).map_err(|e| StageError::Fail(e.to_string()))?;
-    let metadata_cid = pin_checked(ports, &format!("{id}.json"), metadata.to_json()).await?;
+    let metadata_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.json"), metadata.to_json()).await?;
     job.record_publication(image_cid, metadata_cid).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Approved).await? {
         return Ok(StageOutcome::redelivered(&current, JobState::Published, Stage::Mint));

@@ -1,0 +1,304 @@
+//! Living NFTs: a token that changes hands grows a new image from its current one.
+//!
+//! Everything about an evolution is derived from the on-chain event that caused it (the
+//! [`Trigger`]): its seed, its number, its prompt. Processing the same event again therefore
+//! makes the same request, and the record in the new metadata says exactly which event,
+//! which parent metadata and which parameters produced the image.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::collection::LivingSection;
+use crate::job::GenerationRecord;
+use crate::metadata::{Attribute, GeneratorProvenance, ModelProvenance, Provenance, TokenMetadata};
+
+/// The on-chain event an evolution answers: one log of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Block of the log.
+    pub block: u64,
+    /// Transaction hash (0x-prefixed).
+    pub tx_hash: String,
+    /// Index of the log in its block.
+    pub log_index: u64,
+}
+
+impl Trigger {
+    /// Stable key of the event, for the evolution store.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.chain_id, self.tx_hash, self.log_index)
+    }
+}
+
+/// What an evolved image grew from; recorded in its provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvolutionRecord {
+    /// 1 for the first evolution of the minted image, then 2, 3, ...
+    pub generation: u32,
+    /// The metadata the token pointed at before (`ipfs://...`).
+    pub parent_metadata: String,
+    /// The image this one was made from (`ipfs://...`).
+    pub parent_image: String,
+    /// The event that made it.
+    pub trigger: Trigger,
+    /// img2img strength used.
+    pub strength: f32,
+}
+
+/// Where one evolution stands. Written before and after the one on-chain step, so a crash
+/// between them is resumed rather than repeated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EvolutionState {
+    /// The new image and metadata are pinned; the token does not point at them yet.
+    Published {
+        /// The token.
+        token_id: String,
+        /// CID of the new metadata.
+        metadata_cid: String,
+    },
+    /// The token points at the new metadata.
+    Updated {
+        /// The token.
+        token_id: String,
+        /// CID of the new metadata.
+        metadata_cid: String,
+        /// The `setTokenURI` transaction (none when the chain already had it).
+        tx_hash: Option<String>,
+    },
+    /// Nothing to do for this event (the token reached `max_generations`).
+    Skipped {
+        /// The token.
+        token_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What to generate for one evolution, or why not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Generate this.
+    Evolve {
+        /// Prompt.
+        prompt: String,
+        /// Negative prompt (the token's own).
+        negative_prompt: String,
+        /// Seed derived from the trigger.
+        seed: u64,
+        /// The record that goes into the new metadata.
+        record: EvolutionRecord,
+    },
+    /// The token has evolved `living.max_generations` times already.
+    Exhausted,
+}
+
+/// Plans the evolution of a token whose current metadata (at `parent_uri`) is `parent`.
+pub fn plan(living: &LivingSection, parent_uri: &str, parent: &TokenMetadata, trigger: Trigger) -> Plan {
+    let p = &parent.provenance;
+    let generation = p.evolution.as_ref().map_or(0, |e| e.generation) + 1;
+    if generation > living.max_generations {
+        return Plan::Exhausted;
+    }
+    // The token's original prompt, not the last evolution's, so prompts do not pile up.
+    let base = base_prompt(parent);
+    let prompt = living.prompt.replace("{prompt}", base).replace("{generation}", &generation.to_string());
+    let mut h = Sha256::new();
+    h.update(b"latentmint/evolution/v1\0");
+    h.update(trigger.key().as_bytes());
+    h.update(p.job_id.as_bytes());
+    let digest = h.finalize();
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&digest[..8]);
+    Plan::Evolve {
+        prompt,
+        negative_prompt: p.negative_prompt.clone(),
+        seed: u64::from_be_bytes(seed),
+        record: EvolutionRecord {
+            generation,
+            parent_metadata: parent_uri.to_string(),
+            parent_image: parent.image.clone(),
+            trigger,
+            strength: living.strength,
+        },
+    }
+}
+
+/// The prompt the token was minted with (kept as the `base_prompt` attribute once evolved).
+fn base_prompt(m: &TokenMetadata) -> &str {
+    m.attributes
+        .iter()
+        .find(|a| a.trait_type == "base_prompt")
+        .map(|a| a.value.as_str())
+        .unwrap_or(&m.provenance.prompt)
+}
+
+/// The metadata of the evolved token: the parent's name, description and traits, the new
+/// image, and provenance for the new image with its evolution record.
+pub fn evolved_metadata(
+    parent: &TokenMetadata,
+    image_cid: &str,
+    prompt: &str,
+    g: &GenerationRecord,
+    record: EvolutionRecord,
+) -> TokenMetadata {
+    let base = base_prompt(parent).to_string();
+    let mut attributes: Vec<Attribute> = parent
+        .attributes
+        .iter()
+        .filter(|a| !matches!(a.trait_type.as_str(), "seed" | "generation" | "base_prompt"))
+        .cloned()
+        .collect();
+    attributes.push(Attribute { trait_type: "seed".into(), value: g.params.seed.to_string() });
+    attributes.push(Attribute { trait_type: "generation".into(), value: record.generation.to_string() });
+    attributes.push(Attribute { trait_type: "base_prompt".into(), value: base });
+    let p = &parent.provenance;
+    TokenMetadata {
+        name: parent.name.clone(),
+        description: parent.description.clone(),
+        image: format!("ipfs://{image_cid}"),
+        attributes,
+        provenance: Provenance {
+            schema: p.schema.clone(),
+            job_id: p.job_id.clone(),
+            model: ModelProvenance {
+                id: g.model_id.clone(),
+                sha256: g.model_sha256.clone(),
+                files: g.model_files.clone(),
+            },
+            prompt: prompt.to_string(),
+            negative_prompt: p.negative_prompt.clone(),
+            prompt_truncated: g.prompt_truncated,
+            seed: g.params.seed,
+            steps: g.params.steps,
+            guidance: g.params.guidance,
+            scheduler: g.params.scheduler.clone(),
+            width: g.params.width,
+            height: g.params.height,
+            generator: GeneratorProvenance {
+                name: g.generator.clone(),
+                version: g.generator_version.clone(),
+                backend: g.backend.clone(),
+                fallback_reason: g.fallback_reason.clone(),
+            },
+            adapters: g.adapters.clone(),
+            image_sha256: g.image_sha256.clone(),
+            evolution: Some(record),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::job::GenerationParams;
+    use crate::metadata::PROVENANCE_SCHEMA;
+
+    fn living() -> LivingSection {
+        LivingSection { strength: 0.5, prompt: "{prompt}, generation {generation}".into(), max_generations: 2 }
+    }
+
+    fn trigger(log_index: u64) -> Trigger {
+        Trigger { chain_id: 31_337, block: 9, tx_hash: format!("0x{}", "ab".repeat(32)), log_index }
+    }
+
+    fn generated(seed: u64) -> GenerationRecord {
+        GenerationRecord {
+            model_id: "tiny".into(),
+            model_sha256: "00".repeat(32),
+            model_files: BTreeMap::new(),
+            params: GenerationParams { steps: 4, guidance: 7.5, width: 32, height: 32, scheduler: "ddim".into(), seed },
+            prompt_truncated: false,
+            generator: "latentmint-diffusion".into(),
+            generator_version: "0.1.0".into(),
+            backend: "onnx-cpu".into(),
+            fallback_reason: None,
+            adapters: vec![],
+            elapsed_ms: 1,
+            image_sha256: "11".repeat(32),
+        }
+    }
+
+    /// A token as minted: no evolution yet.
+    fn minted() -> TokenMetadata {
+        TokenMetadata {
+            name: "Neon #1".into(),
+            description: "d".into(),
+            image: "ipfs://parent-image".into(),
+            attributes: vec![
+                Attribute { trait_type: "colour".into(), value: "red".into() },
+                Attribute { trait_type: "seed".into(), value: "7".into() },
+            ],
+            provenance: Provenance {
+                schema: PROVENANCE_SCHEMA.into(),
+                job_id: "ff".repeat(32),
+                model: ModelProvenance { id: "tiny".into(), sha256: String::new(), files: BTreeMap::new() },
+                prompt: "a red circle".into(),
+                negative_prompt: "blurry".into(),
+                prompt_truncated: false,
+                seed: 7,
+                steps: 4,
+                guidance: 7.5,
+                scheduler: "ddim".into(),
+                width: 32,
+                height: 32,
+                generator: GeneratorProvenance {
+                    name: "latentmint-diffusion".into(),
+                    version: "0.1.0".into(),
+                    backend: "onnx-cpu".into(),
+                    fallback_reason: None,
+                },
+                adapters: vec![],
+                image_sha256: "11".repeat(32),
+                evolution: None,
+            },
+        }
+    }
+
+    #[test]
+    fn an_evolution_is_a_function_of_its_event() {
+        let parent = minted();
+        let a = plan(&living(), "ipfs://parent", &parent, trigger(1));
+        assert_eq!(a, plan(&living(), "ipfs://parent", &parent, trigger(1)), "same event, same plan");
+        let Plan::Evolve { prompt, seed, record, negative_prompt } = a else { panic!("should evolve") };
+        assert_eq!(prompt, "a red circle, generation 1");
+        assert_eq!(negative_prompt, "blurry");
+        assert_eq!(record.generation, 1);
+        assert_eq!(record.parent_metadata, "ipfs://parent");
+        assert_eq!(record.parent_image, "ipfs://parent-image");
+        let Plan::Evolve { seed: other, .. } = plan(&living(), "ipfs://parent", &parent, trigger(2)) else {
+            panic!("should evolve")
+        };
+        assert_ne!(seed, other, "another event, another seed");
+    }
+
+    #[test]
+    fn generations_count_up_from_the_original_prompt_and_stop_at_the_limit() {
+        let parent = minted();
+        let Plan::Evolve { prompt, record, .. } = plan(&living(), "ipfs://p0", &parent, trigger(1)) else {
+            panic!("should evolve")
+        };
+        let first = evolved_metadata(&parent, "img1", &prompt, &generated(11), record);
+        assert_eq!(first.image, "ipfs://img1");
+        assert_eq!(first.provenance.seed, 11);
+        assert_eq!(first.provenance.job_id, parent.provenance.job_id, "still the same token's job");
+        let attr =
+            |m: &TokenMetadata, k: &str| m.attributes.iter().find(|a| a.trait_type == k).map(|a| a.value.clone());
+        assert_eq!(attr(&first, "generation").as_deref(), Some("1"));
+        assert_eq!(attr(&first, "colour").as_deref(), Some("red"), "traits stay");
+        let Plan::Evolve { prompt, record, .. } = plan(&living(), "ipfs://p1", &first, trigger(2)) else {
+            panic!("should evolve")
+        };
+        assert_eq!(prompt, "a red circle, generation 2", "from the original prompt, not the evolved one");
+        let second = evolved_metadata(&first, "img2", &prompt, &generated(12), record);
+        assert_eq!(second.attributes.iter().filter(|a| a.trait_type == "generation").count(), 1);
+        assert_eq!(plan(&living(), "ipfs://p2", &second, trigger(3)), Plan::Exhausted);
+        // The record survives the JSON round trip a collector's tool would make.
+        let back: TokenMetadata = serde_json::from_slice(&second.to_json()).unwrap();
+        assert_eq!(back.provenance.evolution.map(|e| e.generation), Some(2));
+    }
+}

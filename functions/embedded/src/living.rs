@@ -1,0 +1,118 @@
+//! Living-NFT bookkeeping in SQLite: the state of each evolution by its trigger, and how far
+//! the chain has been scanned.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use latentmint_core::living::EvolutionState;
+use latentmint_core::ports::{EvolutionStore, PortError, PortResult};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::queue::now_ms;
+use crate::{db_err, open_db};
+
+/// SQLite evolution store and scan cursor.
+pub struct SqliteEvolutionStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteEvolutionStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> PortResult<Self> {
+        let conn = open_db(path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS evolutions (
+                 trigger    TEXT PRIMARY KEY,
+                 body       TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS cursors (
+                 name  TEXT PRIMARY KEY,
+                 block INTEGER NOT NULL
+             );",
+        )
+        .map_err(db_err)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> PortResult<std::sync::MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| PortError::Permanent("evolution database lock poisoned".into()))
+    }
+
+    /// The next block to scan for `name` (a chain and contract), if any was recorded.
+    pub fn cursor(&self, name: &str) -> PortResult<Option<u64>> {
+        self.conn()?
+            .query_row("SELECT block FROM cursors WHERE name = ?1", params![name], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|b| b.map(|b| b as u64))
+            .map_err(db_err)
+    }
+
+    /// Records that every block before `next` is done for `name`.
+    pub fn set_cursor(&self, name: &str, next: u64) -> PortResult<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO cursors (name, block) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+                params![name, next as i64],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EvolutionStore for SqliteEvolutionStore {
+    async fn get(&self, key: &str) -> PortResult<Option<EvolutionState>> {
+        let body: Option<String> = self
+            .conn()?
+            .query_row("SELECT body FROM evolutions WHERE trigger = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        body.map(|b| {
+            serde_json::from_str(&b).map_err(|e| PortError::Permanent(format!("corrupt evolution record {key}: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn put(&self, key: &str, state: &EvolutionState) -> PortResult<()> {
+        let body = serde_json::to_string(state).map_err(|e| PortError::Permanent(e.to_string()))?;
+        self.conn()?
+            .execute(
+                "INSERT INTO evolutions (trigger, body, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(trigger) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![key, body, now_ms()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn states_and_cursors_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("living.db");
+        {
+            let s = SqliteEvolutionStore::open(&path).unwrap();
+            assert_eq!(s.get("k").await.unwrap(), None);
+            assert_eq!(s.cursor("c").unwrap(), None);
+            s.put("k", &EvolutionState::Published { token_id: "1".into(), metadata_cid: "bafk".into() }).await.unwrap();
+            s.put("k", &EvolutionState::Updated { token_id: "1".into(), metadata_cid: "bafk".into(), tx_hash: None })
+                .await
+                .unwrap();
+            s.set_cursor("c", 10).unwrap();
+            s.set_cursor("c", 12).unwrap();
+        }
+        let s = SqliteEvolutionStore::open(&path).unwrap();
+        assert_eq!(
+            s.get("k").await.unwrap(),
+            Some(EvolutionState::Updated { token_id: "1".into(), metadata_cid: "bafk".into(), tx_hash: None })
+        );
+        assert_eq!(s.cursor("c").unwrap(), Some(12));
+    }
+}

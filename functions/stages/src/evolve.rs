@@ -1,0 +1,99 @@
+//! Evolve (living NFTs): a token changed hands, so it grows a new image from its current one
+//! and points at new metadata (ERC-4906 `MetadataUpdate`).
+//!
+//! One event, one evolution, whatever happens in between: the plan (seed, prompt, generation)
+//! is a function of the event; the new metadata is recorded as `published` before the one
+//! on-chain step, and the chain is read before writing, so a crash is resumed, not repeated.
+
+use latentmint_core::collection::LivingSection;
+use latentmint_core::living::{EvolutionState, Plan, Trigger, evolved_metadata, plan};
+use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::ports::{EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, Pinner};
+use latentmint_core::{GenerationParams, JobId};
+use tracing::info;
+
+use crate::StageError;
+use crate::publish::pin_checked;
+
+/// The adapters an evolution uses.
+pub struct EvolvePorts<'a> {
+    /// Makes the new image (img2img).
+    pub generator: &'a dyn Generator,
+    /// Holds the current metadata and image, and takes the new ones.
+    pub pinner: &'a dyn Pinner,
+    /// Reads and moves the token's metadata pointer.
+    pub chain: &'a dyn MetadataUpdater,
+    /// Where each evolution stands.
+    pub store: &'a dyn EvolutionStore,
+}
+
+fn cid_of_uri(uri: &str) -> Result<&str, StageError> {
+    uri.strip_prefix("ipfs://").ok_or_else(|| {
+        StageError::Fail(format!("token URI {uri} is not ipfs://<cid>; only pinned metadata can evolve"))
+    })
+}
+
+/// Evolves `token_id` for the transfer `trigger`. Returns where the evolution ended.
+pub async fn run(
+    p: &EvolvePorts<'_>,
+    living: &LivingSection,
+    trigger: Trigger,
+    token_id: &str,
+) -> Result<EvolutionState, StageError> {
+    let key = trigger.key();
+    let metadata_cid = match p.store.get(&key).await? {
+        Some(done @ (EvolutionState::Updated { .. } | EvolutionState::Skipped { .. })) => return Ok(done),
+        // Pinned before a crash: only the pointer is left to move.
+        Some(EvolutionState::Published { metadata_cid, .. }) => metadata_cid,
+        None => {
+            let parent_uri = p.chain.token_uri(token_id).await?;
+            let parent_bytes = p.pinner.fetch(cid_of_uri(&parent_uri)?).await?;
+            let parent: TokenMetadata = serde_json::from_slice(&parent_bytes)
+                .map_err(|e| StageError::Fail(format!("metadata {parent_uri} of token {token_id} is not ours: {e}")))?;
+            let Plan::Evolve { prompt, negative_prompt, seed, record } = plan(living, &parent_uri, &parent, trigger)
+            else {
+                let state = EvolutionState::Skipped {
+                    token_id: token_id.into(),
+                    reason: format!("reached living.max_generations ({})", living.max_generations),
+                };
+                p.store.put(&key, &state).await?;
+                return Ok(state);
+            };
+            let image = p.pinner.fetch(cid_of_uri(&parent.image)?).await?;
+            let pp = &parent.provenance;
+            let job_id: JobId = pp
+                .job_id
+                .parse()
+                .map_err(|e| StageError::Fail(format!("metadata {parent_uri}: provenance.job_id: {e}")))?;
+            let req = GenerationRequest {
+                job_id,
+                prompt: prompt.clone(),
+                negative_prompt,
+                params: GenerationParams {
+                    steps: pp.steps,
+                    guidance: pp.guidance,
+                    width: pp.width,
+                    height: pp.height,
+                    scheduler: pp.scheduler.clone(),
+                    seed,
+                },
+                init_image: Some(InitImage { png: image, strength: living.strength }),
+            };
+            let out = p.generator.generate(&req).await?;
+            let generation = record.generation;
+            let name = format!("{}-evolution-{generation}", pp.job_id);
+            let image_cid = pin_checked(p.pinner, &format!("{name}.png"), out.png).await?;
+            let metadata = evolved_metadata(&parent, &image_cid, &prompt, &out.record, record);
+            let metadata_cid = pin_checked(p.pinner, &format!("{name}.json"), metadata.to_json()).await?;
+            p.store
+                .put(&key, &EvolutionState::Published { token_id: token_id.into(), metadata_cid: metadata_cid.clone() })
+                .await?;
+            info!(token_id, generation, image = %image_cid, metadata = %metadata_cid, "evolution published");
+            metadata_cid
+        }
+    };
+    let tx_hash = p.chain.set_token_uri(token_id, &format!("ipfs://{metadata_cid}")).await?;
+    let state = EvolutionState::Updated { token_id: token_id.into(), metadata_cid, tx_hash };
+    p.store.put(&key, &state).await?;
+    Ok(state)
+}

@@ -1,0 +1,173 @@
+//! Living NFTs through the real binary on a real anvil: a collection is minted, a collector
+//! transfers a token, and `latentmint live` grows that token a new image (img2img from the
+//! current one with the real ONNX model), pins new metadata whose provenance names the parent
+//! and the transfer, and moves the token with `setTokenURI` (ERC-4906 `MetadataUpdate`).
+//! Watching again changes nothing; a token past `max_generations` stays as it is.
+
+use std::path::Path;
+use std::process::Command;
+
+use alloy::primitives::U256;
+use latentmint_chain::{Chain, EvmMinter, LocalNode, to_alloy};
+use latentmint_core::EvmAddress;
+use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::ports::Pinner;
+use latentmint_e2e::{anvil, latentmint_bin, latentmint_run, ort_library, tiny_model};
+use latentmint_embedded::LocalContentStore;
+
+const CHAIN_ID: u64 = 31_337;
+
+fn collection(rpc_url: &str, recipient: EvmAddress) -> String {
+    format!(
+        r#"
+[collection]
+name = "Living Test"
+symbol = "LIVE"
+recipient = "{recipient}"
+
+[generation]
+model = "{model}"
+steps = 8
+width = 64
+height = 64
+seed = 3
+
+[chain]
+chain_id = {CHAIN_ID}
+rpc_url = "{rpc_url}"
+
+[living]
+strength = 0.5
+prompt = "{{prompt}}, generation {{generation}}"
+max_generations = 1
+
+[[prompts]]
+text = "a red square"
+
+[[prompts]]
+text = "a blue circle"
+"#,
+        model = tiny_model().display(),
+    )
+}
+
+fn live(file: &Path, data: &Path, key: &str) -> String {
+    let out = Command::new(latentmint_bin())
+        .arg("live")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--once", "--no-progress", "--threads", "1"])
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("LATENTMINT_SIGNER_KEY", key)
+        .output()
+        .expect("latentmint live runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "latentmint live failed:\n{stderr}");
+    stderr
+}
+
+/// Token ids minted by the contract, in mint order.
+async fn minted(minter: &EvmMinter) -> Vec<U256> {
+    let logs = minter.contract().Transfer_filter().from_block(0).query().await.expect("Transfer logs");
+    logs.into_iter().filter(|(t, _)| t.from.is_zero()).map(|(t, _)| t.tokenId).collect()
+}
+
+async fn metadata_update_count(minter: &EvmMinter) -> usize {
+    minter.contract().MetadataUpdate_filter().from_block(0).query().await.expect("MetadataUpdate logs").len()
+}
+
+async fn transfer(node: &LocalNode, contract: EvmAddress, key_index: usize, to: EvmAddress, id: U256) -> String {
+    let owner = Chain::connect(&node.rpc_url, node.dev_key(key_index).unwrap(), CHAIN_ID).await.unwrap();
+    let m = owner.minter(contract, 1);
+    let from = owner.sender();
+    let receipt = m
+        .contract()
+        .transferFrom(to_alloy(from), to_alloy(to), id)
+        .from(to_alloy(from))
+        .send()
+        .await
+        .expect("transfer sent")
+        .get_receipt()
+        .await
+        .expect("transfer mined");
+    assert!(receipt.status(), "transfer succeeded");
+    format!("{:#x}", receipt.transaction_hash)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transferred_token_grows_a_new_image_once() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let minter_key = node.dev_key(0).unwrap().to_string();
+    let chain = Chain::connect(&node.rpc_url, &minter_key, CHAIN_ID).await.unwrap();
+    // Collectors: anvil's second and third dev accounts.
+    let alice = Chain::connect(&node.rpc_url, node.dev_key(1).unwrap(), CHAIN_ID).await.unwrap().sender();
+    let bob = Chain::connect(&node.rpc_url, node.dev_key(2).unwrap(), CHAIN_ID).await.unwrap().sender();
+    let file = dir.path().join("living.toml");
+    std::fs::write(&file, collection(&node.rpc_url, alice)).unwrap();
+
+    let out = latentmint_run(&file, &data).env("LATENTMINT_SIGNER_KEY", &minter_key).output().unwrap();
+    assert!(out.status.success(), "run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("living-test/deployment.json")).unwrap()).unwrap();
+    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
+    let m = chain.minter(contract, 1);
+    let ids = minted(&m).await;
+    assert_eq!(ids.len(), 2, "both tokens minted");
+    let (moved, kept) = (ids[0], ids[1]);
+    let uri_of = |id: U256| {
+        let m = &m;
+        async move { m.token_uri(&id.to_string()).await.unwrap() }
+    };
+    let (moved_before, kept_before) = (uri_of(moved).await, uri_of(kept).await);
+
+    // Nothing changed hands yet: nothing evolves.
+    let quiet = live(&file, &data, &minter_key);
+    assert!(quiet.contains("0 evolution(s)"), "{quiet}");
+    assert_eq!(metadata_update_count(&m).await, 0);
+
+    let tx = transfer(&node, contract, 1, bob, moved).await;
+    let out = live(&file, &data, &minter_key);
+    assert!(out.contains("1 evolution(s)"), "{out}");
+    let moved_after = uri_of(moved).await;
+    assert_ne!(moved_after, moved_before, "the transferred token points at new metadata");
+    assert_eq!(uri_of(kept).await, kept_before, "the other token is untouched");
+    assert_eq!(metadata_update_count(&m).await, 1, "one ERC-4906 MetadataUpdate");
+
+    // The new metadata says where it came from; its image grew from the old one.
+    let store = LocalContentStore::new(data.join("living-test/ipfs"));
+    let read = |uri: String| {
+        let store = &store;
+        async move {
+            let cid = uri.strip_prefix("ipfs://").unwrap().to_string();
+            store.fetch(&cid).await.unwrap()
+        }
+    };
+    let parent: TokenMetadata = serde_json::from_slice(&read(moved_before.clone()).await).unwrap();
+    let child: TokenMetadata = serde_json::from_slice(&read(moved_after.clone()).await).unwrap();
+    let evo = child.provenance.evolution.clone().expect("an evolution record");
+    assert_eq!(evo.generation, 1);
+    assert_eq!(evo.parent_metadata, moved_before);
+    assert_eq!(evo.parent_image, parent.image);
+    assert_eq!(evo.trigger.tx_hash, tx, "the transfer that caused it");
+    assert_eq!(evo.trigger.chain_id, CHAIN_ID);
+    assert_eq!(child.provenance.job_id, parent.provenance.job_id, "still the same token");
+    assert_eq!(child.provenance.prompt, format!("{}, generation 1", parent.provenance.prompt));
+    assert_ne!(child.image, parent.image, "a new image");
+    let png = read(child.image.clone()).await;
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Watching again: the event was handled, nothing is sent.
+    let again = live(&file, &data, &minter_key);
+    assert!(again.contains("0 evolution(s)"), "{again}");
+    assert_eq!(metadata_update_count(&m).await, 1);
+
+    // Past max_generations (1): another transfer leaves the token as it is.
+    transfer(&node, contract, 2, alice, moved).await;
+    let stays = live(&file, &data, &minter_key);
+    assert!(stays.contains("stays: reached living.max_generations"), "{stays}");
+    assert_eq!(uri_of(moved).await, moved_after);
+    assert_eq!(metadata_update_count(&m).await, 1);
+}
