@@ -33,16 +33,27 @@ fn cid_of_uri(uri: &str) -> Result<&str, StageError> {
     })
 }
 
-/// Evolves `token_id` for the transfer `trigger`. Returns where the evolution ended.
+/// Where an evolution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evolved {
+    /// Its state.
+    pub state: EvolutionState,
+    /// False when the event had been handled before (a re-scan).
+    pub did_work: bool,
+}
+
+/// Evolves `token_id` for the transfer `trigger`.
 pub async fn run(
     p: &EvolvePorts<'_>,
     living: &LivingSection,
     trigger: Trigger,
     token_id: &str,
-) -> Result<EvolutionState, StageError> {
+) -> Result<Evolved, StageError> {
     let key = trigger.key();
     let metadata_cid = match p.store.get(&key).await? {
-        Some(done @ (EvolutionState::Updated { .. } | EvolutionState::Skipped { .. })) => return Ok(done),
+        Some(done @ (EvolutionState::Updated { .. } | EvolutionState::Skipped { .. })) => {
+            return Ok(Evolved { state: done, did_work: false });
+        }
         // Pinned before a crash: only the pointer is left to move.
         Some(EvolutionState::Published { metadata_cid, .. }) => metadata_cid,
         None => {
@@ -57,7 +68,7 @@ pub async fn run(
                     reason: format!("reached living.max_generations ({})", living.max_generations),
                 };
                 p.store.put(&key, &state).await?;
-                return Ok(state);
+                return Ok(Evolved { state, did_work: true });
             };
             let image = p.pinner.fetch(cid_of_uri(&parent.image)?).await?;
             let pp = &parent.provenance;
@@ -95,5 +106,5 @@ pub async fn run(
     let tx_hash = p.chain.set_token_uri(token_id, &format!("ipfs://{metadata_cid}")).await?;
     let state = EvolutionState::Updated { token_id: token_id.into(), metadata_cid, tx_hash };
     p.store.put(&key, &state).await?;
-    Ok(state)
+    Ok(Evolved { state, did_work: true })
 }

@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::collection::Collection;
+use latentmint_core::collection::{Collection, LivingSection};
+use latentmint_core::living::{EvolutionState, Trigger};
+use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::*;
 use latentmint_core::{EvmAddress, GenerationRecord, JobId, JobState, Stage, StageMessage};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
 
-use crate::{Disposition, Ports, intake, process, review};
+use crate::evolve::{self, EvolvePorts, Evolved};
+use crate::{Disposition, Ports, StageError, intake, process, review};
 
 /// Draws a textured image, or a black one when the prompt says "black", or fails
 /// transiently while `fail_next` > 0.
@@ -22,6 +25,7 @@ use crate::{Disposition, Ports, intake, process, review};
 struct ScriptedGenerator {
     calls: AtomicUsize,
     fail_next: AtomicUsize,
+    last: Mutex<Option<GenerationRequest>>,
 }
 
 fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
@@ -43,6 +47,7 @@ impl Generator for ScriptedGenerator {
             return Err(PortError::Transient("endpoint throttled".into()));
         }
         self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last.lock().unwrap() = Some(req.clone());
         let black = req.prompt.contains("black");
         let grey = req.prompt.contains("murky");
         let bytes = png(16, 16, |x, y| {
@@ -295,4 +300,117 @@ async fn a_garbled_message_ends_in_the_dead_letter_queue() {
     drain(&r).await;
     let st = r.queue.stats("mint").await.unwrap();
     assert_eq!((st.visible, st.in_flight, st.dead), (0, 0, 1));
+}
+
+/// An in-memory `tokenURI` table: counts `setTokenURI` transactions; the next ones can fail
+/// (an RPC that drops the answer).
+#[derive(Default)]
+struct Uris {
+    uris: Mutex<HashMap<String, String>>,
+    txs: AtomicUsize,
+    fail_next: AtomicUsize,
+}
+
+#[async_trait]
+impl MetadataUpdater for Uris {
+    async fn token_uri(&self, token_id: &str) -> PortResult<String> {
+        self.uris.lock().unwrap().get(token_id).cloned().ok_or_else(|| PortError::NotFound(token_id.into()))
+    }
+    async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::Transient("RPC dropped the answer".into()));
+        }
+        let mut u = self.uris.lock().unwrap();
+        if u.get(token_id).is_some_and(|now| now == uri) {
+            return Ok(None);
+        }
+        u.insert(token_id.into(), uri.into());
+        Ok(Some(format!("0xset{}", self.txs.fetch_add(1, Ordering::SeqCst) + 1)))
+    }
+}
+
+#[derive(Default)]
+struct MemEvolutions(Mutex<HashMap<String, EvolutionState>>);
+
+#[async_trait]
+impl EvolutionStore for MemEvolutions {
+    async fn get(&self, key: &str) -> PortResult<Option<EvolutionState>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    async fn put(&self, key: &str, state: &EvolutionState) -> PortResult<()> {
+        self.0.lock().unwrap().insert(key.into(), state.clone());
+        Ok(())
+    }
+}
+
+/// A collection of one token, minted: the rig, and the token's id and URI.
+async fn one_minted_token() -> (Rig, String, String) {
+    let r = rig(None);
+    let spec = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, spec.clone()).await.unwrap();
+    drain(&r).await;
+    let (token, _, cid) = r.minter.tokens.lock().unwrap()[&spec.id].clone();
+    (r, token, format!("ipfs://{cid}"))
+}
+
+fn transfer(log_index: u64) -> Trigger {
+    Trigger { chain_id: 31_337, block: 7, tx_hash: format!("0x{}", "aa".repeat(32)), log_index }
+}
+
+#[tokio::test]
+async fn a_transfer_evolves_its_token_once_even_when_the_update_is_cut_off() {
+    let (r, token, minted_uri) = one_minted_token().await;
+    let uris = Uris::default();
+    uris.uris.lock().unwrap().insert(token.clone(), minted_uri.clone());
+    let store = MemEvolutions::default();
+    let ports =
+        EvolvePorts { generator: r.generator.as_ref(), pinner: r.ports.pinner.as_ref(), chain: &uris, store: &store };
+    let living = LivingSection { strength: 0.6, prompt: "{prompt}, older".into(), max_generations: 3 };
+
+    // The pointer update fails after the new image and metadata are pinned (a crash there).
+    uris.fail_next.store(1, Ordering::SeqCst);
+    let err = evolve::run(&ports, &living, transfer(1), &token).await.unwrap_err();
+    assert!(matches!(err, StageError::Retry(_)), "{err:?}");
+    assert!(matches!(store.get(&transfer(1).key()).await.unwrap(), Some(EvolutionState::Published { .. })));
+    let generated = r.generator.calls.load(Ordering::SeqCst);
+
+    // The retry only moves the pointer: no second image, one transaction.
+    let done = evolve::run(&ports, &living, transfer(1), &token).await.unwrap();
+    assert!(done.did_work);
+    let EvolutionState::Updated { metadata_cid, tx_hash, .. } = done.state else { panic!("{done:?}") };
+    assert_eq!(tx_hash.as_deref(), Some("0xset1"));
+    assert_eq!(r.generator.calls.load(Ordering::SeqCst), generated, "resumed, not regenerated");
+    assert_eq!(uris.token_uri(&token).await.unwrap(), format!("ipfs://{metadata_cid}"));
+    let again = evolve::run(&ports, &living, transfer(1), &token).await.unwrap();
+    assert_eq!(again, Evolved { state: again.state.clone(), did_work: false });
+    assert_eq!(uris.txs.load(Ordering::SeqCst), 1, "the event is acted on once");
+
+    // The image grew from the minted one, and the metadata says so.
+    let parent: TokenMetadata =
+        serde_json::from_slice(&r.ports.pinner.fetch(minted_uri.trim_start_matches("ipfs://")).await.unwrap()).unwrap();
+    let req = r.generator.last.lock().unwrap().clone().expect("a generation");
+    let init = req.init_image.expect("img2img");
+    assert_eq!(init.strength, 0.6);
+    let parent_png = r.ports.pinner.fetch(parent.image.trim_start_matches("ipfs://")).await.unwrap();
+    assert_eq!(init.png, parent_png, "from the token's current image");
+    assert_eq!(req.prompt, format!("{}, older", parent.provenance.prompt));
+    let child: TokenMetadata = serde_json::from_slice(&r.ports.pinner.fetch(&metadata_cid).await.unwrap()).unwrap();
+    let evo = child.provenance.evolution.expect("evolution record");
+    assert_eq!((evo.generation, evo.parent_metadata.as_str()), (1, minted_uri.as_str()));
+    assert_eq!(evo.trigger, transfer(1));
+}
+
+#[tokio::test]
+async fn metadata_that_is_not_pinned_content_is_refused_for_good() {
+    let (r, token, _) = one_minted_token().await;
+    let uris = Uris::default();
+    uris.uris.lock().unwrap().insert(token.clone(), "https://example.com/1.json".into());
+    let store = MemEvolutions::default();
+    let ports =
+        EvolvePorts { generator: r.generator.as_ref(), pinner: r.ports.pinner.as_ref(), chain: &uris, store: &store };
+    let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 1 };
+    let err = evolve::run(&ports, &living, transfer(2), &token).await.unwrap_err();
+    assert!(matches!(&err, StageError::Fail(m) if m.contains("ipfs://")), "{err:?}");
+    assert_eq!(uris.txs.load(Ordering::SeqCst), 0);
 }
