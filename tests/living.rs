@@ -2,7 +2,8 @@
 //! transfers a token, and `latentmint live` grows that token a new image (img2img from the
 //! current one with the real ONNX model), pins new metadata whose provenance names the parent
 //! and the transfer, and moves the token with `setTokenURI` (ERC-4906 `MetadataUpdate`).
-//! Watching again changes nothing; a token past `max_generations` stays as it is.
+//! Watching again changes nothing; a token past `max_generations` stays as it is. Every
+//! provenance record is signed by the minting wallet, and `latentmint provenance` checks it.
 
 use std::path::Path;
 use std::process::Command;
@@ -158,6 +159,25 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert_ne!(child.image, parent.image, "a new image");
     let png = read(child.image.clone()).await;
     assert_eq!(&png[1..4], b"PNG");
+
+    // Both records are signed by the minting wallet (EIP-712), and a collector can check it.
+    let minter_address = chain.sender();
+    assert_eq!(latentmint_chain::provenance::verify(&parent.provenance), Ok(minter_address));
+    assert_eq!(latentmint_chain::provenance::verify(&child.provenance), Ok(minter_address));
+    let file_of = |name: &str, m: &TokenMetadata| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, m.to_json()).unwrap();
+        f
+    };
+    let check = |f: &Path| Command::new(latentmint_bin()).arg("provenance").arg(f).output().unwrap();
+    let ok = check(&file_of("child.json", &child));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&minter_address.to_string()));
+    let mut forged = child.clone();
+    forged.provenance.prompt = "a forged prompt".into();
+    let bad = check(&file_of("forged.json", &forged));
+    assert_eq!(bad.status.code(), Some(1), "a changed record is refused");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("changed after signing"));
 
     // Watching again: the event was handled, nothing is sent.
     let again = live(&file, &data, &minter_key);

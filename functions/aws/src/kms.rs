@@ -170,6 +170,26 @@ impl TxSigner<Signature> for KmsSigner {
     }
 }
 
+/// Hash signing (provenance records) with the same key.
+#[async_trait]
+impl alloy::signers::Signer<Signature> for KmsSigner {
+    async fn sign_hash(&self, hash: &B256) -> alloy::signers::Result<Signature> {
+        KmsSigner::sign_hash(self, hash).await.map_err(alloy::signers::Error::other)
+    }
+
+    fn address(&self) -> Address {
+        self.address
+    }
+
+    fn chain_id(&self) -> Option<ChainId> {
+        self.chain_id
+    }
+
+    fn set_chain_id(&mut self, chain_id: Option<ChainId>) {
+        self.chain_id = chain_id;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

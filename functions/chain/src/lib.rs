@@ -8,10 +8,12 @@ pub mod contract;
 mod lease;
 mod minter;
 mod node;
+pub mod provenance;
 
 pub use lease::WalletLease;
 pub use minter::{Chain, DeployOptions, EvmMinter, TransferLog, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;
+pub use provenance::EvmProvenanceSigner;
 
 /// Chain-side failures outside a mint (connecting, deploying, the local node).
 #[derive(Debug, thiserror::Error)]

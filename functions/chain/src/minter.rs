@@ -71,6 +71,8 @@ pub struct Chain {
     provider: DynProvider,
     sender: Address,
     chain_id: u64,
+    /// The wallet's key for signing hashes (provenance records), beside the provider's copy.
+    hash_signer: std::sync::Arc<dyn alloy::signers::Signer<Signature> + Send + Sync>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -98,9 +100,10 @@ impl Chain {
     /// never leaves a KMS.
     pub async fn connect_signer<S>(rpc_urls: &[String], signer: S, expected_chain_id: u64) -> Result<Self, ChainError>
     where
-        S: TxSigner<Signature> + Send + Sync + 'static,
+        S: TxSigner<Signature> + alloy::signers::Signer<Signature> + Clone + Send + Sync + 'static,
     {
-        let sender = signer.address();
+        let sender = TxSigner::address(&signer);
+        let hash_signer = std::sync::Arc::new(signer.clone());
         let shown = rpc_urls.join(", ");
         let client = rpc_client(rpc_urls)?;
         let provider = ProviderBuilder::new().wallet(EthereumWallet::new(signer)).connect_client(client).erased();
@@ -110,7 +113,12 @@ impl Chain {
                 "chain.chain_id: the RPC at {shown} reports chain {chain_id}, the collection expects {expected_chain_id}; fix chain.chain_id or chain.rpc_url"
             )));
         }
-        Ok(Self { provider, sender, chain_id })
+        Ok(Self { provider, sender, chain_id, hash_signer })
+    }
+
+    /// Signs provenance records for `contract` with this wallet's key (EIP-712).
+    pub fn provenance_signer(&self, contract: EvmAddress) -> crate::provenance::EvmProvenanceSigner {
+        crate::provenance::EvmProvenanceSigner::new(self.hash_signer.clone(), self.chain_id, to_alloy(contract))
     }
 
     /// The signing account.

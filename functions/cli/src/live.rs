@@ -60,6 +60,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
             pinner: ws.content.as_ref(),
             chain: chain.minter.as_ref(),
             store: &store,
+            signer: chain.signer.as_ref(),
         },
         living: &living,
         store: &store,

@@ -39,6 +39,12 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Living NFTs: evolve each token of the collection that changes hands.
     Live(live::LiveArgs),
+    /// Check a token's metadata JSON: who signed its provenance record (EIP-712), and whether
+    /// the record is as signed. Exit status 1 when it is not.
+    Provenance {
+        /// The metadata file (what the token's `ipfs://` URI holds).
+        file: PathBuf,
+    },
 }
 
 fn init_logs(verbose: u8) {
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::generate(args),
         Command::Deploy(args) => tokio_main(run::deploy(args)),
         Command::Live(args) => tokio_main(live::live(args)),
+        Command::Provenance { file } => provenance(&file),
     };
     match result {
         Ok(code) => code,
@@ -82,4 +89,36 @@ fn cid(file: &std::path::Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", file.display()))?;
     println!("{cid}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn provenance(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let m: latentmint_core::metadata::TokenMetadata = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not latentmint token metadata", file.display()))?;
+    let p = &m.provenance;
+    match latentmint_chain::provenance::verify(p) {
+        Ok(signer) => {
+            let s = p.signature.as_ref().map(|s| (s.chain_id, s.verifying_contract.clone())).unwrap_or_default();
+            println!("signed by {signer} (EIP-712, chain {}, contract {})", s.0, s.1);
+            println!(
+                "job {} · model {} ({}) · seed {} · image sha256 {}",
+                p.job_id, p.model.id, p.model.sha256, p.seed, p.image_sha256
+            );
+            if let Some(e) = &p.evolution {
+                println!(
+                    "evolution {} of {} (transfer {} log {})",
+                    e.generation, e.parent_metadata, e.trigger.tx_hash, e.trigger.log_index
+                );
+            }
+            println!(
+                "check on chain that {signer} holds the contract's MINTER_ROLE, and that the image's sha256 matches"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::from(1))
+        }
+    }
 }

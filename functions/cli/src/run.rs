@@ -17,7 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latentmint_aws::{
     AsyncInvocation, CircuitBreaker, FallbackGenerator, KmsSigner, RetryPolicy, S3Location, SageMakerGenerator,
 };
-use latentmint_chain::{Chain, EvmMinter, LocalNode, WalletLease};
+use latentmint_chain::{Chain, EvmMinter, EvmProvenanceSigner, LocalNode, WalletLease};
 use latentmint_core::collection::{ChainSection, Collection};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::L1Fees;
@@ -160,6 +160,8 @@ impl Workspace {
 pub(crate) struct ChainSetup {
     pub(crate) node: Option<LocalNode>,
     pub(crate) minter: Arc<EvmMinter>,
+    /// Signs provenance records with the minting wallet's key.
+    pub(crate) signer: Arc<EvmProvenanceSigner>,
     pub(crate) rpc_url: String,
     /// This process is the wallet's only sender while the run lasts (none on a node of our
     /// own: nobody else sends there).
@@ -234,7 +236,8 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         .with_max_fee_per_gas(cap)
         .with_stuck_after(Duration::from_secs(chain_cfg.stuck_after_secs), 5)
         .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None));
-    Ok(ChainSetup { node, minter: Arc::new(minter), rpc_url, _lease: lease })
+    let signer = Arc::new(chain.provenance_signer(contract));
+    Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, _lease: lease })
 }
 
 /// The chain is the truth about mints: a job recorded as minted whose token the chain does
@@ -373,6 +376,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         generator,
         pinner: ws.content.clone(),
         minter: chain.minter.clone(),
+        signer: chain.signer.clone(),
     };
     let mut fresh = 0;
     for spec in specs.iter().cloned() {

@@ -186,6 +186,8 @@ pub fn evolved_metadata(
             adapters: g.adapters.clone(),
             image_sha256: g.image_sha256.clone(),
             evolution: Some(record),
+            // Signed by the caller, who holds the key.
+            signature: None,
         },
     }
 }
@@ -255,6 +257,7 @@ mod tests {
                 adapters: vec![],
                 image_sha256: "11".repeat(32),
                 evolution: None,
+                signature: None,
             },
         }
     }

@@ -85,6 +85,26 @@ pub struct Provenance {
     /// Set on an evolved image of a living NFT: what it grew from and what made it grow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evolution: Option<crate::living::EvolutionRecord>,
+    /// The publisher's signature over this record (EIP-712), so anyone can check who vouches
+    /// for it: the signer should hold the collection's minter role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ProvenanceSignature>,
+}
+
+/// An EIP-712 signature over a provenance record (see the chain crate's `provenance` module
+/// for the typed struct). Self-contained: the domain is recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenanceSignature {
+    /// `eip712:latentmint-provenance-v1`.
+    pub scheme: String,
+    /// The signing address (EIP-55).
+    pub signer: String,
+    /// EIP-712 domain: chain id.
+    pub chain_id: u64,
+    /// EIP-712 domain: the collection contract (EIP-55).
+    pub verifying_contract: String,
+    /// 65-byte signature `r || s || v`, 0x-hex.
+    pub signature: String,
 }
 
 /// ERC-721 metadata (the JSON `tokenURI` points at).
@@ -136,6 +156,7 @@ impl Provenance {
             adapters: g.adapters.clone(),
             image_sha256: g.image_sha256.clone(),
             evolution: None,
+            signature: None,
         }
     }
 }

@@ -180,3 +180,10 @@ pub trait EvolutionStore: Send + Sync {
     /// Records the state of the evolution for `key`.
     async fn put(&self, key: &str, state: &crate::living::EvolutionState) -> PortResult<()>;
 }
+
+/// Signs provenance records as the publisher (the minting wallet: a local key, or KMS).
+#[async_trait]
+pub trait ProvenanceSigner: Send + Sync {
+    /// The signature over `p` (its `signature` field is not part of what is signed).
+    async fn sign(&self, p: &crate::metadata::Provenance) -> PortResult<crate::metadata::ProvenanceSignature>;
+}

@@ -219,6 +219,7 @@ mod tests {
             generator: none(),
             pinner: none(),
             minter: none(),
+            signer: none(),
         };
         Rig { _dir: dir, queue, jobs, ports }
     }

@@ -11,9 +11,10 @@ pub mod intake;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use latentmint_core::metadata::{Provenance, ProvenanceSignature};
 use latentmint_core::ports::{
     BlobStore, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt, Minter, Pinner, PortError,
-    PortResult,
+    PortResult, ProvenanceSigner,
 };
 use latentmint_core::{EvmAddress, JobId, Stage};
 use latentmint_stages::{Disposition, Ports, process};
@@ -63,6 +64,13 @@ impl NotInThisFunction {
             "the {} function has no {port}: this message belongs to another stage's queue",
             self.0
         )))
+    }
+}
+
+#[async_trait]
+impl ProvenanceSigner for NotInThisFunction {
+    async fn sign(&self, _: &Provenance) -> PortResult<ProvenanceSignature> {
+        self.refuse("provenance signer")
     }
 }
 
@@ -131,6 +139,7 @@ mod tests {
             generator: Arc::new(NotInThisFunction("review")),
             pinner: Arc::new(LocalContentStore::new(dir.path().join("ipfs"))),
             minter: Arc::new(NotInThisFunction("review")),
+            signer: Arc::new(NotInThisFunction("review")),
         };
         Rig { _dir: dir, queue, ports }
     }

@@ -12,6 +12,7 @@
 //! | `LATENTMINT_ENDPOINT` | generate: SageMaker endpoint (optional) |
 //! | `LATENTMINT_MODEL_DIR` | generate: ONNX model folder for the CPU fallback (optional) |
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
+//! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
 //!
@@ -29,9 +30,9 @@ use latentmint_aws::{
     CircuitBreaker, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore, SageMakerGenerator,
     SqsQueue,
 };
-use latentmint_chain::Chain;
+use latentmint_chain::{Chain, EvmProvenanceSigner};
 use latentmint_core::network;
-use latentmint_core::ports::{Generator, Minter};
+use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
 use latentmint_core::{EvmAddress, Stage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
@@ -105,7 +106,16 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
             _ => none(),
         },
         minter: if stage == Stage::Mint { minter(&cfg).await? } else { none() },
+        signer: if stage == Stage::Publish { provenance_signer(&cfg).await? } else { none() },
     })
+}
+
+/// The publisher's signature on provenance records: the minting key, in KMS.
+async fn provenance_signer(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn ProvenanceSigner>> {
+    let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
+    let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
+    let kms = KmsSigner::new(aws_sdk_kms::Client::new(cfg), env("LATENTMINT_KMS_KEY_ID")?, Some(chain_id)).await?;
+    Ok(Arc::new(EvmProvenanceSigner::new(Arc::new(kms), chain_id, latentmint_chain::to_alloy(contract))))
 }
 
 /// The intake function's adapters: the job table and the queues, nothing else.
@@ -124,6 +134,7 @@ async fn intake_ports() -> anyhow::Result<(Ports, StackChain)> {
         generator: none(),
         pinner: none(),
         minter: none(),
+        signer: none(),
     };
     Ok((ports, stack))
 }

@@ -8,7 +8,9 @@
 use latentmint_core::collection::LivingSection;
 use latentmint_core::living::{EvolutionState, Plan, Trigger, evolved_metadata, plan};
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::{EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, Pinner};
+use latentmint_core::ports::{
+    EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, Pinner, ProvenanceSigner,
+};
 use latentmint_core::{GenerationParams, JobId};
 use tracing::info;
 
@@ -25,6 +27,8 @@ pub struct EvolvePorts<'a> {
     pub chain: &'a dyn MetadataUpdater,
     /// Where each evolution stands.
     pub store: &'a dyn EvolutionStore,
+    /// Signs the new provenance record.
+    pub signer: &'a dyn ProvenanceSigner,
 }
 
 fn cid_of_uri(uri: &str) -> Result<&str, StageError> {
@@ -94,7 +98,8 @@ pub async fn run(
             let generation = record.generation;
             let name = format!("{}-evolution-{generation}", pp.job_id);
             let image_cid = pin_checked(p.pinner, &format!("{name}.png"), out.png).await?;
-            let metadata = evolved_metadata(&parent, &image_cid, &prompt, &out.record, record);
+            let mut metadata = evolved_metadata(&parent, &image_cid, &prompt, &out.record, record);
+            metadata.provenance.signature = Some(p.signer.sign(&metadata.provenance).await?);
             let metadata_cid = pin_checked(p.pinner, &format!("{name}.json"), metadata.to_json()).await?;
             p.store
                 .put(&key, &EvolutionState::Published { token_id: token_id.into(), metadata_cid: metadata_cid.clone() })

@@ -25,7 +25,9 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latentmint_core::ports::{BlobStore, Delivery, Generator, JobStore, Minter, Pinner, PortError, Queue};
+use latentmint_core::ports::{
+    BlobStore, Delivery, Generator, JobStore, Minter, Pinner, PortError, ProvenanceSigner, Queue,
+};
 use latentmint_core::{Job, JobId, JobState, Stage, StageMessage};
 use tracing::{error, info, warn};
 
@@ -44,6 +46,8 @@ pub struct Ports {
     pub pinner: Arc<dyn Pinner>,
     /// Token minter.
     pub minter: Arc<dyn Minter>,
+    /// Signs provenance records as the publisher.
+    pub signer: Arc<dyn ProvenanceSigner>,
 }
 
 /// Why a stage did not finish a job.

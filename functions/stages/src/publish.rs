@@ -1,5 +1,5 @@
-//! Publish: metadata with provenance, CIDs computed here from our own bytes, pinned, and the
-//! pinner's CIDs checked against ours.
+//! Publish: metadata with provenance signed by the publisher (EIP-712), CIDs computed here
+//! from our own bytes, pinned, and the pinner's CIDs checked against ours.
 
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
@@ -29,7 +29,8 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let key = job.image_key.clone().ok_or_else(|| StageError::Fail("approved job has no image".into()))?;
     let png = ports.blobs.get(&key).await?;
     let image_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.png"), png).await?;
-    let metadata = TokenMetadata::build(&job, &image_cid).map_err(|e| StageError::Fail(e.to_string()))?;
+    let mut metadata = TokenMetadata::build(&job, &image_cid).map_err(|e| StageError::Fail(e.to_string()))?;
+    metadata.provenance.signature = Some(ports.signer.sign(&metadata.provenance).await?);
     let metadata_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.json"), metadata.to_json()).await?;
     job.record_publication(image_cid, metadata_cid).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Approved).await? {

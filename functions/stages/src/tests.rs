@@ -104,6 +104,26 @@ impl Minter for GuardedMinter {
     }
 }
 
+/// Signs with a digest of the record (the EIP-712 signer is tested in the chain crate).
+struct DigestSigner;
+
+#[async_trait]
+impl ProvenanceSigner for DigestSigner {
+    async fn sign(
+        &self,
+        p: &latentmint_core::metadata::Provenance,
+    ) -> PortResult<latentmint_core::metadata::ProvenanceSignature> {
+        let bytes = serde_json::to_vec(p).unwrap();
+        Ok(latentmint_core::metadata::ProvenanceSignature {
+            scheme: "test".into(),
+            signer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
+            chain_id: 31_337,
+            verifying_contract: "0x0000000000000000000000000000000000000000".into(),
+            signature: cid_of_bytes(&bytes),
+        })
+    }
+}
+
 /// A pinner that answers with a wrong CID.
 struct LyingPinner;
 
@@ -140,6 +160,7 @@ fn rig(pinner: Option<Arc<dyn Pinner>>) -> Rig {
         generator: generator.clone(),
         pinner: pinner.unwrap_or_else(|| Arc::new(LocalContentStore::new(dir.path().join("ipfs")))),
         minter: minter.clone(),
+        signer: Arc::new(DigestSigner),
     };
     Rig { _dir: dir, ports, queue, jobs, generator, minter }
 }
@@ -364,8 +385,13 @@ async fn a_transfer_evolves_its_token_once_even_when_the_update_is_cut_off() {
     let uris = Uris::default();
     uris.uris.lock().unwrap().insert(token.clone(), minted_uri.clone());
     let store = MemEvolutions::default();
-    let ports =
-        EvolvePorts { generator: r.generator.as_ref(), pinner: r.ports.pinner.as_ref(), chain: &uris, store: &store };
+    let ports = EvolvePorts {
+        generator: r.generator.as_ref(),
+        pinner: r.ports.pinner.as_ref(),
+        chain: &uris,
+        store: &store,
+        signer: &DigestSigner,
+    };
     let living = LivingSection { strength: 0.6, prompt: "{prompt}, older".into(), max_generations: 3 };
 
     // The pointer update fails after the new image and metadata are pinned (a crash there).
@@ -396,6 +422,8 @@ async fn a_transfer_evolves_its_token_once_even_when_the_update_is_cut_off() {
     assert_eq!(init.png, parent_png, "from the token's current image");
     assert_eq!(req.prompt, format!("{}, older", parent.provenance.prompt));
     let child: TokenMetadata = serde_json::from_slice(&r.ports.pinner.fetch(&metadata_cid).await.unwrap()).unwrap();
+    assert!(child.provenance.signature.is_some(), "the new record is signed");
+    assert!(parent.provenance.signature.is_some(), "minted records are signed at publication");
     let evo = child.provenance.evolution.expect("evolution record");
     assert_eq!((evo.generation, evo.parent_metadata.as_str()), (1, minted_uri.as_str()));
     assert_eq!(evo.trigger, transfer(1));
@@ -407,8 +435,13 @@ async fn metadata_that_is_not_pinned_content_is_refused_for_good() {
     let uris = Uris::default();
     uris.uris.lock().unwrap().insert(token.clone(), "https://example.com/1.json".into());
     let store = MemEvolutions::default();
-    let ports =
-        EvolvePorts { generator: r.generator.as_ref(), pinner: r.ports.pinner.as_ref(), chain: &uris, store: &store };
+    let ports = EvolvePorts {
+        generator: r.generator.as_ref(),
+        pinner: r.ports.pinner.as_ref(),
+        chain: &uris,
+        store: &store,
+        signer: &DigestSigner,
+    };
     let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 1 };
     let err = evolve::run(&ports, &living, transfer(2), &token).await.unwrap_err();
     assert!(matches!(&err, StageError::Fail(m) if m.contains("ipfs://")), "{err:?}");
