@@ -2,11 +2,7 @@
 //! state index as template.yaml declares them) agree on insert-if-absent, compare-and-swap,
 //! intake order and counts.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
-};
-use latentmint_aws::{DynamoJobStore, STATE_INDEX};
+use latentmint_aws::DynamoJobStore;
 use latentmint_core::ports::JobStore;
 use latentmint_core::{EvmAddress, GenerationParams, Job, JobId, JobSpec, JobState};
 use latentmint_e2e::Moto;
@@ -64,28 +60,8 @@ async fn the_sqlite_store_behaves_as_specified() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamodb_behaves_the_same() {
     let moto = Moto::start();
+    moto.jobs_table("latentmint-test-jobs").await;
     let db = moto.dynamodb();
-    let attr = |n: &str, t| AttributeDefinition::builder().attribute_name(n).attribute_type(t).build().unwrap();
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
-    db.create_table()
-        .table_name("latentmint-test-jobs")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("id", ScalarAttributeType::S))
-        .attribute_definitions(attr("state", ScalarAttributeType::S))
-        .attribute_definitions(attr("created", ScalarAttributeType::N))
-        .key_schema(key("id", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(STATE_INDEX)
-                .key_schema(key("state", KeyType::Hash))
-                .key_schema(key("created", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
     conformance(&DynamoJobStore::new(db.clone(), "latentmint-test-jobs")).await;
     let err = DynamoJobStore::new(db, "nope").get(JobId::from_bytes([1; 32])).await.unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("sam deploy"), "{err}");

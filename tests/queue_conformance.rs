@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use latentmint_aws::SqsQueue;
 use latentmint_core::ports::Queue;
 use latentmint_e2e::Moto;
@@ -52,43 +51,15 @@ async fn the_embedded_queue_behaves_as_specified() {
     conformance(&q, "conf").await;
 }
 
-/// Creates `<name>` (FIFO when `suffix` is ".fifo") with a dead-letter queue after two
-/// receives, as the stack declares its stage queues.
-async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, name: &str, suffix: &str) {
-    let create = |n: String| {
-        let c = sqs.create_queue().queue_name(n);
-        if suffix.is_empty() { c } else { c.attributes(QueueAttributeName::FifoQueue, "true") }
-    };
-    let dlq = create(format!("{name}-dlq{suffix}")).send().await.unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(dlq.queue_url().unwrap())
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap();
-    create(format!("{name}{suffix}"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sqs_behaves_the_same() {
     let moto = Moto::start();
     let sqs = moto.sqs();
-    queue_with_dlq(&sqs, "latentmint-test-conf", "").await;
+    moto.queue_with_dlq("latentmint-test-conf", "").await;
     conformance(&SqsQueue::new(sqs.clone(), "latentmint-test-"), "conf").await;
 
     // The mint queue is FIFO (one message group per wallet); it behaves the same.
-    queue_with_dlq(&sqs, "latentmint-test-mint", ".fifo").await;
+    moto.queue_with_dlq("latentmint-test-mint", ".fifo").await;
     let fifo = SqsQueue::new(sqs.clone(), "latentmint-test-").with_fifo("mint", "0xWallet");
     conformance(&fifo, "mint").await;
 

@@ -142,6 +142,66 @@ impl Moto {
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk_config())
     }
+
+    /// Creates the job table `name` as template.yaml declares it (id key, `by-state` index).
+    pub async fn jobs_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+            ProjectionType, ScalarAttributeType,
+        };
+        let attr = |n: &str, t| AttributeDefinition::builder().attribute_name(n).attribute_type(t).build().unwrap();
+        let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+        self.dynamodb()
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("id", ScalarAttributeType::S))
+            .attribute_definitions(attr("state", ScalarAttributeType::S))
+            .attribute_definitions(attr("created", ScalarAttributeType::N))
+            .key_schema(key("id", KeyType::Hash))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(latentmint_aws::STATE_INDEX)
+                    .key_schema(key("state", KeyType::Hash))
+                    .key_schema(key("created", KeyType::Range))
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Creates `<name>` (FIFO when `suffix` is ".fifo") with a dead-letter queue after two
+    /// receives, as the stack declares its stage queues.
+    pub async fn queue_with_dlq(&self, name: &str, suffix: &str) {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let sqs = self.sqs();
+        let create = |n: String| {
+            let c = sqs.create_queue().queue_name(n);
+            if suffix.is_empty() { c } else { c.attributes(QueueAttributeName::FifoQueue, "true") }
+        };
+        let dlq = create(format!("{name}-dlq{suffix}")).send().await.unwrap();
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(dlq.queue_url().unwrap())
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap();
+        create(format!("{name}{suffix}"))
+            .attributes(
+                QueueAttributeName::RedrivePolicy,
+                serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 impl Drop for Moto {

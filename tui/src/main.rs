@@ -1,7 +1,9 @@
-//! `latentmint-tui`: watch every queue of a run and approve or reject the jobs that
-//! automatic QA was unsure about.
+//! `latentmint-tui`: watch every queue of a run, or of a deployed stack, and approve or
+//! reject the jobs that automatic QA was unsure about.
 //!
-//! Usage: `latentmint-tui .latentmint/<collection>/pipeline.db`
+//! Usage: `latentmint-tui .latentmint/<collection>/pipeline.db` (a local run), or
+//! `latentmint-tui --queue-prefix latentmint-dev- --jobs-table <table>` (the SAM stack's SQS
+//! queues and DynamoDB table, with the usual AWS credentials and region).
 
 mod app;
 mod ui;
@@ -12,34 +14,79 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind};
+use latentmint_core::Stage;
+use latentmint_core::ports::{JobStore, Queue};
 use latentmint_embedded::{SqliteJobStore, SqliteQueue};
 
 use app::{Action, App};
 
-/// Operator dashboard for a latentmint run.
+/// Operator dashboard for a latentmint run or stack.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// The run's database (`.latentmint/<collection>/pipeline.db`).
-    db: PathBuf,
+    /// A local run's database (`.latentmint/<collection>/pipeline.db`).
+    #[arg(required_unless_present = "queue_prefix")]
+    db: Option<PathBuf>,
+    /// A deployed stack instead: the prefix of its queue names (`latentmint-<Stage>-`).
+    #[arg(long, requires = "jobs_table", conflicts_with = "db")]
+    queue_prefix: Option<String>,
+    /// The stack's DynamoDB job table (output `JobsTableName`).
+    #[arg(long, requires = "queue_prefix")]
+    jobs_table: Option<String>,
+    /// Message group of the stack's FIFO mint queue (parameter `MintWallet`).
+    #[arg(long, default_value = "wallet-1")]
+    mint_group: String,
     /// Name recorded with each decision.
     #[arg(long, env = "USER", default_value = "operator")]
     operator: String,
 }
 
+/// The ports the dashboard reads and decides through, and what to tell the operator after a
+/// decision.
+struct Backend {
+    queue: Box<dyn Queue>,
+    jobs: Box<dyn JobStore>,
+    after_decision: &'static str,
+}
+
+async fn backend(args: &Args) -> anyhow::Result<Backend> {
+    match (&args.db, &args.queue_prefix, &args.jobs_table) {
+        (Some(db), _, _) => {
+            if !db.is_file() {
+                bail!("{} does not exist: give the pipeline.db of a run (latentmint run creates it)", db.display());
+            }
+            Ok(Backend {
+                queue: Box::new(SqliteQueue::open(db, 5).context("opening the queues")?),
+                jobs: Box::new(SqliteJobStore::open(db).context("opening the job store")?),
+                after_decision: "a running `latentmint run` picks it up",
+            })
+        }
+        (None, Some(prefix), Some(table)) => {
+            let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            Ok(Backend {
+                queue: Box::new(
+                    latentmint_aws::SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), prefix.clone())
+                        .with_fifo(Stage::Mint.queue(), args.mint_group.clone()),
+                ),
+                jobs: Box::new(latentmint_aws::DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), table.clone())),
+                after_decision: "the stack's publish function picks it up",
+            })
+        }
+        _ => bail!("give a run's pipeline.db, or --queue-prefix and --jobs-table of a deployed stack"),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !args.db.is_file() {
-        bail!("{} does not exist: give the pipeline.db of a run (latentmint run creates it)", args.db.display());
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let queue = SqliteQueue::open(&args.db, 5).context("opening the queues")?;
-    let jobs = SqliteJobStore::open(&args.db).context("opening the job store")?;
+    let b = rt.block_on(backend(&args))?;
+    // Fail before taking over the terminal when the stack or database cannot be read.
     let mut app = App::default();
+    rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref())).context("reading the queues and jobs")?;
     let mut terminal = ratatui::init();
     let result = (|| -> anyhow::Result<()> {
         while !app.quit {
-            rt.block_on(app.refresh(&queue, &jobs))?;
+            rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref()))?;
             terminal.draw(|f| ui::draw(f, &app))?;
             if !event::poll(Duration::from_millis(500))? {
                 continue;
@@ -56,9 +103,15 @@ fn main() -> anyhow::Result<()> {
                 _ => continue,
             };
             if let Action::Decide(id, approve) = app.on_key(c) {
-                let r = rt.block_on(latentmint_stages::review::decide(&jobs, &queue, id, approve, &args.operator));
+                let r = rt.block_on(latentmint_stages::review::decide(
+                    b.jobs.as_ref(),
+                    b.queue.as_ref(),
+                    id,
+                    approve,
+                    &args.operator,
+                ));
                 app.status = match r {
-                    Ok(state) => format!("job {} is now {state}; a running `latentmint run` picks it up", id.short()),
+                    Ok(state) => format!("job {} is now {state}; {}", id.short(), b.after_decision),
                     Err(e) => format!("job {}: {e}", id.short()),
                 };
             }

@@ -1,0 +1,58 @@
+//! The operator's decision on a deployed stack: what `latentmint-tui --queue-prefix ...
+//! --jobs-table ...` does when a key is pressed, on moto's SQS and DynamoDB over the wire, the
+//! queues and table as template.yaml declares them.
+
+use std::time::Duration;
+
+use latentmint_aws::{DynamoJobStore, SqsQueue};
+use latentmint_core::collection::Collection;
+use latentmint_core::ports::{JobStore, Queue};
+use latentmint_core::qa::QaReport;
+use latentmint_core::{Job, JobState, Stage, StageMessage};
+use latentmint_e2e::Moto;
+
+fn waiting(prompt: &str) -> Job {
+    let text = format!(
+        "[collection]\nname = \"T\"\nsymbol = \"T\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"{prompt}\"\n"
+    );
+    let mut j = Job::new(Collection::from_toml("t", &text).unwrap().jobs().unwrap().remove(0));
+    j.state = JobState::AwaitingReview;
+    j.qa = Some(QaReport::for_tests(0.31));
+    j
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication() {
+    let moto = Moto::start();
+    for stage in Stage::ALL {
+        let suffix = if stage == Stage::Mint { ".fifo" } else { "" };
+        moto.queue_with_dlq(&format!("latentmint-ops-{}", stage.queue()), suffix).await;
+    }
+    moto.jobs_table("latentmint-ops-jobs").await;
+    let queue = SqsQueue::new(moto.sqs(), "latentmint-ops-").with_fifo(Stage::Mint.queue(), "wallet-1");
+    let jobs = DynamoJobStore::new(moto.dynamodb(), "latentmint-ops-jobs");
+    let (a, b) = (waiting("murky fog"), waiting("grey sea"));
+    jobs.insert_if_absent(&a).await.unwrap();
+    jobs.insert_if_absent(&b).await.unwrap();
+
+    // What the dashboard lists: every queue's depth and the staging queue.
+    for stage in Stage::ALL {
+        assert_eq!(queue.stats(stage.queue()).await.unwrap().visible, 0, "{stage:?}");
+    }
+    assert_eq!(jobs.list(Some(JobState::AwaitingReview)).await.unwrap().len(), 2);
+
+    let approved = latentmint_stages::review::decide(&jobs, &queue, a.id(), true, "ada").await.unwrap();
+    let rejected = latentmint_stages::review::decide(&jobs, &queue, b.id(), false, "ada").await.unwrap();
+    assert_eq!((approved, rejected), (JobState::Approved, JobState::Rejected));
+    let stored = jobs.get(a.id()).await.unwrap().unwrap();
+    assert_eq!(stored.reviewed_by.as_deref(), Some("ada"));
+    assert_eq!(jobs.list(Some(JobState::AwaitingReview)).await.unwrap().len(), 0);
+
+    // Only the approved job goes on, to the publish function's queue.
+    let got = queue.receive("publish", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(StageMessage::parse(&got[0].body, Stage::Publish).unwrap(), StageMessage::new(Stage::Publish, a.id()));
+    // A second decision on a decided job changes nothing.
+    let again = latentmint_stages::review::decide(&jobs, &queue, b.id(), true, "bob").await;
+    assert!(again.is_err(), "a rejected job stays rejected");
+}
