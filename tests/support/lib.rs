@@ -173,6 +173,28 @@ impl Moto {
             .unwrap();
     }
 
+    /// Creates the evolution table `name` as template.yaml declares it (hash key `key`).
+    pub async fn evolutions_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        self.dynamodb()
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("key")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name("key").key_type(KeyType::Hash).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Creates `<name>` (FIFO when `suffix` is ".fifo") with a dead-letter queue after two
     /// receives, as the stack declares its stage queues.
     pub async fn queue_with_dlq(&self, name: &str, suffix: &str) {

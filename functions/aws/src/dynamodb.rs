@@ -48,6 +48,32 @@ fn encode(job: &Job) -> PortResult<AttributeValue> {
         .map_err(|e| PortError::Permanent(format!("cannot encode job: {e}")))
 }
 
+/// A DynamoDB failure as a port error: a missing table or a refused request is permanent and
+/// says what to fix; throttling and server trouble are transient.
+pub(crate) fn dynamo_error<E>(
+    table: &str,
+    what: &str,
+    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = e.code().unwrap_or_default().to_string();
+    let message = format!("DynamoDB {what} on {table}: {}", DisplayErrorContext(&e));
+    if code == "ResourceNotFoundException" {
+        return PortError::Permanent(format!(
+            "DynamoDB table {table} does not exist: deploy the stack (sam deploy) or fix the table name"
+        ));
+    }
+    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    let throttled = code.contains("Throttl") || code == "ProvisionedThroughputExceededException";
+    if matches!(e, SdkError::ServiceError(_)) && (400..500).contains(&status) && !throttled {
+        PortError::Permanent(message)
+    } else {
+        PortError::Transient(message)
+    }
+}
+
 impl DynamoJobStore {
     /// Jobs in `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
@@ -58,21 +84,7 @@ impl DynamoJobStore {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = e.code().unwrap_or_default().to_string();
-        let message = format!("DynamoDB {what} on {}: {}", self.table, DisplayErrorContext(&e));
-        if code == "ResourceNotFoundException" {
-            return PortError::Permanent(format!(
-                "DynamoDB table {} does not exist: deploy the stack (sam deploy) or fix the table name",
-                self.table
-            ));
-        }
-        let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
-        let throttled = code.contains("Throttl") || code == "ProvisionedThroughputExceededException";
-        if matches!(e, SdkError::ServiceError(_)) && (400..500).contains(&status) && !throttled {
-            PortError::Permanent(message)
-        } else {
-            PortError::Transient(message)
-        }
+        dynamo_error(&self.table, what, e)
     }
 
     /// A conditional write: true if written, false if its condition did not hold (another

@@ -9,6 +9,7 @@
 //! fallback's reason recorded in provenance).
 
 mod dynamodb;
+mod evolutions;
 mod fallback;
 mod kms;
 mod s3;
@@ -16,6 +17,7 @@ mod sagemaker;
 mod sqs;
 
 pub use dynamodb::{DynamoJobStore, STATE_INDEX};
+pub use evolutions::DynamoEvolutionStore;
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
 pub use kms::{KmsError, KmsSigner};
 pub use s3::S3BlobStore;

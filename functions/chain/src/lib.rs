@@ -11,7 +11,7 @@ mod node;
 pub mod provenance;
 
 pub use lease::WalletLease;
-pub use minter::{Chain, DeployOptions, EvmMinter, TransferLog, from_alloy, single_token_id, to_alloy};
+pub use minter::{Chain, DeployOptions, EvmMinter, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;
 pub use provenance::EvmProvenanceSigner;
 

@@ -15,8 +15,9 @@ use alloy::providers::{DynProvider, PendingTransactionError, Provider, ProviderB
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
+use latentmint_core::living::Transfer;
 use latentmint_core::network::L1Fees;
-use latentmint_core::ports::{MetadataUpdater, MintReceipt, Minter, PortError, PortResult};
+use latentmint_core::ports::{MetadataUpdater, MintReceipt, Minter, PortError, PortResult, TransferSource};
 use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
 
@@ -303,7 +304,7 @@ impl EvmMinter {
     }
 
     /// Transfers between wallets (mints and burns left out) in blocks `from..=to`, in chain order.
-    pub async fn transfers(&self, from: u64, to: u64) -> Result<Vec<TransferLog>, ChainError> {
+    pub async fn transfers(&self, from: u64, to: u64) -> Result<Vec<Transfer>, ChainError> {
         let logs = self
             .contract
             .Transfer_filter()
@@ -312,14 +313,12 @@ impl EvmMinter {
             .query()
             .await
             .map_err(|e| ChainError::Rpc(format!("eth_getLogs Transfer {from}..={to}: {e}")))?;
-        let mut out: Vec<TransferLog> = logs
+        let mut out: Vec<Transfer> = logs
             .into_iter()
             .filter(|(t, _)| !t.from.is_zero() && !t.to.is_zero())
             .filter_map(|(t, log)| {
-                Some(TransferLog {
+                Some(Transfer {
                     token_id: t.tokenId.to_string(),
-                    from: from_alloy(t.from),
-                    to: from_alloy(t.to),
                     block: log.block_number?,
                     tx_hash: format!("{:#x}", log.transaction_hash?),
                     log_index: log.log_index?,
@@ -416,23 +415,6 @@ impl Minter for EvmMinter {
     }
 }
 
-/// One ERC-721 `Transfer` between wallets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferLog {
-    /// Token id (decimal).
-    pub token_id: String,
-    /// Previous owner.
-    pub from: EvmAddress,
-    /// New owner.
-    pub to: EvmAddress,
-    /// Block number.
-    pub block: u64,
-    /// Transaction hash (0x-prefixed).
-    pub tx_hash: String,
-    /// Log index in the block.
-    pub log_index: u64,
-}
-
 #[async_trait]
 impl MetadataUpdater for EvmMinter {
     async fn token_uri(&self, token_id: &str) -> PortResult<String> {
@@ -443,6 +425,17 @@ impl MetadataUpdater for EvmMinter {
 
     async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>> {
         EvmMinter::set_token_uri(self, token_id, uri).await
+    }
+}
+
+#[async_trait]
+impl TransferSource for EvmMinter {
+    async fn head(&self) -> PortResult<u64> {
+        EvmMinter::head(self).await.map_err(|e| PortError::Transient(e.to_string()))
+    }
+
+    async fn transfers(&self, from: u64, to: u64) -> PortResult<Vec<Transfer>> {
+        EvmMinter::transfers(self, from, to).await.map_err(|e| PortError::Transient(e.to_string()))
     }
 }
 

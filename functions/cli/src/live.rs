@@ -10,19 +10,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use latentmint_chain::EvmMinter;
-use latentmint_core::collection::LivingSection;
-use latentmint_core::living::{EvolutionState, Trigger};
-use latentmint_core::ports::EvolutionStore;
+use latentmint_core::living::EvolutionState;
 use latentmint_embedded::SqliteEvolutionStore;
-use latentmint_stages::StageError;
-use latentmint_stages::evolve::{self, EvolvePorts, Evolved};
+use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 use tracing::warn;
 
 use crate::run::{RunArgs, Workspace, build_generator, load_collection, setup_chain};
-
-/// Most blocks asked for in one `eth_getLogs` (public RPCs cap the range).
-const LOG_RANGE: u64 = 5_000;
 
 /// `latentmint live`
 #[derive(clap::Args)]
@@ -54,21 +47,19 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let chain = setup_chain(&args.run, &collection, &ws).await?;
     let store = SqliteEvolutionStore::open(&ws.dir.join("living.db"))?;
     let chain_id = collection.file.chain.id();
-    let watcher = Watcher {
-        ports: EvolvePorts {
-            generator: generator.as_ref(),
-            pinner: ws.content.as_ref(),
-            chain: chain.minter.as_ref(),
-            store: &store,
-            signer: chain.signer.as_ref(),
-        },
-        living: &living,
+    let ports = EvolvePorts {
+        generator: generator.as_ref(),
+        pinner: ws.content.as_ref(),
+        chain: chain.minter.as_ref(),
         store: &store,
-        minter: &chain.minter,
+        signer: chain.signer.as_ref(),
+    };
+    let watch = Watch {
+        source: chain.minter.as_ref(),
         cursor: format!("{chain_id}:{}", chain.minter.address()),
         chain_id,
         lag: collection.file.chain.confirmations().saturating_sub(1),
-        from_block: args.from_block,
+        from_block: args.from_block.unwrap_or(0),
     };
     eprintln!(
         "latentmint live: watching {} on chain {chain_id} ({}) for transfers",
@@ -77,14 +68,22 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     );
     let mut evolved = 0usize;
     let outcome = loop {
-        match watcher.scan().await {
-            Ok(n) => evolved += n,
-            Err(e) => {
-                if args.once {
-                    break Err(e);
+        match evolve::scan(&ports, &living, &watch, None).await {
+            Ok(done) => {
+                for (t, state) in done {
+                    match state {
+                        EvolutionState::Updated { metadata_cid, tx_hash, .. } => {
+                            evolved += 1;
+                            let tx = tx_hash.as_deref().unwrap_or("already on chain");
+                            eprintln!("token {} evolved: ipfs://{metadata_cid} (setTokenURI {tx})", t.token_id);
+                        }
+                        EvolutionState::Skipped { reason, .. } => eprintln!("token {} stays: {reason}", t.token_id),
+                        EvolutionState::Published { .. } => {}
+                    }
                 }
-                warn!("scan stopped, retrying: {e:#}");
             }
+            Err(e) if args.once => break Err(anyhow::anyhow!("{e}")),
+            Err(e) => warn!("scan stopped, retrying: {e}"),
         }
         if args.once {
             break Ok(());
@@ -100,66 +99,4 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     outcome?;
     eprintln!("latentmint live: {evolved} evolution(s) this session");
     Ok(ExitCode::SUCCESS)
-}
-
-/// One collection's watch: where to look, and what to evolve with.
-struct Watcher<'a> {
-    ports: EvolvePorts<'a>,
-    living: &'a LivingSection,
-    store: &'a SqliteEvolutionStore,
-    minter: &'a EvmMinter,
-    /// Name of the scan cursor: chain and contract.
-    cursor: String,
-    chain_id: u64,
-    /// Blocks kept behind the head (confirmations - 1).
-    lag: u64,
-    from_block: Option<u64>,
-}
-
-impl Watcher<'_> {
-    /// Handles every confirmed transfer after the cursor; returns how many tokens evolved.
-    async fn scan(&self) -> anyhow::Result<usize> {
-        let head = self.minter.head().await?;
-        let safe = head.saturating_sub(self.lag);
-        let mut from = self.store.cursor(&self.cursor)?.or(self.from_block).unwrap_or(0);
-        let mut evolved = 0;
-        while from <= safe {
-            let to = (from + LOG_RANGE - 1).min(safe);
-            for t in self.minter.transfers(from, to).await? {
-                let trigger = Trigger {
-                    chain_id: self.chain_id,
-                    block: t.block,
-                    tx_hash: t.tx_hash.clone(),
-                    log_index: t.log_index,
-                };
-                let key = trigger.key();
-                match evolve::run(&self.ports, self.living, trigger, &t.token_id).await {
-                    // Handled in an earlier scan that stopped later in this range.
-                    Ok(Evolved { did_work: false, .. }) => {}
-                    Ok(Evolved { state: EvolutionState::Updated { metadata_cid, tx_hash, .. }, .. }) => {
-                        evolved += 1;
-                        let tx = tx_hash.as_deref().unwrap_or("already on chain");
-                        eprintln!("token {} evolved: ipfs://{metadata_cid} (setTokenURI {tx})", t.token_id);
-                    }
-                    Ok(Evolved { state: EvolutionState::Skipped { reason, .. }, .. }) => {
-                        eprintln!("token {} stays: {reason}", t.token_id)
-                    }
-                    Ok(Evolved { state: EvolutionState::Published { .. }, .. }) => {}
-                    // Retried on the next scan: the cursor stays before this block.
-                    Err(StageError::Retry(why)) => anyhow::bail!("token {} at {key}: {why}", t.token_id),
-                    // This event can never evolve its token (foreign metadata, a refused update):
-                    // recorded, so the watcher moves on.
-                    Err(StageError::Fail(why)) => {
-                        warn!(token = %t.token_id, "evolution refused: {why}");
-                        self.store
-                            .put(&key, &EvolutionState::Skipped { token_id: t.token_id.clone(), reason: why })
-                            .await?;
-                    }
-                }
-            }
-            self.store.set_cursor(&self.cursor, to + 1)?;
-            from = to + 1;
-        }
-        Ok(evolved)
-    }
 }

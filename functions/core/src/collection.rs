@@ -87,6 +87,38 @@ pub struct LivingSection {
     pub max_generations: u32,
 }
 
+impl LivingSection {
+    /// Checks the settings; with `steps`, also that each evolution runs at least one step.
+    pub fn check(&self, steps: Option<u32>) -> Result<(), FieldError> {
+        let runs = steps.is_none_or(|n| (n as f32 * self.strength).floor() >= 1.0);
+        if !(self.strength > 0.0 && self.strength <= 1.0 && runs) {
+            return Err(FieldError::new(
+                "living.strength",
+                match steps {
+                    Some(n) => format!("{} runs no denoising step with {n} steps", self.strength),
+                    None => format!("{} is out of range", self.strength),
+                },
+                "use a strength in (0, 1] with generation.steps * strength >= 1",
+            ));
+        }
+        if !self.prompt.contains("{prompt}") || self.prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(FieldError::new(
+                "living.prompt",
+                "must contain {prompt} and stay within the prompt length limit",
+                "write e.g. \"{prompt}, weathered, generation {generation}\"",
+            ));
+        }
+        if self.max_generations == 0 {
+            return Err(FieldError::new(
+                "living.max_generations",
+                "is 0",
+                "use 1 or more, or remove [living] for tokens that never change",
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_living_strength() -> f32 {
     0.5
 }
@@ -658,28 +690,7 @@ impl Collection {
             }
         }
         if let Some(l) = &f.living {
-            let steps = (f.generation.steps as f32 * l.strength).floor();
-            if !(l.strength > 0.0 && l.strength <= 1.0) || steps < 1.0 {
-                return Err(FieldError::new(
-                    "living.strength",
-                    format!("{} runs no denoising step with {} steps", l.strength, f.generation.steps),
-                    "use a strength in (0, 1] with generation.steps * strength >= 1",
-                ));
-            }
-            if !l.prompt.contains("{prompt}") || l.prompt.chars().count() > MAX_PROMPT_CHARS {
-                return Err(FieldError::new(
-                    "living.prompt",
-                    "must contain {prompt} and stay within the prompt length limit",
-                    "write e.g. \"{prompt}, weathered, generation {generation}\"",
-                ));
-            }
-            if l.max_generations == 0 {
-                return Err(FieldError::new(
-                    "living.max_generations",
-                    "is 0",
-                    "use 1 or more, or remove [living] for tokens that never change",
-                ));
-            }
+            l.check(Some(f.generation.steps))?;
         }
         Ok(Self { file: f, recipient, contract })
     }

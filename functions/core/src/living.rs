@@ -32,6 +32,19 @@ impl Trigger {
     }
 }
 
+/// One ERC-721 `Transfer` between wallets (mints and burns are not transfers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Token id (decimal).
+    pub token_id: String,
+    /// Block number.
+    pub block: u64,
+    /// Transaction hash (0x-prefixed).
+    pub tx_hash: String,
+    /// Log index in the block.
+    pub log_index: u64,
+}
+
 /// What an evolved image grew from; recorded in its provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvolutionRecord {

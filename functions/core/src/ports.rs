@@ -179,6 +179,19 @@ pub trait EvolutionStore: Send + Sync {
     async fn get(&self, key: &str) -> PortResult<Option<crate::living::EvolutionState>>;
     /// Records the state of the evolution for `key`.
     async fn put(&self, key: &str, state: &crate::living::EvolutionState) -> PortResult<()>;
+    /// The next block to scan for the watch `name` (a chain and contract), if recorded.
+    async fn cursor(&self, name: &str) -> PortResult<Option<u64>>;
+    /// Records that every block before `next` is done for `name`.
+    async fn set_cursor(&self, name: &str, next: u64) -> PortResult<()>;
+}
+
+/// Reads a collection contract's transfers, in chain order.
+#[async_trait]
+pub trait TransferSource: Send + Sync {
+    /// The latest block number.
+    async fn head(&self) -> PortResult<u64>;
+    /// Transfers between wallets in blocks `from..=to`, in chain order.
+    async fn transfers(&self, from: u64, to: u64) -> PortResult<Vec<crate::living::Transfer>>;
 }
 
 /// Signs provenance records as the publisher (the minting wallet: a local key, or KMS).

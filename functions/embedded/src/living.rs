@@ -39,27 +39,6 @@ impl SqliteEvolutionStore {
     fn conn(&self) -> PortResult<std::sync::MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| PortError::Permanent("evolution database lock poisoned".into()))
     }
-
-    /// The next block to scan for `name` (a chain and contract), if any was recorded.
-    pub fn cursor(&self, name: &str) -> PortResult<Option<u64>> {
-        self.conn()?
-            .query_row("SELECT block FROM cursors WHERE name = ?1", params![name], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|b| b.map(|b| b as u64))
-            .map_err(db_err)
-    }
-
-    /// Records that every block before `next` is done for `name`.
-    pub fn set_cursor(&self, name: &str, next: u64) -> PortResult<()> {
-        self.conn()?
-            .execute(
-                "INSERT INTO cursors (name, block) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET block = excluded.block",
-                params![name, next as i64],
-            )
-            .map_err(db_err)?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -87,32 +66,23 @@ impl EvolutionStore for SqliteEvolutionStore {
             .map_err(db_err)?;
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    async fn cursor(&self, name: &str) -> PortResult<Option<u64>> {
+        self.conn()?
+            .query_row("SELECT block FROM cursors WHERE name = ?1", params![name], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|b| b.map(|b| b as u64))
+            .map_err(db_err)
+    }
 
-    #[tokio::test]
-    async fn states_and_cursors_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("living.db");
-        {
-            let s = SqliteEvolutionStore::open(&path).unwrap();
-            assert_eq!(s.get("k").await.unwrap(), None);
-            assert_eq!(s.cursor("c").unwrap(), None);
-            s.put("k", &EvolutionState::Published { token_id: "1".into(), metadata_cid: "bafk".into() }).await.unwrap();
-            s.put("k", &EvolutionState::Updated { token_id: "1".into(), metadata_cid: "bafk".into(), tx_hash: None })
-                .await
-                .unwrap();
-            s.set_cursor("c", 10).unwrap();
-            s.set_cursor("c", 12).unwrap();
-        }
-        let s = SqliteEvolutionStore::open(&path).unwrap();
-        assert_eq!(
-            s.get("k").await.unwrap(),
-            Some(EvolutionState::Updated { token_id: "1".into(), metadata_cid: "bafk".into(), tx_hash: None })
-        );
-        assert_eq!(s.cursor("c").unwrap(), Some(12));
+    async fn set_cursor(&self, name: &str, next: u64) -> PortResult<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO cursors (name, block) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+                params![name, next as i64],
+            )
+            .map_err(db_err)?;
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | variable | what |
 //! | --- | --- |
-//! | `LATENTMINT_STAGE` | `intake` (HTTP API), `generate`, `review`, `publish` or `mint` (SQS) |
+//! | `LATENTMINT_STAGE` | `intake` (HTTP API), `generate`, `review`, `publish` or `mint` (SQS), `live` (schedule) |
 //! | `LATENTMINT_QUEUE_PREFIX` | stage queues are `<prefix><stage>` (`latentmint-dev-`) |
 //! | `LATENTMINT_MINT_GROUP` | message group of the FIFO mint queue (the wallet) |
 //! | `LATENTMINT_JOBS_TABLE` | DynamoDB job table |
@@ -15,6 +15,8 @@
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
+//! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
+//! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live: the collection's `[living]` |
 //!
 //! Adapters are created once per Lambda instance (init), not per event. A stage is only given
 //! the adapters it uses; the others answer with an error that names the misrouting.
@@ -27,10 +29,12 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use latentmint_aws::{
-    CircuitBreaker, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore, SageMakerGenerator,
-    SqsQueue,
+    CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore,
+    SageMakerGenerator, SqsQueue,
 };
 use latentmint_chain::{Chain, EvmProvenanceSigner};
+use latentmint_core::collection::LivingSection;
+use latentmint_core::living::EvolutionState;
 use latentmint_core::network;
 use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
 use latentmint_core::{EvmAddress, Stage};
@@ -39,6 +43,7 @@ use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
 use latentmint_lambda::intake::{StackChain, handle_http};
 use latentmint_stages::Ports;
+use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -139,6 +144,86 @@ async fn intake_ports() -> anyhow::Result<(Ports, StackChain)> {
     Ok((ports, stack))
 }
 
+/// The living-NFT watcher: everything [`evolve::scan`] needs, built once per instance.
+struct Live {
+    generator: Arc<dyn Generator>,
+    pinner: KuboPinner,
+    minter: latentmint_chain::EvmMinter,
+    store: DynamoEvolutionStore,
+    signer: EvmProvenanceSigner,
+    living: LivingSection,
+    chain_id: u64,
+    confirmations: u64,
+}
+
+async fn live() -> anyhow::Result<Live> {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let urls: Vec<String> = env("LATENTMINT_RPC_URLS")?.split(',').map(|u| u.trim().to_string()).collect();
+    let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
+    let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
+    // Its own wallet (METADATA_ROLE), so its setTokenURI never races the mint function's nonces.
+    let key = env("LATENTMINT_METADATA_KMS_KEY_ID")?;
+    let signer = KmsSigner::new(aws_sdk_kms::Client::new(&cfg), key, Some(chain_id)).await?;
+    let chain = Chain::connect_signer(&urls, signer, chain_id).await?;
+    let preset = network::by_chain_id(chain_id);
+    let confirmations = preset.map(|p| p.confirmations).unwrap_or(1);
+    let minter = chain
+        .minter(contract, confirmations)
+        .with_l1_fees(preset.map(|p| p.l1_fees).unwrap_or(network::L1Fees::None))
+        .with_stuck_after(Duration::from_secs(45), 3);
+    let number = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+    let living = LivingSection {
+        strength: number("LATENTMINT_LIVING_STRENGTH", "0.5").parse().context("LATENTMINT_LIVING_STRENGTH")?,
+        prompt: number("LATENTMINT_LIVING_PROMPT", "{prompt}"),
+        max_generations: number("LATENTMINT_LIVING_MAX_GENERATIONS", "16")
+            .parse()
+            .context("LATENTMINT_LIVING_MAX_GENERATIONS")?,
+    };
+    // The same rules as a collection file's [living]; each token's own steps apply later.
+    living.check(None).map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_*: {e}"))?;
+    Ok(Live {
+        generator: generator(Stage::Generate).await?,
+        pinner: KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?,
+        signer: chain.provenance_signer(contract),
+        minter,
+        store: DynamoEvolutionStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_EVOLUTIONS_TABLE")?),
+        living,
+        chain_id,
+        confirmations,
+    })
+}
+
+/// One scheduled tick: evolve the tokens transferred since the last one, stopping a minute
+/// before the invocation's deadline (the cursor keeps the rest for the next tick).
+async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64)?;
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(Duration::from_secs(60));
+    let ports = EvolvePorts {
+        generator: l.generator.as_ref(),
+        pinner: &l.pinner,
+        chain: &l.minter,
+        store: &l.store,
+        signer: &l.signer,
+    };
+    let watch = Watch {
+        source: &l.minter,
+        cursor: format!("{}:{}", l.chain_id, l.minter.address()),
+        chain_id: l.chain_id,
+        lag: l.confirmations.saturating_sub(1),
+        from_block: 0,
+    };
+    let done = evolve::scan(&ports, &l.living, &watch, Some(std::time::Instant::now() + left))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let evolved: Vec<&str> = done
+        .iter()
+        .filter(|(_, s)| matches!(s, EvolutionState::Updated { .. }))
+        .map(|(t, _)| t.token_id.as_str())
+        .collect();
+    tracing::info!(evolved = evolved.len(), handled = done.len(), "living tick");
+    Ok(serde_json::json!({ "handled": done.len(), "evolved": evolved }))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // JSON lines for CloudWatch; Lambda adds the timestamp.
@@ -148,6 +233,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let name = env("LATENTMINT_STAGE")?;
+    if name == "live" {
+        let l = live().await?;
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+            let l = &l;
+            async move { tick(l, event.context.deadline).await }
+        }))
+        .await;
+    }
     if name == "intake" {
         let (ports, stack) = intake_ports().await?;
         return lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {

@@ -6,13 +6,13 @@
 //! on-chain step, and the chain is read before writing, so a crash is resumed, not repeated.
 
 use latentmint_core::collection::LivingSection;
-use latentmint_core::living::{EvolutionState, Plan, Trigger, evolved_metadata, plan};
+use latentmint_core::living::{EvolutionState, Plan, Transfer, Trigger, evolved_metadata, plan};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{
-    EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, Pinner, ProvenanceSigner,
+    EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, Pinner, ProvenanceSigner, TransferSource,
 };
 use latentmint_core::{GenerationParams, JobId};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::StageError;
 use crate::publish::pin_checked;
@@ -112,4 +112,70 @@ pub async fn run(
     let state = EvolutionState::Updated { token_id: token_id.into(), metadata_cid, tx_hash };
     p.store.put(&key, &state).await?;
     Ok(Evolved { state, did_work: true })
+}
+
+/// Most blocks asked for in one `eth_getLogs` (public RPCs cap the range).
+pub const LOG_RANGE: u64 = 5_000;
+
+/// One collection's watch: where to look on chain.
+pub struct Watch<'a> {
+    /// The contract's transfers.
+    pub source: &'a dyn TransferSource,
+    /// Name of the scan cursor (chain and contract).
+    pub cursor: String,
+    /// Chain id (part of each event's key).
+    pub chain_id: u64,
+    /// Blocks kept behind the head: `chain.confirmations - 1`.
+    pub lag: u64,
+    /// First block when the watch has no cursor yet.
+    pub from_block: u64,
+}
+
+/// Handles every confirmed transfer after the cursor, in chain order, and moves the cursor
+/// past each range once all its events are handled. Stops early (cursor saved) once
+/// `deadline` passes, so a Lambda invocation ends inside its timeout. Returns what happened to
+/// each transfer that did work in this call.
+pub async fn scan(
+    p: &EvolvePorts<'_>,
+    living: &LivingSection,
+    watch: &Watch<'_>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<(Transfer, EvolutionState)>, StageError> {
+    let head = watch.source.head().await?;
+    let safe = head.saturating_sub(watch.lag);
+    let mut from = p.store.cursor(&watch.cursor).await?.unwrap_or(watch.from_block);
+    let mut done = Vec::new();
+    while from <= safe {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        let to = (from + LOG_RANGE - 1).min(safe);
+        for t in watch.source.transfers(from, to).await? {
+            let trigger = Trigger {
+                chain_id: watch.chain_id,
+                block: t.block,
+                tx_hash: t.tx_hash.clone(),
+                log_index: t.log_index,
+            };
+            let key = trigger.key();
+            match run(p, living, trigger, &t.token_id).await {
+                // Handled by an earlier scan that stopped later in this range.
+                Ok(Evolved { did_work: false, .. }) => {}
+                Ok(Evolved { state, .. }) => done.push((t, state)),
+                // Retried on the next scan: the cursor stays before this range.
+                Err(e @ StageError::Retry(_)) => return Err(e),
+                // This event can never evolve its token (foreign metadata, a refused update):
+                // recorded, so the watch moves on.
+                Err(StageError::Fail(why)) => {
+                    warn!(token = %t.token_id, "evolution refused: {why}");
+                    let state = EvolutionState::Skipped { token_id: t.token_id.clone(), reason: why };
+                    p.store.put(&key, &state).await?;
+                    done.push((t, state));
+                }
+            }
+        }
+        p.store.set_cursor(&watch.cursor, to + 1).await?;
+        from = to + 1;
+    }
+    Ok(done)
 }

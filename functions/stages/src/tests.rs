@@ -352,7 +352,7 @@ impl MetadataUpdater for Uris {
 }
 
 #[derive(Default)]
-struct MemEvolutions(Mutex<HashMap<String, EvolutionState>>);
+struct MemEvolutions(Mutex<HashMap<String, EvolutionState>>, Mutex<HashMap<String, u64>>);
 
 #[async_trait]
 impl EvolutionStore for MemEvolutions {
@@ -362,6 +362,26 @@ impl EvolutionStore for MemEvolutions {
     async fn put(&self, key: &str, state: &EvolutionState) -> PortResult<()> {
         self.0.lock().unwrap().insert(key.into(), state.clone());
         Ok(())
+    }
+    async fn cursor(&self, name: &str) -> PortResult<Option<u64>> {
+        Ok(self.1.lock().unwrap().get(name).copied())
+    }
+    async fn set_cursor(&self, name: &str, next: u64) -> PortResult<()> {
+        self.1.lock().unwrap().insert(name.into(), next);
+        Ok(())
+    }
+}
+
+/// A chain with a fixed list of transfers.
+struct Transfers(u64, Vec<latentmint_core::living::Transfer>);
+
+#[async_trait]
+impl TransferSource for Transfers {
+    async fn head(&self) -> PortResult<u64> {
+        Ok(self.0)
+    }
+    async fn transfers(&self, from: u64, to: u64) -> PortResult<Vec<latentmint_core::living::Transfer>> {
+        Ok(self.1.iter().filter(|t| (from..=to).contains(&t.block)).cloned().collect())
     }
 }
 
@@ -446,4 +466,40 @@ async fn metadata_that_is_not_pinned_content_is_refused_for_good() {
     let err = evolve::run(&ports, &living, transfer(2), &token).await.unwrap_err();
     assert!(matches!(&err, StageError::Fail(m) if m.contains("ipfs://")), "{err:?}");
     assert_eq!(uris.txs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_scan_moves_its_cursor_only_past_handled_transfers() {
+    let (r, token, minted_uri) = one_minted_token().await;
+    let uris = Uris::default();
+    uris.uris.lock().unwrap().insert(token.clone(), minted_uri);
+    let store = MemEvolutions::default();
+    let ports = EvolvePorts {
+        generator: r.generator.as_ref(),
+        pinner: r.ports.pinner.as_ref(),
+        chain: &uris,
+        store: &store,
+        signer: &DigestSigner,
+    };
+    let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 4 };
+    let moved = latentmint_core::living::Transfer {
+        token_id: token.clone(),
+        block: 3,
+        tx_hash: format!("0x{}", "bb".repeat(32)),
+        log_index: 0,
+    };
+    // Block 9 is the head but not yet confirmed (lag 2): only blocks up to 7 are read.
+    let chain = Transfers(9, vec![moved.clone()]);
+    let watch = evolve::Watch { source: &chain, cursor: "c".into(), chain_id: 31_337, lag: 2, from_block: 0 };
+
+    uris.fail_next.store(1, Ordering::SeqCst);
+    assert!(matches!(evolve::scan(&ports, &living, &watch, None).await, Err(StageError::Retry(_))));
+    assert_eq!(store.cursor("c").await.unwrap(), None, "a failed range is read again");
+
+    let done = evolve::scan(&ports, &living, &watch, None).await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(matches!(&done[0], (t, EvolutionState::Updated { .. }) if *t == moved));
+    assert_eq!(store.cursor("c").await.unwrap(), Some(8));
+    assert!(evolve::scan(&ports, &living, &watch, None).await.unwrap().is_empty(), "nothing new");
+    assert_eq!(uris.txs.load(Ordering::SeqCst), 1);
 }
