@@ -133,38 +133,12 @@ impl ProvenanceSigner for EvmProvenanceSigner {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use alloy::signers::local::PrivateKeySigner;
-    use latentmint_core::metadata::{GeneratorProvenance, ModelProvenance, PROVENANCE_SCHEMA};
 
     use super::*;
 
     fn record() -> Provenance {
-        Provenance {
-            schema: PROVENANCE_SCHEMA.into(),
-            job_id: "ab".repeat(32),
-            model: ModelProvenance { id: "tiny".into(), sha256: "cd".repeat(32), files: BTreeMap::new() },
-            prompt: "a red circle".into(),
-            negative_prompt: "blurry".into(),
-            prompt_truncated: false,
-            seed: 7,
-            steps: 20,
-            guidance: 7.5,
-            scheduler: "ddim".into(),
-            width: 64,
-            height: 64,
-            generator: GeneratorProvenance {
-                name: "latentmint-diffusion".into(),
-                version: "0.1.0".into(),
-                backend: "onnx-cpu".into(),
-                fallback_reason: None,
-            },
-            adapters: vec![],
-            image_sha256: "ef".repeat(32),
-            evolution: None,
-            signature: None,
-        }
+        Provenance { width: 64, height: 64, steps: 20, ..Provenance::for_tests() }
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::collection::LivingSection;
 use crate::job::GenerationRecord;
-use crate::metadata::{Attribute, GeneratorProvenance, ModelProvenance, Provenance, TokenMetadata};
+use crate::metadata::{Attribute, Provenance, TokenMetadata};
 
 /// The on-chain event an evolution answers: one log of one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -174,33 +174,8 @@ pub fn evolved_metadata(
         image: format!("ipfs://{image_cid}"),
         attributes,
         provenance: Provenance {
-            schema: p.schema.clone(),
-            job_id: p.job_id.clone(),
-            model: ModelProvenance {
-                id: g.model_id.clone(),
-                sha256: g.model_sha256.clone(),
-                files: g.model_files.clone(),
-            },
-            prompt: prompt.to_string(),
-            negative_prompt: p.negative_prompt.clone(),
-            prompt_truncated: g.prompt_truncated,
-            seed: g.params.seed,
-            steps: g.params.steps,
-            guidance: g.params.guidance,
-            scheduler: g.params.scheduler.clone(),
-            width: g.params.width,
-            height: g.params.height,
-            generator: GeneratorProvenance {
-                name: g.generator.clone(),
-                version: g.generator_version.clone(),
-                backend: g.backend.clone(),
-                fallback_reason: g.fallback_reason.clone(),
-            },
-            adapters: g.adapters.clone(),
-            image_sha256: g.image_sha256.clone(),
             evolution: Some(record),
-            // Signed by the caller, who holds the key.
-            signature: None,
+            ..Provenance::from_generation(p.job_id.clone(), prompt, &p.negative_prompt, g)
         },
     }
 }
@@ -211,7 +186,6 @@ mod tests {
 
     use super::*;
     use crate::job::GenerationParams;
-    use crate::metadata::PROVENANCE_SCHEMA;
 
     fn living() -> LivingSection {
         LivingSection { strength: 0.5, prompt: "{prompt}, generation {generation}".into(), max_generations: 2 }
@@ -248,30 +222,7 @@ mod tests {
                 Attribute { trait_type: "colour".into(), value: "red".into() },
                 Attribute { trait_type: "seed".into(), value: "7".into() },
             ],
-            provenance: Provenance {
-                schema: PROVENANCE_SCHEMA.into(),
-                job_id: "ff".repeat(32),
-                model: ModelProvenance { id: "tiny".into(), sha256: String::new(), files: BTreeMap::new() },
-                prompt: "a red circle".into(),
-                negative_prompt: "blurry".into(),
-                prompt_truncated: false,
-                seed: 7,
-                steps: 4,
-                guidance: 7.5,
-                scheduler: "ddim".into(),
-                width: 32,
-                height: 32,
-                generator: GeneratorProvenance {
-                    name: "latentmint-diffusion".into(),
-                    version: "0.1.0".into(),
-                    backend: "onnx-cpu".into(),
-                    fallback_reason: None,
-                },
-                adapters: vec![],
-                image_sha256: "11".repeat(32),
-                evolution: None,
-                signature: None,
-            },
+            provenance: Provenance { job_id: "ff".repeat(32), ..Provenance::for_tests() },
         }
     }
 

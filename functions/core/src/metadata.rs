@@ -130,16 +130,22 @@ pub struct MissingGeneration(pub String);
 impl Provenance {
     /// Provenance of a job's image.
     pub fn from_record(job: &Job, g: &GenerationRecord) -> Self {
+        Self::from_generation(job.spec.id.to_string(), &job.spec.prompt, &job.spec.negative_prompt, g)
+    }
+
+    /// Provenance of an image generated for the token of job `job_id` (hex) from `prompt`:
+    /// unsigned, no evolution record.
+    pub fn from_generation(job_id: String, prompt: &str, negative_prompt: &str, g: &GenerationRecord) -> Self {
         Self {
             schema: PROVENANCE_SCHEMA.into(),
-            job_id: job.spec.id.to_string(),
+            job_id,
             model: ModelProvenance {
                 id: g.model_id.clone(),
                 sha256: g.model_sha256.clone(),
                 files: g.model_files.clone(),
             },
-            prompt: job.spec.prompt.clone(),
-            negative_prompt: job.spec.negative_prompt.clone(),
+            prompt: prompt.to_string(),
+            negative_prompt: negative_prompt.to_string(),
             prompt_truncated: g.prompt_truncated,
             seed: g.params.seed,
             steps: g.params.steps,
@@ -158,6 +164,33 @@ impl Provenance {
             evolution: None,
             signature: None,
         }
+    }
+
+    /// A complete record with made-up values, for tests of code that reads or signs one.
+    #[doc(hidden)]
+    pub fn for_tests() -> Self {
+        let g = GenerationRecord {
+            model_id: "tiny".into(),
+            model_sha256: "cd".repeat(32),
+            model_files: BTreeMap::new(),
+            params: crate::job::GenerationParams {
+                steps: 4,
+                guidance: 7.5,
+                width: 32,
+                height: 32,
+                scheduler: "ddim".into(),
+                seed: 7,
+            },
+            prompt_truncated: false,
+            generator: "latentmint-diffusion".into(),
+            generator_version: "0.1.0".into(),
+            backend: "onnx-cpu".into(),
+            fallback_reason: None,
+            adapters: vec![],
+            elapsed_ms: 1,
+            image_sha256: "ef".repeat(32),
+        };
+        Self::from_generation("ab".repeat(32), "a red circle", "blurry", &g)
     }
 }
 

@@ -385,6 +385,16 @@ impl TransferSource for Transfers {
     }
 }
 
+fn evolve_ports<'a>(r: &'a Rig, uris: &'a Uris, store: &'a MemEvolutions) -> EvolvePorts<'a> {
+    EvolvePorts {
+        generator: r.generator.as_ref(),
+        pinner: r.ports.pinner.as_ref(),
+        chain: uris,
+        store,
+        signer: &DigestSigner,
+    }
+}
+
 /// A collection of one token, minted: the rig, and the token's id and URI.
 async fn one_minted_token() -> (Rig, String, String) {
     let r = rig(None);
@@ -405,13 +415,7 @@ async fn a_transfer_evolves_its_token_once_even_when_the_update_is_cut_off() {
     let uris = Uris::default();
     uris.uris.lock().unwrap().insert(token.clone(), minted_uri.clone());
     let store = MemEvolutions::default();
-    let ports = EvolvePorts {
-        generator: r.generator.as_ref(),
-        pinner: r.ports.pinner.as_ref(),
-        chain: &uris,
-        store: &store,
-        signer: &DigestSigner,
-    };
+    let ports = evolve_ports(&r, &uris, &store);
     let living = LivingSection { strength: 0.6, prompt: "{prompt}, older".into(), max_generations: 3 };
 
     // The pointer update fails after the new image and metadata are pinned (a crash there).
@@ -455,13 +459,7 @@ async fn metadata_that_is_not_pinned_content_is_refused_for_good() {
     let uris = Uris::default();
     uris.uris.lock().unwrap().insert(token.clone(), "https://example.com/1.json".into());
     let store = MemEvolutions::default();
-    let ports = EvolvePorts {
-        generator: r.generator.as_ref(),
-        pinner: r.ports.pinner.as_ref(),
-        chain: &uris,
-        store: &store,
-        signer: &DigestSigner,
-    };
+    let ports = evolve_ports(&r, &uris, &store);
     let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 1 };
     let err = evolve::run(&ports, &living, transfer(2), &token).await.unwrap_err();
     assert!(matches!(&err, StageError::Fail(m) if m.contains("ipfs://")), "{err:?}");
@@ -474,13 +472,7 @@ async fn a_scan_moves_its_cursor_only_past_handled_transfers() {
     let uris = Uris::default();
     uris.uris.lock().unwrap().insert(token.clone(), minted_uri);
     let store = MemEvolutions::default();
-    let ports = EvolvePorts {
-        generator: r.generator.as_ref(),
-        pinner: r.ports.pinner.as_ref(),
-        chain: &uris,
-        store: &store,
-        signer: &DigestSigner,
-    };
+    let ports = evolve_ports(&r, &uris, &store);
     let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 4 };
     let moved = latentmint_core::living::Transfer {
         token_id: token.clone(),
