@@ -265,6 +265,27 @@ pub struct GenerationRecord {
     pub image_sha256: String,
 }
 
+impl GenerationRecord {
+    /// A record with made-up values and `seed`, for tests of code that reads one.
+    #[doc(hidden)]
+    pub fn for_tests(seed: u64) -> Self {
+        Self {
+            model_id: "tiny".into(),
+            model_sha256: "cd".repeat(32),
+            model_files: Default::default(),
+            params: GenerationParams { steps: 4, guidance: 7.5, width: 32, height: 32, scheduler: "ddim".into(), seed },
+            prompt_truncated: false,
+            generator: "latentmint-diffusion".into(),
+            generator_version: "0.1.0".into(),
+            backend: "onnx-cpu".into(),
+            fallback_reason: None,
+            adapters: vec![],
+            elapsed_ms: 1,
+            image_sha256: "ef".repeat(32),
+        }
+    }
+}
+
 /// A LoRA adapter that shaped an image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterRecord {

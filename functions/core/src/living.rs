@@ -182,10 +182,8 @@ pub fn evolved_metadata(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::job::GenerationParams;
 
     fn living() -> LivingSection {
         LivingSection { strength: 0.5, prompt: "{prompt}, generation {generation}".into(), max_generations: 2 }
@@ -196,20 +194,7 @@ mod tests {
     }
 
     fn generated(seed: u64) -> GenerationRecord {
-        GenerationRecord {
-            model_id: "tiny".into(),
-            model_sha256: "00".repeat(32),
-            model_files: BTreeMap::new(),
-            params: GenerationParams { steps: 4, guidance: 7.5, width: 32, height: 32, scheduler: "ddim".into(), seed },
-            prompt_truncated: false,
-            generator: "latentmint-diffusion".into(),
-            generator_version: "0.1.0".into(),
-            backend: "onnx-cpu".into(),
-            fallback_reason: None,
-            adapters: vec![],
-            elapsed_ms: 1,
-            image_sha256: "11".repeat(32),
-        }
+        GenerationRecord::for_tests(seed)
     }
 
     /// A token as minted: no evolution yet.

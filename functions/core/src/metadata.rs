@@ -169,27 +169,7 @@ impl Provenance {
     /// A complete record with made-up values, for tests of code that reads or signs one.
     #[doc(hidden)]
     pub fn for_tests() -> Self {
-        let g = GenerationRecord {
-            model_id: "tiny".into(),
-            model_sha256: "cd".repeat(32),
-            model_files: BTreeMap::new(),
-            params: crate::job::GenerationParams {
-                steps: 4,
-                guidance: 7.5,
-                width: 32,
-                height: 32,
-                scheduler: "ddim".into(),
-                seed: 7,
-            },
-            prompt_truncated: false,
-            generator: "latentmint-diffusion".into(),
-            generator_version: "0.1.0".into(),
-            backend: "onnx-cpu".into(),
-            fallback_reason: None,
-            adapters: vec![],
-            elapsed_ms: 1,
-            image_sha256: "ef".repeat(32),
-        };
+        let g = GenerationRecord::for_tests(7);
         Self::from_generation("ab".repeat(32), "a red circle", "blurry", &g)
     }
 }
