@@ -173,6 +173,24 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let ok = check(&file_of("child.json", &child));
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains(&minter_address.to_string()));
+    // With the image: its bytes must be the ones the signed record names.
+    let child_png = dir.path().join("child.png");
+    std::fs::write(&child_png, &png).unwrap();
+    let parent_png = dir.path().join("parent.png");
+    std::fs::write(&parent_png, read(parent.image.clone()).await).unwrap();
+    let with_image = |img: &Path| {
+        Command::new(latentmint_bin())
+            .arg("provenance")
+            .arg(dir.path().join("child.json"))
+            .arg("--image")
+            .arg(img)
+            .output()
+            .unwrap()
+    };
+    assert!(with_image(&child_png).status.success());
+    let swapped = with_image(&parent_png);
+    assert_eq!(swapped.status.code(), Some(1), "another image is refused");
+    assert!(String::from_utf8_lossy(&swapped.stderr).contains("not the image this record describes"));
     let mut forged = child.clone();
     forged.provenance.prompt = "a forged prompt".into();
     let bad = check(&file_of("forged.json", &forged));

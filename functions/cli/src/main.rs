@@ -44,6 +44,9 @@ enum Command {
     Provenance {
         /// The metadata file (what the token's `ipfs://` URI holds).
         file: PathBuf,
+        /// The image file: its SHA-256 must be the one the signed record names.
+        #[arg(long)]
+        image: Option<PathBuf>,
     },
 }
 
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::generate(args),
         Command::Deploy(args) => tokio_main(run::deploy(args)),
         Command::Live(args) => tokio_main(live::live(args)),
-        Command::Provenance { file } => provenance(&file),
+        Command::Provenance { file, image } => provenance(&file, image.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -91,7 +94,7 @@ fn cid(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn provenance(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn provenance(file: &std::path::Path, image: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let m: latentmint_core::metadata::TokenMetadata = serde_json::from_slice(&bytes)
