@@ -114,8 +114,22 @@ fn provenance(file: &std::path::Path, image: Option<&std::path::Path>) -> anyhow
                     e.generation, e.parent_metadata, e.trigger.tx_hash, e.trigger.log_index
                 );
             }
+            if let Some(path) = image {
+                use sha2::{Digest, Sha256};
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let got = hex::encode(Sha256::digest(&bytes));
+                if got != p.image_sha256 {
+                    eprintln!(
+                        "{}: sha256 {got} is not the signed record's image_sha256 {}: not the image this record describes",
+                        path.display(),
+                        p.image_sha256
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                println!("image {} matches the signed record", path.display());
+            }
             println!(
-                "check on chain that {signer} holds the contract's MINTER_ROLE, and that the image's sha256 matches"
+                "check on chain that {signer} holds the contract's MINTER_ROLE (or METADATA_ROLE for an evolution)"
             );
             Ok(ExitCode::SUCCESS)
         }
