@@ -1,6 +1,8 @@
-//! The intake function: a collection file over HTTP (API Gateway HTTP API, IAM-signed) becomes
-//! jobs in the job table and messages on the generate queue, through the same
-//! [`latentmint_stages::intake::submit`] the local runner calls.
+//! The intake function: a collection file becomes jobs in the job table and messages on the
+//! generate queue, through the same [`latentmint_stages::intake::submit`] the local runner
+//! calls. The file comes over HTTP (API Gateway HTTP API, IAM-signed: [`handle_http`]), or is
+//! dropped under `collections/` in the stack's bucket, or named by a schedule
+//! ([`handle_file`]).
 //!
 //! `POST` a collection file (TOML, or the same structure as JSON with `Content-Type:
 //! application/json`). Answers `202` with the job ids; `400` naming the field and the fix;
@@ -16,11 +18,12 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use aws_lambda_events::http::{HeaderValue, Method, header};
 use base64::Engine as _;
 use latentmint_core::collection::{Collection, CollectionFile};
+use latentmint_core::ports::BlobStore;
 use latentmint_core::{EvmAddress, FieldError};
 use latentmint_stages::intake::{Intake, submit};
 use latentmint_stages::{Ports, StageError};
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Largest request body accepted: a collection file, not a data upload.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -37,25 +40,53 @@ pub struct StackChain {
     pub contract: EvmAddress,
 }
 
-/// The `202` body.
+/// What a submission did (the `202` body).
 #[derive(Debug, Serialize)]
-struct Accepted {
-    collection: String,
-    jobs: usize,
-    queued: usize,
-    requeued: usize,
-    already_past_generation: usize,
-    job_ids: Vec<String>,
+pub struct Accepted {
+    /// Collection name.
+    pub collection: String,
+    /// Jobs in the file.
+    pub jobs: usize,
+    /// New jobs, queued for generation.
+    pub queued: usize,
+    /// Known jobs still waiting for generation, queued again.
+    pub requeued: usize,
+    /// Known jobs past generation: nothing done.
+    pub already_past_generation: usize,
+    /// Every job id of the file.
+    pub job_ids: Vec<String>,
 }
 
-/// Every error body: what is wrong, and where and how to fix it when a field is at fault.
+/// Why a submission was refused or stopped: what is wrong, and where and how to fix it when a
+/// field is at fault. `status` is the HTTP status it answers with.
 #[derive(Debug, Serialize)]
-struct Refused {
-    error: String,
+pub struct Refused {
+    /// HTTP status: 400/413 for the file, 500/503 for the stack.
+    #[serde(skip)]
+    pub status: i64,
+    /// What is wrong.
+    pub error: String,
+    /// The field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
+    pub field: Option<String>,
+    /// How to fix it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fix: Option<String>,
+    pub fix: Option<String>,
+}
+
+impl Refused {
+    fn new(status: i64, error: impl Into<String>) -> Self {
+        Self { status, error: error.into(), field: None, fix: None }
+    }
+
+    fn field(e: FieldError) -> Self {
+        Self { status: 400, error: e.to_string(), field: Some(e.field), fix: Some(e.fix) }
+    }
+
+    /// Worth trying again with the same file (the stack did not answer).
+    pub fn is_transient(&self) -> bool {
+        self.status == 503
+    }
 }
 
 fn json(status: i64, body: &impl Serialize) -> ApiGatewayV2httpResponse {
@@ -66,92 +97,71 @@ fn json(status: i64, body: &impl Serialize) -> ApiGatewayV2httpResponse {
     r
 }
 
-fn refuse(status: i64, error: impl Into<String>) -> ApiGatewayV2httpResponse {
-    json(status, &Refused { error: error.into(), field: None, fix: None })
+fn answer(r: Result<Accepted, Refused>) -> ApiGatewayV2httpResponse {
+    match r {
+        Ok(a) => json(202, &a),
+        Err(e) => json(e.status, &e),
+    }
 }
 
-fn field(e: FieldError) -> ApiGatewayV2httpResponse {
-    json(400, &Refused { error: e.to_string(), field: Some(e.field), fix: Some(e.fix) })
-}
-
-/// Parses and validates the body into a collection this stack may mint.
-fn collection(req: &ApiGatewayV2httpRequest, stack: StackChain) -> Result<Collection, Box<ApiGatewayV2httpResponse>> {
-    let bad = |status: i64, error: String| Box::new(refuse(status, error));
-    let raw = req.body.as_deref().unwrap_or_default();
-    let bytes = if req.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .map_err(|e| bad(400, format!("the body is marked base64 but does not decode: {e}")))?
-    } else {
-        raw.as_bytes().to_vec()
-    };
+/// Reads a collection file's bytes: size and encoding checked.
+fn text_of(bytes: Vec<u8>) -> Result<String, Refused> {
     if bytes.len() > MAX_BODY_BYTES {
         let n = bytes.len();
-        return Err(bad(413, format!("the body has {n} bytes; a collection file may have {MAX_BODY_BYTES}")));
+        return Err(Refused::new(413, format!("the file has {n} bytes; a collection file may have {MAX_BODY_BYTES}")));
     }
-    let text = String::from_utf8(bytes).map_err(|_| bad(400, "the body is not UTF-8 text".into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| Refused::new(400, "the file is not UTF-8 text"))?;
     if text.trim().is_empty() {
-        return Err(bad(
+        return Err(Refused::new(
             400,
-            "the body is empty; POST a collection file (TOML, or JSON with Content-Type: application/json)".into(),
+            "the file is empty; send a collection file (TOML, or JSON with Content-Type: application/json)",
         ));
     }
-    let is_json = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    Ok(text)
+}
+
+/// Parses and validates a collection file into a collection this stack may mint.
+fn collection(text: &str, is_json: bool, stack: StackChain) -> Result<Collection, Refused> {
     let file: CollectionFile = if is_json {
-        serde_json::from_str(&text).map_err(|e| bad(400, format!("the JSON body is not a collection: {e}")))?
+        serde_json::from_str(text).map_err(|e| Refused::new(400, format!("the JSON body is not a collection: {e}")))?
     } else {
-        toml::from_str(&text)
-            .map_err(|e| bad(400, format!("the body is not a collection file: {}", e.to_string().trim_end())))?
+        toml::from_str(text).map_err(|e| {
+            Refused::new(400, format!("the body is not a collection file: {}", e.to_string().trim_end()))
+        })?
     };
     // Whether the file names a chain at all: validation fills in the local dev chain otherwise.
     let names_chain = file.chain.network.is_some() || file.chain.chain_id.is_some();
-    let collection = Collection::validate(file).map_err(|e| Box::new(field(e)))?;
+    let collection = Collection::validate(file).map_err(Refused::field)?;
     let chain = &collection.file.chain;
     if names_chain && chain.id() != stack.chain_id {
-        return Err(Box::new(field(FieldError::new(
+        return Err(Refused::field(FieldError::new(
             if chain.network.is_some() { "chain.network" } else { "chain.chain_id" },
             format!("names chain {}, but this stack mints on chain {}", chain.id(), stack.chain_id),
             "remove it (the stack decides) or submit to the stack of that chain",
-        ))));
+        )));
     }
     if let Some(c) = collection.contract.filter(|c| *c != stack.contract) {
-        return Err(Box::new(field(FieldError::new(
+        return Err(Refused::field(FieldError::new(
             "chain.contract",
             format!("is {c}, but this stack mints with {}", stack.contract),
             "remove it (the stack decides) or submit to the stack of that contract",
-        ))));
+        )));
     }
     Ok(collection)
 }
 
-/// Handles one HTTP API request.
-pub async fn handle_http(ports: &Ports, stack: StackChain, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-    if req.request_context.http.method != Method::POST {
-        let mut r = refuse(405, "POST a collection file to submit its jobs");
-        r.headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return r;
-    }
-    let collection = match collection(&req, stack) {
-        Ok(c) => c,
-        Err(response) => return *response,
-    };
-    let specs = match collection.jobs() {
-        Ok(s) => s,
-        Err(e) => return field(e),
-    };
+/// Validates a collection file (TOML, or JSON) against the stack and submits its jobs through
+/// the same `intake::submit` as the local runner.
+pub async fn submit_text(ports: &Ports, stack: StackChain, text: &str, is_json: bool) -> Result<Accepted, Refused> {
+    let collection = collection(text, is_json, stack)?;
+    let specs = collection.jobs().map_err(Refused::field)?;
     if specs.len() > MAX_JOBS {
-        return json(
-            413,
-            &Refused {
-                error: format!("the collection expands to {} jobs; one request may create {MAX_JOBS}", specs.len()),
-                field: Some("prompts".into()),
-                fix: Some(format!("split the prompts over several files of at most {MAX_JOBS} tokens")),
-            },
-        );
+        return Err(Refused {
+            status: 413,
+            error: format!("the collection expands to {} jobs; one request may create {MAX_JOBS}", specs.len()),
+            field: Some("prompts".into()),
+            fix: Some(format!("split the prompts over several files of at most {MAX_JOBS} tokens")),
+        });
     }
     let name = collection.file.collection.name.clone();
     let mut accepted = Accepted {
@@ -173,17 +183,71 @@ pub async fn handle_http(ports: &Ports, stack: StackChain, req: ApiGatewayV2http
                 // stack's fault, not the request's.
                 let status = if matches!(e, StageError::Retry(_)) { 503 } else { 500 };
                 warn!(collection = %name, job = %id.short(), "intake stopped: {e}");
-                return refuse(
+                return Err(Refused::new(
                     status,
                     format!(
-                        "recording job {id} failed ({e}); send the same body again: jobs already recorded are not duplicated"
+                        "recording job {id} failed ({e}); send the same file again: jobs already recorded are not duplicated"
                     ),
-                );
+                ));
             }
         }
     }
     info!(collection = %name, jobs = accepted.jobs, queued = accepted.queued, "collection submitted");
-    json(202, &accepted)
+    Ok(accepted)
+}
+
+/// Handles one HTTP API request.
+pub async fn handle_http(ports: &Ports, stack: StackChain, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    if req.request_context.http.method != Method::POST {
+        let mut r = json(405, &Refused::new(405, "POST a collection file to submit its jobs"));
+        r.headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let raw = req.body.as_deref().unwrap_or_default();
+    let bytes = if req.is_base64_encoded {
+        match base64::engine::general_purpose::STANDARD.decode(raw) {
+            Ok(b) => b,
+            Err(e) => {
+                return answer(Err(Refused::new(400, format!("the body is marked base64 but does not decode: {e}"))));
+            }
+        }
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    let is_json = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    match text_of(bytes) {
+        Ok(text) => answer(submit_text(ports, stack, &text, is_json).await),
+        Err(e) => answer(Err(e)),
+    }
+}
+
+/// Submits the collection file stored at `key` (a file dropped under `collections/` in the
+/// stack's bucket, or the one a schedule names): TOML, or JSON when the key ends in `.json`.
+/// A file the stack cannot read or reach is an error (the invocation is retried); a file that
+/// is wrong is answered with the refusal, logged, and not retried (it would fail again).
+pub async fn handle_file(
+    ports: &Ports,
+    stack: StackChain,
+    files: &dyn BlobStore,
+    key: &str,
+) -> Result<serde_json::Value, String> {
+    let bytes = files.get(key).await.map_err(|e| format!("collection file {key}: {e}"))?;
+    let result = match text_of(bytes) {
+        Ok(text) => submit_text(ports, stack, &text, key.ends_with(".json")).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(a) => serde_json::to_value(&a).map_err(|e| e.to_string()),
+        Err(e) if e.is_transient() => Err(e.error),
+        Err(e) => {
+            error!(file = key, error = %e.error, field = ?e.field, fix = ?e.fix, "collection file refused");
+            serde_json::to_value(&e).map_err(|e| e.to_string())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -341,5 +405,32 @@ mod tests {
         assert_eq!(resp.status_code, 405);
         assert_eq!(resp.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("POST"));
         assert!(r.jobs.list(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_file_is_submitted_and_a_bad_one_is_answered_not_retried() {
+        let r = rig();
+        let dir = tempfile::tempdir().unwrap();
+        let files = latentmint_embedded::FsBlobStore::new(dir.path().to_path_buf());
+        files.put("collections/neon.toml", NEON.as_bytes().to_vec()).await.unwrap();
+        let ok = handle_file(&r.ports, stack(), &files, "collections/neon.toml").await.unwrap();
+        assert_eq!((ok["jobs"].as_u64(), ok["queued"].as_u64()), (Some(8), Some(8)), "{ok}");
+        // The schedule naming the same file again: nothing new.
+        let again = handle_file(&r.ports, stack(), &files, "collections/neon.toml").await.unwrap();
+        assert_eq!(again["queued"].as_u64(), Some(0), "{again}");
+
+        files.put("collections/bad.toml", NEON.replace("steps = 20", "steps = 0").into_bytes()).await.unwrap();
+        let refused = handle_file(&r.ports, stack(), &files, "collections/bad.toml").await.unwrap();
+        assert_eq!(refused["field"].as_str(), Some("generation.steps"), "{refused}");
+        assert!(refused["fix"].as_str().is_some_and(|f| !f.is_empty()));
+
+        let value: serde_json::Value = toml::from_str(NEON).unwrap();
+        files.put("collections/neon.json", value.to_string().into_bytes()).await.unwrap();
+        let from_json = handle_file(&r.ports, stack(), &files, "collections/neon.json").await.unwrap();
+        assert_eq!(from_json["jobs"].as_u64(), Some(8), "{from_json}");
+
+        let missing = handle_file(&r.ports, stack(), &files, "collections/nope.toml").await.unwrap_err();
+        assert!(missing.contains("collections/nope.toml"), "names the file: {missing}");
+        assert_eq!(r.jobs.list(None).await.unwrap().len(), 8, "the bad file added nothing");
     }
 }

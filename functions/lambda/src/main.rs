@@ -4,7 +4,7 @@
 //!
 //! | variable | what |
 //! | --- | --- |
-//! | `LATENTMINT_STAGE` | `intake` (HTTP API), `generate`, `review`, `publish` or `mint` (SQS), `live` (schedule) |
+//! | `LATENTMINT_STAGE` | `intake` (HTTP API, dropped files, schedule), `generate`, `review`, `publish` or `mint` (SQS), `live` (schedule) |
 //! | `LATENTMINT_QUEUE_PREFIX` | stage queues are `<prefix><stage>` (`latentmint-dev-`) |
 //! | `LATENTMINT_MINT_GROUP` | message group of the FIFO mint queue (the wallet) |
 //! | `LATENTMINT_JOBS_TABLE` | DynamoDB job table |
@@ -41,7 +41,7 @@ use latentmint_core::{EvmAddress, Stage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
-use latentmint_lambda::intake::{StackChain, handle_http};
+use latentmint_lambda::intake::{StackChain, handle_file, handle_http};
 use latentmint_stages::Ports;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 
@@ -123,8 +123,9 @@ async fn provenance_signer(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dy
     Ok(Arc::new(EvmProvenanceSigner::new(Arc::new(kms), chain_id, latentmint_chain::to_alloy(contract))))
 }
 
-/// The intake function's adapters: the job table and the queues, nothing else.
-async fn intake_ports() -> anyhow::Result<(Ports, StackChain)> {
+/// The intake function's adapters: the job table and the queues, and the bucket it reads
+/// dropped collection files from.
+async fn intake_ports() -> anyhow::Result<(Ports, StackChain, S3BlobStore)> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?);
     let none = || Arc::new(NotInThisFunction("intake"));
@@ -141,7 +142,27 @@ async fn intake_ports() -> anyhow::Result<(Ports, StackChain)> {
         minter: none(),
         signer: none(),
     };
-    Ok((ports, stack))
+    // Keys as the events name them (`collections/...`): no prefix.
+    let files = S3BlobStore::new(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?, "");
+    Ok((ports, stack, files))
+}
+
+/// One intake event: an HTTP API request, an S3 "Object Created" event from EventBridge (a
+/// file dropped under `collections/`), or a schedule's `{"collection": "<key>"}`.
+async fn intake_event(
+    ports: &Ports,
+    stack: StackChain,
+    files: &S3BlobStore,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    if event.get("requestContext").is_some() {
+        let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
+        return Ok(serde_json::to_value(handle_http(ports, stack, req).await)?);
+    }
+    let key = event.pointer("/detail/object/key").or_else(|| event.get("collection")).and_then(|k| k.as_str()).ok_or(
+        "the intake function takes an HTTP API request, an S3 Object Created event, or {\"collection\": \"<key>\"}",
+    )?;
+    Ok(handle_file(ports, stack, files, key).await?)
 }
 
 /// The living-NFT watcher: everything [`evolve::scan`] needs, built once per instance.
@@ -242,10 +263,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     }
     if name == "intake" {
-        let (ports, stack) = intake_ports().await?;
-        return lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
-            let ports = ports.clone();
-            async move { Ok::<_, lambda_runtime::Error>(handle_http(&ports, stack, event.payload).await) }
+        let (ports, stack, files) = intake_ports().await?;
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+            let (ports, files) = (&ports, &files);
+            async move { intake_event(ports, stack, files, event.payload).await }
         }))
         .await;
     }
