@@ -22,6 +22,7 @@ fn job(n: u8) -> Job {
         recipient: EvmAddress::from_bytes([1; 20]),
         description: String::new(),
         review: Default::default(),
+        request: None,
     })
 }
 

@@ -747,10 +747,74 @@ impl Collection {
                     recipient: self.recipient,
                     description: f.collection.description.clone(),
                     review: f.review,
+                    request: None,
                 });
             }
         }
         Ok(out)
+    }
+}
+
+impl Collection {
+    /// One job for an outside request (a shop's order, an API call): `request_id` is the
+    /// caller's id for it, so a retried webhook maps to the same job; the prompt is cleaned and
+    /// gets the collection's style; the seed derives from the request id. The recipient
+    /// defaults to the collection's.
+    pub fn job_for_request(
+        &self,
+        request_id: &str,
+        prompt: &str,
+        recipient: Option<EvmAddress>,
+    ) -> Result<JobSpec, FieldError> {
+        let request_id = request_id.trim();
+        if request_id.is_empty()
+            || request_id.len() > 128
+            || !request_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:#".contains(c))
+        {
+            return Err(FieldError::new(
+                "order_id",
+                format!("`{request_id}` is not a usable request id"),
+                "send the order's id: 1 to 128 letters, digits or -_.:#",
+            ));
+        }
+        let f = &self.file;
+        let g = &f.generation;
+        let text = sanitize_prompt("prompt", prompt)?;
+        let composed =
+            if f.collection.style.is_empty() { text.clone() } else { format!("{text}, {}", f.collection.style) };
+        if composed.chars().count() > MAX_PROMPT_CHARS {
+            return Err(FieldError::new("prompt", "is too long once the style is added", "shorten the prompt"));
+        }
+        let mut h = Sha256::new();
+        h.update(b"latentmint/seed/request/v1");
+        h.update(g.seed.to_be_bytes());
+        h.update(request_id.as_bytes());
+        let d = h.finalize();
+        // Below 2^53, as every derived seed (JSON numbers in any language).
+        let seed = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 11;
+        let params = GenerationParams {
+            steps: g.steps,
+            guidance: g.guidance,
+            width: g.width,
+            height: g.height,
+            scheduler: g.scheduler.clone(),
+            seed,
+        };
+        Ok(JobSpec {
+            id: JobId::derive_request(&f.collection.name, &f.collection.symbol, request_id, &composed, &params),
+            collection: f.collection.name.clone(),
+            index: 0,
+            copy: 0,
+            template: text,
+            prompt: composed,
+            negative_prompt: f.collection.negative_prompt.clone(),
+            traits: vec![],
+            params,
+            recipient: recipient.unwrap_or(self.recipient),
+            description: f.collection.description.clone(),
+            review: f.review,
+            request: Some(request_id.to_string()),
+        })
     }
 }
 
@@ -856,6 +920,28 @@ seed = 7
             let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_request_becomes_one_job_keyed_by_its_id() {
+        let c = Collection::from_toml("c.toml", GOOD).unwrap();
+        let a = c.job_for_request("A-1001", "  a   purple star ", None).unwrap();
+        assert_eq!(a.prompt, "a purple star, flat colours", "cleaned, styled");
+        assert_eq!(a.recipient, c.recipient);
+        assert_eq!(a.request.as_deref(), Some("A-1001"));
+        let again = c.job_for_request("A-1001", "a purple star", None).unwrap();
+        assert_eq!((again.id, again.params.seed), (a.id, a.params.seed), "a retried webhook is the same job");
+        let other = c.job_for_request("A-1002", "a purple star", None).unwrap();
+        assert_ne!(other.id, a.id);
+        assert_ne!(other.params.seed, a.params.seed, "another order, another image");
+        let to = EvmAddress::from_bytes([9; 20]);
+        assert_eq!(c.job_for_request("A-1003", "x", Some(to)).unwrap().recipient, to);
+        for (id, prompt, field) in [("", "x", "order_id"), ("a b", "x", "order_id"), ("A-1", "bad\u{7}", "prompt")] {
+            let e = c.job_for_request(id, prompt, None).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        // Not a template: no job of the file has this id.
+        assert!(c.jobs().unwrap().iter().all(|j| j.id != a.id));
     }
 
     #[test]

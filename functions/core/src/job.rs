@@ -42,11 +42,26 @@ impl JobId {
         }
         h.update(index.to_be_bytes());
         h.update(copy.to_be_bytes());
-        h.update(params.seed.to_be_bytes());
-        h.update(params.steps.to_be_bytes());
-        h.update(params.guidance.to_bits().to_be_bytes());
-        h.update(params.width.to_be_bytes());
-        h.update(params.height.to_be_bytes());
+        hash_params(&mut h, params);
+        Self(h.finalize().into())
+    }
+
+    /// The id of a job for an outside request: collection identity, the caller's request id
+    /// (an order id) and the exact request, so a retried webhook maps to the same job.
+    pub fn derive_request(
+        collection: &str,
+        symbol: &str,
+        request_id: &str,
+        prompt: &str,
+        params: &GenerationParams,
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"latentmint/job/request/v1\0");
+        for part in [collection, symbol, request_id, prompt, &params.scheduler] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        hash_params(&mut h, params);
         Self(h.finalize().into())
     }
 
@@ -64,6 +79,15 @@ impl JobId {
     pub fn short(&self) -> String {
         hex::encode(&self.0[..4])
     }
+}
+
+/// The numeric generation parameters, in the order job ids have always hashed them.
+fn hash_params(h: &mut Sha256, params: &GenerationParams) {
+    h.update(params.seed.to_be_bytes());
+    h.update(params.steps.to_be_bytes());
+    h.update(params.guidance.to_bits().to_be_bytes());
+    h.update(params.width.to_be_bytes());
+    h.update(params.height.to_be_bytes());
 }
 
 impl fmt::Display for JobId {
@@ -146,6 +170,9 @@ pub struct JobSpec {
     /// QA thresholds of the collection.
     #[serde(default)]
     pub review: ReviewSection,
+    /// For a job from an outside request (a shop's order): the caller's id for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 /// Where a job is in the pipeline.
@@ -460,6 +487,7 @@ mod tests {
             recipient: EvmAddress::from_bytes([1; 20]),
             description: String::new(),
             review: ReviewSection::default(),
+            request: None,
         }
     }
 

@@ -183,7 +183,9 @@ impl TokenMetadata {
             job.spec.traits.iter().map(|(k, v)| Attribute { trait_type: k.clone(), value: v.clone() }).collect();
         attributes.push(Attribute { trait_type: "seed".into(), value: g.params.seed.to_string() });
         attributes.push(Attribute { trait_type: "model".into(), value: g.model_id.clone() });
-        let name = if job.spec.copy == 0 {
+        let name = if let Some(request) = &job.spec.request {
+            format!("{} #{request}", job.spec.collection)
+        } else if job.spec.copy == 0 {
             format!("{} #{}", job.spec.collection, job.spec.index + 1)
         } else {
             format!("{} #{}.{}", job.spec.collection, job.spec.index + 1, job.spec.copy + 1)
@@ -240,6 +242,7 @@ mod tests {
             recipient: EvmAddress::from_bytes([1; 20]),
             description: String::new(),
             review: Default::default(),
+            request: None,
         });
         let mut files = BTreeMap::new();
         files.insert("unet/model.onnx".into(), "ab".repeat(32));

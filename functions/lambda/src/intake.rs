@@ -2,7 +2,8 @@
 //! generate queue, through the same [`latentmint_stages::intake::submit`] the local runner
 //! calls. The file comes over HTTP (API Gateway HTTP API, IAM-signed: [`handle_http`]), or is
 //! dropped under `collections/` in the stack's bucket, or named by a schedule
-//! ([`handle_file`]).
+//! ([`handle_file`]). A shop's webhook sends single orders, HMAC-signed, against such a file
+//! ([`handle_webhook`]).
 //!
 //! `POST` a collection file (TOML, or the same structure as JSON with `Content-Type:
 //! application/json`). Answers `202` with the job ids; `400` naming the field and the fix;
@@ -250,6 +251,157 @@ pub async fn handle_file(
     }
 }
 
+/// Header of a webhook request: `sha256=<hex of HMAC-SHA256(secret, raw body)>`.
+pub const SIGNATURE_HEADER: &str = "x-latentmint-signature";
+/// Largest webhook body accepted.
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+
+/// What a shop's webhook sends: one order, one token.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Order {
+    /// The shop's id of the order: the job's idempotency key.
+    order_id: String,
+    /// The buyer's prompt.
+    prompt: String,
+    /// The buyer's wallet (EIP-55); the collection's recipient when absent.
+    #[serde(default)]
+    recipient: Option<String>,
+}
+
+/// The `202` body of a webhook.
+#[derive(Debug, Serialize)]
+struct OrderAccepted {
+    job_id: String,
+    state: &'static str,
+}
+
+/// Checks `sha256=<hex>` in `header` against the HMAC-SHA256 of `body` under `secret`, in
+/// constant time.
+fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Refused> {
+    use hmac::{Hmac, Mac};
+    let fix = "sign the raw body with the stack's webhook secret (HMAC-SHA256) and send it as sha256=<hex>";
+    let hex_sig = header.and_then(|h| h.trim().strip_prefix("sha256=")).ok_or_else(|| Refused {
+        status: 401,
+        error: format!("{SIGNATURE_HEADER} is missing"),
+        field: None,
+        fix: Some(fix.into()),
+    })?;
+    let given = hex::decode(hex_sig).map_err(|_| Refused {
+        status: 401,
+        error: format!("{SIGNATURE_HEADER} is not hex"),
+        field: None,
+        fix: Some(fix.into()),
+    })?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret)
+        .map_err(|_| Refused::new(500, "the stack's webhook secret is unusable"))?;
+    mac.update(body);
+    mac.verify_slice(&given).map_err(|_| Refused {
+        status: 401,
+        error: format!("{SIGNATURE_HEADER} does not match the body"),
+        field: None,
+        fix: Some(fix.into()),
+    })
+}
+
+/// Handles `POST /webhooks/{collection}`: a signed order becomes one job of the collection
+/// whose file is `collections/{collection}.toml` in the stack's bucket. The order id is the
+/// idempotency key, so a shop retrying its webhook creates nothing twice.
+pub async fn handle_webhook(
+    ports: &Ports,
+    stack: StackChain,
+    files: &dyn BlobStore,
+    secret: Option<&[u8]>,
+    req: ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    answer_order(webhook(ports, stack, files, secret, req).await)
+}
+
+fn answer_order(r: Result<OrderAccepted, Refused>) -> ApiGatewayV2httpResponse {
+    match r {
+        Ok(a) => json(202, &a),
+        Err(e) => json(e.status, &e),
+    }
+}
+
+async fn webhook(
+    ports: &Ports,
+    stack: StackChain,
+    files: &dyn BlobStore,
+    secret: Option<&[u8]>,
+    req: ApiGatewayV2httpRequest,
+) -> Result<OrderAccepted, Refused> {
+    if req.request_context.http.method != Method::POST {
+        return Err(Refused::new(405, "POST an order to this webhook"));
+    }
+    let secret = secret.ok_or_else(|| {
+        Refused::new(404, "webhooks are not configured on this stack: deploy it with the WebhookSecret parameter")
+    })?;
+    let raw = req.body.as_deref().unwrap_or_default();
+    let body = if req.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|e| Refused::new(400, format!("the body is marked base64 but does not decode: {e}")))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if body.len() > MAX_WEBHOOK_BYTES {
+        return Err(Refused::new(413, format!("an order may have {MAX_WEBHOOK_BYTES} bytes")));
+    }
+    let header = req.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    signature_ok(secret, &body, header)?;
+    let slug = req.path_parameters.get("collection").map(String::as_str).unwrap_or_default();
+    if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(Refused::new(
+            400,
+            format!("collection `{slug}` in the path is not a collection file's name (a-z, 0-9, -)"),
+        ));
+    }
+    let order: Order = serde_json::from_slice(&body).map_err(|e| Refused {
+        status: 400,
+        error: format!("the body is not an order: {e}"),
+        field: None,
+        fix: Some(
+            "send {\"order_id\": \"...\", \"prompt\": \"...\", \"recipient\": \"0x...\"} (recipient optional)".into(),
+        ),
+    })?;
+    let recipient = order
+        .recipient
+        .as_deref()
+        .map(|r| {
+            EvmAddress::parse_checksummed(r).map_err(|e| {
+                Refused::field(FieldError::new(
+                    "recipient",
+                    e.to_string(),
+                    "send the wallet address with its EIP-55 checksum",
+                ))
+            })
+        })
+        .transpose()?;
+    let key = format!("collections/{slug}.toml");
+    let bytes = files.get(&key).await.map_err(|e| match e {
+        latentmint_core::PortError::NotFound(_) => Refused::new(
+            404,
+            format!("no collection file {key} in the stack's bucket; drop one there (it is submitted as a batch too)"),
+        ),
+        other => Refused::new(503, format!("reading {key}: {other}")),
+    })?;
+    let collection = collection(&text_of(bytes)?, false, stack)?;
+    let spec = collection.job_for_request(&order.order_id, &order.prompt, recipient).map_err(Refused::field)?;
+    let job_id = spec.id.to_string();
+    let state = match submit(ports, spec).await {
+        Ok(Intake::Queued) => "queued",
+        Ok(Intake::Requeued) => "requeued",
+        Ok(Intake::Known(_)) => "already_past_generation",
+        Err(e) => {
+            let status = if matches!(e, StageError::Retry(_)) { 503 } else { 500 };
+            return Err(Refused::new(status, format!("recording the order failed ({e}); the shop's retry is safe")));
+        }
+    };
+    info!(collection = slug, job = %job_id, state, "order received");
+    Ok(OrderAccepted { job_id, state })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -432,5 +584,105 @@ mod tests {
         let missing = handle_file(&r.ports, stack(), &files, "collections/nope.toml").await.unwrap_err();
         assert!(missing.contains("collections/nope.toml"), "names the file: {missing}");
         assert_eq!(r.jobs.list(None).await.unwrap().len(), 8, "the bad file added nothing");
+    }
+
+    const SECRET: &[u8] = b"shop-shared-secret";
+
+    fn sign(body: &str, secret: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body.as_bytes());
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// A webhook call as the HTTP API delivers it.
+    fn order(collection: &str, body: &str, signature: Option<String>) -> ApiGatewayV2httpRequest {
+        let mut headers = serde_json::json!({ "content-type": "application/json" });
+        if let Some(sig) = signature {
+            headers[SIGNATURE_HEADER] = serde_json::Value::String(sig);
+        }
+        serde_json::from_value(serde_json::json!({
+            "version": "2.0",
+            "routeKey": "POST /webhooks/{collection}",
+            "rawPath": format!("/webhooks/{collection}"),
+            "rawQueryString": "",
+            "headers": headers,
+            "pathParameters": { "collection": collection },
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "api.example", "requestId": "req",
+                "routeKey": "POST /webhooks/{collection}", "stage": "$default", "time": "25/Nov/2026:18:00:00 +0000",
+                "timeEpoch": 1_795_629_600_000_i64,
+                "http": { "method": "POST", "path": format!("/webhooks/{collection}"), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "shop" }
+            },
+            "body": body,
+            "isBase64Encoded": false
+        }))
+        .expect("an HTTP API v2 payload")
+    }
+
+    fn shop_files() -> (tempfile::TempDir, latentmint_embedded::FsBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = latentmint_embedded::FsBlobStore::new(dir.path().to_path_buf());
+        (dir, files)
+    }
+
+    #[tokio::test]
+    async fn a_signed_order_becomes_one_job_however_often_the_shop_sends_it() {
+        let r = rig();
+        let (_d, files) = shop_files();
+        files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
+        let payload = r#"{"order_id": "A-1001", "prompt": "a red star", "recipient": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}"#;
+        let send = || order("neon-shapes", payload, Some(sign(payload, SECRET)));
+        let first = handle_webhook(&r.ports, stack(), &files, Some(SECRET), send()).await;
+        assert_eq!(first.status_code, 202, "{:?}", first.body);
+        let b = body(&first);
+        assert_eq!(b["state"], "queued");
+        let again = body(&handle_webhook(&r.ports, stack(), &files, Some(SECRET), send()).await);
+        assert_eq!((again["job_id"].clone(), again["state"].as_str()), (b["job_id"].clone(), Some("requeued")));
+        let jobs = r.jobs.list(None).await.unwrap();
+        assert_eq!(jobs.len(), 1, "one order, one job");
+        let spec = &jobs[0].spec;
+        assert_eq!(spec.request.as_deref(), Some("A-1001"));
+        assert!(spec.prompt.starts_with("a red star"), "{}", spec.prompt);
+        assert_eq!(spec.recipient.to_checksum(), "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
+    }
+
+    #[tokio::test]
+    async fn unsigned_or_wrong_orders_are_refused_and_record_nothing() {
+        let r = rig();
+        let (_d, files) = shop_files();
+        files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
+        let good = r#"{"order_id": "A-1", "prompt": "a red star"}"#;
+        // (request, the stack's secret, status, field)
+        type Case<'a> = (ApiGatewayV2httpRequest, Option<&'a [u8]>, i64, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            (order("neon-shapes", good, None), Some(SECRET), 401, None),
+            (order("neon-shapes", good, Some(sign(good, b"another secret"))), Some(SECRET), 401, None),
+            (order("neon-shapes", good, Some("sha256=zz".into())), Some(SECRET), 401, None),
+            (order("neon-shapes", good, Some(sign(good, SECRET))), None, 404, None),
+            (order("no-such", good, Some(sign(good, SECRET))), Some(SECRET), 404, None),
+            (order("Neon Shapes", good, Some(sign(good, SECRET))), Some(SECRET), 400, None),
+        ];
+        for (req, secret, status, field) in cases {
+            let resp = handle_webhook(&r.ports, stack(), &files, secret, req).await;
+            let b = body(&resp);
+            assert_eq!((resp.status_code, b["field"].as_str()), (status, field), "{b}");
+        }
+        for (payload, field) in [
+            (r#"{"order_id": "A-2", "prompt": "bad\u0007"}"#, Some("prompt")),
+            (
+                r#"{"order_id": "A-3", "prompt": "x", "recipient": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"}"#,
+                Some("recipient"),
+            ),
+            (r#"{"order_id": "", "prompt": "x"}"#, Some("order_id")),
+            (r#"{"order_id": "A-4", "prompt": "x", "price": 5}"#, None),
+        ] {
+            let req = order("neon-shapes", payload, Some(sign(payload, SECRET)));
+            let resp = handle_webhook(&r.ports, stack(), &files, Some(SECRET), req).await;
+            let b = body(&resp);
+            assert_eq!((resp.status_code, b["field"].as_str()), (400, field), "{payload}: {b}");
+            assert!(b["fix"].as_str().is_some_and(|f| !f.is_empty()), "says how to fix it: {b}");
+        }
+        assert!(r.jobs.list(None).await.unwrap().is_empty(), "no job from a refused order");
     }
 }

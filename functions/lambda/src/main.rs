@@ -15,6 +15,7 @@
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
+//! | `LATENTMINT_WEBHOOK_SECRET` | intake: HMAC key of the shops' order webhooks (unset: no webhooks) |
 //! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
 //! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live: the collection's `[living]` |
 //!
@@ -41,7 +42,7 @@ use latentmint_core::{EvmAddress, Stage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
-use latentmint_lambda::intake::{StackChain, handle_file, handle_http};
+use latentmint_lambda::intake::{StackChain, handle_file, handle_http, handle_webhook};
 use latentmint_stages::Ports;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 
@@ -157,7 +158,14 @@ async fn intake_event(
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
     if event.get("requestContext").is_some() {
         let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
-        return Ok(serde_json::to_value(handle_http(ports, stack, req).await)?);
+        let response = if req.raw_path.as_deref().unwrap_or_default().starts_with("/webhooks/") {
+            // The shared secret of the shops' webhooks; never logged.
+            let secret = std::env::var("LATENTMINT_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty());
+            handle_webhook(ports, stack, files, secret.as_deref().map(str::as_bytes), req).await
+        } else {
+            handle_http(ports, stack, req).await
+        };
+        return Ok(serde_json::to_value(response)?);
     }
     let key = event.pointer("/detail/object/key").or_else(|| event.get("collection")).and_then(|k| k.as_str()).ok_or(
         "the intake function takes an HTTP API request, an S3 Object Created event, or {\"collection\": \"<key>\"}",
