@@ -119,6 +119,27 @@ impl LivingSection {
     }
 }
 
+impl GenerationSection {
+    /// The parameters of one job with `seed`.
+    fn params(&self, seed: u64) -> GenerationParams {
+        GenerationParams {
+            steps: self.steps,
+            guidance: self.guidance,
+            width: self.width,
+            height: self.height,
+            scheduler: self.scheduler.clone(),
+            seed,
+        }
+    }
+}
+
+impl CollectionSection {
+    /// `text` with the collection's style appended (the brand's look on every prompt).
+    fn styled(&self, text: &str) -> String {
+        if self.style.is_empty() { text.to_string() } else { format!("{text}, {}", self.style) }
+    }
+}
+
 fn default_living_strength() -> f32 {
     0.5
 }
@@ -716,8 +737,7 @@ impl Collection {
                     text = text.replace(&format!("{{{name}}}"), &value);
                     traits.push((name, value));
                 }
-                let prompt =
-                    if f.collection.style.is_empty() { text } else { format!("{text}, {}", f.collection.style) };
+                let prompt = f.collection.styled(&text);
                 if prompt.chars().count() > MAX_PROMPT_CHARS {
                     return Err(FieldError::new(
                         format!("prompts[{i}].text"),
@@ -725,14 +745,7 @@ impl Collection {
                         "shorten the template or the style",
                     ));
                 }
-                let params = GenerationParams {
-                    steps: g.steps,
-                    guidance: g.guidance,
-                    width: g.width,
-                    height: g.height,
-                    scheduler: g.scheduler.clone(),
-                    seed,
-                };
+                let params = g.params(seed);
                 let id = JobId::derive(&f.collection.name, &f.collection.symbol, i as u32, copy, &prompt, &params);
                 out.push(JobSpec {
                     id,
@@ -780,8 +793,7 @@ impl Collection {
         let f = &self.file;
         let g = &f.generation;
         let text = sanitize_prompt("prompt", prompt)?;
-        let composed =
-            if f.collection.style.is_empty() { text.clone() } else { format!("{text}, {}", f.collection.style) };
+        let composed = f.collection.styled(&text);
         if composed.chars().count() > MAX_PROMPT_CHARS {
             return Err(FieldError::new("prompt", "is too long once the style is added", "shorten the prompt"));
         }
@@ -792,14 +804,7 @@ impl Collection {
         let d = h.finalize();
         // Below 2^53, as every derived seed (JSON numbers in any language).
         let seed = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 11;
-        let params = GenerationParams {
-            steps: g.steps,
-            guidance: g.guidance,
-            width: g.width,
-            height: g.height,
-            scheduler: g.scheduler.clone(),
-            seed,
-        };
+        let params = g.params(seed);
         Ok(JobSpec {
             id: JobId::derive_request(&f.collection.name, &f.collection.symbol, request_id, &composed, &params),
             collection: f.collection.name.clone(),
