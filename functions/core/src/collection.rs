@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::address::EvmAddress;
 use crate::field::FieldError;
-use crate::job::{GenerationParams, JobId, JobSpec};
+use crate::job::{GenerationParams, JobId, JobSpec, seed_from_digest};
 use crate::sanitize::{MAX_PROMPT_CHARS, sanitize_prompt};
 
 pub use crate::network::LOCAL_CHAIN_ID;
@@ -801,9 +801,7 @@ impl Collection {
         h.update(b"latentmint/seed/request/v1");
         h.update(g.seed.to_be_bytes());
         h.update(request_id.as_bytes());
-        let d = h.finalize();
-        // Below 2^53, as every derived seed (JSON numbers in any language).
-        let seed = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 11;
+        let seed = seed_from_digest(&h.finalize().into());
         let params = g.params(seed);
         Ok(JobSpec {
             id: JobId::derive_request(&f.collection.name, &f.collection.symbol, request_id, &composed, &params),
@@ -858,9 +856,7 @@ fn derive_seed(base: u64, index: u64, copy: u64) -> u64 {
     h.update(base.to_be_bytes());
     h.update(index.to_be_bytes());
     h.update(copy.to_be_bytes());
-    let d = h.finalize();
-    // Keep seeds below 2^53 so they survive a round trip through JSON numbers in any language.
-    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 11
+    seed_from_digest(&h.finalize().into())
 }
 
 #[cfg(test)]

@@ -81,6 +81,12 @@ impl JobId {
     }
 }
 
+/// A seed from a SHA-256 digest: its first 8 bytes, kept below 2^53 so the seed survives a
+/// round trip through JSON numbers in any language (a JavaScript verifier reads it as a double).
+pub fn seed_from_digest(d: &[u8; 32]) -> u64 {
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 11
+}
+
 /// The numeric generation parameters, in the order job ids have always hashed them.
 fn hash_params(h: &mut Sha256, params: &GenerationParams) {
     h.update(params.seed.to_be_bytes());
