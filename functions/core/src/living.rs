@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::collection::LivingSection;
-use crate::job::GenerationRecord;
+use crate::job::{GenerationRecord, seed_from_digest};
 use crate::metadata::{Attribute, Provenance, TokenMetadata};
 
 /// The on-chain event an evolution answers: one log of one transaction.
@@ -122,13 +122,12 @@ pub fn plan(living: &LivingSection, parent_uri: &str, parent: &TokenMetadata, tr
     h.update(b"latentmint/evolution/v1\0");
     h.update(trigger.key().as_bytes());
     h.update(p.job_id.as_bytes());
-    let digest = h.finalize();
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&digest[..8]);
+    // Below 2^53 like every seed: the signed record's seed must survive a JSON round trip.
+    let seed = seed_from_digest(&h.finalize().into());
     Plan::Evolve {
         prompt,
         negative_prompt: p.negative_prompt.clone(),
-        seed: u64::from_be_bytes(seed),
+        seed,
         record: EvolutionRecord {
             generation,
             parent_metadata: parent_uri.to_string(),
@@ -226,6 +225,7 @@ mod tests {
             panic!("should evolve")
         };
         assert_ne!(seed, other, "another event, another seed");
+        assert!(seed < 1 << 53, "exact as a JSON number in any language");
     }
 
     #[test]
