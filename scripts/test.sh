@@ -9,6 +9,10 @@ scripts/bootstrap.sh --tests
 # shellcheck source=/dev/null
 source .tools/env.sh
 
+# No incremental caches: this script mostly builds from clean (CI), where they only add
+# gigabytes of disk and time; an edit-test loop gets them back with plain `cargo test`.
+export CARGO_INCREMENTAL=0
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "cargo fmt --check"

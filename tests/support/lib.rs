@@ -32,7 +32,7 @@ pub fn anvil() -> PathBuf {
 /// The `latentmint` binary of this build.
 pub fn latentmint_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| workspace_bin("latentmint", "latentmint")).clone()
+    BIN.get_or_init(|| workspace_bin("latentmint")).clone()
 }
 
 /// `latentmint run FILE --data-dir DATA --no-progress --threads 1` with the ONNX Runtime of
@@ -51,18 +51,24 @@ pub fn latentmint_run(file: &std::path::Path, data: &std::path::Path) -> std::pr
 /// The SageMaker container's `serve` binary of this build.
 pub fn serve_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| workspace_bin("latentmint-serve", "serve")).clone()
+    BIN.get_or_init(|| workspace_bin("serve")).clone()
 }
 
-/// Builds `bin` of `package` into this test's target folder (`cargo test` builds only the test
+/// Builds the workspace binary `bin` into this test's target folder (`cargo test` builds only the test
 /// harnesses, not other packages' binaries) and returns its path.
-fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+///
+/// The build selects the whole workspace with dev-dependencies on (`--examples` turns them on;
+/// the workspace has no examples), so features resolve exactly as for `cargo test --workspace`
+/// and every dependency built for the tests is reused. `cargo build -p <its package>` would
+/// resolve features for that package alone and compile the dependency tree again, once per binary: a
+/// clean CI build ran out of disk that way.
+fn workspace_bin(bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>/<bin>
     let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target layout");
     let target_dir = profile_dir.parent().expect("target dir");
     let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+    cmd.args(["build", "--quiet", "--workspace", "--examples", "--bin", bin])
         .env("CARGO_TARGET_DIR", target_dir)
         .current_dir(repo_root());
     if profile_dir.file_name().is_some_and(|n| n == "release") {

@@ -1,0 +1,22 @@
+//! Every end-to-end suite, one module per file, linked into one test binary (see Cargo.toml).
+//! Run one suite with `cargo test -p latentmint-e2e --test e2e <suite>::`.
+
+mod bad_input;
+mod blob_conformance;
+mod chain_guard;
+mod cid_vectors;
+mod engine_parity;
+mod evolution_store_conformance;
+mod fp16;
+mod ipfs;
+mod jobstore_conformance;
+mod kms;
+mod living;
+mod lora;
+mod pipeline;
+mod queue_conformance;
+mod review_aws;
+mod rpc_faults;
+mod sagemaker;
+mod shapes_model;
+mod tx_manager;
