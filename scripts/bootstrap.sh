@@ -6,7 +6,9 @@
 #   infra/contracts/node_modules/   anvil, forge, cast (npm @foundry-rs/*), solc (solcjs), OpenZeppelin
 #   .tools/env.sh         the environment the other scripts source
 #
-# Usage: scripts/bootstrap.sh [--tests]   (--tests also installs what only the tests need)
+# Usage: scripts/bootstrap.sh [--tests] [--deploy]
+#   --tests   also installs what only the tests need
+#   --deploy  also installs the SAM CLI and cargo-lambda (.tools/deployenv) for `sam build`
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +17,17 @@ ORT_VERSION="1.32.0"
 FOUNDRY_VERSION="1.7.1"
 CFN_LINT_VERSION="1.58.0"
 MOTO_VERSION="5.2.5"
+SAM_VERSION="1.170.0"
+CARGO_LAMBDA_VERSION="1.9.2"
 WITH_TESTS=0
-[[ "${1:-}" == "--tests" ]] && WITH_TESTS=1
+WITH_DEPLOY=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) WITH_TESTS=1 ;;
+    --deploy) WITH_DEPLOY=1 ;;
+    *) echo "usage: scripts/bootstrap.sh [--tests] [--deploy]" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31mbootstrap failed:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -83,6 +94,16 @@ if [[ $WITH_TESTS == 1 ]]; then
     [[ -x "$TOOLS/pyenv/bin/pip" ]] || python3 -m venv "$TOOLS/pyenv" || die "python3 -m venv failed (Debian needs python3-venv)"
     "$TOOLS/pyenv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION" \
       || die "could not install cfn-lint==$CFN_LINT_VERSION and moto[server]==$MOTO_VERSION from PyPI (pypi.org unreachable?)"
+  fi
+fi
+
+if [[ $WITH_DEPLOY == 1 ]]; then
+  DEPLOY="$TOOLS/deployenv"
+  if [[ ! -x "$DEPLOY/bin/sam" || ! -x "$DEPLOY/bin/cargo-lambda" ]]; then
+    say "installing aws-sam-cli $SAM_VERSION and cargo-lambda $CARGO_LAMBDA_VERSION from PyPI (sam build)"
+    [[ -x "$DEPLOY/bin/pip" ]] || python3 -m venv "$DEPLOY" || die "python3 -m venv failed (Debian needs python3-venv)"
+    "$DEPLOY/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" \
+      || die "could not install aws-sam-cli==$SAM_VERSION and cargo-lambda==$CARGO_LAMBDA_VERSION from PyPI (pypi.org unreachable?)"
   fi
 fi
 

@@ -10,7 +10,7 @@
 //! | `LATENTMINT_JOBS_TABLE` | DynamoDB job table |
 //! | `LATENTMINT_BUCKET` | S3 bucket for images |
 //! | `LATENTMINT_ENDPOINT` | generate: SageMaker endpoint (optional) |
-//! | `LATENTMINT_MODEL_DIR` | generate: ONNX model folder for the CPU fallback (optional) |
+//! | `LATENTMINT_MODEL_DIR`, `ORT_DYLIB_PATH` | generate, live: ONNX model folder and ONNX Runtime for the CPU fallback (the stack's `GenerationLayer`, under `/opt`) |
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
