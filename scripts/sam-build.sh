@@ -26,8 +26,13 @@ sam build "$@"
 echo "== artifacts (.aws-sam/build)"
 BUILD="$ROOT/.aws-sam/build"
 LAYER="$BUILD/GenerationLayer"
-[[ -f "$LAYER/lib/libonnxruntime.so.1.32.0" ]] || fail "GenerationLayer has no lib/libonnxruntime.so.1.32.0 (template.yaml points ORT_DYLIB_PATH there)"
-[[ -f "$LAYER/model/model_index.json" ]] || fail "GenerationLayer has no model/model_index.json (LATENTMINT_MODEL_DIR=/opt/model)"
+# The layer must hold what template.yaml points the functions at (Lambda unpacks it under /opt).
+template_path() { sed -n "s#^ *$1: /opt/##p" "$ROOT/template.yaml" | sort -u; }
+ort_path=$(template_path ORT_DYLIB_PATH)
+model_path=$(template_path LATENTMINT_MODEL_DIR)
+[[ -n "$ort_path" && -n "$model_path" ]] || fail "template.yaml sets no ORT_DYLIB_PATH / LATENTMINT_MODEL_DIR under /opt"
+[[ -f "$LAYER/$ort_path" ]] || fail "GenerationLayer has no $ort_path (template.yaml: ORT_DYLIB_PATH=/opt/$ort_path)"
+[[ -f "$LAYER/$model_path/model_index.json" ]] || fail "GenerationLayer has no $model_path/model_index.json (template.yaml: LATENTMINT_MODEL_DIR=/opt/$model_path)"
 layer_mb=$(du -sm "$LAYER" | cut -f1)
 # The functions of template.yaml and whether each carries the generation layer.
 functions=$(python3 - "$ROOT/template.yaml" <<'PY'
@@ -51,5 +56,5 @@ while read -r name layer; do
   (( total < 250 )) || fail "$name: $total MB with its layers, over Lambda's 250 MB unzipped"
   printf '%-20s %8s MB %8s MB\n' "$name" "$fn_mb" "$total"
 done <<< "$functions"
-echo "GenerationLayer: $layer_mb MB (ONNX Runtime + $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("_class_name","model"))' "$LAYER/model/model_index.json"))"
+echo "GenerationLayer: $layer_mb MB (ONNX Runtime + $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("_class_name","model"))' "$LAYER/$model_path/model_index.json"))"
 printf '\n\033[1;32msam build ok\033[0m: deploy with `sam deploy --guided` (AWS credentials needed)\n'

@@ -54,14 +54,14 @@ pub fn serve_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("serve")).clone()
 }
 
-/// Builds the workspace binary `bin` into this test's target folder (`cargo test` builds only the test
-/// harnesses, not other packages' binaries) and returns its path.
+/// Builds the workspace binary `bin` into this test's target folder (`cargo test` builds only
+/// the test harnesses, not other packages' binaries) and returns its path.
 ///
 /// The build selects the whole workspace with dev-dependencies on (`--examples` turns them on;
 /// the workspace has no examples), so features resolve exactly as for `cargo test --workspace`
 /// and every dependency built for the tests is reused. `cargo build -p <its package>` would
-/// resolve features for that package alone and compile the dependency tree again, once per binary: a
-/// clean CI build ran out of disk that way.
+/// resolve features for that package alone and compile the dependency tree again, once per
+/// binary: a clean CI build ran out of disk that way.
 fn workspace_bin(bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>/<bin>
