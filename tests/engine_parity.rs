@@ -276,6 +276,37 @@ fn batch_images_equal_single_generations() {
     }
 }
 
+/// 66 px is a multiple of the VAE factor, so the request passes the checks, but 33 latent rows
+/// do not survive the UNet's downsample-upsample round trip: ONNX Runtime fails inside the
+/// denoising loop, on both CFG halves. The error must come back, and the engine (with its
+/// second UNet on its own thread) must serve the next request as if nothing happened.
+#[test]
+fn a_unet_failure_mid_generation_is_an_error_and_the_engine_keeps_working() {
+    for parallel in [true, false] {
+        let mut e = Engine::load(
+            &tiny_model(),
+            &EngineOptions {
+                ort_library: Some(ort_library()),
+                intra_threads: 2,
+                parallel_cfg: Some(parallel),
+                ..EngineOptions::default()
+            },
+        )
+        .expect("engine loads");
+        let req = ImageRequest {
+            seed: 3,
+            steps: 2,
+            guidance: 7.5,
+            negative_prompt: "blurry".into(),
+            ..ImageRequest::new("a red circle", 64, 64)
+        };
+        let before = e.generate(&req).unwrap().png;
+        let err = e.generate(&ImageRequest { width: 66, height: 66, ..req.clone() }).unwrap_err().to_string();
+        assert!(err.starts_with("unet:"), "parallel={parallel}: {err}");
+        assert_eq!(e.generate(&req).unwrap().png, before, "parallel={parallel}: the next image is unaffected");
+    }
+}
+
 #[test]
 fn batch_size_and_step_noise_are_checked() {
     let mut e = engine();

@@ -15,6 +15,7 @@ mod png;
 pub mod schedulers;
 mod tensor;
 pub mod tokenizer;
+mod worker;
 
 pub use adapter::{GENERATOR_NAME, OnnxGenerator};
 pub use error::{DiffusionError, Result};

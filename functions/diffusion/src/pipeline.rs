@@ -157,8 +157,9 @@ pub struct Engine {
     scheduler: SchedulerConfig,
     text: Session,
     unet: Session,
-    /// A second UNet session for the conditional half of classifier-free guidance.
-    unet_cond: Option<Session>,
+    /// A second UNet session, on its own thread, for the conditional half of
+    /// classifier-free guidance.
+    unet_cond: Option<crate::worker::UnetWorker>,
     vae: Session,
     vae_encoder: Option<Session>,
     ids_dtype: TensorElementType,
@@ -171,7 +172,7 @@ pub struct Engine {
 }
 
 /// One UNet call: noise prediction for `sample` at timestep `t` given text embeddings.
-fn run_unet(
+pub(crate) fn run_unet(
     session: &mut Session,
     (dtype, precision): (TensorElementType, Precision),
     sample: ndarray::ArrayView4<f32>,
@@ -282,7 +283,7 @@ impl Engine {
             let half = threads / 2;
             (
                 open_with("unet/model.onnx", "unet", half, &unet_w)?,
-                Some(open_with("unet/model.onnx", "unet", threads - half, &unet_w)?),
+                Some(crate::worker::UnetWorker::spawn(open_with("unet/model.onnx", "unet", threads - half, &unet_w)?)?),
             )
         } else {
             (open_with("unet/model.onnx", "unet", opts.intra_threads, &unet_w)?, None)
@@ -562,7 +563,7 @@ impl Engine {
         };
         let (hidden, hidden_cond) = match (cfg, parallel) {
             (false, _) => (repeat(0)?, None),
-            (true, true) => (repeat(0)?, Some(repeat(1)?)),
+            (true, true) => (repeat(0)?, Some(std::sync::Arc::new(repeat(1)?))),
             (true, false) => {
                 let (u, t) = (repeat(0)?, repeat(1)?);
                 (
@@ -597,18 +598,12 @@ impl Engine {
             }
             let t1 = Instant::now();
             let g = req.guidance;
-            if let (Some(cond_session), Some(e_c)) =
-                (self.unet_cond.as_mut(), hidden_cond.as_ref().filter(|_| parallel))
-            {
-                let sample = input.view();
-                let (e_u, e_c) = (hidden.view(), e_c.view());
-                let uncond_session = &mut self.unet;
-                let (u, c) = std::thread::scope(|scope| {
-                    let cond = scope.spawn(|| run_unet(cond_session, dtype, sample, t, e_c));
-                    let u = run_unet(uncond_session, dtype, sample, t, e_u);
-                    (u, cond.join())
-                });
-                let (u, c) = (u?, c.map_err(|_| DiffusionError::BadOutput("unet thread panicked".into()))??);
+            if let (Some(cond), Some(e_c)) = (self.unet_cond.as_ref(), hidden_cond.as_ref().filter(|_| parallel)) {
+                cond.submit(input.view(), t, e_c, dtype)?;
+                let u = run_unet(&mut self.unet, dtype, input.view(), t, hidden.view());
+                // Collected before `u` can fail, so no result is left behind for the next step.
+                let c = cond.wait();
+                let (u, c) = (u?, c?);
                 guided.iter_mut().zip(u.iter().zip(&c)).for_each(|(o, (u, t))| *o = u + g * (t - u));
             } else {
                 let flat = run_unet(&mut self.unet, dtype, input.view(), t, hidden.view())?;
