@@ -17,15 +17,14 @@ fn npy(path: &std::path::Path) -> ndarray::ArrayD<f32> {
 }
 
 fn engine() -> Engine {
+    engine_with(None)
+}
+
+/// The tiny model on 2 threads; `parallel_cfg` picks the CFG layout (`None`: the engine's choice).
+fn engine_with(parallel_cfg: Option<bool>) -> Engine {
     Engine::load(
         &tiny_model(),
-        &EngineOptions {
-            ort_library: Some(ort_library()),
-            intra_threads: 2,
-            cuda: false,
-            parallel_cfg: None,
-            loras: vec![],
-        },
+        &EngineOptions { ort_library: Some(ort_library()), intra_threads: 2, parallel_cfg, ..EngineOptions::default() },
     )
     .expect("engine loads")
 }
@@ -241,17 +240,7 @@ fn img2img_refuses_bad_strength_and_size() {
 #[test]
 fn batch_images_equal_single_generations() {
     for parallel in [true, false] {
-        let mut e = Engine::load(
-            &tiny_model(),
-            &EngineOptions {
-                ort_library: Some(ort_library()),
-                intra_threads: 2,
-                cuda: false,
-                parallel_cfg: Some(parallel),
-                loras: vec![],
-            },
-        )
-        .expect("engine loads");
+        let mut e = engine_with(Some(parallel));
         let req = ImageRequest {
             prompt: "a green triangle".into(),
             negative_prompt: "blurry".into(),
@@ -283,16 +272,7 @@ fn batch_images_equal_single_generations() {
 #[test]
 fn a_unet_failure_mid_generation_is_an_error_and_the_engine_keeps_working() {
     for parallel in [true, false] {
-        let mut e = Engine::load(
-            &tiny_model(),
-            &EngineOptions {
-                ort_library: Some(ort_library()),
-                intra_threads: 2,
-                parallel_cfg: Some(parallel),
-                ..EngineOptions::default()
-            },
-        )
-        .expect("engine loads");
+        let mut e = engine_with(Some(parallel));
         let req = ImageRequest {
             seed: 3,
             steps: 2,
