@@ -3,7 +3,7 @@
 
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::Pinner;
+use latentmint_core::ports::{Pinner, PortError};
 use latentmint_core::{JobId, JobState, Stage};
 
 use crate::{Ports, StageError, StageOutcome, load, save};
@@ -29,12 +29,41 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let key = job.image_key.clone().ok_or_else(|| StageError::Fail("approved job has no image".into()))?;
     let png = ports.blobs.get(&key).await?;
     let image_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.png"), png).await?;
-    let mut metadata = TokenMetadata::build(&job, &image_cid).map_err(|e| StageError::Fail(e.to_string()))?;
-    metadata.provenance.signature = Some(ports.signer.sign(&metadata.provenance).await?);
-    let metadata_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.json"), metadata.to_json()).await?;
+    let metadata = TokenMetadata::build(&job, &image_cid).map_err(|e| StageError::Fail(e.to_string()))?;
+    let signed = signed_metadata(ports, id, metadata).await?;
+    let metadata_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.json"), signed).await?;
     job.record_publication(image_cid, metadata_cid).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Approved).await? {
         return Ok(StageOutcome::redelivered(&current, JobState::Published, Stage::Mint));
     }
     Ok(StageOutcome::done(&job, Some(Stage::Mint)))
+}
+
+/// Where the signed metadata of a job is kept between signing and publication.
+fn metadata_key(id: JobId) -> String {
+    format!("metadata/{id}.json")
+}
+
+/// `metadata` signed, as JSON. A signature made by an earlier attempt is reused when that
+/// attempt signed this same record: KMS signatures differ on every call (ECDSA with a random
+/// nonce), so a publish retried after a crash would otherwise pin a second, differently signed
+/// metadata document for the same token. The signed copy is stored before it is pinned.
+async fn signed_metadata(ports: &Ports, id: JobId, mut metadata: TokenMetadata) -> Result<Vec<u8>, StageError> {
+    let key = metadata_key(id);
+    match ports.blobs.get(&key).await {
+        Ok(bytes) => {
+            if let Ok(mut earlier) = serde_json::from_slice::<TokenMetadata>(&bytes) {
+                earlier.provenance.signature = None;
+                if earlier == metadata {
+                    return Ok(bytes);
+                }
+            }
+        }
+        Err(PortError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    metadata.provenance.signature = Some(ports.signer.sign(&metadata.provenance).await?);
+    let bytes = metadata.to_json();
+    ports.blobs.put(&key, bytes.clone()).await?;
+    Ok(bytes)
 }

@@ -124,6 +124,43 @@ impl ProvenanceSigner for DigestSigner {
     }
 }
 
+/// Signs like KMS: ECDSA with a random nonce, so every call gives another signature.
+#[derive(Default)]
+struct NoncedSigner {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl ProvenanceSigner for NoncedSigner {
+    async fn sign(
+        &self,
+        p: &latentmint_core::metadata::Provenance,
+    ) -> PortResult<latentmint_core::metadata::ProvenanceSignature> {
+        let nonce = self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut sig = DigestSigner.sign(p).await?;
+        sig.signature = format!("{}-{nonce}", sig.signature);
+        Ok(sig)
+    }
+}
+
+/// Pins into `inner` and remembers every CID it was asked to pin.
+struct RecordingPinner {
+    inner: LocalContentStore,
+    pinned: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Pinner for RecordingPinner {
+    async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String> {
+        let cid = self.inner.pin(name, bytes).await?;
+        self.pinned.lock().unwrap().push(cid.clone());
+        Ok(cid)
+    }
+    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
+        self.inner.fetch(cid).await
+    }
+}
+
 /// A pinner that answers with a wrong CID.
 struct LyingPinner;
 
@@ -289,6 +326,46 @@ async fn unsure_images_wait_for_an_operator() {
     assert_eq!((approved.state, approved.reviewed_by.as_deref()), (JobState::Minted, Some("ada")));
     assert_eq!(state(&r, ss[1].id).await, JobState::Rejected);
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
+}
+
+/// The publisher crashes after pinning, before the job records its CIDs: the retry signs
+/// again with a signer whose signatures differ on every call (KMS), yet publishes the same
+/// metadata document, so one token has one metadata CID and nothing else gets pinned.
+#[tokio::test]
+async fn a_publish_retried_after_a_crash_pins_the_same_metadata() {
+    let mut r = rig(None);
+    let pinner = Arc::new(RecordingPinner {
+        inner: LocalContentStore::new(r._dir.path().join("ipfs")),
+        pinned: Mutex::default(),
+    });
+    let signer = Arc::new(NoncedSigner::default());
+    r.ports.pinner = pinner.clone();
+    r.ports.signer = signer.clone();
+    let s = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, s.clone()).await.unwrap();
+    // Run until the job is approved, and keep that record: the state the crash leaves behind.
+    while state(&r, s.id).await != JobState::Approved {
+        for stage in [Stage::Generate, Stage::Review] {
+            for d in r.queue.receive(stage.queue(), 10, Duration::ZERO).await.unwrap() {
+                process(&r.ports, stage, &d).await;
+                r.queue.ack(stage.queue(), &d.receipt).await.unwrap();
+            }
+        }
+    }
+    let approved = r.jobs.get(s.id).await.unwrap().unwrap();
+    let first = crate::publish::run(&r.ports, s.id).await.unwrap();
+    let published = r.jobs.get(s.id).await.unwrap().unwrap();
+    assert_eq!(published.state, JobState::Published, "{first:?}");
+    // The crash: the pins happened, the job record did not move.
+    assert!(r.jobs.update(&approved, JobState::Published).await.unwrap());
+    crate::publish::run(&r.ports, s.id).await.unwrap();
+    let again = r.jobs.get(s.id).await.unwrap().unwrap();
+    assert_eq!(again.metadata_cid, published.metadata_cid, "the retry publishes the same document");
+    let mut distinct = pinner.pinned.lock().unwrap().clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "one image and one metadata document pinned: {distinct:?}");
+    assert_eq!(signer.calls.load(Ordering::SeqCst), 1, "signed once");
 }
 
 #[tokio::test]
