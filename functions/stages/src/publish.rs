@@ -39,17 +39,12 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     Ok(StageOutcome::done(&job, Some(Stage::Mint)))
 }
 
-/// Where the signed metadata of a job is kept between signing and publication.
-fn metadata_key(id: JobId) -> String {
-    format!("metadata/{id}.json")
-}
-
 /// `metadata` signed, as JSON. A signature made by an earlier attempt is reused when that
 /// attempt signed this same record: KMS signatures differ on every call (ECDSA with a random
 /// nonce), so a publish retried after a crash would otherwise pin a second, differently signed
 /// metadata document for the same token. The signed copy is stored before it is pinned.
 async fn signed_metadata(ports: &Ports, id: JobId, mut metadata: TokenMetadata) -> Result<Vec<u8>, StageError> {
-    let key = metadata_key(id);
+    let key = format!("metadata/{id}.json");
     match ports.blobs.get(&key).await {
         Ok(bytes) => {
             if let Ok(mut earlier) = serde_json::from_slice::<TokenMetadata>(&bytes) {
