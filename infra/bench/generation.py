@@ -63,10 +63,10 @@ def python_worker(a):
 class Side:
     """One benchmark process, loaded and waiting for `gen <seed>` lines."""
 
-    def __init__(self, name, cmd, env=None):
+    def __init__(self, name, cmd):
         self.name = name
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  env=env, cwd=ROOT, text=True)
+                                  cwd=ROOT, text=True)
         self.startup_s = self.read()["startup_s"]
         self.images = []
 

@@ -598,7 +598,7 @@ impl Engine {
             }
             let t1 = Instant::now();
             let g = req.guidance;
-            if let (Some(cond), Some(e_c)) = (self.unet_cond.as_ref(), hidden_cond.as_ref().filter(|_| parallel)) {
+            if let (Some(cond), Some(e_c)) = (self.unet_cond.as_ref(), hidden_cond.as_ref()) {
                 cond.submit(input.view(), t, e_c, dtype)?;
                 let u = run_unet(&mut self.unet, dtype, input.view(), t, hidden.view());
                 // Collected before `u` can fail, so no result is left behind for the next step.
