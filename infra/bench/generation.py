@@ -78,6 +78,16 @@ class Side:
             if line.startswith("{"):
                 return json.loads(line)
 
+    def cpu_ns(self):
+        """CPU time used so far by all of the process's threads, in ns (from the scheduler's stats)."""
+        total = 0
+        for task in Path(f"/proc/{self.p.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # a thread that ended between the listing and the read
+        return total
+
     def gen(self, seed):
         self.p.stdin.write(f"gen {seed}\n")
         self.p.stdin.flush()
@@ -90,6 +100,23 @@ class Side:
         if status != 0:
             raise SystemExit(f"the {self.name} benchmark process failed with status {status}")
         return usage.ru_maxrss / 1024
+
+
+def wait_idle(sides, window_s=0.02, busy_ns=1_000_000, timeout_s=5.0):
+    """Waits until no side has used more than `busy_ns` of CPU over `window_s`.
+
+    ONNX Runtime's pool threads spin for tens of milliseconds after a run (Python's sessions keep
+    the default, spinning on); an image started at once would share its cores with the other
+    process's spinning threads. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    before = [s.cpu_ns() for s in sides]
+    while time.perf_counter() - t0 < timeout_s:
+        time.sleep(window_s)
+        now = [s.cpu_ns() for s in sides]
+        if all(n - b <= busy_ns for n, b in zip(now, before)):
+            break
+        before = now
+    return time.perf_counter() - t0
 
 
 def cpu_name():
@@ -119,8 +146,10 @@ def main():
     # Loaded one after the other, so that start-up times are not disturbed by the other side.
     rust = Side("Rust", [str(target / "release/sd-bench"), *common])
     py = Side("Python", [sys.executable, __file__, "--python-worker", *common])
+    settle = []
     for i in range(a.images):
         for side in ((rust, py) if i % 2 == 0 else (py, rust)):
+            settle.append(wait_idle((rust, py)))
             side.gen(i + 1)
     r_rss, p_rss = rust.close(), py.close()
 
@@ -153,7 +182,8 @@ def main():
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, Linux {platform.release()}. "
         f"Model `{a.model}`, DDIM {a.steps} steps, guidance 7.5, {a.size}x{a.size} images, "
         f"{a.threads} ONNX Runtime intra-op threads on both sides, {a.images} images each after a warm-up, "
-        f"generated alternately by the two processes. Python: diffusers {diffusers.__version__} "
+        f"generated alternately by the two processes, each image started once both processes were idle "
+        f"(median wait {statistics.median(settle) * 1000:.0f} ms, longest {max(settle) * 1000:.0f} ms). Python: diffusers {diffusers.__version__} "
         f"OnnxStableDiffusionPipeline, onnxruntime {onnxruntime.__version__}; Rust: sd-bench (release), "
         "the same ONNX Runtime version loaded dynamically.",
         "",
@@ -187,10 +217,17 @@ then the reverse). The benchmark therefore alternates the two processes image by
 reports the ratio of medians, the median of same-moment pairs and the fastest image of each
 side. When the host is quiet the three agree; when it is busy the engine loses more than
 Python, because each step waits for the slower of its two halves, while Python's batch-2 call
-has a large share of thread synchronisation that a slow core does not lengthen. Earlier runs of
-this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.70, 0.77, then the run
-above; the fastest-image ratio was 0.68 in each of them. On the AMD EPYC machine of earlier
-sessions (runs of 10 images per process instead of alternation) the ratio was 0.74.
+has a large share of thread synchronisation that a slow core does not lengthen.
+
+Each image starts only once both processes are idle: Python's ONNX Runtime pool threads keep
+spinning for about 30 ms after an image (25-38 ms of CPU time in the 30 ms after it, read from
+the scheduler's per-thread run time), the engine's do not, so a Rust image started at once
+shared its cores with them. Waiting did not move the ratio beyond the noise.
+
+Runs of this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.70, 0.77, 0.77
+before the wait for idle; 0.75, 0.70, 0.74 after it, then the run above. The fastest-image ratio
+was 0.65-0.70. On the AMD EPYC machine of earlier sessions (runs of 10 images per process
+instead of alternation) the ratio was 0.74.
 
 ## What helped, and what did not
 
