@@ -20,3 +20,4 @@ mod rpc_faults;
 mod sagemaker;
 mod shapes_model;
 mod tx_manager;
+mod webhook_secret;

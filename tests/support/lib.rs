@@ -144,6 +144,11 @@ impl Moto {
         aws_sdk_sqs::Client::new(&self.sdk_config())
     }
 
+    /// A Secrets Manager client for it.
+    pub fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config())
+    }
+
     /// A DynamoDB client for it.
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk_config())

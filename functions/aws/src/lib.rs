@@ -6,7 +6,8 @@
 //! SageMaker endpoint
 //! ([`SageMakerGenerator`]) and the policy that puts it in front of the local ONNX engine
 //! ([`FallbackGenerator`]: retries with backoff and jitter, a circuit breaker, and the
-//! fallback's reason recorded in provenance).
+//! fallback's reason recorded in provenance), and the shops' webhook secret from Secrets Manager
+//! ([`SharedSecret`]).
 
 mod dynamodb;
 mod evolutions;
@@ -14,6 +15,7 @@ mod fallback;
 mod kms;
 mod s3;
 mod sagemaker;
+mod secrets;
 mod sqs;
 
 pub use dynamodb::{DynamoJobStore, STATE_INDEX};
@@ -22,4 +24,5 @@ pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
 pub use kms::{KmsError, KmsSigner};
 pub use s3::S3BlobStore;
 pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};
+pub use secrets::{SecretError, SecretVersions, SharedSecret};
 pub use sqs::SqsQueue;

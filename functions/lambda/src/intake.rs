@@ -14,10 +14,13 @@
 //! contract is refused rather than silently minted elsewhere. Local-only settings (model
 //! folder, RPC URLs, IPFS API) are ignored here; the stack's functions have their own.
 
+use std::sync::Arc;
+
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::{HeaderValue, Method, header};
 use base64::Engine as _;
+use latentmint_aws::{SecretError, SecretVersions, SharedSecret};
 use latentmint_core::collection::{Collection, CollectionFile};
 use latentmint_core::ports::BlobStore;
 use latentmint_core::{EvmAddress, FieldError};
@@ -276,45 +279,104 @@ struct OrderAccepted {
     state: &'static str,
 }
 
-/// Checks `sha256=<hex>` in `header` against the HMAC-SHA256 of `body` under `secret`, in
-/// constant time.
-fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Refused> {
-    use hmac::{Hmac, Mac};
-    let fix = "sign the raw body with the stack's webhook secret (HMAC-SHA256) and send it as sha256=<hex>";
+/// Where the HMAC keys of the shops' webhooks come from: the stack's Secrets Manager secret
+/// ([`SharedSecret`]), or fixed versions ([`SecretVersions`], in tests and local tools).
+#[async_trait::async_trait]
+pub trait WebhookKeys: Send + Sync {
+    /// The versions a signature may match, the current one first.
+    async fn versions(&self) -> Result<Arc<SecretVersions>, SecretError>;
+    /// The versions read again after a signature matched none of them (the secret may have
+    /// just been rotated); `None` when they were read too recently or did not change.
+    async fn refresh(&self) -> Result<Option<Arc<SecretVersions>>, SecretError>;
+}
+
+#[async_trait::async_trait]
+impl WebhookKeys for SharedSecret {
+    async fn versions(&self) -> Result<Arc<SecretVersions>, SecretError> {
+        SharedSecret::versions(self).await
+    }
+    async fn refresh(&self) -> Result<Option<Arc<SecretVersions>>, SecretError> {
+        SharedSecret::refresh(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl WebhookKeys for SecretVersions {
+    async fn versions(&self) -> Result<Arc<SecretVersions>, SecretError> {
+        Ok(Arc::new(self.clone()))
+    }
+    async fn refresh(&self) -> Result<Option<Arc<SecretVersions>>, SecretError> {
+        Ok(None)
+    }
+}
+
+const SIGNATURE_FIX: &str =
+    "sign the raw body with the stack's webhook secret (HMAC-SHA256) and send it as sha256=<hex>";
+
+/// The signature bytes of a `sha256=<hex>` header.
+fn signature_of(header: Option<&str>) -> Result<Vec<u8>, Refused> {
     let hex_sig = header.and_then(|h| h.trim().strip_prefix("sha256=")).ok_or_else(|| Refused {
         status: 401,
         error: format!("{SIGNATURE_HEADER} is missing"),
         field: None,
-        fix: Some(fix.into()),
+        fix: Some(SIGNATURE_FIX.into()),
     })?;
-    let given = hex::decode(hex_sig).map_err(|_| Refused {
+    hex::decode(hex_sig).map_err(|_| Refused {
         status: 401,
         error: format!("{SIGNATURE_HEADER} is not hex"),
         field: None,
-        fix: Some(fix.into()),
-    })?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret)
-        .map_err(|_| Refused::new(500, "the stack's webhook secret is unusable"))?;
-    mac.update(body);
-    mac.verify_slice(&given).map_err(|_| Refused {
+        fix: Some(SIGNATURE_FIX.into()),
+    })
+}
+
+/// Whether `given` is the HMAC-SHA256 of `body` under one of the secret's versions (each
+/// comparison in constant time).
+fn signed_by(versions: &SecretVersions, body: &[u8], given: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    versions.iter().any(|key| {
+        Hmac::<sha2::Sha256>::new_from_slice(key).is_ok_and(|mut mac| {
+            mac.update(body);
+            mac.verify_slice(given).is_ok()
+        })
+    })
+}
+
+/// Checks the request's signature against the stack's keys, reading them again once if it
+/// matches none (a rotation).
+async fn check_signature(keys: &dyn WebhookKeys, body: &[u8], header: Option<&str>) -> Result<(), Refused> {
+    let given = signature_of(header)?;
+    let unreadable = |e: SecretError| {
+        error!(error = %e, "the webhook secret could not be read");
+        Refused::new(503, "the stack could not read its webhook secret; nothing was recorded, send the order again")
+    };
+    if signed_by(&*keys.versions().await.map_err(unreadable)?, body, &given) {
+        return Ok(());
+    }
+    if let Some(fresh) = keys.refresh().await.map_err(unreadable)?
+        && signed_by(&fresh, body, &given)
+    {
+        return Ok(());
+    }
+    Err(Refused {
         status: 401,
         error: format!("{SIGNATURE_HEADER} does not match the body"),
         field: None,
-        fix: Some(fix.into()),
+        fix: Some(SIGNATURE_FIX.into()),
     })
 }
 
 /// Handles `POST /webhooks/{collection}`: a signed order becomes one job of the collection
 /// whose file is `collections/{collection}.toml` in the stack's bucket. The order id is the
-/// idempotency key, so a shop retrying its webhook creates nothing twice.
+/// idempotency key, so a shop retrying its webhook creates nothing twice. `keys` is `None` when
+/// the stack has no webhook secret: every order is refused.
 pub async fn handle_webhook(
     ports: &Ports,
     stack: StackChain,
     files: &dyn BlobStore,
-    secret: Option<&[u8]>,
+    keys: Option<&dyn WebhookKeys>,
     req: ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    answer_order(webhook(ports, stack, files, secret, req).await)
+    answer_order(webhook(ports, stack, files, keys, req).await)
 }
 
 fn answer_order(r: Result<OrderAccepted, Refused>) -> ApiGatewayV2httpResponse {
@@ -328,14 +390,18 @@ async fn webhook(
     ports: &Ports,
     stack: StackChain,
     files: &dyn BlobStore,
-    secret: Option<&[u8]>,
+    keys: Option<&dyn WebhookKeys>,
     req: ApiGatewayV2httpRequest,
 ) -> Result<OrderAccepted, Refused> {
     if req.request_context.http.method != Method::POST {
         return Err(Refused::new(405, "POST an order to this webhook"));
     }
-    let secret = secret.ok_or_else(|| {
-        Refused::new(404, "webhooks are not configured on this stack: deploy it with the WebhookSecret parameter")
+    let keys = keys.ok_or_else(|| {
+        Refused::new(
+            404,
+            "webhooks are not configured on this stack: deploy it with the WebhookSecretArn parameter \
+             (a Secrets Manager secret holding the shops' signing secret)",
+        )
     })?;
     let raw = req.body.as_deref().unwrap_or_default();
     let body = if req.is_base64_encoded {
@@ -349,7 +415,7 @@ async fn webhook(
         return Err(Refused::new(413, format!("an order may have {MAX_WEBHOOK_BYTES} bytes")));
     }
     let header = req.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    signature_ok(secret, &body, header)?;
+    check_signature(keys, &body, header).await?;
     let slug = req.path_parameters.get("collection").map(String::as_str).unwrap_or_default();
     if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         return Err(Refused::new(
@@ -588,6 +654,11 @@ mod tests {
 
     const SECRET: &[u8] = b"shop-shared-secret";
 
+    /// The stack's keys: one version, never rotated.
+    fn keys() -> SecretVersions {
+        SecretVersions { current: SECRET.to_vec(), previous: None }
+    }
+
     fn sign(body: &str, secret: &[u8]) -> String {
         use hmac::{Hmac, Mac};
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
@@ -633,11 +704,11 @@ mod tests {
         files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
         let payload = r#"{"order_id": "A-1001", "prompt": "a red star", "recipient": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}"#;
         let send = || order("neon-shapes", payload, Some(sign(payload, SECRET)));
-        let first = handle_webhook(&r.ports, stack(), &files, Some(SECRET), send()).await;
+        let first = handle_webhook(&r.ports, stack(), &files, Some(&keys()), send()).await;
         assert_eq!(first.status_code, 202, "{:?}", first.body);
         let b = body(&first);
         assert_eq!(b["state"], "queued");
-        let again = body(&handle_webhook(&r.ports, stack(), &files, Some(SECRET), send()).await);
+        let again = body(&handle_webhook(&r.ports, stack(), &files, Some(&keys()), send()).await);
         assert_eq!((again["job_id"].clone(), again["state"].as_str()), (b["job_id"].clone(), Some("requeued")));
         let jobs = r.jobs.list(None).await.unwrap();
         assert_eq!(jobs.len(), 1, "one order, one job");
@@ -653,18 +724,19 @@ mod tests {
         let (_d, files) = shop_files();
         files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
         let good = r#"{"order_id": "A-1", "prompt": "a red star"}"#;
-        // (request, the stack's secret, status, field)
-        type Case<'a> = (ApiGatewayV2httpRequest, Option<&'a [u8]>, i64, Option<&'a str>);
+        let keys = keys();
+        // (request, the stack's keys, status, field)
+        type Case<'a> = (ApiGatewayV2httpRequest, Option<&'a dyn WebhookKeys>, i64, Option<&'a str>);
         let cases: Vec<Case> = vec![
-            (order("neon-shapes", good, None), Some(SECRET), 401, None),
-            (order("neon-shapes", good, Some(sign(good, b"another secret"))), Some(SECRET), 401, None),
-            (order("neon-shapes", good, Some("sha256=zz".into())), Some(SECRET), 401, None),
+            (order("neon-shapes", good, None), Some(&keys), 401, None),
+            (order("neon-shapes", good, Some(sign(good, b"another secret"))), Some(&keys), 401, None),
+            (order("neon-shapes", good, Some("sha256=zz".into())), Some(&keys), 401, None),
             (order("neon-shapes", good, Some(sign(good, SECRET))), None, 404, None),
-            (order("no-such", good, Some(sign(good, SECRET))), Some(SECRET), 404, None),
-            (order("Neon Shapes", good, Some(sign(good, SECRET))), Some(SECRET), 400, None),
+            (order("no-such", good, Some(sign(good, SECRET))), Some(&keys), 404, None),
+            (order("Neon Shapes", good, Some(sign(good, SECRET))), Some(&keys), 400, None),
         ];
-        for (req, secret, status, field) in cases {
-            let resp = handle_webhook(&r.ports, stack(), &files, secret, req).await;
+        for (req, keys, status, field) in cases {
+            let resp = handle_webhook(&r.ports, stack(), &files, keys, req).await;
             let b = body(&resp);
             assert_eq!((resp.status_code, b["field"].as_str()), (status, field), "{b}");
         }
@@ -678,11 +750,79 @@ mod tests {
             (r#"{"order_id": "A-4", "prompt": "x", "price": 5}"#, None),
         ] {
             let req = order("neon-shapes", payload, Some(sign(payload, SECRET)));
-            let resp = handle_webhook(&r.ports, stack(), &files, Some(SECRET), req).await;
+            let resp = handle_webhook(&r.ports, stack(), &files, Some(&keys), req).await;
             let b = body(&resp);
             assert_eq!((resp.status_code, b["field"].as_str()), (400, field), "{payload}: {b}");
             assert!(b["fix"].as_str().is_some_and(|f| !f.is_empty()), "says how to fix it: {b}");
         }
         assert!(r.jobs.list(None).await.unwrap().is_empty(), "no job from a refused order");
+    }
+
+    /// Keys whose secret is rotated behind the function's back: `versions` answers what was
+    /// read before, `refresh` what is there now (or fails when `now` is `None`); counts the
+    /// refreshes.
+    struct Rotated {
+        cached: SecretVersions,
+        now: Option<SecretVersions>,
+        refreshes: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl WebhookKeys for Rotated {
+        async fn versions(&self) -> Result<Arc<SecretVersions>, SecretError> {
+            Ok(Arc::new(self.cached.clone()))
+        }
+        async fn refresh(&self) -> Result<Option<Arc<SecretVersions>>, SecretError> {
+            self.refreshes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match &self.now {
+                Some(now) => Ok(Some(Arc::new(now.clone()))),
+                None => Err(SecretError { secret: "webhook".into(), message: "throttled".into() }),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_is_read_again_and_the_previous_one_still_signs() {
+        let r = rig();
+        let (_d, files) = shop_files();
+        files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
+        let (old, new) = (b"old-secret".to_vec(), b"new-secret".to_vec());
+        let rotated = Rotated {
+            cached: SecretVersions { current: old.clone(), previous: None },
+            now: Some(SecretVersions { current: new.clone(), previous: Some(old.clone()) }),
+            refreshes: Default::default(),
+        };
+        let send = |id: &str, secret: &[u8]| {
+            let payload = format!(r#"{{"order_id": "{id}", "prompt": "a red star"}}"#);
+            order("neon-shapes", &payload, Some(sign(&payload, secret)))
+        };
+        let answer = |resp: ApiGatewayV2httpResponse| (resp.status_code, body(&resp));
+
+        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&rotated), send("B-1", &old)).await);
+        assert_eq!(code, 202, "{b}");
+        assert_eq!(rotated.refreshes.load(std::sync::atomic::Ordering::SeqCst), 0, "a match needs no refresh");
+
+        // Signed with the new secret, which the cached keys do not know yet.
+        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&rotated), send("B-2", &new)).await);
+        assert_eq!(code, 202, "{b}");
+        assert_eq!(rotated.refreshes.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The previous version still signs.
+        let after = SecretVersions { current: new.clone(), previous: Some(old.clone()) };
+        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&after), send("B-3", &old)).await);
+        assert_eq!(code, 202, "{b}");
+
+        // A secret that cannot be read: a retryable 503, no secret in the answer, nothing recorded.
+        let broken = Rotated {
+            cached: SecretVersions { current: old.clone(), previous: None },
+            now: None,
+            refreshes: Default::default(),
+        };
+        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&broken), send("B-4", &new)).await);
+        assert_eq!(code, 503, "{b}");
+        assert!(!b.to_string().contains("new-secret") && !b.to_string().contains("old-secret"), "{b}");
+        let requests: Vec<_> = r.jobs.list(None).await.unwrap().into_iter().filter_map(|j| j.spec.request).collect();
+        assert_eq!(requests.len(), 3, "B-1..B-3 recorded, B-4 not: {requests:?}");
+        assert!(!requests.iter().any(|q| q == "B-4"));
     }
 }

@@ -15,7 +15,7 @@
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
-//! | `LATENTMINT_WEBHOOK_SECRET` | intake: HMAC key of the shops' order webhooks (unset: no webhooks) |
+//! | `LATENTMINT_WEBHOOK_SECRET_ARN` | intake: the Secrets Manager secret holding the HMAC key of the shops' order webhooks (unset: no webhooks) |
 //! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
 //! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live: the collection's `[living]` |
 //!
@@ -31,7 +31,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use latentmint_aws::{
     CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore,
-    SageMakerGenerator, SqsQueue,
+    SageMakerGenerator, SharedSecret, SqsQueue,
 };
 use latentmint_chain::{Chain, EvmProvenanceSigner};
 use latentmint_core::collection::LivingSection;
@@ -42,7 +42,7 @@ use latentmint_core::{EvmAddress, Stage};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
-use latentmint_lambda::intake::{StackChain, handle_file, handle_http, handle_webhook};
+use latentmint_lambda::intake::{StackChain, WebhookKeys, handle_file, handle_http, handle_webhook};
 use latentmint_stages::Ports;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 
@@ -124,9 +124,24 @@ async fn provenance_signer(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dy
     Ok(Arc::new(EvmProvenanceSigner::new(Arc::new(kms), chain_id, latentmint_chain::to_alloy(contract))))
 }
 
-/// The intake function's adapters: the job table and the queues, and the bucket it reads
-/// dropped collection files from.
-async fn intake_ports() -> anyhow::Result<(Ports, StackChain, S3BlobStore)> {
+/// How long the webhook secret is kept after a read, and how soon a signature that matches no
+/// cached version may read it again (a rotation takes effect within seconds, forged requests
+/// cost at most one Secrets Manager call per this interval).
+const WEBHOOK_SECRET_TTL: Duration = Duration::from_secs(300);
+const WEBHOOK_SECRET_MIN_REFRESH: Duration = Duration::from_secs(30);
+
+/// The intake function's adapters.
+struct IntakeFunction {
+    /// The job table and the generate queue.
+    ports: Ports,
+    stack: StackChain,
+    /// The bucket it reads dropped collection files from.
+    files: S3BlobStore,
+    /// The shops' webhook secret; `None`: no webhooks.
+    webhook_keys: Option<SharedSecret>,
+}
+
+async fn intake_function() -> anyhow::Result<IntakeFunction> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?);
     let none = || Arc::new(NotInThisFunction("intake"));
@@ -145,23 +160,31 @@ async fn intake_ports() -> anyhow::Result<(Ports, StackChain, S3BlobStore)> {
     };
     // Keys as the events name them (`collections/...`): no prefix.
     let files = S3BlobStore::new(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?, "");
-    Ok((ports, stack, files))
+    // Read on the first order, not here: a stack without webhooks never calls Secrets Manager.
+    let webhook_keys = std::env::var("LATENTMINT_WEBHOOK_SECRET_ARN").ok().filter(|arn| !arn.is_empty()).map(|arn| {
+        SharedSecret::new(
+            aws_sdk_secretsmanager::Client::new(&cfg),
+            arn,
+            WEBHOOK_SECRET_TTL,
+            WEBHOOK_SECRET_MIN_REFRESH,
+        )
+    });
+    Ok(IntakeFunction { ports, stack, files, webhook_keys })
 }
 
 /// One intake event: an HTTP API request, an S3 "Object Created" event from EventBridge (a
 /// file dropped under `collections/`), or a schedule's `{"collection": "<key>"}`.
 async fn intake_event(
-    ports: &Ports,
-    stack: StackChain,
-    files: &S3BlobStore,
+    f: &IntakeFunction,
     event: serde_json::Value,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let IntakeFunction { ports, stack, files, webhook_keys } = f;
+    let stack = *stack;
     if event.get("requestContext").is_some() {
         let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
         let response = if req.raw_path.as_deref().unwrap_or_default().starts_with("/webhooks/") {
-            // The shared secret of the shops' webhooks; never logged.
-            let secret = std::env::var("LATENTMINT_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty());
-            handle_webhook(ports, stack, files, secret.as_deref().map(str::as_bytes), req).await
+            let keys = webhook_keys.as_ref().map(|k| k as &dyn WebhookKeys);
+            handle_webhook(ports, stack, files, keys, req).await
         } else {
             handle_http(ports, stack, req).await
         };
@@ -271,10 +294,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     }
     if name == "intake" {
-        let (ports, stack, files) = intake_ports().await?;
+        let f = intake_function().await?;
         return lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-            let (ports, files) = (&ports, &files);
-            async move { intake_event(ports, stack, files, event.payload).await }
+            let f = &f;
+            async move { intake_event(f, event.payload).await }
         }))
         .await;
     }
