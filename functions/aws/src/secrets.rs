@@ -28,7 +28,7 @@ pub struct SecretError {
 }
 
 /// The versions of a secret a signature may be checked against: the current one first.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretVersions {
     /// `AWSCURRENT`.
     pub current: Vec<u8>,
@@ -103,8 +103,7 @@ impl SharedSecret {
             return Ok(None);
         }
         let fresh = Arc::new(self.read().await?);
-        let changed =
-            cached.as_ref().is_none_or(|(_, old)| old.current != fresh.current || old.previous != fresh.previous);
+        let changed = cached.as_ref().is_none_or(|(_, old)| *old != fresh);
         *cached = Some((Instant::now(), fresh.clone()));
         Ok(changed.then_some(fresh))
     }
