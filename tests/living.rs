@@ -3,7 +3,8 @@
 //! current one with the real ONNX model), pins new metadata whose provenance names the parent
 //! and the transfer, and moves the token with `setTokenURI` (ERC-4906 `MetadataUpdate`).
 //! Watching again changes nothing; a token past `max_generations` stays as it is. Every
-//! provenance record is signed by the minting wallet, and `latentmint provenance` checks it.
+//! provenance record is signed by the minting wallet, `latentmint provenance` checks it, and
+//! `latentmint verify` checks each token from the chain inwards.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +13,7 @@ use alloy::primitives::U256;
 use latentmint_chain::{Chain, EvmMinter, LocalNode, to_alloy};
 use latentmint_core::EvmAddress;
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::Pinner;
+use latentmint_core::ports::{Pinner, ProvenanceSigner};
 use latentmint_e2e::{anvil, latentmint_bin, latentmint_run, ort_library, tiny_model};
 use latentmint_embedded::LocalContentStore;
 
@@ -208,4 +209,61 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert!(stays.contains("stays: reached living.max_generations"), "{stays}");
     assert_eq!(uri_of(moved).await, moved_after);
     assert_eq!(metadata_update_count(&m).await, 1);
+
+    // A collector checks both tokens from the chain inwards, with no key: the evolved one's
+    // record by the metadata updater, the other's by the minter.
+    let ipfs = data.join("living-test/ipfs");
+    let verify = |contract: EvmAddress, token: U256| {
+        let out = Command::new(latentmint_bin())
+            .args(["verify", "--rpc-url", &node.rpc_url, "--contract", &contract.to_string(), "--token"])
+            .arg(token.to_string())
+            .arg("--ipfs-dir")
+            .arg(&ipfs)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = verify(contract, moved);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("holds METADATA_ROLE") && out.contains("verified: every check holds"), "{out}");
+    let (code, out) = verify(contract, kept);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("holds MINTER_ROLE") && out.contains(&kept_before), "{out}");
+
+    // The same token id on another contract does not exist: an error, not a verdict.
+    let other = chain.deploy("Other", "OTHER").await.unwrap();
+    let (code, out) = verify(other, kept);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("does not exist"), "{out}");
+
+    // A record signed for another contract, put behind the token by the metadata updater: the
+    // signature is valid, but not for this collection.
+    let mut replayed: TokenMetadata = serde_json::from_slice(&read(kept_before.clone()).await).unwrap();
+    replayed.provenance.signature = Some(chain.provenance_signer(other).sign(&replayed.provenance).await.unwrap());
+    let replayed_cid = store.pin("replayed.json", replayed.to_json()).await.unwrap();
+    m.set_token_uri(&kept.to_string(), &format!("ipfs://{replayed_cid}")).await.unwrap();
+    let (code, out) = verify(contract, kept);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ok   provenance record is signed and unchanged"), "{out}");
+    assert!(out.contains("FAIL signed for this contract and chain"), "{out}");
+
+    // The contract withdraws the minter's role: it no longer vouches for the record.
+    // (A new connection: the minter above sent with its own nonces, past this provider's cache.)
+    let admin = Chain::connect(&node.rpc_url, &minter_key, CHAIN_ID).await.unwrap().minter(contract, 1);
+    let role = admin.contract().MINTER_ROLE().call().await.unwrap();
+    let revoke = admin.contract().revokeRole(role, to_alloy(minter_address)).send().await.unwrap();
+    assert!(revoke.get_receipt().await.unwrap().status());
+    let (code, out) = verify(contract, kept);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL the signer holds the contract's role") && out.contains("does not hold MINTER_ROLE"),
+        "{out}"
+    );
+
+    // The content store hands out other bytes for the evolved image: caught by its CID.
+    let image_cid = child.image.strip_prefix("ipfs://").unwrap();
+    std::fs::write(ipfs.join(image_cid), read(parent.image.clone()).await).unwrap();
+    let (code, out) = verify(contract, moved);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL image fetched") && out.contains(image_cid), "{out}");
 }

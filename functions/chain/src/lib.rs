@@ -2,18 +2,21 @@
 //!
 //! The EVM edge of latentmint: the LatentCollection contract bindings, a [`Chain`] connection with a
 //! signing wallet, the [`EvmMinter`] that implements the core's `Minter` port, and a
-//! [`LocalNode`] (anvil) for local runs and tests.
+//! [`LocalNode`] (anvil) for local runs and tests, and a collector's read-only check of a token
+//! ([`TokenReader`]).
 
 pub mod contract;
 mod lease;
 mod minter;
 mod node;
 pub mod provenance;
+mod verify;
 
 pub use lease::WalletLease;
 pub use minter::{Chain, DeployOptions, EvmMinter, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;
 pub use provenance::EvmProvenanceSigner;
+pub use verify::{Check, TokenReader, TokenReport};
 
 /// Chain-side failures outside a mint (connecting, deploying, the local node).
 #[derive(Debug, thiserror::Error)]

@@ -658,7 +658,7 @@ alloy::sol! {
 
 /// A client over one URL, or over several with fallback; either way rate-limit answers (HTTP
 /// 429, provider "rate limit" errors) are retried with backoff before anything else sees them.
-fn rpc_client(urls: &[String]) -> Result<alloy::rpc::client::RpcClient, ChainError> {
+pub(crate) fn rpc_client(urls: &[String]) -> Result<alloy::rpc::client::RpcClient, ChainError> {
     use alloy::rpc::client::ClientBuilder;
     use alloy::transports::http::Http;
     use alloy::transports::layers::{FallbackLayer, RetryBackoffLayer};

@@ -4,6 +4,7 @@ mod generate;
 mod live;
 mod report;
 mod run;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Living NFTs: evolve each token of the collection that changes hands.
     Live(live::LiveArgs),
+    /// Check a minted token from the chain inwards: its metadata and image against their
+    /// CIDs, the provenance signature, the signer's role on the contract, the token's job.
+    /// Exit status 1 when a check fails.
+    Verify(verify::VerifyArgs),
     /// Check a token's metadata JSON: who signed its provenance record (EIP-712), and whether
     /// the record is as signed. Exit status 1 when it is not.
     Provenance {
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::generate(args),
         Command::Deploy(args) => tokio_main(run::deploy(args)),
         Command::Live(args) => tokio_main(live::live(args)),
+        Command::Verify(args) => tokio_main(verify::verify(args)),
         Command::Provenance { file, image } => provenance(&file, image.as_deref()),
     };
     match result {
