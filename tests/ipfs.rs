@@ -3,7 +3,7 @@
 //! comes back from the API and from the node's own gateway, checked against its CID.
 
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::ports::Pinner;
+use latentmint_core::ports::{JobStore, Pinner};
 use latentmint_e2e::IpfsNode;
 use latentmint_ipfs::KuboPinner;
 
@@ -87,4 +87,31 @@ async fn a_run_pins_its_tokens_on_the_node() {
     assert!(stdout.contains("verified on chain: 2 tokens"), "{stdout}");
     // Nothing went to the local content folder: the node holds it all.
     assert!(!tmp.path().join("data/pinned/ipfs").exists());
+
+    // A collector checks each token with the node as the only content source: the run's chain
+    // is reloaded from its saved state.
+    let dir = tmp.path().join("data/pinned");
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("deployment.json")).unwrap()).unwrap();
+    let chain_id = deployment["chain_id"].as_u64().unwrap();
+    let chain = latentmint_chain::LocalNode::spawn(
+        &latentmint_e2e::anvil(),
+        chain_id,
+        Some(&dir.join("chain/anvil-state.json")),
+    )
+    .await
+    .unwrap();
+    let jobs = latentmint_embedded::SqliteJobStore::open(&dir.join("pipeline.db")).unwrap();
+    let minted = jobs.list(Some(latentmint_core::JobState::Minted)).await.unwrap();
+    assert_eq!(minted.len(), 2);
+    for job in minted {
+        let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+            .args(["verify", "--rpc-url", &chain.rpc_url, "--contract", deployment["contract"].as_str().unwrap()])
+            .args(["--token", job.token_id.as_deref().unwrap(), "--ipfs-api", &node.api])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("holds MINTER_ROLE") && stdout.contains("verified: every check holds"), "{stdout}");
+    }
 }
