@@ -203,6 +203,14 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert!(again.contains("0 evolution(s)"), "{again}");
     assert_eq!(metadata_update_count(&m).await, 1);
 
+    // Running the collection again mints nothing and checks both tokens, the evolved one by its
+    // new record.
+    let rerun = latentmint_run(&file, &data).env("LATENTMINT_SIGNER_KEY", &minter_key).output().unwrap();
+    let stdout = String::from_utf8_lossy(&rerun.stdout);
+    assert!(rerun.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&rerun.stderr));
+    assert!(stdout.contains("verified on chain: 2 tokens (1 held by their recipients)"), "{stdout}");
+    assert_eq!(minted(&m).await.len(), 2, "nothing minted again");
+
     // Past max_generations (1): another transfer leaves the token as it is.
     transfer(&node, contract, 2, alice, moved).await;
     let stays = live(&file, &data, &minter_key);

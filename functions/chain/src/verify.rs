@@ -65,14 +65,20 @@ pub struct TokenReader {
 impl TokenReader {
     /// Connects to the chain behind `rpc_urls` (in order of preference) and reads its chain id.
     pub async fn connect(rpc_urls: &[String], contract: EvmAddress) -> Result<Self, ChainError> {
-        let shown = rpc_urls.join(", ");
         let provider = ProviderBuilder::new().connect_client(crate::minter::rpc_client(rpc_urls)?).erased();
-        let chain_id = provider.get_chain_id().await.map_err(|e| ChainError::Rpc(format!("{shown}: {e}")))?;
-        let code =
-            provider.get_code_at(to_alloy(contract)).await.map_err(|e| ChainError::Rpc(format!("{shown}: {e}")))?;
+        Self::on(provider, contract).await.map_err(|e| match e {
+            ChainError::Rpc(m) => ChainError::Rpc(format!("{}: {m}", rpc_urls.join(", "))),
+            other => other,
+        })
+    }
+
+    /// The contract at `contract` through an existing connection (a minter's, after a run).
+    pub async fn on(provider: DynProvider, contract: EvmAddress) -> Result<Self, ChainError> {
+        let chain_id = provider.get_chain_id().await.map_err(|e| ChainError::Rpc(e.to_string()))?;
+        let code = provider.get_code_at(to_alloy(contract)).await.map_err(|e| ChainError::Rpc(e.to_string()))?;
         if code.is_empty() {
             return Err(ChainError::Config(format!(
-                "--contract: there is no contract at {contract} on chain {chain_id} ({shown}); check the address and the RPC URL"
+                "--contract: there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
             )));
         }
         Ok(Self { contract: LatentCollection::new(to_alloy(contract), provider), chain_id })

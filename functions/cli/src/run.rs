@@ -17,9 +17,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latentmint_aws::{
     AsyncInvocation, CircuitBreaker, FallbackGenerator, KmsSigner, RetryPolicy, S3Location, SageMakerGenerator,
 };
-use latentmint_chain::{Chain, EvmMinter, EvmProvenanceSigner, LocalNode, WalletLease};
+use latentmint_chain::{Chain, EvmMinter, EvmProvenanceSigner, LocalNode, TokenReader, WalletLease};
 use latentmint_core::collection::{ChainSection, Collection};
-use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
 use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
@@ -463,8 +462,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
     println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
     match &verified {
-        Ok(n) => println!(
-            "verified on chain: {n} tokens owned by their recipients, tokenURI -> metadata CID -> image CID all match the bytes"
+        Ok((n, held)) => println!(
+            "verified on chain: {n} tokens ({held} held by their recipients), tokenURI -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet holding its role"
         ),
         Err(e) => println!("VERIFICATION FAILED: {e:#}"),
     }
@@ -497,32 +496,29 @@ async fn load_jobs(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<Vec<Jo
     Ok(out)
 }
 
-/// Re-checks every minted token from the chain inwards: owner, tokenURI, the metadata's CID,
-/// the image CID inside it and the image bytes behind that CID.
-async fn verify(jobs: &[Job], minter: &EvmMinter, content: &dyn Pinner) -> anyhow::Result<usize> {
-    let mut n = 0;
+/// Re-checks every minted token from the chain inwards, as a collector would
+/// ([`TokenReader::verify`]: content against CIDs, the signed record, the signer's role, the
+/// token's job), and that it points at what the job published (or at an evolution of it, after
+/// `latentmint live`). Returns the tokens checked and how many of them their recipients still
+/// hold (a collector may have sold one since).
+async fn verify(jobs: &[Job], minter: &EvmMinter, content: &dyn Pinner) -> anyhow::Result<(usize, usize)> {
+    let reader = TokenReader::on(minter.contract().provider().clone(), minter.address()).await?;
+    let (mut n, mut held) = (0, 0);
     for j in jobs.iter().filter(|j| j.state == JobState::Minted) {
         let token = j.token_id.as_deref().context("minted job without token id")?;
-        let owner = minter.owner_of(token).await?;
-        if owner != j.spec.recipient {
-            bail!("token {token} is owned by {owner}, not {}", j.spec.recipient);
+        let report = reader.verify(token, content).await?;
+        if let Some(c) = report.checks.iter().find(|c| !c.ok) {
+            bail!("token {token}: {}: {}", c.what, c.detail);
         }
-        let uri = minter.token_uri(token).await?;
-        let meta_cid =
-            uri.strip_prefix("ipfs://").with_context(|| format!("token {token}: tokenURI `{uri}` is not ipfs://"))?;
-        if Some(meta_cid) != j.metadata_cid.as_deref() {
-            bail!("token {token}: tokenURI points at {meta_cid}, the job published {:?}", j.metadata_cid);
-        }
-        let meta: TokenMetadata =
-            serde_json::from_slice(&content.fetch(meta_cid).await?).with_context(|| format!("metadata {meta_cid}"))?;
-        let image_cid = meta.image_cid().with_context(|| format!("metadata {meta_cid}: image is not ipfs://"))?;
-        let image = content.fetch(image_cid).await?;
-        if latentmint_core::cid::cid_of_bytes(&image) != image_cid || meta.provenance.job_id != j.id().to_string() {
-            bail!("token {token}: image or provenance does not match");
+        held += usize::from(report.owner == j.spec.recipient);
+        let published = j.metadata_cid.as_deref().map(|c| format!("ipfs://{c}"));
+        let evolved = report.metadata.as_ref().is_some_and(|m| m.provenance.evolution.is_some());
+        if Some(&report.token_uri) != published.as_ref() && !evolved {
+            bail!("token {token}: tokenURI is {}, the job published {:?}", report.token_uri, j.metadata_cid);
         }
         n += 1;
     }
-    Ok(n)
+    Ok((n, held))
 }
 
 /// `latentmint review`: an operator's decision from the command line.
