@@ -117,3 +117,30 @@ fn missing_collection_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read collection file /nonexistent/c.toml"));
 }
+
+/// `latentmint verify` with arguments it cannot use: exit 2 and the flag named, before anything
+/// is fetched.
+#[test]
+fn verify_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let verify = |args: &[&str]| {
+        let out = Command::new(latentmint_bin()).arg("verify").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        stderr
+    };
+    let dir = tmp.path().to_str().unwrap();
+    let rpc = ["--rpc-url", "http://127.0.0.1:9"];
+    let e = verify(&[&rpc[..], &["--contract", "0x1234", "--token", "1", "--ipfs-dir", dir]].concat());
+    assert!(e.contains("--contract"), "{e}");
+    let contract = ["--contract", GOOD_RECIPIENT];
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "0x1f", "--ipfs-dir", dir]].concat());
+    assert!(e.contains("--token") && e.contains("decimal"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1"]].concat());
+    assert!(e.contains("--ipfs-api") || e.contains("--ipfs-dir"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", "/no/such/folder"]].concat());
+    assert!(e.contains("--ipfs-dir") && e.contains("/no/such/folder"), "{e}");
+    // Nothing listens there: the RPC is named.
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir]].concat());
+    assert!(e.contains("127.0.0.1:9"), "{e}");
+}

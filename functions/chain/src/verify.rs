@@ -78,7 +78,7 @@ impl TokenReader {
         let code = provider.get_code_at(to_alloy(contract)).await.map_err(|e| ChainError::Rpc(e.to_string()))?;
         if code.is_empty() {
             return Err(ChainError::Config(format!(
-                "--contract: there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
+                "there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
             )));
         }
         Ok(Self { contract: LatentCollection::new(to_alloy(contract), provider), chain_id })
@@ -94,8 +94,7 @@ impl TokenReader {
     /// only when the chain cannot be read or the token does not exist; everything else is a
     /// check in the report.
     pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
-        let id = U256::from_str(token_id)
-            .map_err(|e| ChainError::Config(format!("--token: `{token_id}` is not a token id ({e})")))?;
+        let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
         let owner = self.contract.ownerOf(id).call().await.map_err(|e| {
             ChainError::Rpc(format!(
                 "ownerOf({token_id}) failed: the token does not exist on this contract, or the RPC failed ({e})"

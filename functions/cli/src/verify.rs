@@ -32,6 +32,11 @@ pub struct VerifyArgs {
 /// Prints every check; exit status 0 when all hold, 1 when one does not.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let contract = EvmAddress::parse_any_case(&args.contract).map_err(|e| anyhow::anyhow!("--contract: {e}"))?;
+    anyhow::ensure!(
+        !args.token.is_empty() && args.token.chars().all(|c| c.is_ascii_digit()),
+        "--token: `{}` is not a token id; give it in decimal, as explorers and marketplaces show it",
+        args.token
+    );
     let content: Box<dyn Pinner> = match (&args.ipfs_api, &args.ipfs_dir) {
         (Some(api), _) => Box::new(latentmint_ipfs::KuboPinner::new(api, None).context("--ipfs-api")?),
         (None, Some(dir)) => {
@@ -40,7 +45,10 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give --ipfs-api or --ipfs-dir: where the token's content can be fetched"),
     };
-    let reader = latentmint_chain::TokenReader::connect(&args.rpc_urls, contract).await?;
+    let reader = latentmint_chain::TokenReader::connect(&args.rpc_urls, contract).await.map_err(|e| match e {
+        latentmint_chain::ChainError::Rpc(m) => anyhow::anyhow!("--rpc-url: the chain could not be read ({m})"),
+        other => anyhow::anyhow!("--contract: {other}"),
+    })?;
     let report = reader.verify(&args.token, content.as_ref()).await?;
     println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
     println!("tokenURI {}", report.token_uri);
