@@ -218,6 +218,14 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert_eq!(uri_of(moved).await, moved_after);
     assert_eq!(metadata_update_count(&m).await, 1);
 
+    // The run wrote every token's whole id where tools and collectors find it.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("living-test/tokens.json")).unwrap()).unwrap();
+    assert_eq!(manifest["contract"].as_str(), Some(contract.to_string().as_str()));
+    let listed: std::collections::BTreeSet<String> =
+        manifest["jobs"].as_array().unwrap().iter().map(|j| j["token_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(listed, ids.iter().map(U256::to_string).collect(), "{manifest}");
+
     // A collector checks both tokens from the chain inwards, with no key: the evolved one's
     // record by the metadata updater, the other's by the minter.
     let ipfs = data.join("living-test/ipfs");

@@ -1,10 +1,11 @@
-//! What a finished run shows: a table of jobs and a contact sheet of their images.
+//! What a finished run shows: a table of jobs, a contact sheet of their images, and the same
+//! results whole for tools and collectors (`tokens.json`).
 
 use std::path::Path;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use image::{Rgb, RgbImage, imageops};
-use latentmint_core::{Job, JobState};
+use latentmint_core::{EvmAddress, Job, JobState};
 
 fn short(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
@@ -31,6 +32,33 @@ pub fn table(jobs: &[Job]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// Writes `out`: every job with its whole ids (the table shortens them), for spreadsheets,
+/// marketplaces' imports and `latentmint verify --token`.
+pub fn manifest(jobs: &[Job], chain_id: u64, contract: EvmAddress, out: &Path) -> anyhow::Result<()> {
+    let tokens: Vec<_> = jobs
+        .iter()
+        .map(|j| {
+            serde_json::json!({
+                "job_id": j.id().to_string(),
+                "prompt": j.spec.prompt,
+                "state": j.state.to_string(),
+                "recipient": j.spec.recipient.to_string(),
+                "token_id": j.token_id,
+                "tx_hash": j.tx_hash,
+                "image": j.image_cid.as_ref().map(|c| format!("ipfs://{c}")),
+                "metadata": j.metadata_cid.as_ref().map(|c| format!("ipfs://{c}")),
+                "error": j.error,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({ "chain_id": chain_id, "contract": contract.to_string(), "jobs": tokens });
+    // Whole or not at all: a reader never sees half a file.
+    let tmp = out.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
 }
 
 const TILE: u32 = 160;

@@ -453,6 +453,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let sheet_path = ws.dir.join("contact-sheet.png");
     report::contact_sheet(&sheet, &sheet_path)?;
+    let manifest_path = ws.dir.join("tokens.json");
+    report::manifest(&jobs, collection.file.chain.id(), chain.minter.address(), &manifest_path)?;
 
     let verified = verify(&jobs, &chain.minter, ws.content.as_ref()).await;
     let counts = jobs.iter().fold(BTreeMap::new(), |mut m, j| {
@@ -468,6 +470,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(e) => println!("VERIFICATION FAILED: {e:#}"),
     }
     println!("contact sheet: {}", sheet_path.display());
+    println!("tokens: {} (whole ids, for `latentmint verify --token`)", manifest_path.display());
     println!("state: {} (run again to resume; `latentmint review` decides jobs awaiting review)", ws.dir.display());
     if let Some(node) = chain.node {
         node.stop().await;
