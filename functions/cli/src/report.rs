@@ -34,26 +34,49 @@ pub fn table(jobs: &[Job]) -> String {
     t.to_string()
 }
 
+/// `tokens.json`: the run's results with whole ids, in this order.
+#[derive(serde::Serialize)]
+struct Manifest<'a> {
+    chain_id: u64,
+    contract: String,
+    jobs: Vec<ManifestJob<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ManifestJob<'a> {
+    job_id: String,
+    prompt: &'a str,
+    state: String,
+    recipient: String,
+    token_id: Option<&'a str>,
+    tx_hash: Option<&'a str>,
+    image: Option<String>,
+    metadata: Option<String>,
+    error: Option<&'a str>,
+}
+
 /// Writes `out`: every job with its whole ids (the table shortens them), for spreadsheets,
 /// marketplaces' imports and `latentmint verify --token`.
 pub fn manifest(jobs: &[Job], chain_id: u64, contract: EvmAddress, out: &Path) -> anyhow::Result<()> {
-    let tokens: Vec<_> = jobs
-        .iter()
-        .map(|j| {
-            serde_json::json!({
-                "job_id": j.id().to_string(),
-                "prompt": j.spec.prompt,
-                "state": j.state.to_string(),
-                "recipient": j.spec.recipient.to_string(),
-                "token_id": j.token_id,
-                "tx_hash": j.tx_hash,
-                "image": j.image_cid.as_ref().map(|c| format!("ipfs://{c}")),
-                "metadata": j.metadata_cid.as_ref().map(|c| format!("ipfs://{c}")),
-                "error": j.error,
+    let ipfs = |cid: &Option<String>| cid.as_ref().map(|c| format!("ipfs://{c}"));
+    let doc = Manifest {
+        chain_id,
+        contract: contract.to_string(),
+        jobs: jobs
+            .iter()
+            .map(|j| ManifestJob {
+                job_id: j.id().to_string(),
+                prompt: &j.spec.prompt,
+                state: j.state.to_string(),
+                recipient: j.spec.recipient.to_string(),
+                token_id: j.token_id.as_deref(),
+                tx_hash: j.tx_hash.as_deref(),
+                image: ipfs(&j.image_cid),
+                metadata: ipfs(&j.metadata_cid),
+                error: j.error.as_deref(),
             })
-        })
-        .collect();
-    let doc = serde_json::json!({ "chain_id": chain_id, "contract": contract.to_string(), "jobs": tokens });
+            .collect(),
+    };
     // Whole or not at all: a reader never sees half a file.
     let tmp = out.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
