@@ -78,9 +78,7 @@ pub fn manifest(jobs: &[Job], chain_id: u64, contract: EvmAddress, out: &Path) -
             .collect(),
     };
     // Whole or not at all: a reader never sees half a file.
-    let tmp = out.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
-    std::fs::rename(&tmp, out)?;
+    latentmint_embedded::write_atomic(out, &serde_json::to_vec_pretty(&doc)?)?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PortError + '_ {
 }
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> PortResult<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> PortResult<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }

@@ -11,7 +11,7 @@ mod queue;
 
 use std::path::Path;
 
-pub use blobs::{FsBlobStore, LocalContentStore};
+pub use blobs::{FsBlobStore, LocalContentStore, write_atomic};
 pub use jobs::SqliteJobStore;
 pub use living::SqliteEvolutionStore;
 pub use queue::{DLQ_SUFFIX, SqliteQueue};
