@@ -140,6 +140,8 @@ fn verify_arguments() {
     assert!(e.contains("--ipfs-api") || e.contains("--ipfs-dir"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", "/no/such/folder"]].concat());
     assert!(e.contains("--ipfs-dir") && e.contains("/no/such/folder"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--from-block", "latest"]].concat());
+    assert!(e.contains("--from-block"), "{e}");
     // Nothing listens there: the RPC is named.
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir]].concat());
     assert!(e.contains("127.0.0.1:9"), "{e}");

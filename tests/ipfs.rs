@@ -112,6 +112,9 @@ async fn a_run_pins_its_tokens_on_the_node() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("holds MINTER_ROLE") && stdout.contains("verified: every check holds"), "{stdout}");
+        assert!(
+            stdout.contains("held MINTER_ROLE at block") && stdout.contains("verified: every check holds"),
+            "{stdout}"
+        );
     }
 }

@@ -241,16 +241,44 @@ async fn a_transferred_token_grows_a_new_image_once() {
     };
     let (code, out) = verify(contract, moved);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("holds METADATA_ROLE") && out.contains("verified: every check holds"), "{out}");
+    assert!(out.contains("held METADATA_ROLE at block") && out.contains("verified: every check holds"), "{out}");
     let (code, out) = verify(contract, kept);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("holds MINTER_ROLE") && out.contains(&kept_before), "{out}");
+    assert!(out.contains("held MINTER_ROLE at block") && out.contains("when the token was minted"), "{out}");
+    assert!(out.contains(&kept_before), "{out}");
 
     // The same token id on another contract does not exist: an error, not a verdict.
     let other = chain.deploy("Other", "OTHER").await.unwrap();
     let (code, out) = verify(other, kept);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("does not exist"), "{out}");
+
+    // The studio rotates its minting key: a new wallet gets MINTER_ROLE, the old one loses it.
+    // Tokens minted while the old key held the role stay verified, and the withdrawal is shown.
+    // (A new connection: the minter above sent with its own nonces, past this provider's cache.)
+    let admin = Chain::connect(&node.rpc_url, &minter_key, CHAIN_ID).await.unwrap().minter(contract, 1);
+    let role = admin.contract().MINTER_ROLE().call().await.unwrap();
+    let grant = admin.contract().grantRole(role, to_alloy(bob)).send().await.unwrap();
+    assert!(grant.get_receipt().await.unwrap().status());
+    let revoke = admin.contract().revokeRole(role, to_alloy(minter_address)).send().await.unwrap();
+    assert!(revoke.get_receipt().await.unwrap().status());
+    let (code, out) = verify(contract, kept);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("when the token was minted; withdrawn at block"), "{out}");
+
+    // The old key's record put behind the token again after the key lost the role (by the
+    // metadata updater, which still may; the contract call itself, as the minter skips a URI
+    // already in place): the contract did not vouch for it when it was set.
+    let reset = admin.contract().setTokenURI(kept, kept_before.clone()).send().await.unwrap();
+    assert!(reset.get_receipt().await.unwrap().status());
+    let (code, out) = verify(contract, kept);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL the signer held the contract's role when the record was set")
+            && out.contains("did not hold MINTER_ROLE at block")
+            && out.contains("when this record was put behind the token"),
+        "{out}"
+    );
 
     // A record signed for another contract, put behind the token by the metadata updater: the
     // signature is valid, but not for this collection.
@@ -262,19 +290,6 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("ok   provenance record is signed and unchanged"), "{out}");
     assert!(out.contains("FAIL signed for this contract and chain"), "{out}");
-
-    // The contract withdraws the minter's role: it no longer vouches for the record.
-    // (A new connection: the minter above sent with its own nonces, past this provider's cache.)
-    let admin = Chain::connect(&node.rpc_url, &minter_key, CHAIN_ID).await.unwrap().minter(contract, 1);
-    let role = admin.contract().MINTER_ROLE().call().await.unwrap();
-    let revoke = admin.contract().revokeRole(role, to_alloy(minter_address)).send().await.unwrap();
-    assert!(revoke.get_receipt().await.unwrap().status());
-    let (code, out) = verify(contract, kept);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("FAIL the signer holds the contract's role") && out.contains("does not hold MINTER_ROLE"),
-        "{out}"
-    );
 
     // The content store hands out other bytes for the evolved image: caught by its CID.
     let image_cid = child.image.strip_prefix("ipfs://").unwrap();

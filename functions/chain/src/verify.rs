@@ -1,12 +1,13 @@
 //! A collector's check of one token, from the chain inwards. Nothing is taken on trust from
 //! where the content is fetched: every byte is checked against the CID that points at it. The
 //! provenance record must be signed for this very contract and chain, by a wallet the contract
-//! gives the role (the minter, or the metadata updater for an evolved image), and must be the
-//! record of the job this token was minted for.
+//! gave the role (the minter, or the metadata updater for an evolved image) when the record was
+//! put behind the token (read from the contract's `RoleGranted`/`RoleRevoked`, mint and ERC-4906
+//! events), and must be the record of the job this token was minted for.
 
 use std::str::FromStr;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
@@ -60,6 +61,8 @@ impl TokenReport {
 pub struct TokenReader {
     contract: LatentCollection::LatentCollectionInstance<DynProvider>,
     chain_id: u64,
+    /// Where log queries start (the contract's deployment block, or 0).
+    from_block: u64,
 }
 
 impl TokenReader {
@@ -81,7 +84,15 @@ impl TokenReader {
                 "there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
             )));
         }
-        Ok(Self { contract: LatentCollection::new(to_alloy(contract), provider), chain_id })
+        Ok(Self { contract: LatentCollection::new(to_alloy(contract), provider), chain_id, from_block: 0 })
+    }
+
+    /// Starts log queries (the role history, mint and metadata events) at `block` instead of
+    /// genesis: for RPCs that limit the range of one query. No event of the contract is older
+    /// than its deployment block.
+    pub fn from_block(mut self, block: u64) -> Self {
+        self.from_block = block;
+        self
     }
 
     /// The chain id the RPC reported.
@@ -90,7 +101,7 @@ impl TokenReader {
     }
 
     /// Checks `token_id`: tokenURI → metadata bytes (CID) → signed provenance (signer, domain,
-    /// role on chain, the token's job) → image bytes (CID and the record's SHA-256). An error
+    /// role when the record was set, the token's job) → image bytes (CID and the record's SHA-256). An error
     /// only when the chain cannot be read or the token does not exist; everything else is a
     /// check in the report.
     pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
@@ -179,19 +190,10 @@ impl TokenReader {
             ("MINTER_ROLE", self.contract.MINTER_ROLE().call().await)
         };
         let role = role.map_err(|e| ChainError::Rpc(format!("{role_name}(): {e}")))?;
-        let holds = self
-            .contract
-            .hasRole(role, to_alloy(signer))
-            .call()
-            .await
-            .map_err(|e| ChainError::Rpc(format!("hasRole({role_name}, {signer}): {e}")))?;
-        let detail = if holds {
-            format!("{signer} holds {role_name}")
-        } else {
-            format!("{signer} does not hold {role_name} on this contract: the contract does not vouch for this record")
-        };
-        r.check("the signer holds the contract's role", holds, detail);
-
+        let set = self.record_set_at(id).await?;
+        let history = self.role_history(role, signer).await?;
+        let (held, detail) = role_verdict(&history, set, &signer.to_string(), role_name);
+        r.check("the signer held the contract's role when the record was set", held, detail);
         let job_token = JobId::from_str(&p.job_id).map(single_token_id);
         let this_job = job_token.as_deref().is_ok_and(|t| U256::from_str(t).is_ok_and(|t| t == id));
         r.check(
@@ -204,6 +206,77 @@ impl TokenReader {
             },
         );
         Ok(())
+    }
+
+    /// Where the token's current record was put behind it: its latest ERC-4906
+    /// `MetadataUpdate` (`setTokenURI`), else its mint.
+    async fn record_set_at(&self, id: U256) -> Result<RecordSet, ChainError> {
+        let updates = self
+            .contract
+            .MetadataUpdate_filter()
+            .from_block(self.from_block)
+            .query()
+            .await
+            .map_err(|e| self.logs_error("MetadataUpdate", e))?;
+        if let Some(at) = updates.iter().filter(|(ev, _)| ev._tokenId == id).filter_map(|(_, log)| LogAt::of(log)).max()
+        {
+            return Ok(RecordSet { at, how: SetBy::MetadataUpdate });
+        }
+        let mints = self
+            .contract
+            .Transfer_filter()
+            .topic1(B256::ZERO)
+            .topic3(B256::from(id))
+            .from_block(self.from_block)
+            .query()
+            .await
+            .map_err(|e| self.logs_error("Transfer", e))?;
+        let at = mints.iter().filter_map(|(_, log)| LogAt::of(log)).min().ok_or_else(|| {
+            ChainError::Rpc(format!(
+                "the RPC has no mint event for token {id} from block {}: it does not serve this contract's log \
+                 history; give the block the contract was deployed at (--from-block) or an RPC that keeps logs",
+                self.from_block
+            ))
+        })?;
+        Ok(RecordSet { at, how: SetBy::Mint })
+    }
+
+    /// Every grant and withdrawal of `role` to `account`, in chain order.
+    async fn role_history(&self, role: B256, account: EvmAddress) -> Result<Vec<RoleChange>, ChainError> {
+        let account = to_alloy(account).into_word();
+        let granted = self
+            .contract
+            .RoleGranted_filter()
+            .topic1(role)
+            .topic2(account)
+            .from_block(self.from_block)
+            .query()
+            .await
+            .map_err(|e| self.logs_error("RoleGranted", e))?;
+        let revoked = self
+            .contract
+            .RoleRevoked_filter()
+            .topic1(role)
+            .topic2(account)
+            .from_block(self.from_block)
+            .query()
+            .await
+            .map_err(|e| self.logs_error("RoleRevoked", e))?;
+        let mut history: Vec<RoleChange> = granted
+            .iter()
+            .filter_map(|(_, l)| LogAt::of(l).map(|at| RoleChange { at, granted: true }))
+            .chain(revoked.iter().filter_map(|(_, l)| LogAt::of(l).map(|at| RoleChange { at, granted: false })))
+            .collect();
+        history.sort_by_key(|c| c.at);
+        Ok(history)
+    }
+
+    fn logs_error(&self, event: &str, e: alloy::contract::Error) -> ChainError {
+        ChainError::Rpc(format!(
+            "the RPC refused the {event} log query from block {} ({e}); give the block the contract was deployed \
+             at (--from-block) so that the range is smaller",
+            self.from_block
+        ))
     }
 
     /// The image behind the metadata: its CID and the record's SHA-256.
@@ -230,5 +303,113 @@ impl TokenReader {
             &sha == want,
             format!("sha256 {sha}{}", if &sha == want { String::new() } else { format!(", record says {want}") }),
         );
+    }
+}
+
+/// A log's place in the chain: block, then index within the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct LogAt {
+    block: u64,
+    index: u64,
+}
+
+impl LogAt {
+    /// None for a pending log (no block yet).
+    fn of(log: &alloy::rpc::types::Log) -> Option<Self> {
+        Some(Self { block: log.block_number?, index: log.log_index? })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetBy {
+    Mint,
+    MetadataUpdate,
+}
+
+/// When and how the token's current record was put behind it.
+#[derive(Debug, Clone, Copy)]
+struct RecordSet {
+    at: LogAt,
+    how: SetBy,
+}
+
+/// One `RoleGranted` (or `RoleRevoked`) of the role to the signer.
+#[derive(Debug, Clone, Copy)]
+struct RoleChange {
+    at: LogAt,
+    granted: bool,
+}
+
+/// Whether the signer held the role when the record was set, and the evidence. The role at that
+/// moment is what counts: a key retired later (rotated, or withdrawn) does not disown the
+/// records it signed while the contract trusted it, but a record put behind the token after
+/// its signer lost the role is not vouched for. A withdrawal since is reported either way.
+fn role_verdict(history: &[RoleChange], set: RecordSet, signer: &str, role: &str) -> (bool, String) {
+    let when = match set.how {
+        SetBy::Mint => format!("block {}, when the token was minted", set.at.block),
+        SetBy::MetadataUpdate => format!("block {}, when this record was put behind the token", set.at.block),
+    };
+    let then = history.iter().take_while(|c| c.at < set.at).last().is_some_and(|c| c.granted);
+    let now = history.last().is_some_and(|c| c.granted);
+    let since = match history.last() {
+        Some(c) if !now && c.at > set.at => {
+            format!("; withdrawn at block {} since (a retired or revoked key)", c.at.block)
+        }
+        _ => String::new(),
+    };
+    if then {
+        (true, format!("{signer} held {role} at {when}{since}"))
+    } else if history.iter().any(|c| c.granted) {
+        (false, format!("{signer} did not hold {role} at {when}: the contract did not vouch for this record{since}"))
+    } else {
+        (false, format!("{signer} has never held {role} on this contract: the contract does not vouch for this record"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(block: u64, index: u64) -> LogAt {
+        LogAt { block, index }
+    }
+
+    fn change(block: u64, index: u64, granted: bool) -> RoleChange {
+        RoleChange { at: at(block, index), granted }
+    }
+
+    const MINT: RecordSet = RecordSet { at: LogAt { block: 10, index: 1 }, how: SetBy::Mint };
+
+    #[test]
+    fn a_key_rotated_out_after_the_mint_still_vouches_for_its_records() {
+        let (ok, detail) = role_verdict(&[change(1, 0, true), change(20, 0, false)], MINT, "0xabc", "MINTER_ROLE");
+        assert!(ok, "{detail}");
+        assert_eq!(
+            detail,
+            "0xabc held MINTER_ROLE at block 10, when the token was minted; withdrawn at block 20 since (a retired or revoked key)"
+        );
+        let (ok, detail) = role_verdict(&[change(1, 0, true)], MINT, "0xabc", "MINTER_ROLE");
+        assert!(ok && !detail.contains("withdrawn"), "{detail}");
+    }
+
+    #[test]
+    fn a_record_set_after_its_signer_lost_the_role_is_not_vouched_for() {
+        let set = RecordSet { at: at(30, 0), how: SetBy::MetadataUpdate };
+        let (ok, detail) = role_verdict(&[change(1, 0, true), change(20, 0, false)], set, "0xabc", "MINTER_ROLE");
+        assert!(!ok);
+        assert!(detail.contains("did not hold MINTER_ROLE at block 30, when this record was put behind"), "{detail}");
+        // Granted again before the record was set: vouched for.
+        let history = [change(1, 0, true), change(20, 0, false), change(25, 3, true)];
+        assert!(role_verdict(&history, set, "0xabc", "MINTER_ROLE").0);
+    }
+
+    #[test]
+    fn order_within_a_block_counts_and_no_grant_is_named_as_such() {
+        // Granted later in the same block than the mint: not held when it was minted.
+        assert!(!role_verdict(&[change(10, 2, true)], MINT, "0xabc", "MINTER_ROLE").0);
+        assert!(role_verdict(&[change(10, 0, true)], MINT, "0xabc", "MINTER_ROLE").0);
+        let (ok, detail) = role_verdict(&[], MINT, "0xabc", "METADATA_ROLE");
+        assert!(!ok);
+        assert!(detail.contains("has never held METADATA_ROLE"), "{detail}");
     }
 }

@@ -27,6 +27,10 @@ pub struct VerifyArgs {
     /// Fetch content from a local content store (a run's `.latentmint/<collection>/ipfs`).
     #[arg(long)]
     ipfs_dir: Option<PathBuf>,
+    /// Read the contract's events (role grants, mints, metadata updates) from this block on:
+    /// the block it was deployed at, for RPCs that limit the range of a log query.
+    #[arg(long, default_value_t = 0)]
+    from_block: u64,
 }
 
 /// Prints every check; exit status 0 when all hold, 1 when one does not.
@@ -49,6 +53,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         latentmint_chain::ChainError::Rpc(m) => anyhow::anyhow!("--rpc-url: the chain could not be read ({m})"),
         other => anyhow::anyhow!("--contract: {other}"),
     })?;
+    let reader = reader.from_block(args.from_block);
     let report = reader.verify(&args.token, content.as_ref()).await?;
     println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
     println!("tokenURI {}", report.token_uri);
