@@ -7,8 +7,10 @@
 
 use std::str::FromStr;
 
+use alloy::contract::Event;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::sol_types::SolEvent;
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::Pinner;
@@ -211,27 +213,13 @@ impl TokenReader {
     /// Where the token's current record was put behind it: its latest ERC-4906
     /// `MetadataUpdate` (`setTokenURI`), else its mint.
     async fn record_set_at(&self, id: U256) -> Result<RecordSet, ChainError> {
-        let updates = self
-            .contract
-            .MetadataUpdate_filter()
-            .from_block(self.from_block)
-            .query()
-            .await
-            .map_err(|e| self.logs_error("MetadataUpdate", e))?;
-        if let Some(at) = updates.iter().filter(|(ev, _)| ev._tokenId == id).filter_map(|(_, log)| LogAt::of(log)).max()
-        {
+        // `MetadataUpdate`'s token id is not indexed: every update of the contract is read.
+        let updates = self.logs(self.contract.MetadataUpdate_filter()).await?;
+        if let Some(at) = updates.iter().filter(|(ev, _)| ev._tokenId == id).map(|(_, at)| *at).max() {
             return Ok(RecordSet { at, how: SetBy::MetadataUpdate });
         }
-        let mints = self
-            .contract
-            .Transfer_filter()
-            .topic1(B256::ZERO)
-            .topic3(B256::from(id))
-            .from_block(self.from_block)
-            .query()
-            .await
-            .map_err(|e| self.logs_error("Transfer", e))?;
-        let at = mints.iter().filter_map(|(_, log)| LogAt::of(log)).min().ok_or_else(|| {
+        let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO).topic3(B256::from(id))).await?;
+        let at = mints.iter().map(|(_, at)| *at).min().ok_or_else(|| {
             ChainError::Rpc(format!(
                 "the RPC has no mint event for token {id} from block {}: it does not serve this contract's log \
                  history; give the block the contract was deployed at (--from-block) or an RPC that keeps logs",
@@ -244,39 +232,26 @@ impl TokenReader {
     /// Every grant and withdrawal of `role` to `account`, in chain order.
     async fn role_history(&self, role: B256, account: EvmAddress) -> Result<Vec<RoleChange>, ChainError> {
         let account = to_alloy(account).into_word();
-        let granted = self
-            .contract
-            .RoleGranted_filter()
-            .topic1(role)
-            .topic2(account)
-            .from_block(self.from_block)
-            .query()
-            .await
-            .map_err(|e| self.logs_error("RoleGranted", e))?;
-        let revoked = self
-            .contract
-            .RoleRevoked_filter()
-            .topic1(role)
-            .topic2(account)
-            .from_block(self.from_block)
-            .query()
-            .await
-            .map_err(|e| self.logs_error("RoleRevoked", e))?;
-        let mut history: Vec<RoleChange> = granted
-            .iter()
-            .filter_map(|(_, l)| LogAt::of(l).map(|at| RoleChange { at, granted: true }))
-            .chain(revoked.iter().filter_map(|(_, l)| LogAt::of(l).map(|at| RoleChange { at, granted: false })))
+        let granted = self.logs(self.contract.RoleGranted_filter().topic1(role).topic2(account)).await?;
+        let revoked = self.logs(self.contract.RoleRevoked_filter().topic1(role).topic2(account)).await?;
+        let mut history: Vec<RoleChange> = (granted.iter().map(|(_, at)| RoleChange { at: *at, granted: true }))
+            .chain(revoked.iter().map(|(_, at)| RoleChange { at: *at, granted: false }))
             .collect();
         history.sort_by_key(|c| c.at);
         Ok(history)
     }
 
-    fn logs_error(&self, event: &str, e: alloy::contract::Error) -> ChainError {
-        ChainError::Rpc(format!(
-            "the RPC refused the {event} log query from block {} ({e}); give the block the contract was deployed \
-             at (--from-block) so that the range is smaller",
-            self.from_block
-        ))
+    /// The mined logs of one event query from `from_block` on, decoded, with their places.
+    async fn logs<E: SolEvent>(&self, query: Event<&DynProvider, E>) -> Result<Vec<(E, LogAt)>, ChainError> {
+        let found = query.from_block(self.from_block).query().await.map_err(|e| {
+            ChainError::Rpc(format!(
+                "the RPC refused the {} log query from block {} ({e}); give the block the contract was deployed \
+                 at (--from-block) so that the range is smaller",
+                E::SIGNATURE,
+                self.from_block
+            ))
+        })?;
+        Ok(found.into_iter().filter_map(|(ev, log)| LogAt::of(&log).map(|at| (ev, at))).collect())
     }
 
     /// The image behind the metadata: its CID and the record's SHA-256.
