@@ -241,7 +241,12 @@ nodes; 1%, within the 2% order bias of same-moment pairs), `GraphOptimizationLev
 instead of Level3 (same), pinning the two halves to cores, spinning 300 us before a thread
 sleeps between steps, flush-to-zero, onnxruntime's transformer fusions for the UNet (no faster
 on CPU; they change the numbers), memory patterns and arenas, sharing the text-independent
-first part of the UNet between the halves (1-2%, within noise). A fused attention operator
+first part of the UNet between the halves (1-2%, within noise). Worse: one global ONNX
+Runtime thread pool shared by both halves, so that the faster core could take work from the
+slower one (0.83x with 2 pool threads, 0.96x with 3, against 0.71x without it in the same
+hour: a batch-1 UNet's operators are too small for parallel loops to pay for their
+synchronisation), and optimization level Extended instead of All (without the NCHWc
+convolutions one batch-1 call takes 19.1 ms instead of 15.6 ms). A fused attention operator
 (softmax(QK^T)V in one custom ONNX Runtime node, AVX-512, scores kept in L1) ran the tiny
 model's self-attention in 620 us against 383 us for ONNX Runtime's MatMul, Softmax, MatMul:
 at SD's head width the work is arithmetic-bound and ONNX Runtime's kernels are already close
