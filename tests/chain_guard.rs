@@ -165,8 +165,7 @@ async fn deploy_command_deploys_and_records_the_address() {
     let job = B256::repeat_byte(5);
     e.createEdition(job, digest, 100).send().await.unwrap().get_receipt().await.unwrap();
     assert_eq!(e.editionOfJob(job).call().await.unwrap(), alloy::primitives::U256::from(1));
-    // Refusals are checked by simulation (`call`): a refused send would still take a nonce
-    // from the provider's nonce cache.
+    // Refusals are checked by simulation (`call`): nothing is sent for them.
     let again = e.createEdition(job, digest, 100).call().await.unwrap_err();
     assert!(again.to_string().contains("revert"), "a job makes one edition: {again}");
     let id = alloy::primitives::U256::from(1);

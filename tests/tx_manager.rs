@@ -1,6 +1,7 @@
 //! The transaction manager on a real anvil: a mint that stays unmined is replaced with a
 //! higher fee and exactly one token comes out; a dead RPC URL is skipped for the next one;
-//! on an Arbitrum chain the gas limit includes the L1 component that NodeInterface reports.
+//! on an Arbitrum chain the gas limit includes the L1 component that NodeInterface reports;
+//! other sends through the wallet's connection take the nonces after the minter's own.
 
 use std::time::Duration;
 
@@ -141,4 +142,19 @@ async fn a_mined_mint_waits_for_its_confirmations_and_is_not_replaced() {
     assert_eq!(receipt.token_id, single_token_id(job));
     assert!(receipt.tx_hash.is_some(), "the mint's own transaction, confirmed");
     assert_eq!(chain.provider().get_transaction_count(sender).await.unwrap(), nonce_before + 1, "no replacement sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_through_the_wallet_connection_follow_the_minters_own_nonces() {
+    // The deploy in setup took a nonce through the connection's filler; the mint sets its own
+    // nonce; a deploy after it must not reuse the mint's (a cached nonce manager would).
+    let (_node, chain, addr) = setup().await;
+    let minter = chain.minter(addr, 1);
+    let job = JobId::from_bytes([5; 32]);
+    minter.mint(job, recipient(), &cid_of_bytes(b"first")).await.expect("mints");
+    let second = chain.deploy("Second", "TWO").await.expect("a deploy after the mint gets the next nonce");
+    assert_ne!(second, addr);
+    let minter = chain.minter(second, 1);
+    minter.mint(job, recipient(), &cid_of_bytes(b"again")).await.expect("mints on the second contract");
+    assert_eq!(minter.total_supply().await.unwrap(), 1);
 }

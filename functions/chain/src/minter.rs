@@ -107,7 +107,17 @@ impl Chain {
         let hash_signer = std::sync::Arc::new(signer.clone());
         let shown = rpc_urls.join(", ");
         let client = rpc_client(rpc_urls)?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::new(signer)).connect_client(client).erased();
+        // Nonces from the node's pending count at every filled send, not alloy's default cache:
+        // the minter sets its own nonces, which a cache would not see, so a later deploy or
+        // grant through this provider would reuse a spent nonce.
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::new(signer))
+            .connect_client(client)
+            .erased();
         let chain_id = provider.get_chain_id().await.map_err(|e| ChainError::Rpc(format!("{shown}: {e}")))?;
         if chain_id != expected_chain_id {
             return Err(ChainError::Config(format!(
