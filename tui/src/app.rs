@@ -1,7 +1,9 @@
 //! Dashboard state and key handling, separate from drawing so both can be tested.
 
-use latentmint_core::ports::{JobStore, Queue, QueueStats};
-use latentmint_core::{Job, JobState, Stage};
+use latentmint_core::ports::{BlobStore, JobStore, Queue, QueueStats};
+use latentmint_core::{Job, JobId, JobState, Stage};
+use ratatui_image::picker::Picker;
+use ratatui_image::protocol::StatefulProtocol;
 
 /// What the dashboard shows.
 #[derive(Debug, Default, Clone)]
@@ -14,8 +16,16 @@ pub struct Snapshot {
     pub staging: Vec<Job>,
 }
 
+/// The image of the selected job, ready to draw (or why it is not).
+pub struct Preview {
+    /// Whose image it is.
+    pub job: JobId,
+    /// The decoded image in the terminal's graphics protocol, or what went wrong.
+    pub image: Result<StatefulProtocol, String>,
+}
+
 /// Dashboard state.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct App {
     /// Latest data.
     pub snapshot: Snapshot,
@@ -25,6 +35,8 @@ pub struct App {
     pub status: String,
     /// Set by `q`.
     pub quit: bool,
+    /// The selected job's image: the operator judges what QA was unsure about by looking.
+    pub preview: Option<Preview>,
 }
 
 /// What a key press asks for.
@@ -52,6 +64,28 @@ impl App {
         };
         self.selected = self.selected.min(self.snapshot.staging.len().saturating_sub(1));
         Ok(())
+    }
+
+    /// Loads the selected job's image when the selection moved to another job (read once per
+    /// job, not at every refresh).
+    pub async fn load_preview(&mut self, blobs: &dyn BlobStore, picker: &Picker) {
+        let Some(job) = self.snapshot.staging.get(self.selected) else {
+            self.preview = None;
+            return;
+        };
+        if self.preview.as_ref().is_some_and(|p| p.job == job.id()) {
+            return;
+        }
+        let image = match &job.image_key {
+            None => Err("this job has no image yet".to_string()),
+            Some(key) => match blobs.get(key).await {
+                Err(e) => Err(format!("image {key} could not be read: {e}")),
+                Ok(bytes) => image::load_from_memory(&bytes)
+                    .map(|img| picker.new_resize_protocol(img))
+                    .map_err(|e| format!("image {key} is not a readable PNG: {e}")),
+            },
+        };
+        self.preview = Some(Preview { job: job.id(), image });
     }
 
     /// Handles a key.

@@ -2,21 +2,24 @@
 //! reject the jobs that automatic QA was unsure about.
 //!
 //! Usage: `latentmint-tui .latentmint/<collection>/pipeline.db` (a local run), or
-//! `latentmint-tui --queue-prefix latentmint-dev- --jobs-table <table>` (the SAM stack's SQS
-//! queues and DynamoDB table, with the usual AWS credentials and region).
+//! `latentmint-tui --queue-prefix latentmint-dev- --jobs-table <table> --bucket <bucket>` (the
+//! SAM stack's SQS queues, DynamoDB table and image bucket, with the usual AWS credentials and
+//! region). The selected job's image is shown next to the staging queue, in coloured half
+//! blocks, or with the terminal's graphics protocol (sixel, kitty, iTerm2) with `--graphics`.
 
 mod app;
 mod ui;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use latentmint_core::Stage;
-use latentmint_core::ports::{JobStore, Queue};
-use latentmint_embedded::{SqliteJobStore, SqliteQueue};
+use latentmint_core::ports::{BlobStore, JobStore, Queue};
+use latentmint_embedded::{FsBlobStore, SqliteJobStore, SqliteQueue};
+use ratatui_image::picker::Picker;
 
 use app::{Action, App};
 
@@ -28,14 +31,22 @@ struct Args {
     #[arg(required_unless_present = "queue_prefix")]
     db: Option<PathBuf>,
     /// A deployed stack instead: the prefix of its queue names (`latentmint-<Stage>-`).
-    #[arg(long, requires = "jobs_table", conflicts_with = "db")]
+    #[arg(long, requires_all = ["jobs_table", "bucket"], conflicts_with = "db")]
     queue_prefix: Option<String>,
     /// The stack's DynamoDB job table (output `JobsTableName`).
     #[arg(long, requires = "queue_prefix")]
     jobs_table: Option<String>,
+    /// The stack's image bucket (output `ImageBucketName`), for the previews.
+    #[arg(long, requires = "queue_prefix")]
+    bucket: Option<String>,
     /// Message group of the stack's FIFO mint queue (parameter `MintWallet`).
     #[arg(long, default_value = "wallet-1")]
     mint_group: String,
+    /// Draw previews with the terminal's graphics protocol (sixel, kitty, iTerm2), asked of the
+    /// terminal at start. Off by default: coloured half blocks work in every terminal, and a
+    /// terminal that never answers the question would swallow the first keys typed.
+    #[arg(long)]
+    graphics: bool,
     /// Name recorded with each decision.
     #[arg(long, env = "USER", default_value = "operator")]
     operator: String,
@@ -46,22 +57,25 @@ struct Args {
 struct Backend {
     queue: Box<dyn Queue>,
     jobs: Box<dyn JobStore>,
+    blobs: Box<dyn BlobStore>,
     after_decision: &'static str,
 }
 
 async fn backend(args: &Args) -> anyhow::Result<Backend> {
-    match (&args.db, &args.queue_prefix, &args.jobs_table) {
-        (Some(db), _, _) => {
+    match (&args.db, &args.queue_prefix, &args.jobs_table, &args.bucket) {
+        (Some(db), ..) => {
             if !db.is_file() {
                 bail!("{} does not exist: give the pipeline.db of a run (latentmint run creates it)", db.display());
             }
             Ok(Backend {
                 queue: Box::new(SqliteQueue::open(db, 5).context("opening the queues")?),
                 jobs: Box::new(SqliteJobStore::open(db).context("opening the job store")?),
+                // The run keeps its images next to its database.
+                blobs: Box::new(FsBlobStore::new(db.parent().unwrap_or(Path::new(".")).join("blobs"))),
                 after_decision: "a running `latentmint run` picks it up",
             })
         }
-        (None, Some(prefix), Some(table)) => {
+        (None, Some(prefix), Some(table), Some(bucket)) => {
             let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
             Ok(Backend {
                 queue: Box::new(
@@ -69,10 +83,16 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
                         .with_fifo(Stage::Mint.queue(), args.mint_group.clone()),
                 ),
                 jobs: Box::new(latentmint_aws::DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), table.clone())),
+                // Where the stage functions put images (LATENTMINT_BUCKET, under blobs/).
+                blobs: Box::new(latentmint_aws::S3BlobStore::new(
+                    aws_sdk_s3::Client::new(&cfg),
+                    bucket.clone(),
+                    "blobs/",
+                )),
                 after_decision: "the stack's publish function picks it up",
             })
         }
-        _ => bail!("give a run's pipeline.db, or --queue-prefix and --jobs-table of a deployed stack"),
+        _ => bail!("give a run's pipeline.db, or --queue-prefix, --jobs-table and --bucket of a deployed stack"),
     }
 }
 
@@ -84,10 +104,18 @@ fn main() -> anyhow::Result<()> {
     let mut app = App::default();
     rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref())).context("reading the queues and jobs")?;
     let mut terminal = ratatui::init();
+    // Asked after entering the alternate screen and before reading events, as the terminal
+    // answers on stdin.
+    let picker = if args.graphics {
+        Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks())
+    } else {
+        Picker::halfblocks()
+    };
     let result = (|| -> anyhow::Result<()> {
         while !app.quit {
             rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref()))?;
-            terminal.draw(|f| ui::draw(f, &app))?;
+            rt.block_on(app.load_preview(b.blobs.as_ref(), &picker));
+            terminal.draw(|f| ui::draw(f, &mut app))?;
             if !event::poll(Duration::from_millis(500))? {
                 continue;
             }
@@ -157,7 +185,7 @@ mod tests {
         let mut app = App::default();
         app.refresh(&queue, &jobs).await.unwrap();
         let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
-        term.draw(|f| ui::draw(f, &app)).unwrap();
+        term.draw(|f| ui::draw(f, &mut app)).unwrap();
         let screen = format!("{:?}", term.backend().buffer());
         assert!(screen.contains("QA staging: 2 waiting"), "{screen}");
         assert!(screen.contains("murky fog") && screen.contains("0.31"));
@@ -173,5 +201,51 @@ mod tests {
         app.refresh(&queue, &jobs).await.unwrap();
         assert_eq!(app.snapshot.staging.len(), 1);
         assert_eq!(queue.stats("publish").await.unwrap().visible, 1, "approval queues publication");
+    }
+
+    fn red_png() -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(64, 64, image::Rgb([220, 20, 30]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        png.into_inner()
+    }
+
+    /// Cells drawn in the image's red, as half blocks colour them.
+    fn red_cells(term: &Terminal<TestBackend>) -> usize {
+        let is_red =
+            |c: ratatui::style::Color| matches!(c, ratatui::style::Color::Rgb(r, g, b) if r > 180 && g < 60 && b < 60);
+        term.backend().buffer().content().iter().filter(|c| is_red(c.fg) || is_red(c.bg)).count()
+    }
+
+    #[tokio::test]
+    async fn shows_the_selected_jobs_image_or_why_it_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let (queue, jobs) = (SqliteQueue::open(&db, 5).unwrap(), SqliteJobStore::open(&db).unwrap());
+        let blobs = FsBlobStore::new(dir.path().join("blobs"));
+        let mut red = waiting_job("red square");
+        red.image_key = Some("images/red.png".into());
+        blobs.put("images/red.png", red_png()).await.unwrap();
+        let mut lost = waiting_job("lost square");
+        lost.image_key = Some("images/gone.png".into());
+        jobs.insert_if_absent(&red).await.unwrap();
+        jobs.insert_if_absent(&lost).await.unwrap();
+
+        let mut app = App::default();
+        app.refresh(&queue, &jobs).await.unwrap();
+        app.selected = app.snapshot.staging.iter().position(|j| j.id() == red.id()).unwrap();
+        let picker = Picker::halfblocks();
+        app.load_preview(&blobs, &picker).await;
+        let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        term.draw(|f| ui::draw(f, &mut app)).unwrap();
+        assert!(red_cells(&term) > 50, "the red image is drawn: {:?}", term.backend().buffer());
+
+        // The other job's image is missing from the store: the panel says so, in place of it.
+        app.selected = app.snapshot.staging.iter().position(|j| j.id() == lost.id()).unwrap();
+        app.load_preview(&blobs, &picker).await;
+        term.draw(|f| ui::draw(f, &mut app)).unwrap();
+        let screen = format!("{:?}", term.backend().buffer());
+        assert!(screen.contains("images/gone.png could not be") && screen.contains("not found"), "{screen}");
+        assert_eq!(red_cells(&term), 0, "{screen}");
     }
 }

@@ -4,15 +4,19 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState, Wrap};
+use ratatui_image::{Resize, StatefulImage};
 
 use crate::app::App;
 
-/// Draws the whole dashboard.
-pub fn draw(f: &mut Frame, app: &App) {
-    let [top, staging, detail, footer] =
+/// Draws the whole dashboard (mutable only for the image preview, which scales itself to
+/// its area once and keeps the result).
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let [top, middle, detail, footer] =
         Layout::vertical([Constraint::Length(10), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
             .areas(f.area());
+    let [staging, preview_area] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
     let [queues_area, jobs_area] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
 
@@ -53,6 +57,19 @@ pub fn draw(f: &mut Frame, app: &App) {
         state.select(Some(app.selected));
     }
     f.render_stateful_widget(table, staging, &mut state);
+
+    let block = Block::default().borders(Borders::ALL).title(" image ");
+    let inner = block.inner(preview_area);
+    f.render_widget(block, preview_area);
+    match app.preview.as_mut().map(|p| &mut p.image) {
+        // Scaled up too: a 64x64 demo image would otherwise fill a few cells.
+        Some(Ok(image)) => f.render_stateful_widget(StatefulImage::default().resize(Resize::Scale(None)), inner, image),
+        Some(Err(why)) => f.render_widget(
+            Paragraph::new(why.as_str()).style(Style::default().fg(Color::Red)).wrap(Wrap { trim: true }),
+            inner,
+        ),
+        None => {}
+    }
 
     let detail_lines: Vec<Line> = match app.snapshot.staging.get(app.selected) {
         Some(j) => vec![
