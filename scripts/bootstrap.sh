@@ -18,6 +18,8 @@ FOUNDRY_VERSION="1.7.1"
 CFN_LINT_VERSION="1.58.0"
 MOTO_VERSION="5.2.5"
 SAM_VERSION="1.170.0"
+# The translator SAM CLI $SAM_VERSION runs on a template: the tests check template.yaml with it.
+SAM_TRANSLATOR_VERSION="1.115.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 WITH_TESTS=0
 WITH_DEPLOY=0
@@ -89,11 +91,13 @@ if [[ $WITH_TESTS == 1 ]]; then
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/ipfs-node failed (registry.npmjs.org unreachable?)"
   fi
-  if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" || ! -x "$TOOLS/pyenv/bin/moto_server" ]]; then
-    say "installing cfn-lint $CFN_LINT_VERSION (template.yaml checks) and moto $MOTO_VERSION (local S3 for the tests) from PyPI"
+  if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" || ! -x "$TOOLS/pyenv/bin/moto_server" ]] \
+    || ! "$TOOLS/pyenv/bin/python" -c "import samtranslator" 2>/dev/null; then
+    say "installing cfn-lint $CFN_LINT_VERSION and aws-sam-translator $SAM_TRANSLATOR_VERSION (template.yaml checks) and moto $MOTO_VERSION (local AWS for the tests) from PyPI"
     [[ -x "$TOOLS/pyenv/bin/pip" ]] || python3 -m venv "$TOOLS/pyenv" || die "python3 -m venv failed (Debian needs python3-venv)"
-    "$TOOLS/pyenv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION" \
-      || die "could not install cfn-lint==$CFN_LINT_VERSION and moto[server]==$MOTO_VERSION from PyPI (pypi.org unreachable?)"
+    "$TOOLS/pyenv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" \
+      "aws-sam-translator==$SAM_TRANSLATOR_VERSION" "moto[server]==$MOTO_VERSION" \
+      || die "could not install cfn-lint==$CFN_LINT_VERSION, aws-sam-translator==$SAM_TRANSLATOR_VERSION and moto[server]==$MOTO_VERSION from PyPI (pypi.org unreachable?)"
   fi
 fi
 
