@@ -83,11 +83,9 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
                         .with_fifo(Stage::Mint.queue(), args.mint_group.clone()),
                 ),
                 jobs: Box::new(latentmint_aws::DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), table.clone())),
-                // Where the stage functions put images (LATENTMINT_BUCKET, under blobs/).
-                blobs: Box::new(latentmint_aws::S3BlobStore::new(
+                blobs: Box::new(latentmint_aws::S3BlobStore::stage_blobs(
                     aws_sdk_s3::Client::new(&cfg),
                     bucket.clone(),
-                    "blobs/",
                 )),
                 after_decision: "the stack's publish function picks it up",
             })

@@ -20,6 +20,12 @@ impl S3BlobStore {
         Self { client, bucket: bucket.into(), prefix: prefix.into() }
     }
 
+    /// A stack's stage blobs (generated images, staged payloads) in its bucket: the one place
+    /// the stage functions and the operator's dashboard agree on where they are.
+    pub fn stage_blobs(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self::new(client, bucket, "blobs/")
+    }
+
     fn key(&self, key: &str) -> PortResult<String> {
         if key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
             return Err(PortError::Permanent(format!("blob key `{key}` must be a relative path without `..`")));

@@ -103,7 +103,7 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
     Ok(Ports {
         queue: Arc::new(queue),
         jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
-        blobs: Arc::new(S3BlobStore::new(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?, "blobs/")),
+        blobs: Arc::new(S3BlobStore::stage_blobs(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?)),
         generator: if stage == Stage::Generate { generator(stage).await? } else { none() },
         pinner: match stage {
             Stage::Publish => {
