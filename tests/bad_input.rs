@@ -142,6 +142,11 @@ fn verify_arguments() {
     assert!(e.contains("--ipfs-dir") && e.contains("/no/such/folder"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--from-block", "latest"]].concat());
     assert!(e.contains("--from-block"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--reproduce-with", dir]].concat());
+    assert!(e.contains("--reproduce-with") && e.contains("not a model folder"), "{e}");
+    let e =
+        verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--lora", "x.safetensors"]].concat());
+    assert!(e.contains("--reproduce-with"), "{e}");
     // Nothing listens there: the RPC is named.
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir]].concat());
     assert!(e.contains("127.0.0.1:9"), "{e}");

@@ -229,16 +229,20 @@ async fn a_transferred_token_grows_a_new_image_once() {
     // A collector checks both tokens from the chain inwards, with no key: the evolved one's
     // record by the metadata updater, the other's by the minter.
     let ipfs = data.join("living-test/ipfs");
-    let verify = |contract: EvmAddress, token: U256| {
+    let verify_with = |contract: EvmAddress, token: U256, extra: &[&std::ffi::OsStr]| {
         let out = Command::new(latentmint_bin())
             .args(["verify", "--rpc-url", &node.rpc_url, "--contract", &contract.to_string(), "--token"])
             .arg(token.to_string())
             .arg("--ipfs-dir")
             .arg(&ipfs)
+            .args(extra)
             .output()
             .unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
+    let verify = |contract: EvmAddress, token: U256| verify_with(contract, token, &[]);
+    let reproduce_with =
+        |token: U256, model: &Path| verify_with(contract, token, &["--reproduce-with".as_ref(), model.as_os_str()]);
     let (code, out) = verify(contract, moved);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("held METADATA_ROLE at block") && out.contains("verified: every check holds"), "{out}");
@@ -246,6 +250,47 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("held MINTER_ROLE at block") && out.contains("when the token was minted"), "{out}");
     assert!(out.contains(&kept_before), "{out}");
+
+    // Each image made again from its signed record with the model it names: the minted one
+    // from its prompt and seed, the evolved one from its parent image.
+    let made_again = "ok   the record's prompt, seed and parameters make this image: made again pixel for pixel";
+    let (code, out) = reproduce_with(kept, &tiny_model());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok   the model is the one the record names") && out.contains(made_again), "{out}");
+    let (code, out) = reproduce_with(moved, &tiny_model());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok   the parent image is the one the record names") && out.contains(made_again), "{out}");
+    // Another model is named for what it is, before anything is generated.
+    let (code, out) = reproduce_with(kept, &tiny_model().with_file_name("shapes-sd"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL the model is the one the record names") && !out.contains("make this image"), "{out}");
+
+    // An adapter the record does not name is refused, naming what the record does name.
+    let (code, out) = verify_with(
+        contract,
+        kept,
+        &["--reproduce-with".as_ref(), tiny_model().as_os_str(), "--lora".as_ref(), file.as_os_str()],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--lora") && out.contains("is not one of the record's adapters (it names none)"), "{out}");
+
+    // A record that misstates its seed, signed by the metadata updater and put behind the
+    // evolved token: signature, contract, role, job and image hash all hold; only making the
+    // image again shows that the record does not describe it.
+    let mut misstated = child.clone();
+    misstated.provenance.seed += 1;
+    misstated.provenance.signature = Some(chain.provenance_signer(contract).sign(&misstated.provenance).await.unwrap());
+    let misstated_cid = store.pin("misstated.json", misstated.to_json()).await.unwrap();
+    m.set_token_uri(&moved.to_string(), &format!("ipfs://{misstated_cid}")).await.unwrap();
+    let (code, out) = verify(contract, moved);
+    assert_eq!(code, Some(0), "the chain-side checks cannot see it: {out}");
+    let (code, out) = reproduce_with(moved, &tiny_model());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL the record's prompt, seed and parameters make this image") && out.contains("dB PSNR"),
+        "{out}"
+    );
+    m.set_token_uri(&moved.to_string(), &moved_after).await.unwrap();
 
     // The same token id on another contract does not exist: an error, not a verdict.
     let other = chain.deploy("Other", "OTHER").await.unwrap();

@@ -45,6 +45,8 @@ pub struct TokenReport {
     pub checks: Vec<Check>,
     /// The metadata, when it could be fetched and read.
     pub metadata: Option<TokenMetadata>,
+    /// The image bytes, when they matched their CID.
+    pub image: Option<Vec<u8>>,
 }
 
 impl TokenReport {
@@ -53,7 +55,9 @@ impl TokenReport {
         self.checks.iter().all(|c| c.ok)
     }
 
-    fn check(&mut self, what: &'static str, ok: bool, detail: impl Into<String>) -> bool {
+    /// Adds a check (also for checks made beyond the chain, such as regenerating the image);
+    /// returns `ok`.
+    pub fn check(&mut self, what: &'static str, ok: bool, detail: impl Into<String>) -> bool {
         self.checks.push(Check { what, ok, detail: detail.into() });
         ok
     }
@@ -125,6 +129,7 @@ impl TokenReader {
             token_uri: token_uri.clone(),
             checks: Vec::new(),
             metadata: None,
+            image: None,
         };
 
         let Some(meta_cid) = token_uri.strip_prefix("ipfs://").filter(|c| !c.contains('/')) else {
@@ -278,6 +283,7 @@ impl TokenReader {
             &sha == want,
             format!("sha256 {sha}{}", if &sha == want { String::new() } else { format!(", record says {want}") }),
         );
+        r.image = Some(image);
     }
 }
 

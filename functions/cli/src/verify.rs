@@ -31,6 +31,14 @@ pub struct VerifyArgs {
     /// the block it was deployed at, for RPCs that limit the range of a log query.
     #[arg(long, default_value_t = 0)]
     from_block: u64,
+    /// Make the image again with this model folder from the signed record (prompt, seed,
+    /// parameters; the parent image for an evolution) and compare the pixels.
+    #[arg(long, value_name = "MODEL_DIR")]
+    reproduce_with: Option<PathBuf>,
+    /// A LoRA adapter the record names (safetensors); repeat for each. Its strength is the
+    /// record's.
+    #[arg(long, requires = "reproduce_with")]
+    lora: Vec<PathBuf>,
 }
 
 /// Prints every check; exit status 0 when all hold, 1 when one does not.
@@ -41,6 +49,13 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         "--token: `{}` is not a token id; give it in decimal, as explorers and marketplaces show it",
         args.token
     );
+    if let Some(dir) = &args.reproduce_with {
+        anyhow::ensure!(
+            dir.join("model_index.json").is_file(),
+            "--reproduce-with: {} is not a model folder (no model_index.json); give the model the record names",
+            dir.display()
+        );
+    }
     let content: Box<dyn Pinner> = match (&args.ipfs_api, &args.ipfs_dir) {
         (Some(api), _) => Box::new(latentmint_ipfs::KuboPinner::new(api, None).context("--ipfs-api")?),
         (None, Some(dir)) => {
@@ -54,7 +69,13 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::anyhow!("--contract: {other}"),
     })?;
     let reader = reader.from_block(args.from_block);
-    let report = reader.verify(&args.token, content.as_ref()).await?;
+    let mut report = reader.verify(&args.token, content.as_ref()).await?;
+    if let (Some(dir), Some(meta)) = (&args.reproduce_with, &report.metadata)
+        && report.passed()
+    {
+        let generator = crate::reproduce::load_generator(dir, &args.lora, meta)?;
+        crate::reproduce::reproduce(&mut report, &generator, content.as_ref()).await?;
+    }
     println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
     println!("tokenURI {}", report.token_uri);
     for c in &report.checks {

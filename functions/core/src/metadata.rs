@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::job::{GenerationRecord, Job};
+use crate::field::FieldError;
+use crate::job::{GenerationParams, GenerationRecord, Job};
+use crate::ports::{GenerationRequest, InitImage};
 
 /// Schema tag of the provenance object.
 pub const PROVENANCE_SCHEMA: &str = "latentmint/provenance/v1";
@@ -166,6 +168,40 @@ impl Provenance {
         }
     }
 
+    /// The request that makes this image again: the record's prompt and parameters and, for an
+    /// evolved image, its parent image (`parent_png`, the bytes behind
+    /// `evolution.parent_image`, which the caller fetches and checks against that CID).
+    pub fn generation_request(&self, parent_png: Option<Vec<u8>>) -> Result<GenerationRequest, FieldError> {
+        let job_id = self.job_id.parse::<crate::JobId>().map_err(|e| {
+            FieldError::new("provenance.job_id", e.to_string(), "the record must name its job (64 hex digits)")
+        })?;
+        let init_image = match (&self.evolution, parent_png) {
+            (None, _) => None,
+            (Some(e), Some(png)) => Some(InitImage { png, strength: e.strength }),
+            (Some(e), None) => {
+                return Err(FieldError::new(
+                    "provenance.evolution.parent_image",
+                    format!("an evolved image is made from its parent {}", e.parent_image),
+                    "fetch the parent image and pass it",
+                ));
+            }
+        };
+        Ok(GenerationRequest {
+            job_id,
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            params: GenerationParams {
+                steps: self.steps,
+                guidance: self.guidance,
+                width: self.width,
+                height: self.height,
+                scheduler: self.scheduler.clone(),
+                seed: self.seed,
+            },
+            init_image,
+        })
+    }
+
     /// A complete record with made-up values, for tests of code that reads or signs one.
     #[doc(hidden)]
     pub fn for_tests() -> Self {
@@ -265,6 +301,36 @@ mod tests {
         )
         .unwrap();
         j
+    }
+
+    #[test]
+    fn a_record_gives_back_the_request_that_made_its_image() {
+        let j = job();
+        let p = TokenMetadata::build(&j, "bafkreiabc").unwrap().provenance;
+        let req = p.generation_request(None).unwrap();
+        assert_eq!(req.job_id, j.spec.id);
+        assert_eq!((req.prompt.as_str(), req.negative_prompt.as_str()), ("a red circle", "blurry"));
+        assert_eq!(&req.params, &j.generation.as_ref().unwrap().params);
+        assert_eq!(req.init_image, None);
+
+        // An evolution starts from its parent image, at the record's strength.
+        let mut evolved = p.clone();
+        evolved.evolution = Some(crate::living::EvolutionRecord {
+            generation: 1,
+            parent_metadata: "ipfs://bafkreimeta".into(),
+            parent_image: "ipfs://bafkreiparent".into(),
+            trigger: crate::living::Trigger { chain_id: 1, block: 2, tx_hash: "0x01".into(), log_index: 0 },
+            strength: 0.4,
+        });
+        let e = evolved.generation_request(None).unwrap_err();
+        assert_eq!(e.field, "provenance.evolution.parent_image");
+        assert!(e.problem.contains("ipfs://bafkreiparent"), "{e}");
+        let req = evolved.generation_request(Some(vec![1, 2, 3])).unwrap();
+        assert_eq!(req.init_image, Some(InitImage { png: vec![1, 2, 3], strength: 0.4 }));
+
+        let mut bad = p;
+        bad.job_id = "not-hex".into();
+        assert_eq!(bad.generation_request(None).unwrap_err().field, "provenance.job_id");
     }
 
     #[test]

@@ -104,6 +104,34 @@ impl QaReport {
     }
 }
 
+/// How far one RGB8 image is from another of the same size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelDiff {
+    /// Largest difference of one channel of one pixel (0..255); 0 means identical pixels.
+    pub max_abs: u8,
+    /// Peak signal-to-noise ratio in dB (infinite for identical pixels). Above 40 dB two
+    /// images look the same; a different seed or prompt gives 10-20 dB.
+    pub psnr_db: f64,
+}
+
+impl PixelDiff {
+    /// Compares two RGB8 images; None when their sizes differ.
+    pub fn between(a: &[u8], b: &[u8]) -> Option<Self> {
+        if a.len() != b.len() || a.is_empty() {
+            return None;
+        }
+        let (mut max_abs, mut squares) = (0u8, 0u64);
+        for (&x, &y) in a.iter().zip(b) {
+            let d = x.abs_diff(y);
+            max_abs = max_abs.max(d);
+            squares += u64::from(d) * u64::from(d);
+        }
+        let mse = squares as f64 / a.len() as f64;
+        let psnr_db = if squares == 0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() };
+        Some(Self { max_abs, psnr_db })
+    }
+}
+
 /// Decodes a PNG into RGB8 pixels.
 pub fn decode_rgb(png_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), String> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
@@ -126,6 +154,22 @@ pub fn decode_rgb(png_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pixel_diff_is_zero_for_the_same_image_and_falls_with_the_difference() {
+        let a: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        let same = PixelDiff::between(&a, &a).unwrap();
+        assert_eq!((same.max_abs, same.psnr_db), (0, f64::INFINITY));
+        let mut b = a.clone();
+        b[7] = b[7].wrapping_add(1);
+        let one = PixelDiff::between(&a, &b).unwrap();
+        assert_eq!(one.max_abs, 1);
+        // One step of 1 in 300 values: MSE 1/300, PSNR = 10 log10(255^2 * 300).
+        assert!((one.psnr_db - 10.0 * (255.0f64 * 255.0 * 300.0).log10()).abs() < 1e-9);
+        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
+        assert!(PixelDiff::between(&a, &inverted).unwrap().psnr_db < 10.0);
+        assert_eq!(PixelDiff::between(&a, &a[..299]), None, "sizes differ");
+    }
 
     fn verdict(pixels: &[u8], w: u32, h: u32) -> (QaReport, JobState) {
         let r = QaReport::measure(pixels, w, h).unwrap();

@@ -21,11 +21,50 @@ pub struct OnnxGenerator {
     backend: String,
 }
 
+/// The loaded model and adapters, as a generation record names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelIdentity {
+    /// Model id.
+    pub id: String,
+    /// Digest over the model's files.
+    pub sha256: String,
+    /// SHA-256 of each file.
+    pub files: std::collections::BTreeMap<String, String>,
+    /// Merged LoRA adapters, in order.
+    pub adapters: Vec<AdapterRecord>,
+}
+
+impl ModelIdentity {
+    fn of(e: &Engine) -> Self {
+        let m = e.model();
+        Self {
+            id: m.id.clone(),
+            sha256: m.digest().to_string(),
+            files: m.files.clone(),
+            adapters: e
+                .loras()
+                .iter()
+                .map(|l| AdapterRecord { name: l.name.clone(), sha256: l.sha256.clone(), scale: l.scale })
+                .collect(),
+        }
+    }
+}
+
 impl OnnxGenerator {
     /// Loads the model in `dir`.
     pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Self, DiffusionError> {
         Ok(Self { engine: Arc::new(Mutex::new(Engine::load(dir, opts)?)), backend: "onnx-cpu".into() })
     }
+
+    /// The model and adapters loaded (hashed once, at load).
+    pub fn identity(&self) -> PortResult<ModelIdentity> {
+        let e = self.engine.lock().map_err(|_| poisoned())?;
+        Ok(ModelIdentity::of(&e))
+    }
+}
+
+fn poisoned() -> PortError {
+    PortError::Permanent("generator lock poisoned by an earlier panic".into())
 }
 
 fn port_error(e: DiffusionError) -> PortError {
@@ -65,31 +104,23 @@ impl Generator for OnnxGenerator {
             init_image,
         };
         let (out, model) = tokio::task::spawn_blocking(move || {
-            let mut e = engine
-                .lock()
-                .map_err(|_| PortError::Permanent("generator lock poisoned by an earlier panic".into()))?;
+            let mut e = engine.lock().map_err(|_| poisoned())?;
             let out = e.generate(&image_req).map_err(port_error)?;
-            let m = e.model();
-            let adapters: Vec<AdapterRecord> = e
-                .loras()
-                .iter()
-                .map(|l| AdapterRecord { name: l.name.clone(), sha256: l.sha256.clone(), scale: l.scale })
-                .collect();
-            Ok::<_, PortError>((out, (m.id.clone(), m.digest().to_string(), m.files.clone(), adapters)))
+            Ok::<_, PortError>((out, ModelIdentity::of(&e)))
         })
         .await
         .map_err(|e| PortError::Permanent(format!("generation thread: {e}")))??;
         let record = GenerationRecord {
-            model_id: model.0,
-            model_sha256: model.1,
-            model_files: model.2,
+            model_id: model.id,
+            model_sha256: model.sha256,
+            model_files: model.files,
             params: req.params.clone(),
             prompt_truncated: out.prompt_truncated,
             generator: GENERATOR_NAME.into(),
             generator_version: env!("CARGO_PKG_VERSION").into(),
             backend: self.backend.clone(),
             fallback_reason: None,
-            adapters: model.3,
+            adapters: model.adapters,
             elapsed_ms: (out.total_seconds * 1000.0) as u64,
             image_sha256: hex::encode(Sha256::digest(&out.png)),
         };

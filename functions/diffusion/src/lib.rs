@@ -17,7 +17,7 @@ mod tensor;
 pub mod tokenizer;
 mod worker;
 
-pub use adapter::{GENERATOR_NAME, OnnxGenerator};
+pub use adapter::{GENERATOR_NAME, ModelIdentity, OnnxGenerator};
 pub use error::{DiffusionError, Result};
 pub use lora::{AppliedLora, LoraSpec};
 pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage, MAX_BATCH};
