@@ -1,6 +1,7 @@
 //! The on-chain exactly-once guard, on a real anvil: the same mint sent twice yields one token.
 
 use alloy::primitives::B256;
+use alloy::providers::Provider;
 use latentmint_chain::{Chain, LocalNode, single_token_id, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
@@ -148,6 +149,11 @@ async fn deploy_command_deploys_and_records_the_address() {
     let addr = EvmAddress::parse_any_case(rec["contract"].as_str().unwrap()).unwrap();
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.unwrap();
     assert!(chain.has_code(addr).await.unwrap());
+    // The deployment block is recorded (the collector's check reads events from there), and
+    // the contract has no code before it.
+    let block = rec["block"].as_u64().expect("deployment block recorded");
+    let before = chain.provider().get_code_at(to_alloy(addr)).block_id((block - 1).into()).await.unwrap();
+    assert!(before.is_empty(), "no code at block {}", block - 1);
     let royalty = chain
         .minter(addr, 1)
         .contract()

@@ -13,7 +13,7 @@ pub mod provenance;
 mod verify;
 
 pub use lease::WalletLease;
-pub use minter::{Chain, DeployOptions, EvmMinter, from_alloy, single_token_id, to_alloy};
+pub use minter::{Chain, DeployOptions, Deployed, EvmMinter, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;
 pub use provenance::EvmProvenanceSigner;
 pub use verify::{Check, TokenReader, TokenReport};

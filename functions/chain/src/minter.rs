@@ -150,13 +150,14 @@ impl Chain {
     /// Deploys a LatentCollection with the sender as admin and minter, no royalty and no
     /// contract URI (the admin can set both later).
     pub async fn deploy(&self, name: &str, symbol: &str) -> Result<EvmAddress, ChainError> {
-        self.deploy_with(name, symbol, &DeployOptions::default()).await
+        Ok(self.deploy_with(name, symbol, &DeployOptions::default()).await?.address)
     }
 
     /// Deploys a LatentCollection with royalties and collection metadata.
-    pub async fn deploy_with(&self, name: &str, symbol: &str, o: &DeployOptions) -> Result<EvmAddress, ChainError> {
+    pub async fn deploy_with(&self, name: &str, symbol: &str, o: &DeployOptions) -> Result<Deployed, ChainError> {
         let (receiver, bps) = o.royalty()?;
-        let c = LatentCollection::deploy(
+        let failed = |e: &dyn std::fmt::Display| ChainError::Rpc(format!("deploying LatentCollection: {e}"));
+        let receipt = LatentCollection::deploy_builder(
             self.provider.clone(),
             name.to_string(),
             symbol.to_string(),
@@ -166,10 +167,20 @@ impl Chain {
             bps,
             o.contract_uri.clone(),
         )
+        .send()
         .await
-        .map_err(|e| ChainError::Rpc(format!("deploying LatentCollection: {e}")))?;
-        info!(contract = %c.address(), "deployed LatentCollection");
-        Ok(from_alloy(*c.address()))
+        .map_err(|e| failed(&e))?
+        .get_receipt()
+        .await
+        .map_err(|e| failed(&e))?;
+        if !receipt.status() {
+            return Err(failed(&format!("transaction {} reverted", receipt.transaction_hash)));
+        }
+        let (Some(address), Some(block)) = (receipt.contract_address, receipt.block_number) else {
+            return Err(failed(&format!("transaction {} created no contract", receipt.transaction_hash)));
+        };
+        info!(contract = %address, block, "deployed LatentCollection");
+        Ok(Deployed { address: from_alloy(address), block })
     }
 
     /// Deploys a LatentEditions (ERC-1155 editions) with the sender as admin and minter.
@@ -207,6 +218,16 @@ impl Chain {
             l1_fees: L1Fees::None,
         }
     }
+}
+
+/// A contract deployed, and the block it was deployed in: no event of it is older, so log
+/// queries (the collector's check) start there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployed {
+    /// Its address.
+    pub address: EvmAddress,
+    /// The block of its deployment.
+    pub block: u64,
 }
 
 /// Mints on a LatentCollection contract: the transaction manager of one wallet.

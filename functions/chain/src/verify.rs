@@ -5,6 +5,7 @@
 //! put behind the token (read from the contract's `RoleGranted`/`RoleRevoked`, mint and ERC-4906
 //! events), and must be the record of the job this token was minted for.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use alloy::contract::Event;
@@ -16,6 +17,7 @@ use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::Pinner;
 use latentmint_core::{EvmAddress, JobId};
 use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::contract::LatentCollection;
 use crate::{ChainError, from_alloy, single_token_id, to_alloy};
@@ -64,11 +66,17 @@ impl TokenReport {
 }
 
 /// Read-only access to a LatentCollection contract: no wallet, no key.
+///
+/// The contract's metadata updates and each signer's role history are read once per reader
+/// and reused for every token it checks (a run checks all its tokens with one reader): a
+/// reader is for one pass of checks, not for watching a chain.
 pub struct TokenReader {
     contract: LatentCollection::LatentCollectionInstance<DynProvider>,
     chain_id: u64,
     /// Where log queries start (the contract's deployment block, or 0).
     from_block: u64,
+    metadata_updates: OnceCell<Vec<(U256, LogAt)>>,
+    role_histories: Mutex<HashMap<(B256, Address), Vec<RoleChange>>>,
 }
 
 impl TokenReader {
@@ -90,7 +98,13 @@ impl TokenReader {
                 "there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
             )));
         }
-        Ok(Self { contract: LatentCollection::new(to_alloy(contract), provider), chain_id, from_block: 0 })
+        Ok(Self {
+            contract: LatentCollection::new(to_alloy(contract), provider),
+            chain_id,
+            from_block: 0,
+            metadata_updates: OnceCell::new(),
+            role_histories: Mutex::default(),
+        })
     }
 
     /// Starts log queries (the role history, mint and metadata events) at `block` instead of
@@ -218,9 +232,16 @@ impl TokenReader {
     /// Where the token's current record was put behind it: its latest ERC-4906
     /// `MetadataUpdate` (`setTokenURI`), else its mint.
     async fn record_set_at(&self, id: U256) -> Result<RecordSet, ChainError> {
-        // `MetadataUpdate`'s token id is not indexed: every update of the contract is read.
-        let updates = self.logs(self.contract.MetadataUpdate_filter()).await?;
-        if let Some(at) = updates.iter().filter(|(ev, _)| ev._tokenId == id).map(|(_, at)| *at).max() {
+        // `MetadataUpdate`'s token id is not indexed: every update of the contract is read,
+        // once per reader.
+        let updates = self
+            .metadata_updates
+            .get_or_try_init(|| async {
+                let found = self.logs(self.contract.MetadataUpdate_filter()).await?;
+                Ok::<_, ChainError>(found.into_iter().map(|(ev, at)| (ev._tokenId, at)).collect())
+            })
+            .await?;
+        if let Some(at) = updates.iter().filter(|(token, _)| *token == id).map(|(_, at)| *at).max() {
             return Ok(RecordSet { at, how: SetBy::MetadataUpdate });
         }
         let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO).topic3(B256::from(id))).await?;
@@ -234,15 +255,20 @@ impl TokenReader {
         Ok(RecordSet { at, how: SetBy::Mint })
     }
 
-    /// Every grant and withdrawal of `role` to `account`, in chain order.
+    /// Every grant and withdrawal of `role` to `account`, in chain order (read once per reader).
     async fn role_history(&self, role: B256, account: EvmAddress) -> Result<Vec<RoleChange>, ChainError> {
-        let account = to_alloy(account).into_word();
+        let key = (role, to_alloy(account));
+        if let Some(known) = self.role_histories.lock().await.get(&key) {
+            return Ok(known.clone());
+        }
+        let account = key.1.into_word();
         let granted = self.logs(self.contract.RoleGranted_filter().topic1(role).topic2(account)).await?;
         let revoked = self.logs(self.contract.RoleRevoked_filter().topic1(role).topic2(account)).await?;
         let mut history: Vec<RoleChange> = (granted.iter().map(|(_, at)| RoleChange { at: *at, granted: true }))
             .chain(revoked.iter().map(|(_, at)| RoleChange { at: *at, granted: false }))
             .collect();
         history.sort_by_key(|c| c.at);
+        self.role_histories.lock().await.insert(key, history.clone());
         Ok(history)
     }
 

@@ -105,6 +105,10 @@ struct Deployment {
     /// The ERC-1155 edition contract, when deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     editions: Option<EvmAddress>,
+    /// The block the collection contract was deployed in (recorded since the collector's
+    /// check reads the contract's events; absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    block: Option<u64>,
 }
 
 fn slug(name: &str) -> String {
@@ -162,6 +166,8 @@ pub(crate) struct ChainSetup {
     /// Signs provenance records with the minting wallet's key.
     pub(crate) signer: Arc<EvmProvenanceSigner>,
     pub(crate) rpc_url: String,
+    /// Where the contract's events start (its deployment block when recorded, else 0).
+    pub(crate) deployed_block: u64,
     /// This process is the wallet's only sender while the run lasts (none on a node of our
     /// own: nobody else sends there).
     _lease: Option<WalletLease>,
@@ -197,35 +203,42 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         )?),
     };
     let record = ws.dir.join("deployment.json");
-    let contract = if let Some(addr) = c.contract {
+    let (contract, deployed_block) = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
             bail!(
                 "chain.contract: no contract at {addr} on chain {}; fix the address or remove it to deploy one",
                 chain_cfg.id()
             );
         }
-        addr
+        (addr, 0)
     } else {
         let known = std::fs::read_to_string(&record)
             .ok()
             .and_then(|s| serde_json::from_str::<Deployment>(&s).ok())
             .filter(|d| d.chain_id == chain_cfg.id());
         match known {
-            Some(d) if chain.has_code(d.contract).await? => d.contract,
+            Some(d) if chain.has_code(d.contract).await? => (d.contract, d.block.unwrap_or(0)),
             other => {
                 if let Some(d) = other {
                     warn!(contract = %d.contract, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
                 }
-                let addr = chain.deploy(&c.file.collection.name, &c.file.collection.symbol).await?;
+                let deployed = chain
+                    .deploy_with(
+                        &c.file.collection.name,
+                        &c.file.collection.symbol,
+                        &latentmint_chain::DeployOptions::default(),
+                    )
+                    .await?;
                 std::fs::write(
                     &record,
                     serde_json::to_vec_pretty(&Deployment {
                         chain_id: chain_cfg.id(),
-                        contract: addr,
+                        contract: deployed.address,
                         editions: None,
+                        block: Some(deployed.block),
                     })?,
                 )?;
-                addr
+                (deployed.address, deployed.block)
             }
         }
     };
@@ -236,7 +249,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         .with_stuck_after(Duration::from_secs(chain_cfg.stuck_after_secs), 5)
         .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None));
     let signer = Arc::new(chain.provenance_signer(contract));
-    Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, _lease: lease })
+    Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, deployed_block, _lease: lease })
 }
 
 /// The chain is the truth about mints: a job recorded as minted whose token the chain does
@@ -456,7 +469,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let manifest_path = ws.dir.join("tokens.json");
     report::manifest(&jobs, collection.file.chain.id(), chain.minter.address(), &manifest_path)?;
 
-    let verified = verify(&jobs, &chain.minter, ws.content.as_ref()).await;
+    let verified = verify(&jobs, &chain, ws.content.as_ref()).await;
     let counts = jobs.iter().fold(BTreeMap::new(), |mut m, j| {
         *m.entry(j.state).or_insert(0usize) += 1;
         m
@@ -504,8 +517,10 @@ async fn load_jobs(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<Vec<Jo
 /// token's job), and that it points at what the job published (or at an evolution of it, after
 /// `latentmint live`). Returns the tokens checked and how many of them their recipients still
 /// hold (a collector may have sold one since).
-async fn verify(jobs: &[Job], minter: &EvmMinter, content: &dyn Pinner) -> anyhow::Result<(usize, usize)> {
-    let reader = TokenReader::on(minter.contract().provider().clone(), minter.address()).await?;
+async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyhow::Result<(usize, usize)> {
+    let minter = &chain.minter;
+    let reader =
+        TokenReader::on(minter.contract().provider().clone(), minter.address()).await?.from_block(chain.deployed_block);
     let (mut n, mut held) = (0, 0);
     for j in jobs.iter().filter(|j| j.state == JobState::Minted) {
         let token = j.token_id.as_deref().context("minted job without token id")?;
@@ -567,14 +582,21 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         royalty_bps: args.royalty_bps,
         contract_uri: args.contract_uri.clone(),
     };
-    let addr = chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
+    let deployed =
+        chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
+    let addr = deployed.address;
     let dir = args.data_dir.join(slug(&collection.file.collection.name));
     std::fs::create_dir_all(&dir)?;
     let record = dir.join("deployment.json");
     let editions = if args.editions { Some(chain.deploy_editions(&opts).await?) } else { None };
     std::fs::write(
         &record,
-        serde_json::to_vec_pretty(&Deployment { chain_id: chain_cfg.id(), contract: addr, editions })?,
+        serde_json::to_vec_pretty(&Deployment {
+            chain_id: chain_cfg.id(),
+            contract: addr,
+            editions,
+            block: Some(deployed.block),
+        })?,
     )?;
     println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.id(), record.display());
     if let Some(e) = editions {
