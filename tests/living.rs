@@ -222,6 +222,7 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("living-test/tokens.json")).unwrap()).unwrap();
     assert_eq!(manifest["contract"].as_str(), Some(contract.to_string().as_str()));
+    assert!(manifest["deployed_block"].as_u64().is_some_and(|b| b > 0), "{manifest}");
     let listed: std::collections::BTreeSet<String> =
         manifest["jobs"].as_array().unwrap().iter().map(|j| j["token_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(listed, ids.iter().map(U256::to_string).collect(), "{manifest}");

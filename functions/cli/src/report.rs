@@ -39,6 +39,9 @@ pub fn table(jobs: &[Job]) -> String {
 struct Manifest<'a> {
     chain_id: u64,
     contract: String,
+    /// The contract's deployment block, when known: `latentmint verify --from-block`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployed_block: Option<u64>,
     jobs: Vec<ManifestJob<'a>>,
 }
 
@@ -57,11 +60,17 @@ struct ManifestJob<'a> {
 
 /// Writes `out`: every job with its whole ids (the table shortens them), for spreadsheets,
 /// marketplaces' imports and `latentmint verify --token`.
-pub fn manifest(jobs: &[Job], chain_id: u64, contract: EvmAddress, out: &Path) -> anyhow::Result<()> {
+pub fn manifest(
+    jobs: &[Job],
+    chain_id: u64,
+    (contract, deployed_block): (EvmAddress, Option<u64>),
+    out: &Path,
+) -> anyhow::Result<()> {
     let ipfs = |cid: &Option<String>| cid.as_ref().map(|c| format!("ipfs://{c}"));
     let doc = Manifest {
         chain_id,
         contract: contract.to_string(),
+        deployed_block,
         jobs: jobs
             .iter()
             .map(|j| ManifestJob {

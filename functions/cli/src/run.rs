@@ -166,8 +166,9 @@ pub(crate) struct ChainSetup {
     /// Signs provenance records with the minting wallet's key.
     pub(crate) signer: Arc<EvmProvenanceSigner>,
     pub(crate) rpc_url: String,
-    /// Where the contract's events start (its deployment block when recorded, else 0).
-    pub(crate) deployed_block: u64,
+    /// The contract's deployment block, where its events start (unknown for a contract named
+    /// in the collection file, or recorded before the block was).
+    pub(crate) deployed_block: Option<u64>,
     /// This process is the wallet's only sender while the run lasts (none on a node of our
     /// own: nobody else sends there).
     _lease: Option<WalletLease>,
@@ -210,14 +211,14 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
                 chain_cfg.id()
             );
         }
-        (addr, 0)
+        (addr, None)
     } else {
         let known = std::fs::read_to_string(&record)
             .ok()
             .and_then(|s| serde_json::from_str::<Deployment>(&s).ok())
             .filter(|d| d.chain_id == chain_cfg.id());
         match known {
-            Some(d) if chain.has_code(d.contract).await? => (d.contract, d.block.unwrap_or(0)),
+            Some(d) if chain.has_code(d.contract).await? => (d.contract, d.block),
             other => {
                 if let Some(d) = other {
                     warn!(contract = %d.contract, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
@@ -238,7 +239,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
                         block: Some(deployed.block),
                     })?,
                 )?;
-                (deployed.address, deployed.block)
+                (deployed.address, Some(deployed.block))
             }
         }
     };
@@ -467,7 +468,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sheet_path = ws.dir.join("contact-sheet.png");
     report::contact_sheet(&sheet, &sheet_path)?;
     let manifest_path = ws.dir.join("tokens.json");
-    report::manifest(&jobs, collection.file.chain.id(), chain.minter.address(), &manifest_path)?;
+    let contract = (chain.minter.address(), chain.deployed_block);
+    report::manifest(&jobs, collection.file.chain.id(), contract, &manifest_path)?;
 
     let verified = verify(&jobs, &chain, ws.content.as_ref()).await;
     let counts = jobs.iter().fold(BTreeMap::new(), |mut m, j| {
@@ -478,12 +480,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
     match &verified {
         Ok((n, held)) => println!(
-            "verified on chain: {n} tokens ({held} held by their recipients), tokenURI -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet holding its role"
+            "verified on chain: {n} tokens ({held} held by their recipients), tokenURI -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the record was set"
         ),
         Err(e) => println!("VERIFICATION FAILED: {e:#}"),
     }
     println!("contact sheet: {}", sheet_path.display());
-    println!("tokens: {} (whole ids, for `latentmint verify --token`)", manifest_path.display());
+    let from = chain.deployed_block.map(|b| format!(" --from-block {b}")).unwrap_or_default();
+    println!("tokens: {} (whole ids, for `latentmint verify --token <id>{from}`)", manifest_path.display());
     println!("state: {} (run again to resume; `latentmint review` decides jobs awaiting review)", ws.dir.display());
     if let Some(node) = chain.node {
         node.stop().await;
@@ -519,8 +522,9 @@ async fn load_jobs(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<Vec<Jo
 /// hold (a collector may have sold one since).
 async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyhow::Result<(usize, usize)> {
     let minter = &chain.minter;
-    let reader =
-        TokenReader::on(minter.contract().provider().clone(), minter.address()).await?.from_block(chain.deployed_block);
+    let reader = TokenReader::on(minter.contract().provider().clone(), minter.address())
+        .await?
+        .from_block(chain.deployed_block.unwrap_or(0));
     let (mut n, mut held) = (0, 0);
     for j in jobs.iter().filter(|j| j.state == JobState::Minted) {
         let token = j.token_id.as_deref().context("minted job without token id")?;
