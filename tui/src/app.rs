@@ -1,5 +1,7 @@
 //! Dashboard state and key handling, separate from drawing so both can be tested.
 
+use std::collections::BTreeSet;
+
 use latentmint_core::ports::{BlobStore, JobStore, Queue, QueueStats};
 use latentmint_core::{Job, JobId, JobState, Stage};
 use ratatui_image::picker::Picker;
@@ -37,6 +39,8 @@ pub struct App {
     pub quit: bool,
     /// The selected job's image: the operator judges what QA was unsure about by looking.
     pub preview: Option<Preview>,
+    /// Jobs marked for one decision together (a batch looked through, then approved).
+    pub marked: BTreeSet<JobId>,
 }
 
 /// What a key press asks for.
@@ -44,8 +48,8 @@ pub struct App {
 pub enum Action {
     /// Nothing to do outside the app.
     None,
-    /// Approve (true) or reject (false) a job.
-    Decide(latentmint_core::JobId, bool),
+    /// Approve (true) or reject (false) these jobs: the marked ones, or else the selected one.
+    Decide(Vec<JobId>, bool),
 }
 
 impl App {
@@ -63,6 +67,9 @@ impl App {
             staging,
         };
         self.selected = self.selected.min(self.snapshot.staging.len().saturating_sub(1));
+        // A mark outlives its job's stay in the queue only until the next refresh.
+        let waiting: BTreeSet<JobId> = self.snapshot.staging.iter().map(Job::id).collect();
+        self.marked.retain(|id| waiting.contains(id));
         Ok(())
     }
 
@@ -95,9 +102,26 @@ impl App {
             'q' => self.quit = true,
             'j' | '↓' if n > 0 => self.selected = (self.selected + 1).min(n - 1),
             'k' | '↑' => self.selected = self.selected.saturating_sub(1),
+            ' ' => {
+                if let Some(id) = self.snapshot.staging.get(self.selected).map(Job::id)
+                    && !self.marked.remove(&id)
+                {
+                    self.marked.insert(id);
+                }
+            }
+            '*' => {
+                if self.marked.len() == n {
+                    self.marked.clear();
+                } else {
+                    self.marked = self.snapshot.staging.iter().map(Job::id).collect();
+                }
+            }
             'a' | 'r' => {
+                if !self.marked.is_empty() {
+                    return Action::Decide(std::mem::take(&mut self.marked).into_iter().collect(), key == 'a');
+                }
                 if let Some(job) = self.snapshot.staging.get(self.selected) {
-                    return Action::Decide(job.id(), key == 'a');
+                    return Action::Decide(vec![job.id()], key == 'a');
                 }
                 self.status = "nothing is waiting for review".into();
             }

@@ -6,6 +6,8 @@
 //! SAM stack's SQS queues, DynamoDB table and image bucket, with the usual AWS credentials and
 //! region). The selected job's image is shown next to the staging queue, in coloured half
 //! blocks, or with the terminal's graphics protocol (sixel, kitty, iTerm2) with `--graphics`.
+//! Keys: `a`/`r` approve or reject the selected job, or every job marked with `space` (`*`
+//! marks them all), so a batch is looked through and then decided at once.
 
 mod app;
 mod ui;
@@ -94,6 +96,35 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
     }
 }
 
+/// Decides each job in turn (each is its own compare-and-swap; one that another operator
+/// decided first is reported, the others still go through) and says what happened.
+async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, operator: &str) -> String {
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    let mut last_state = None;
+    for id in ids {
+        match latentmint_stages::review::decide(b.jobs.as_ref(), b.queue.as_ref(), *id, approve, operator).await {
+            Ok(state) => {
+                done.push(*id);
+                last_state = Some(state);
+            }
+            Err(e) => failed.push(format!("job {}: {e}", id.short())),
+        }
+    }
+    let mut status = match (done.as_slice(), last_state) {
+        ([one], Some(state)) => format!("job {} is now {state}; {}", one.short(), b.after_decision),
+        (many, Some(state)) => format!("{} jobs are now {state}; {}", many.len(), b.after_decision),
+        _ => String::new(),
+    };
+    if !failed.is_empty() {
+        if !status.is_empty() {
+            status.push_str(" · ");
+        }
+        status.push_str(&failed.join(" · "));
+    }
+    status
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -128,18 +159,8 @@ fn main() -> anyhow::Result<()> {
                 KeyCode::Esc => 'q',
                 _ => continue,
             };
-            if let Action::Decide(id, approve) = app.on_key(c) {
-                let r = rt.block_on(latentmint_stages::review::decide(
-                    b.jobs.as_ref(),
-                    b.queue.as_ref(),
-                    id,
-                    approve,
-                    &args.operator,
-                ));
-                app.status = match r {
-                    Ok(state) => format!("job {} is now {state}; {}", id.short(), b.after_decision),
-                    Err(e) => format!("job {}: {e}", id.short()),
-                };
+            if let Action::Decide(ids, approve) = app.on_key(c) {
+                app.status = rt.block_on(decide_all(&b, &ids, approve, &args.operator));
             }
         }
         Ok(())
@@ -193,9 +214,9 @@ mod tests {
         }
 
         app.on_key('j');
-        let Action::Decide(id, true) = app.on_key('a') else { panic!("expected approve") };
-        assert_eq!(id, b.id());
-        latentmint_stages::review::decide(&jobs, &queue, id, true, "ada").await.unwrap();
+        let Action::Decide(ids, true) = app.on_key('a') else { panic!("expected approve") };
+        assert_eq!(ids, vec![b.id()]);
+        latentmint_stages::review::decide(&jobs, &queue, ids[0], true, "ada").await.unwrap();
         app.refresh(&queue, &jobs).await.unwrap();
         assert_eq!(app.snapshot.staging.len(), 1);
         assert_eq!(queue.stats("publish").await.unwrap().visible, 1, "approval queues publication");
@@ -245,5 +266,53 @@ mod tests {
         let screen = format!("{:?}", term.backend().buffer());
         assert!(screen.contains("images/gone.png could not be") && screen.contains("not found"), "{screen}");
         assert_eq!(red_cells(&term), 0, "{screen}");
+    }
+
+    #[tokio::test]
+    async fn a_marked_batch_is_decided_at_once_and_a_job_decided_elsewhere_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let b = Backend {
+            queue: Box::new(SqliteQueue::open(&db, 5).unwrap()),
+            jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
+            blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
+            after_decision: "picked up",
+        };
+        let batch = [waiting_job("one"), waiting_job("two"), waiting_job("three")];
+        for j in &batch {
+            b.jobs.insert_if_absent(j).await.unwrap();
+        }
+        let mut app = App::default();
+        app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
+        let row = |app: &App, prompt: &str| app.snapshot.staging.iter().position(|j| j.spec.prompt == prompt).unwrap();
+
+        // Mark "one" and "three" (space), leave "two".
+        for prompt in ["one", "three"] {
+            app.selected = row(&app, prompt);
+            app.on_key(' ');
+        }
+        let mut term = Terminal::new(TestBackend::new(110, 30)).unwrap();
+        term.draw(|f| ui::draw(f, &mut app)).unwrap();
+        let screen = format!("{:?}", term.backend().buffer());
+        assert!(screen.contains("3 waiting, 2 marked") && screen.matches('✓').count() == 2, "{screen}");
+
+        // Another operator rejects "three" first: "one" still goes through, "three" is named.
+        let three = batch[2].id();
+        latentmint_stages::review::decide(b.jobs.as_ref(), b.queue.as_ref(), three, false, "bob").await.unwrap();
+        let Action::Decide(ids, true) = app.on_key('a') else { panic!("expected approve") };
+        assert_eq!(ids.len(), 2);
+        assert!(app.marked.is_empty(), "a decision uses up the marks");
+        let status = decide_all(&b, &ids, true, "ada").await;
+        assert!(status.starts_with(&format!("job {} is now approved; picked up", batch[0].id().short())), "{status}");
+        assert!(status.contains(&format!("job {}", three.short())), "{status}");
+        assert_eq!(b.queue.stats("publish").await.unwrap().visible, 1, "only the approved job is queued");
+        app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
+        assert_eq!(app.snapshot.staging.iter().map(|j| j.spec.prompt.as_str()).collect::<Vec<_>>(), ["two"]);
+
+        // `*` marks every waiting job, and again clears them.
+        app.on_key('*');
+        assert_eq!(app.marked.len(), 1);
+        app.on_key('*');
+        assert!(app.marked.is_empty());
     }
 }

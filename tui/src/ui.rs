@@ -44,12 +44,17 @@ pub fn draw(f: &mut Frame, app: &mut App) {
 
     let rows = app.snapshot.staging.iter().map(|j| {
         let score = j.qa.as_ref().map(|q| format!("{:.2}", q.score)).unwrap_or_else(|| "-".into());
-        Row::new(vec![j.id().short(), score, j.spec.prompt.clone()])
+        let mark = if app.marked.contains(&j.id()) { "✓" } else { "" };
+        Row::new(vec![mark.to_string(), j.id().short(), score, j.spec.prompt.clone()])
     });
-    let title =
-        format!(" QA staging: {} waiting  (a approve, r reject, j/k move, q quit) ", app.snapshot.staging.len());
-    let table = Table::new(rows, [Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)])
-        .header(Row::new(["job", "score", "prompt"]).style(Style::default().add_modifier(Modifier::BOLD)))
+    let marked = if app.marked.is_empty() { String::new() } else { format!(", {} marked", app.marked.len()) };
+    let title = format!(
+        " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, j/k move, q quit) ",
+        app.snapshot.staging.len()
+    );
+    let widths = [Constraint::Length(1), Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)];
+    let table = Table::new(rows, widths)
+        .header(Row::new(["", "job", "score", "prompt"]).style(Style::default().add_modifier(Modifier::BOLD)))
         .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White))
         .block(Block::default().borders(Borders::ALL).title(title));
     let mut state = TableState::default();
