@@ -121,9 +121,9 @@ impl TokenReader {
     }
 
     /// Checks `token_id`: tokenURI → metadata bytes (CID) → signed provenance (signer, domain,
-    /// role when the record was set, the token's job) → image bytes (CID and the record's SHA-256). An error
-    /// only when the chain cannot be read or the token does not exist; everything else is a
-    /// check in the report.
+    /// role when the record was set, the token's job) → image bytes (CID and the record's
+    /// SHA-256). An error only when the chain cannot be read or the token does not exist;
+    /// everything else is a check in the report.
     pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
         let owner = self.contract.ownerOf(id).call().await.map_err(|e| {
