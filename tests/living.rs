@@ -333,10 +333,11 @@ async fn a_transferred_token_grows_a_new_image_once() {
     replayed.provenance.signature = Some(chain.provenance_signer(other).sign(&replayed.provenance).await.unwrap());
     let replayed_cid = store.pin("replayed.json", replayed.to_json()).await.unwrap();
     m.set_token_uri(&kept.to_string(), &format!("ipfs://{replayed_cid}")).await.unwrap();
-    let (code, out) = verify(contract, kept);
+    let (code, out) = reproduce_with(kept, &tiny_model());
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("ok   provenance record is signed and unchanged"), "{out}");
     assert!(out.contains("FAIL signed for this contract and chain"), "{out}");
+    assert!(out.contains("not made again: the checks above must hold first"), "{out}");
 
     // The content store hands out other bytes for the evolved image: caught by its CID.
     let image_cid = child.image.strip_prefix("ipfs://").unwrap();

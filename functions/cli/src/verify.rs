@@ -70,12 +70,16 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     })?;
     let reader = reader.from_block(args.from_block);
     let mut report = reader.verify(&args.token, content.as_ref()).await?;
-    if let (Some(dir), Some(meta)) = (&args.reproduce_with, &report.metadata)
-        && report.passed()
-    {
-        let generator = crate::reproduce::load_generator(dir, &args.lora, meta)?;
-        crate::reproduce::reproduce(&mut report, &generator, content.as_ref()).await?;
-    }
+    // Made again only from a record that checked out: a failed check above already says why
+    // the token is not verified.
+    let reproduced = match (&args.reproduce_with, &report.metadata) {
+        (Some(dir), Some(meta)) if report.passed() => {
+            let generator = crate::reproduce::load_generator(dir, &args.lora, meta)?;
+            crate::reproduce::reproduce(&mut report, &generator, content.as_ref()).await?;
+            true
+        }
+        _ => false,
+    };
     println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
     println!("tokenURI {}", report.token_uri);
     for c in &report.checks {
@@ -90,6 +94,9 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = &p.evolution {
             println!("evolution {} of {}, grown on transfer {}", e.generation, e.parent_metadata, e.trigger.tx_hash);
         }
+    }
+    if args.reproduce_with.is_some() && !reproduced {
+        println!("not made again: the checks above must hold first");
     }
     if report.passed() {
         println!("verified: every check holds");
