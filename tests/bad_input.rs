@@ -147,6 +147,10 @@ fn verify_arguments() {
     let e =
         verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--lora", "x.safetensors"]].concat());
     assert!(e.contains("--reproduce-with"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--ipfs-dir", dir]].concat());
+    assert!(e.contains("--token") && e.contains("--all"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--all", "--ipfs-dir", dir]].concat());
+    assert!(e.contains("--all") && e.contains("cannot be used with"), "{e}");
     // Nothing listens there: the RPC is named.
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir]].concat());
     assert!(e.contains("127.0.0.1:9"), "{e}");

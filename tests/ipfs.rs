@@ -117,4 +117,14 @@ async fn a_run_pins_its_tokens_on_the_node() {
             "{stdout}"
         );
     }
+    // The whole collection at once, from the deployment block the run recorded.
+    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .args(["verify", "--rpc-url", &chain.rpc_url, "--contract", deployment["contract"].as_str().unwrap()])
+        .args(["--all", "--ipfs-api", &node.api, "--from-block", &deployment["block"].to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 tokens minted by") && stdout.contains("verified: 2 of 2 tokens"), "{stdout}");
+    assert_eq!(stdout.matches("ok   ").count(), 2, "{stdout}");
 }

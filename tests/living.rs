@@ -345,4 +345,18 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let (code, out) = verify(contract, moved);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("FAIL image fetched") && out.contains(image_cid), "{out}");
+
+    // The whole collection in one pass: a line per token, each with its first failed check.
+    let (code, out) = verify_with(contract, U256::ZERO, &[]);
+    assert_eq!(code, Some(2), "token 0 does not exist: {out}");
+    let out = Command::new(latentmint_bin())
+        .args(["verify", "--rpc-url", &node.rpc_url, "--contract", &contract.to_string(), "--all", "--ipfs-dir"])
+        .arg(&ipfs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("FAIL {kept}: signed for this contract and chain")), "{stdout}");
+    assert!(stdout.contains(&format!("FAIL {moved}: image fetched")), "{stdout}");
+    assert!(stdout.contains("NOT verified: 2 of 2 tokens failed a check"), "{stdout}");
 }

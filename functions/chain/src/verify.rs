@@ -120,6 +120,16 @@ impl TokenReader {
         self.chain_id
     }
 
+    /// Every token the contract minted, in the order they were minted (its `Transfer` events
+    /// from the zero address).
+    pub async fn minted_tokens(&self) -> Result<Vec<String>, ChainError> {
+        let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO)).await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut ordered: Vec<_> = mints.into_iter().map(|(ev, at)| (at, ev.tokenId)).collect();
+        ordered.sort_by_key(|(at, _)| *at);
+        Ok(ordered.into_iter().filter(|(_, id)| seen.insert(*id)).map(|(_, id)| id.to_string()).collect())
+    }
+
     /// Checks `token_id`: tokenURI → metadata bytes (CID) → signed provenance (signer, domain,
     /// role when the record was set, the token's job) → image bytes (CID and the record's
     /// SHA-256). An error only when the chain cannot be read or the token does not exist;

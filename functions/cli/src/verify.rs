@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgGroup, Args};
+use latentmint_chain::{TokenReader, TokenReport};
 use latentmint_core::EvmAddress;
 use latentmint_core::ports::Pinner;
 
 /// Arguments of `latentmint verify`.
 #[derive(Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["token", "all"])))]
 pub struct VerifyArgs {
     /// The chain's JSON-RPC URL (repeat for fallbacks).
     #[arg(long = "rpc-url", required = true)]
@@ -20,7 +22,10 @@ pub struct VerifyArgs {
     contract: String,
     /// The token id (decimal, as marketplaces and explorers show it).
     #[arg(long)]
-    token: String,
+    token: Option<String>,
+    /// Every token the contract minted, one line each, instead of one token in full.
+    #[arg(long)]
+    all: bool,
     /// Fetch content from an IPFS node's RPC API (kubo's, e.g. http://127.0.0.1:5001).
     #[arg(long, conflicts_with = "ipfs_dir", required_unless_present = "ipfs_dir")]
     ipfs_api: Option<String>,
@@ -41,14 +46,16 @@ pub struct VerifyArgs {
     lora: Vec<PathBuf>,
 }
 
-/// Prints every check; exit status 0 when all hold, 1 when one does not.
+/// Prints every check (or, with `--all`, a line per token); exit status 0 when all hold, 1
+/// when one does not.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let contract = EvmAddress::parse_any_case(&args.contract).map_err(|e| anyhow::anyhow!("--contract: {e}"))?;
-    anyhow::ensure!(
-        !args.token.is_empty() && args.token.chars().all(|c| c.is_ascii_digit()),
-        "--token: `{}` is not a token id; give it in decimal, as explorers and marketplaces show it",
-        args.token
-    );
+    if let Some(token) = &args.token {
+        anyhow::ensure!(
+            !token.is_empty() && token.chars().all(|c| c.is_ascii_digit()),
+            "--token: `{token}` is not a token id; give it in decimal, as explorers and marketplaces show it",
+        );
+    }
     if let Some(dir) = &args.reproduce_with {
         anyhow::ensure!(
             dir.join("model_index.json").is_file(),
@@ -69,17 +76,47 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::anyhow!("--contract: {other}"),
     })?;
     let reader = reader.from_block(args.from_block);
-    let mut report = reader.verify(&args.token, content.as_ref()).await?;
-    // Made again only from a record that checked out: a failed check above already says why
-    // the token is not verified.
-    let reproduced = match (&args.reproduce_with, &report.metadata) {
-        (Some(dir), Some(meta)) if report.passed() => {
-            let generator = crate::reproduce::load_generator(dir, &args.lora, meta)?;
-            crate::reproduce::reproduce(&mut report, &generator, content.as_ref()).await?;
-            true
+    let mut checker = Checker { args: &args, content: content.as_ref(), generator: None };
+    match &args.token {
+        Some(token) => one(&reader, &mut checker, contract, token).await,
+        None => all(&reader, &mut checker, contract).await,
+    }
+}
+
+/// Runs the checks on tokens, making images again when asked, with the model loaded once.
+struct Checker<'a> {
+    args: &'a VerifyArgs,
+    content: &'a dyn Pinner,
+    generator: Option<latentmint_diffusion::OnnxGenerator>,
+}
+
+impl Checker<'_> {
+    /// The token's report, and whether its image was made again.
+    async fn check(&mut self, reader: &TokenReader, token: &str) -> anyhow::Result<(TokenReport, bool)> {
+        let mut report = reader.verify(token, self.content).await?;
+        // Made again only from a record that checked out: a failed check above already says
+        // why the token is not verified.
+        let (Some(dir), Some(meta)) = (&self.args.reproduce_with, &report.metadata) else { return Ok((report, false)) };
+        if !report.passed() {
+            return Ok((report, false));
         }
-        _ => false,
-    };
+        if self.generator.is_none() {
+            self.generator = Some(crate::reproduce::load_generator(dir, &self.args.lora, meta)?);
+        }
+        if let Some(generator) = &self.generator {
+            crate::reproduce::reproduce(&mut report, generator, self.content).await?;
+        }
+        Ok((report, true))
+    }
+}
+
+async fn one(
+    reader: &TokenReader,
+    checker: &mut Checker<'_>,
+    contract: EvmAddress,
+    token: &str,
+) -> anyhow::Result<ExitCode> {
+    let (report, reproduced) = checker.check(reader, token).await?;
     println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
     println!("tokenURI {}", report.token_uri);
     for c in &report.checks {
@@ -95,7 +132,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             println!("evolution {} of {}, grown on transfer {}", e.generation, e.parent_metadata, e.trigger.tx_hash);
         }
     }
-    if args.reproduce_with.is_some() && !reproduced {
+    if checker.args.reproduce_with.is_some() && !reproduced {
         println!("not made again: the checks above must hold first");
     }
     if report.passed() {
@@ -106,6 +143,39 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             "NOT verified: {} of {} checks failed",
             report.checks.iter().filter(|c| !c.ok).count(),
             report.checks.len()
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// A line per token: `ok` with how many checks held, or the first check that failed.
+async fn all(reader: &TokenReader, checker: &mut Checker<'_>, contract: EvmAddress) -> anyhow::Result<ExitCode> {
+    let tokens = reader.minted_tokens().await?;
+    println!("{} tokens minted by {contract} (chain {})", tokens.len(), reader.chain_id());
+    let mut failed = 0;
+    for token in &tokens {
+        // A token that cannot be read (burned, or the RPC failed on it) is a failed line, not
+        // the end of the list.
+        let first_failure = match checker.check(reader, token).await {
+            Ok((report, _)) => match report.checks.iter().find(|c| !c.ok) {
+                None => {
+                    println!("ok   {token}: {} checks hold", report.checks.len());
+                    continue;
+                }
+                Some(c) => format!("{}: {}", c.what, c.detail),
+            },
+            Err(e) => format!("{e:#}"),
+        };
+        failed += 1;
+        println!("FAIL {token}: {first_failure}");
+    }
+    if failed == 0 {
+        println!("verified: {} of {} tokens, every check holds", tokens.len(), tokens.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "NOT verified: {failed} of {} tokens failed a check (`--token <id>` shows each in full)",
+            tokens.len()
         );
         Ok(ExitCode::from(1))
     }
