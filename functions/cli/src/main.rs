@@ -41,10 +41,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Living NFTs: evolve each token of the collection that changes hands.
     Live(live::LiveArgs),
-    /// Check a minted token from the chain inwards: its metadata and image against their
-    /// CIDs, the provenance signature, the signer's role on the contract, the token's job;
-    /// with --reproduce-with, the image made again from the record. Exit status 1 when a check
-    /// fails.
+    /// Check a minted token (or, with --all, every one) from the chain inwards: its metadata
+    /// and image against their CIDs, the provenance signature, the signer's role on the
+    /// contract, the token's job; with --reproduce-with, the image made again from the record.
+    /// Exit status 1 when a check fails.
     Verify(verify::VerifyArgs),
     /// Check a token's metadata JSON: who signed its provenance record (EIP-712), and whether
     /// the record is as signed. Exit status 1 when it is not.
