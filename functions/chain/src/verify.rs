@@ -6,6 +6,7 @@
 //! events), and must be the record of the job this token was minted for.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::str::FromStr;
 
 use alloy::contract::Event;
@@ -77,6 +78,8 @@ pub struct TokenReader {
     from_block: u64,
     metadata_updates: OnceCell<Vec<(U256, LogAt)>>,
     role_histories: Mutex<HashMap<(B256, Address), Vec<RoleChange>>>,
+    /// Every mint's place, once [`TokenReader::minted_tokens`] has read them all.
+    mints: OnceCell<HashMap<U256, LogAt>>,
 }
 
 impl TokenReader {
@@ -104,6 +107,7 @@ impl TokenReader {
             from_block: 0,
             metadata_updates: OnceCell::new(),
             role_histories: Mutex::default(),
+            mints: OnceCell::new(),
         })
     }
 
@@ -124,10 +128,18 @@ impl TokenReader {
     /// from the zero address).
     pub async fn minted_tokens(&self) -> Result<Vec<String>, ChainError> {
         let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO)).await?;
-        let mut seen = std::collections::HashSet::new();
         let mut ordered: Vec<_> = mints.into_iter().map(|(ev, at)| (at, ev.tokenId)).collect();
         ordered.sort_by_key(|(at, _)| *at);
-        Ok(ordered.into_iter().filter(|(_, id)| seen.insert(*id)).map(|(_, id)| id.to_string()).collect())
+        let (mut first, mut tokens) = (HashMap::new(), Vec::new());
+        for (at, id) in ordered {
+            if let Entry::Vacant(e) = first.entry(id) {
+                e.insert(at);
+                tokens.push(id.to_string());
+            }
+        }
+        // Kept for the checks that follow: each token's mint is already known.
+        let _ = self.mints.set(first);
+        Ok(tokens)
     }
 
     /// Checks `token_id`: tokenURI → metadata bytes (CID) → signed provenance (signer, domain,
@@ -254,8 +266,15 @@ impl TokenReader {
         if let Some(at) = updates.iter().filter(|(token, _)| *token == id).map(|(_, at)| *at).max() {
             return Ok(RecordSet { at, how: SetBy::MetadataUpdate });
         }
-        let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO).topic3(B256::from(id))).await?;
-        let at = mints.iter().map(|(_, at)| *at).min().ok_or_else(|| {
+        let minted_at = match self.mints.get() {
+            Some(all) => all.get(&id).copied(),
+            None => {
+                let mints =
+                    self.logs(self.contract.Transfer_filter().topic1(B256::ZERO).topic3(B256::from(id))).await?;
+                mints.iter().map(|(_, at)| *at).min()
+            }
+        };
+        let at = minted_at.ok_or_else(|| {
             ChainError::Rpc(format!(
                 "the RPC has no mint event for token {id} from block {}: it does not serve this contract's log \
                  history; give the block the contract was deployed at (--from-block) or an RPC that keeps logs",
