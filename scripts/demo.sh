@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: installs the pinned tools (first time only), builds the
 # `latentmint` binary, and runs a collection (default: examples/neon-shapes.toml) end to end:
-# generate with ONNX Runtime, QA, pin to the local content store, mint on a local anvil.
+# generate with ONNX Runtime, QA, pin to the local content store, mint on a local anvil; for the
+# default collection, then checks every token as a collector would.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -10,4 +11,12 @@ scripts/bootstrap.sh
 source .tools/env.sh
 echo "building latentmint (the first build takes a few minutes)..." >&2
 cargo build --quiet --locked -p latentmint
-exec "$CARGO_TARGET_DIR/debug/latentmint" run "${1:-examples/neon-shapes.toml}" "${@:2}"
+"$CARGO_TARGET_DIR/debug/latentmint" run "${1:-examples/neon-shapes.toml}" "${@:2}"
+if [[ $# -eq 0 ]]; then
+  # Then check every token as a collector would, from the chain inwards, and make each image
+  # again from its signed record with the model it names.
+  echo
+  echo "checking the minted tokens as a collector (latentmint verify --all --reproduce-with):"
+  "$CARGO_TARGET_DIR/debug/latentmint" verify --local-run .latentmint/neon-shapes --all \
+    --reproduce-with models/shapes-sd
+fi

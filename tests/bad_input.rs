@@ -151,6 +151,10 @@ fn verify_arguments() {
     assert!(e.contains("--token") && e.contains("--all"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--all", "--ipfs-dir", dir]].concat());
     assert!(e.contains("--all") && e.contains("cannot be used with"), "{e}");
+    let e = verify(&["--all", "--local-run", dir]);
+    assert!(e.contains("--local-run") && e.contains("no deployment record"), "{e}");
+    let e = verify(&[&rpc[..], &["--all", "--local-run", dir]].concat());
+    assert!(e.contains("--local-run") && e.contains("cannot be used with"), "{e}");
     // Nothing listens there: the RPC is named.
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir]].concat());
     assert!(e.contains("127.0.0.1:9"), "{e}");

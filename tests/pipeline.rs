@@ -194,4 +194,22 @@ async fn killed_demo_mode_run_resumes_on_its_own_chain() {
     // And the chain survives a clean stop: a third run finds the same contract and tokens.
     let out = spawn().wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{JOBS} minted")));
+
+    // A collector's check of the whole run from its folder (its saved chain loaded by anvil,
+    // read only), each image made again from its record, the ones made before the kill too.
+    let state = std::fs::read(data.join("demo-kill/chain/anvil-state.json")).unwrap();
+    let out = Command::new(latentmint_bin())
+        .args(["verify", "--all", "--local-run"])
+        .arg(data.join("demo-kill"))
+        .arg("--reproduce-with")
+        .arg(tiny_model())
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("LATENTMINT_ANVIL", anvil())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("verified: {JOBS} of {JOBS} tokens")), "{stdout}");
+    assert_eq!(stdout.matches("(image made again").count(), JOBS, "{stdout}");
+    assert_eq!(std::fs::read(data.join("demo-kill/chain/anvil-state.json")).unwrap(), state, "left as it was");
 }

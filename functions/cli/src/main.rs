@@ -68,6 +68,13 @@ fn init_logs(verbose: u8) {
 }
 
 fn main() -> ExitCode {
+    // Output into a closed pipe (`latentmint verify --all | head`) ends the program quietly, as
+    // it does for other command-line tools; Rust's runtime ignores SIGPIPE, so every print
+    // would panic instead.
+    // SAFETY: restores the default action of one signal, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logs(cli.verbose);
     let result = match cli.command {

@@ -99,16 +99,33 @@ pub struct DeployArgs {
 
 /// Where a collection's contracts live, remembered between runs.
 #[derive(Debug, Serialize, Deserialize)]
-struct Deployment {
-    chain_id: u64,
-    contract: EvmAddress,
+pub(crate) struct Deployment {
+    pub(crate) chain_id: u64,
+    pub(crate) contract: EvmAddress,
     /// The ERC-1155 edition contract, when deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     editions: Option<EvmAddress>,
     /// The block the collection contract was deployed in (recorded since the collector's
     /// check reads the contract's events; absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    block: Option<u64>,
+    pub(crate) block: Option<u64>,
+}
+
+impl Deployment {
+    /// The record of a run's folder (`<data-dir>/<collection>/deployment.json`).
+    pub(crate) fn read(run_dir: &Path) -> anyhow::Result<Self> {
+        let path = run_dir.join("deployment.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: no deployment record; is this a run's folder?", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a deployment record", path.display()))
+    }
+}
+
+/// The anvil binary: `--anvil` / `LATENTMINT_ANVIL`, else where bootstrap.sh puts it.
+pub(crate) fn anvil_path(configured: Option<&Path>) -> PathBuf {
+    configured
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
 }
 
 fn slug(name: &str) -> String {
@@ -181,9 +198,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         Some(_) if chain_cfg.kms_key_id.is_some() => (None, urls, String::new()),
         Some(_) => (None, urls, local_signer_key(chain_cfg)?),
         None => {
-            let anvil = args.anvil.clone().unwrap_or_else(|| {
-                PathBuf::from("infra/contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
-            });
+            let anvil = anvil_path(args.anvil.as_deref());
             std::fs::create_dir_all(ws.dir.join("chain"))?;
             let node = LocalNode::spawn(&anvil, chain_cfg.id(), Some(&ws.dir.join("chain/anvil-state.json"))).await?;
             let key = node.dev_key(0).context("anvil gave no dev key")?.to_string();
@@ -213,10 +228,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         }
         (addr, None)
     } else {
-        let known = std::fs::read_to_string(&record)
-            .ok()
-            .and_then(|s| serde_json::from_str::<Deployment>(&s).ok())
-            .filter(|d| d.chain_id == chain_cfg.id());
+        let known = Deployment::read(&ws.dir).ok().filter(|d| d.chain_id == chain_cfg.id());
         match known {
             Some(d) if chain.has_code(d.contract).await? => (d.contract, d.block),
             other => {

@@ -15,11 +15,19 @@ use latentmint_core::ports::Pinner;
 #[command(group(ArgGroup::new("which").required(true).args(["token", "all"])))]
 pub struct VerifyArgs {
     /// The chain's JSON-RPC URL (repeat for fallbacks).
-    #[arg(long = "rpc-url", required = true)]
+    #[arg(long = "rpc-url", required_unless_present = "local_run")]
     rpc_urls: Vec<String>,
     /// The collection contract (EIP-55 or lower case).
-    #[arg(long)]
-    contract: String,
+    #[arg(long, required_unless_present = "local_run")]
+    contract: Option<String>,
+    /// A local run's folder (`.latentmint/<collection>`) instead of a chain and a content
+    /// source: its saved chain is started with anvil on 127.0.0.1 (read only), its contract and
+    /// deployment block come from its deployment.json, its content from its content store.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["rpc_urls", "contract", "ipfs_api", "ipfs_dir"])]
+    local_run: Option<PathBuf>,
+    /// anvil binary for --local-run.
+    #[arg(long, env = "LATENTMINT_ANVIL", requires = "local_run")]
+    anvil: Option<PathBuf>,
     /// The token id (decimal, as marketplaces and explorers show it).
     #[arg(long)]
     token: Option<String>,
@@ -27,7 +35,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     all: bool,
     /// Fetch content from an IPFS node's RPC API (kubo's, e.g. http://127.0.0.1:5001).
-    #[arg(long, conflicts_with = "ipfs_dir", required_unless_present = "ipfs_dir")]
+    #[arg(long, conflicts_with = "ipfs_dir", required_unless_present_any = ["ipfs_dir", "local_run"])]
     ipfs_api: Option<String>,
     /// Fetch content from a local content store (a run's `.latentmint/<collection>/ipfs`).
     #[arg(long)]
@@ -49,7 +57,6 @@ pub struct VerifyArgs {
 /// Prints every check (or, with `--all`, a line per token); exit status 0 when all hold, 1
 /// when one does not.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let contract = EvmAddress::parse_any_case(&args.contract).map_err(|e| anyhow::anyhow!("--contract: {e}"))?;
     if let Some(token) = &args.token {
         anyhow::ensure!(
             !token.is_empty() && token.chars().all(|c| c.is_ascii_digit()),
@@ -63,23 +70,71 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let content: Box<dyn Pinner> = match (&args.ipfs_api, &args.ipfs_dir) {
-        (Some(api), _) => Box::new(latentmint_ipfs::KuboPinner::new(api, None).context("--ipfs-api")?),
-        (None, Some(dir)) => {
-            anyhow::ensure!(dir.is_dir(), "--ipfs-dir: {} is not a folder", dir.display());
-            Box::new(latentmint_embedded::LocalContentStore::new(dir))
-        }
-        (None, None) => anyhow::bail!("give --ipfs-api or --ipfs-dir: where the token's content can be fetched"),
-    };
-    let reader = latentmint_chain::TokenReader::connect(&args.rpc_urls, contract).await.map_err(|e| match e {
-        latentmint_chain::ChainError::Rpc(m) => anyhow::anyhow!("--rpc-url: the chain could not be read ({m})"),
-        other => anyhow::anyhow!("--contract: {other}"),
-    })?;
-    let reader = reader.from_block(args.from_block);
+    let source = Source::of(&args).await?;
+    let reader =
+        latentmint_chain::TokenReader::connect(&source.rpc_urls, source.contract).await.map_err(|e| match e {
+            latentmint_chain::ChainError::Rpc(m) => anyhow::anyhow!("--rpc-url: the chain could not be read ({m})"),
+            other => anyhow::anyhow!("--contract: {other}"),
+        })?;
+    let reader = reader.from_block(source.from_block);
+    let (contract, content) = (source.contract, source.content);
     let mut checker = Checker { args: &args, content: content.as_ref(), generator: None };
     match &args.token {
         Some(token) => one(&reader, &mut checker, contract, token).await,
         None => all(&reader, &mut checker, contract).await,
+    }
+}
+
+/// Where the chain and the content are read: the flags, or a local run's folder.
+struct Source {
+    rpc_urls: Vec<String>,
+    contract: EvmAddress,
+    from_block: u64,
+    content: Box<dyn Pinner>,
+    /// The run's saved chain, served while the checks last.
+    _node: Option<latentmint_chain::LocalNode>,
+}
+
+impl Source {
+    async fn of(args: &VerifyArgs) -> anyhow::Result<Self> {
+        if let Some(dir) = &args.local_run {
+            let deployment = crate::run::Deployment::read(dir).context("--local-run")?;
+            let state = dir.join("chain/anvil-state.json");
+            anyhow::ensure!(
+                state.is_file(),
+                "--local-run: {} is missing: the run used an external chain; give --rpc-url",
+                state.display()
+            );
+            let state_arg = state.to_string_lossy().into_owned();
+            let anvil = crate::run::anvil_path(args.anvil.as_deref());
+            // Loaded, not saved back: the check leaves the run's chain as it was.
+            let node = latentmint_chain::LocalNode::spawn_with(
+                &anvil,
+                deployment.chain_id,
+                None,
+                &["--load-state", &state_arg],
+            )
+            .await
+            .context("--local-run: starting the run's chain")?;
+            return Ok(Self {
+                rpc_urls: vec![node.rpc_url.clone()],
+                contract: deployment.contract,
+                from_block: deployment.block.unwrap_or(0),
+                content: Box::new(latentmint_embedded::LocalContentStore::new(dir.join("ipfs"))),
+                _node: Some(node),
+            });
+        }
+        let contract = args.contract.as_deref().context("--contract: give the collection contract")?;
+        let contract = EvmAddress::parse_any_case(contract).map_err(|e| anyhow::anyhow!("--contract: {e}"))?;
+        let content: Box<dyn Pinner> = match (&args.ipfs_api, &args.ipfs_dir) {
+            (Some(api), _) => Box::new(latentmint_ipfs::KuboPinner::new(api, None).context("--ipfs-api")?),
+            (None, Some(dir)) => {
+                anyhow::ensure!(dir.is_dir(), "--ipfs-dir: {} is not a folder", dir.display());
+                Box::new(latentmint_embedded::LocalContentStore::new(dir))
+            }
+            (None, None) => anyhow::bail!("give --ipfs-api or --ipfs-dir: where the token's content can be fetched"),
+        };
+        Ok(Self { rpc_urls: args.rpc_urls.clone(), contract, from_block: args.from_block, content, _node: None })
     }
 }
 
@@ -157,9 +212,13 @@ async fn all(reader: &TokenReader, checker: &mut Checker<'_>, contract: EvmAddre
         // A token that cannot be read (burned, or the RPC failed on it) is a failed line, not
         // the end of the list.
         let first_failure = match checker.check(reader, token).await {
-            Ok((report, _)) => match report.checks.iter().find(|c| !c.ok) {
+            Ok((report, reproduced)) => match report.checks.iter().find(|c| !c.ok) {
                 None => {
-                    println!("ok   {token}: {} checks hold", report.checks.len());
+                    let again = match report.checks.last() {
+                        Some(c) if reproduced => format!(" (image {})", c.detail),
+                        _ => String::new(),
+                    };
+                    println!("ok   {token}: {} checks hold{again}", report.checks.len());
                     continue;
                 }
                 Some(c) => format!("{}: {}", c.what, c.detail),
