@@ -359,4 +359,22 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert!(stdout.contains(&format!("FAIL {kept}: signed for this contract and chain")), "{stdout}");
     assert!(stdout.contains(&format!("FAIL {moved}: image fetched")), "{stdout}");
     assert!(stdout.contains("NOT verified: 2 of 2 tokens failed a check"), "{stdout}");
+    // The same as JSON, for marketplaces and scripts: every check of every token.
+    let out = Command::new(latentmint_bin())
+        .args(["verify", "--rpc-url", &node.rpc_url, "--contract", &contract.to_string(), "--all", "--json"])
+        .arg("--ipfs-dir")
+        .arg(&ipfs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((doc["verified"].as_u64(), doc["failed"].as_u64()), (Some(0), Some(2)), "{doc}");
+    let first_failure = |token: U256| {
+        let t = doc["tokens"].as_array().unwrap().iter().find(|t| t["token_id"] == token.to_string()).unwrap();
+        assert_eq!(t["verified"], false, "{t}");
+        let failed = t["checks"].as_array().unwrap().iter().find(|c| c["ok"] == false).unwrap();
+        failed["what"].as_str().unwrap().to_string()
+    };
+    assert_eq!(first_failure(kept), "signed for this contract and chain");
+    assert_eq!(first_failure(moved), "image fetched");
 }

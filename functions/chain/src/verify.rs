@@ -24,7 +24,7 @@ use crate::contract::LatentCollection;
 use crate::{ChainError, from_alloy, single_token_id, to_alloy};
 
 /// One check and its outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
     /// What was checked, in a few words.
     pub what: &'static str,
@@ -34,8 +34,8 @@ pub struct Check {
     pub detail: String,
 }
 
-/// What [`TokenReader::verify`] found for one token.
-#[derive(Debug, Clone)]
+/// What [`TokenReader::verify`] found for one token (as JSON: everything but the image bytes).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct TokenReport {
     /// The token.
     pub token_id: String,
@@ -49,6 +49,7 @@ pub struct TokenReport {
     /// The metadata, when it could be fetched and read.
     pub metadata: Option<TokenMetadata>,
     /// The image bytes, when they matched their CID.
+    #[serde(skip)]
     pub image: Option<Vec<u8>>,
 }
 

@@ -9,6 +9,7 @@ use clap::{ArgGroup, Args};
 use latentmint_chain::{TokenReader, TokenReport};
 use latentmint_core::EvmAddress;
 use latentmint_core::ports::Pinner;
+use serde::Serialize;
 
 /// Arguments of `latentmint verify`.
 #[derive(Args)]
@@ -48,6 +49,10 @@ pub struct VerifyArgs {
     /// parameters; the parent image for an evolution) and compare the pixels.
     #[arg(long, value_name = "MODEL_DIR")]
     reproduce_with: Option<PathBuf>,
+    /// Print the report as JSON (for marketplaces and scripts) instead of lines; the exit
+    /// status is the same.
+    #[arg(long)]
+    json: bool,
     /// A LoRA adapter the record names (safetensors); repeat for each. Its strength is the
     /// record's.
     #[arg(long, requires = "reproduce_with")]
@@ -165,6 +170,34 @@ impl Checker<'_> {
     }
 }
 
+/// One token as `--json` prints it: its whole report, or why it could not be read.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TokenJson {
+    Checked {
+        verified: bool,
+        /// Whether the image was made again from its record (`--reproduce-with`).
+        reproduced: bool,
+        #[serde(flatten)]
+        report: TokenReport,
+    },
+    Unreadable {
+        token_id: String,
+        verified: bool,
+        error: String,
+    },
+}
+
+/// `--all --json`.
+#[derive(Serialize)]
+struct AllJson {
+    contract: EvmAddress,
+    chain_id: u64,
+    verified: usize,
+    failed: usize,
+    tokens: Vec<TokenJson>,
+}
+
 async fn one(
     reader: &TokenReader,
     checker: &mut Checker<'_>,
@@ -172,6 +205,12 @@ async fn one(
     token: &str,
 ) -> anyhow::Result<ExitCode> {
     let (report, reproduced) = checker.check(reader, token).await?;
+    let code = if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    if checker.args.json {
+        let doc = TokenJson::Checked { verified: report.passed(), reproduced, report };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(code);
+    }
     println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
     println!("tokenURI {}", report.token_uri);
     for c in &report.checks {
@@ -192,50 +231,71 @@ async fn one(
     }
     if report.passed() {
         println!("verified: every check holds");
-        Ok(ExitCode::SUCCESS)
     } else {
         println!(
             "NOT verified: {} of {} checks failed",
             report.checks.iter().filter(|c| !c.ok).count(),
             report.checks.len()
         );
-        Ok(ExitCode::from(1))
     }
+    Ok(code)
 }
 
-/// A line per token: `ok` with how many checks held, or the first check that failed.
+/// A line per token: `ok` with how many checks held, or the first check that failed (with
+/// `--json`, every token's whole report).
 async fn all(reader: &TokenReader, checker: &mut Checker<'_>, contract: EvmAddress) -> anyhow::Result<ExitCode> {
     let tokens = reader.minted_tokens().await?;
-    println!("{} tokens minted by {contract} (chain {})", tokens.len(), reader.chain_id());
+    let json = checker.args.json;
+    if !json {
+        println!("{} tokens minted by {contract} (chain {})", tokens.len(), reader.chain_id());
+    }
     let mut failed = 0;
+    let mut docs = Vec::new();
     for token in &tokens {
-        // A token that cannot be read (burned, or the RPC failed on it) is a failed line, not
+        // A token that cannot be read (burned, or the RPC failed on it) is a failed entry, not
         // the end of the list.
         let first_failure = match checker.check(reader, token).await {
-            Ok((report, reproduced)) => match report.checks.iter().find(|c| !c.ok) {
-                None => {
+            Ok((report, reproduced)) => {
+                let failure = report.checks.iter().find(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail));
+                if json {
+                    docs.push(TokenJson::Checked { verified: report.passed(), reproduced, report });
+                } else if failure.is_none() {
                     let again = match report.checks.last() {
                         Some(c) if reproduced => format!(" (image {})", c.detail),
                         _ => String::new(),
                     };
                     println!("ok   {token}: {} checks hold{again}", report.checks.len());
-                    continue;
                 }
-                Some(c) => format!("{}: {}", c.what, c.detail),
-            },
-            Err(e) => format!("{e:#}"),
+                match failure {
+                    None => continue,
+                    Some(f) => f,
+                }
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                if json {
+                    docs.push(TokenJson::Unreadable { token_id: token.clone(), verified: false, error: error.clone() });
+                }
+                error
+            }
         };
         failed += 1;
-        println!("FAIL {token}: {first_failure}");
+        if !json {
+            println!("FAIL {token}: {first_failure}");
+        }
     }
-    if failed == 0 {
+    let code = if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    if json {
+        let doc =
+            AllJson { contract, chain_id: reader.chain_id(), verified: tokens.len() - failed, failed, tokens: docs };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if failed == 0 {
         println!("verified: {} of {} tokens, every check holds", tokens.len(), tokens.len());
-        Ok(ExitCode::SUCCESS)
     } else {
         println!(
             "NOT verified: {failed} of {} tokens failed a check (`--token <id>` shows each in full)",
             tokens.len()
         );
-        Ok(ExitCode::from(1))
     }
+    Ok(code)
 }
