@@ -179,7 +179,7 @@ enum TokenJson {
         /// Whether the image was made again from its record (`--reproduce-with`).
         reproduced: bool,
         #[serde(flatten)]
-        report: TokenReport,
+        report: Box<TokenReport>,
     },
     Unreadable {
         token_id: String,
@@ -207,7 +207,7 @@ async fn one(
     let (report, reproduced) = checker.check(reader, token).await?;
     let code = if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     if checker.args.json {
-        let doc = TokenJson::Checked { verified: report.passed(), reproduced, report };
+        let doc = TokenJson::Checked { verified: report.passed(), reproduced, report: Box::new(report) };
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(code);
     }
@@ -258,7 +258,7 @@ async fn all(reader: &TokenReader, checker: &mut Checker<'_>, contract: EvmAddre
             Ok((report, reproduced)) => {
                 let failure = report.checks.iter().find(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail));
                 if json {
-                    docs.push(TokenJson::Checked { verified: report.passed(), reproduced, report });
+                    docs.push(TokenJson::Checked { verified: report.passed(), reproduced, report: Box::new(report) });
                 } else if failure.is_none() {
                     let again = match report.checks.last() {
                         Some(c) if reproduced => format!(" (image {})", c.detail),
