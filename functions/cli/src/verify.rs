@@ -24,7 +24,7 @@ pub struct VerifyArgs {
     /// A local run's folder (`.latentmint/<collection>`) instead of a chain and a content
     /// source: its saved chain is started with anvil on 127.0.0.1 (read only), its contract and
     /// deployment block come from its deployment.json, its content from its content store.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["rpc_urls", "contract", "ipfs_api", "ipfs_dir"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["rpc_urls", "contract", "ipfs_api", "ipfs_dir", "from_block"])]
     local_run: Option<PathBuf>,
     /// anvil binary for --local-run.
     #[arg(long, env = "LATENTMINT_ANVIL", requires = "local_run")]
