@@ -16,6 +16,18 @@ pub struct Snapshot {
     pub counts: Vec<(JobState, u64)>,
     /// The QA staging queue: jobs waiting for an operator, oldest first.
     pub staging: Vec<Job>,
+    /// Jobs that stopped short of a token (failed or rejected), with why.
+    pub stopped: Vec<Job>,
+}
+
+/// Which list the middle of the dashboard shows (`f` switches).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The QA staging queue, to decide.
+    #[default]
+    Staging,
+    /// Failed and rejected jobs, to see why.
+    Stopped,
 }
 
 /// The image of the selected job, ready to draw (or why it is not).
@@ -31,7 +43,9 @@ pub struct Preview {
 pub struct App {
     /// Latest data.
     pub snapshot: Snapshot,
-    /// Selected row of the staging list.
+    /// The list shown.
+    pub view: View,
+    /// Selected row of the list shown.
     pub selected: usize,
     /// Last action's result, shown in the footer.
     pub status: String,
@@ -61,22 +75,33 @@ impl App {
         }
         let counts = jobs.counts().await?;
         let staging = jobs.list(Some(JobState::AwaitingReview)).await?;
+        let mut stopped = jobs.list(Some(JobState::Failed)).await?;
+        stopped.extend(jobs.list(Some(JobState::Rejected)).await?);
         self.snapshot = Snapshot {
             queues,
             counts: JobState::ALL.iter().map(|s| (*s, counts.get(s).copied().unwrap_or(0))).collect(),
             staging,
+            stopped,
         };
-        self.selected = self.selected.min(self.snapshot.staging.len().saturating_sub(1));
+        self.selected = self.selected.min(self.rows().len().saturating_sub(1));
         // A mark outlives its job's stay in the queue only until the next refresh.
         let waiting: BTreeSet<JobId> = self.snapshot.staging.iter().map(Job::id).collect();
         self.marked.retain(|id| waiting.contains(id));
         Ok(())
     }
 
+    /// The jobs of the list shown.
+    pub fn rows(&self) -> &[Job] {
+        match self.view {
+            View::Staging => &self.snapshot.staging,
+            View::Stopped => &self.snapshot.stopped,
+        }
+    }
+
     /// Loads the selected job's image when the selection moved to another job (read once per
     /// job, not at every refresh).
     pub async fn load_preview(&mut self, blobs: &dyn BlobStore, picker: &Picker) {
-        let Some(job) = self.snapshot.staging.get(self.selected) else {
+        let Some(job) = self.rows().get(self.selected) else {
             self.preview = None;
             return;
         };
@@ -97,9 +122,16 @@ impl App {
 
     /// Handles a key.
     pub fn on_key(&mut self, key: char) -> Action {
-        let n = self.snapshot.staging.len();
+        let n = self.rows().len();
         match key {
             'q' => self.quit = true,
+            'f' => {
+                self.view = if self.view == View::Staging { View::Stopped } else { View::Staging };
+                self.selected = 0;
+            }
+            ' ' | '*' | 'a' | 'r' if self.view == View::Stopped => {
+                self.status = "decisions are made in the staging queue: f shows it".into();
+            }
             'j' | '↓' if n > 0 => self.selected = (self.selected + 1).min(n - 1),
             'k' | '↑' => self.selected = self.selected.saturating_sub(1),
             ' ' => {

@@ -7,7 +7,8 @@
 //! region). The selected job's image is shown next to the staging queue, in coloured half
 //! blocks, or with the terminal's graphics protocol (sixel, kitty, iTerm2) with `--graphics`.
 //! Keys: `a`/`r` approve or reject the selected job, or every job marked with `space` (`*`
-//! marks them all), so a batch is looked through and then decided at once.
+//! marks them all), so a batch is looked through and then decided at once; `f` switches to
+//! the jobs that failed or were rejected, with why.
 
 mod app;
 mod ui;
@@ -314,5 +315,35 @@ mod tests {
         assert_eq!(app.marked.len(), 1);
         app.on_key('*');
         assert!(app.marked.is_empty());
+    }
+
+    #[tokio::test]
+    async fn f_shows_the_failed_and_rejected_jobs_with_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let (queue, jobs) = (SqliteQueue::open(&db, 5).unwrap(), SqliteJobStore::open(&db).unwrap());
+        let mut failed = waiting_job("lost at sea");
+        failed.state = JobState::Failed;
+        failed.error = Some("mint: AlreadyMinted reverted".into());
+        let rejected = waiting_job("grey blur");
+        for j in [&failed, &rejected, &waiting_job("still waiting")] {
+            jobs.insert_if_absent(j).await.unwrap();
+        }
+        latentmint_stages::review::decide(&jobs, &queue, rejected.id(), false, "bob").await.unwrap();
+
+        let mut app = App::default();
+        app.refresh(&queue, &jobs).await.unwrap();
+        app.on_key('f');
+        let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        term.draw(|f| ui::draw(f, &mut app)).unwrap();
+        let screen = format!("{:?}", term.backend().buffer());
+        assert!(screen.contains("Stopped: 2 failed or rejected"), "{screen}");
+        assert!(screen.contains("mint: AlreadyMinted reverted") && screen.contains("rejected by bob"), "{screen}");
+        assert!(!screen.contains("still waiting"), "{screen}");
+        // Nothing is decided from this list.
+        assert_eq!(app.on_key('a'), Action::None);
+        assert!(app.status.contains("staging queue"), "{}", app.status);
+        app.on_key('f');
+        assert_eq!(app.rows().len(), 1, "back to the staging queue");
     }
 }

@@ -7,7 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState, Wrap};
 use ratatui_image::{Resize, StatefulImage};
 
-use crate::app::App;
+use crate::app::{App, View};
 
 /// Draws the whole dashboard (mutable only for the image preview, which scales itself to
 /// its area once and keeps the result).
@@ -42,23 +42,42 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         .block(Block::default().borders(Borders::ALL).title(" jobs "));
     f.render_widget(jobs, jobs_area);
 
-    let rows = app.snapshot.staging.iter().map(|j| {
-        let score = j.qa.as_ref().map(|q| format!("{:.2}", q.score)).unwrap_or_else(|| "-".into());
-        let mark = if app.marked.contains(&j.id()) { "✓" } else { "" };
-        Row::new(vec![mark.to_string(), j.id().short(), score, j.spec.prompt.clone()])
-    });
-    let marked = if app.marked.is_empty() { String::new() } else { format!(", {} marked", app.marked.len()) };
-    let title = format!(
-        " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, j/k move, q quit) ",
-        app.snapshot.staging.len()
-    );
-    let widths = [Constraint::Length(1), Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)];
-    let table = Table::new(rows, widths)
-        .header(Row::new(["", "job", "score", "prompt"]).style(Style::default().add_modifier(Modifier::BOLD)))
-        .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White))
-        .block(Block::default().borders(Borders::ALL).title(title));
+    let header = Style::default().add_modifier(Modifier::BOLD);
+    let table = match app.view {
+        View::Staging => {
+            let rows = app.snapshot.staging.iter().map(|j| {
+                let score = j.qa.as_ref().map(|q| format!("{:.2}", q.score)).unwrap_or_else(|| "-".into());
+                let mark = if app.marked.contains(&j.id()) { "✓" } else { "" };
+                Row::new(vec![mark.to_string(), j.id().short(), score, j.spec.prompt.clone()])
+            });
+            let marked = if app.marked.is_empty() { String::new() } else { format!(", {} marked", app.marked.len()) };
+            let title = format!(
+                " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, f stopped jobs, q quit) ",
+                app.snapshot.staging.len()
+            );
+            let widths = [Constraint::Length(1), Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)];
+            Table::new(rows, widths)
+                .header(Row::new(["", "job", "score", "prompt"]).style(header))
+                .block(Block::default().borders(Borders::ALL).title(title))
+        }
+        View::Stopped => {
+            let rows = app.snapshot.stopped.iter().map(|j| {
+                let why = j.error.clone().unwrap_or_default();
+                Row::new(vec![j.id().short(), j.state.to_string(), why, j.spec.prompt.clone()])
+            });
+            let title = format!(
+                " Stopped: {} failed or rejected  (f staging queue, j/k move, q quit) ",
+                app.snapshot.stopped.len()
+            );
+            let widths = [Constraint::Length(9), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)];
+            Table::new(rows, widths)
+                .header(Row::new(["job", "state", "why", "prompt"]).style(header))
+                .block(Block::default().borders(Borders::ALL).title(title))
+        }
+    }
+    .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White));
     let mut state = TableState::default();
-    if !app.snapshot.staging.is_empty() {
+    if !app.rows().is_empty() {
         state.select(Some(app.selected));
     }
     f.render_stateful_widget(table, staging, &mut state);
@@ -76,13 +95,17 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         None => {}
     }
 
-    let detail_lines: Vec<Line> = match app.snapshot.staging.get(app.selected) {
+    let detail_lines: Vec<Line> = match app.rows().get(app.selected) {
         Some(j) => vec![
-            Line::from(format!("job {}", j.id())),
+            Line::from(format!("job {}  ({})", j.id(), j.state)),
             Line::from(format!("prompt: {}", j.spec.prompt)),
             Line::from(j.qa.as_ref().map(|q| format!("QA: {}", q.summary())).unwrap_or_default()),
-            Line::from(format!("image: {}", j.image_key.clone().unwrap_or_default())),
+            match &j.error {
+                Some(why) => Line::from(format!("why: {why}")).style(Style::default().fg(Color::Red)),
+                None => Line::from(format!("image: {}", j.image_key.clone().unwrap_or_default())),
+            },
         ],
+        None if app.view == View::Stopped => vec![Line::from("no job failed or was rejected")],
         None => vec![Line::from("nothing waiting for review")],
     };
     f.render_widget(
