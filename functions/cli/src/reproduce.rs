@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 /// Above this the regenerated image counts as the same picture: ONNX Runtime's kernels give
 /// slightly different floats on other CPUs (and on GPUs), which can move a few pixel values;
-/// a different seed, prompt or parameter gives 10-20 dB.
+/// another seed gives 10-13 dB on the demo models.
 pub const SAME_IMAGE_PSNR_DB: f64 = 35.0;
 
 /// Loads `model_dir` with the adapters given, each at the strength the record names for it.

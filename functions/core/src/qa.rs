@@ -110,7 +110,7 @@ pub struct PixelDiff {
     /// Largest difference of one channel of one pixel (0..255); 0 means identical pixels.
     pub max_abs: u8,
     /// Peak signal-to-noise ratio in dB (infinite for identical pixels). Above 40 dB two
-    /// images look the same; a different seed or prompt gives 10-20 dB.
+    /// images look the same; another seed gives 10-13 dB on the demo models.
     pub psnr_db: f64,
 }
 
