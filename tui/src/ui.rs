@@ -42,8 +42,8 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         .block(Block::default().borders(Borders::ALL).title(" jobs "));
     f.render_widget(jobs, jobs_area);
 
-    let header = Style::default().add_modifier(Modifier::BOLD);
-    let table = match app.view {
+    // The two lists differ in their rows and columns only.
+    let (rows, widths, columns, title): (Vec<Row>, [Constraint; 4], [&str; 4], String) = match app.view {
         View::Staging => {
             let rows = app.snapshot.staging.iter().map(|j| {
                 let score = j.qa.as_ref().map(|q| format!("{:.2}", q.score)).unwrap_or_else(|| "-".into());
@@ -51,31 +51,36 @@ pub fn draw(f: &mut Frame, app: &mut App) {
                 Row::new(vec![mark.to_string(), j.id().short(), score, j.spec.prompt.clone()])
             });
             let marked = if app.marked.is_empty() { String::new() } else { format!(", {} marked", app.marked.len()) };
-            let title = format!(
-                " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, f stopped jobs, q quit) ",
-                app.snapshot.staging.len()
-            );
-            let widths = [Constraint::Length(1), Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)];
-            Table::new(rows, widths)
-                .header(Row::new(["", "job", "score", "prompt"]).style(header))
-                .block(Block::default().borders(Borders::ALL).title(title))
+            (
+                rows.collect(),
+                [Constraint::Length(1), Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)],
+                ["", "job", "score", "prompt"],
+                format!(
+                    " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, f stopped jobs, q quit) ",
+                    app.snapshot.staging.len()
+                ),
+            )
         }
         View::Stopped => {
             let rows = app.snapshot.stopped.iter().map(|j| {
                 let why = j.error.clone().unwrap_or_default();
                 Row::new(vec![j.id().short(), j.state.to_string(), why, j.spec.prompt.clone()])
             });
-            let title = format!(
-                " Stopped: {} failed or rejected  (f staging queue, j/k move, q quit) ",
-                app.snapshot.stopped.len()
-            );
-            let widths = [Constraint::Length(9), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)];
-            Table::new(rows, widths)
-                .header(Row::new(["job", "state", "why", "prompt"]).style(header))
-                .block(Block::default().borders(Borders::ALL).title(title))
+            (
+                rows.collect(),
+                [Constraint::Length(9), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)],
+                ["job", "state", "why", "prompt"],
+                format!(
+                    " Stopped: {} failed or rejected  (f staging queue, j/k move, q quit) ",
+                    app.snapshot.stopped.len()
+                ),
+            )
         }
-    }
-    .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White));
+    };
+    let table = Table::new(rows, widths)
+        .header(Row::new(columns).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White));
     let mut state = TableState::default();
     if !app.rows().is_empty() {
         state.select(Some(app.selected));
