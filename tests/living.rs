@@ -247,6 +247,13 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let (code, out) = verify(contract, moved);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("held METADATA_ROLE at block") && out.contains("verified: every check holds"), "{out}");
+    // The evolved image carries Content Credentials naming its parent; trusted once the run's
+    // development CA is given.
+    assert!(out.contains("ok   content credentials: C2PA manifest valid (no CA given to trust)"), "{out}");
+    let ca = data.join("living-test/c2pa/ca.pem");
+    let (code, out) = verify_with(contract, moved, &["--credentials-ca".as_ref(), ca.as_os_str()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok   content credentials: C2PA manifest trusted (its chain ends at the CA given)"), "{out}");
     let (code, out) = verify(contract, kept);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("held MINTER_ROLE at block") && out.contains("when the token was minted"), "{out}");
@@ -276,15 +283,18 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert!(out.contains("--lora") && out.contains("is not one of the record's adapters (it names none)"), "{out}");
 
     // A record that misstates its seed, signed by the metadata updater and put behind the
-    // evolved token: signature, contract, role, job and image hash all hold; only making the
-    // image again shows that the record does not describe it.
+    // evolved token: signature, contract, role, job and image hash all hold. The image's own
+    // Content Credentials (stamped at generation) say otherwise, and making the image again
+    // shows that the record does not describe it.
     let mut misstated = child.clone();
     misstated.provenance.seed += 1;
     misstated.provenance.signature = Some(chain.provenance_signer(contract).sign(&misstated.provenance).await.unwrap());
     let misstated_cid = store.pin("misstated.json", misstated.to_json()).await.unwrap();
     m.set_token_uri(&moved.to_string(), &format!("ipfs://{misstated_cid}")).await.unwrap();
     let (code, out) = verify(contract, moved);
-    assert_eq!(code, Some(0), "the chain-side checks cannot see it: {out}");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.matches("FAIL").count(), 1, "the chain-side checks cannot see it: {out}");
+    assert!(out.contains("FAIL content credentials: the C2PA manifest's seed is not the signed record's"), "{out}");
     let (code, out) = reproduce_with(moved, &tiny_model());
     assert_eq!(code, Some(1), "{out}");
     assert!(

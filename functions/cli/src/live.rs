@@ -15,7 +15,7 @@ use latentmint_embedded::SqliteEvolutionStore;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 use tracing::warn;
 
-use crate::run::{RunArgs, Workspace, build_generator, load_collection, setup_chain};
+use crate::run::{RunArgs, Workspace, build_generator, load_collection, setup_chain, with_credentials};
 
 /// `latentmint live`
 #[derive(clap::Args)]
@@ -44,6 +44,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     })?;
     let generator = build_generator(&args.run, &collection).await?;
     let ws = Workspace::open(&args.run.data_dir, &collection, args.run.max_receives)?;
+    let generator = with_credentials(generator, &ws, &collection)?;
     let chain = setup_chain(&args.run, &collection, &ws).await?;
     let store = SqliteEvolutionStore::open(&ws.dir.join("living.db"))?;
     let chain_id = collection.file.chain.id();

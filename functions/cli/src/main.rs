@@ -1,5 +1,6 @@
 //! `latentmint`: run a collection end to end on one machine, and the tools around it.
 
+mod credentials;
 mod generate;
 mod live;
 mod report;

@@ -22,6 +22,7 @@ use latentmint_core::collection::{ChainSection, Collection};
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
 use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
+use latentmint_credentials::{Credentialed, LocalIdentity, Stamper};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
 use latentmint_ipfs::KuboPinner;
@@ -380,6 +381,23 @@ pub(crate) async fn build_generator(args: &RunArgs, collection: &Collection) -> 
     })
 }
 
+/// Where a run keeps its Content Credentials identity (development CA and signing certificate).
+pub(crate) fn credentials_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("c2pa")
+}
+
+/// `generator` with Content Credentials: each image leaves generation with a C2PA manifest
+/// signed by the run's own development identity (made on the first run, reused on resume).
+pub(crate) fn with_credentials(
+    generator: Arc<dyn Generator>,
+    ws: &Workspace,
+    collection: &Collection,
+) -> anyhow::Result<Arc<dyn Generator>> {
+    let identity = LocalIdentity::load_or_create(&credentials_dir(&ws.dir), &collection.file.collection.name)?;
+    let stamper = Stamper::new(&identity, "latentmint")?;
+    Ok(Arc::new(Credentialed::new(generator, Arc::new(stamper))))
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let collection = load_collection(&args.collection)?;
@@ -387,6 +405,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The model first: a bad model folder fails the run before anything is written.
     let generator = build_generator(&args, &collection).await?;
     let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
+    let generator = with_credentials(generator, &ws, &collection)?;
     let released = ws.queue.release_in_flight()?;
     if released > 0 {
         info!(released, "resuming: messages of the previous run are visible again");

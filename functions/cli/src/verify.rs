@@ -57,6 +57,10 @@ pub struct VerifyArgs {
     /// record's.
     #[arg(long, requires = "reproduce_with")]
     lora: Vec<PathBuf>,
+    /// The CA certificate (PEM) that vouches for the images' Content Credentials signer; with
+    /// --local-run, the run's own development CA is used.
+    #[arg(long, value_name = "PEM", conflicts_with = "local_run")]
+    credentials_ca: Option<PathBuf>,
 }
 
 /// Prints every check (or, with `--all`, a line per token); exit status 0 when all hold, 1
@@ -83,7 +87,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         })?;
     let reader = reader.from_block(source.from_block);
     let (contract, content) = (source.contract, source.content);
-    let mut checker = Checker { args: &args, content: content.as_ref(), generator: None };
+    let mut checker = Checker { args: &args, content: content.as_ref(), generator: None, anchors: source.anchors };
     match &args.token {
         Some(token) => one(&reader, &mut checker, contract, token).await,
         None => all(&reader, &mut checker, contract).await,
@@ -96,6 +100,8 @@ struct Source {
     contract: EvmAddress,
     from_block: u64,
     content: Box<dyn Pinner>,
+    /// CAs trusted to vouch for Content Credentials signers (PEM).
+    anchors: Option<String>,
     /// The run's saved chain, served while the checks last.
     _node: Option<latentmint_chain::LocalNode>,
 }
@@ -126,6 +132,8 @@ impl Source {
                 contract: deployment.contract,
                 from_block: deployment.block.unwrap_or(0),
                 content: Box::new(latentmint_embedded::LocalContentStore::new(dir.join("ipfs"))),
+                // A run made before images carried credentials has no CA: nothing to trust then.
+                anchors: std::fs::read_to_string(crate::run::credentials_dir(dir).join("ca.pem")).ok(),
                 _node: Some(node),
             });
         }
@@ -139,7 +147,20 @@ impl Source {
             }
             (None, None) => anyhow::bail!("give --ipfs-api or --ipfs-dir: where the token's content can be fetched"),
         };
-        Ok(Self { rpc_urls: args.rpc_urls.clone(), contract, from_block: args.from_block, content, _node: None })
+        let anchors = match &args.credentials_ca {
+            Some(path) => {
+                Some(std::fs::read_to_string(path).with_context(|| format!("--credentials-ca: {}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            rpc_urls: args.rpc_urls.clone(),
+            contract,
+            from_block: args.from_block,
+            content,
+            anchors,
+            _node: None,
+        })
     }
 }
 
@@ -148,16 +169,20 @@ struct Checker<'a> {
     args: &'a VerifyArgs,
     content: &'a dyn Pinner,
     generator: Option<latentmint_diffusion::OnnxGenerator>,
+    anchors: Option<String>,
 }
 
 impl Checker<'_> {
     /// The token's report, and whether its image was made again.
     async fn check(&mut self, reader: &TokenReader, token: &str) -> anyhow::Result<(TokenReport, bool)> {
         let mut report = reader.verify(token, self.content).await?;
+        let record_holds = report.passed();
+        // The image file's own account of itself, independent of the record's checks.
+        crate::credentials::check(&mut report, self.anchors.as_deref());
         // Made again only from a record that checked out: a failed check above already says
         // why the token is not verified.
         let (Some(dir), Some(meta)) = (&self.args.reproduce_with, &report.metadata) else { return Ok((report, false)) };
-        if !report.passed() {
+        if !record_holds {
             return Ok((report, false));
         }
         if self.generator.is_none() {

@@ -5,9 +5,12 @@ use latentmint_core::{JobId, JobState, Stage};
 
 use crate::{Ports, StageError, StageOutcome, load, save};
 
-/// Blob key of a job's image.
-pub fn image_key(id: JobId) -> String {
-    format!("images/{id}.png")
+/// Blob key of a job's image: named by its bytes as well as the job, so that the key the job
+/// records always holds the bytes its record describes. Images may differ between attempts
+/// (Content Credentials are salted and signed anew each time); a slower duplicate delivery
+/// then writes a key no job points to instead of replacing the recorded image.
+pub fn image_key(id: JobId, image_sha256: &str) -> String {
+    format!("images/{id}-{}.png", image_sha256.get(..16).unwrap_or(image_sha256))
 }
 
 /// Runs generation for `id`.
@@ -24,8 +27,7 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
         init_image: None,
     };
     let image = ports.generator.generate(&req).await?;
-    let key = image_key(id);
-    // Same seed, same bytes: a retried generation overwrites the blob with identical content.
+    let key = image_key(id, &image.record.image_sha256);
     ports.blobs.put(&key, image.png).await?;
     job.record_generation(key, image.record).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Queued).await? {
