@@ -1,4 +1,5 @@
-//! KMS signing against moto's KMS over the wire, with a real anvil.
+//! KMS signing against moto's KMS over the wire, with a real anvil; and Content Credentials
+//! signed by a KMS key.
 //!
 //! What moto can show: key creation with ECC_SECG_P256K1, the public key and so the address,
 //! the refusal of a key of another spec, and the signer wired into the chain connection. What
@@ -11,7 +12,7 @@
 use alloy::primitives::Address;
 use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use latentmint_aws::KmsSigner;
+use latentmint_aws::{KmsClaimSigner, KmsSigner};
 use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
@@ -71,4 +72,41 @@ async fn a_key_of_another_spec_is_refused_with_the_fix() {
     let id = key(&kms, KeySpec::EccNistP256).await;
     let err = KmsSigner::new(kms, &id, None).await.unwrap_err().to_string();
     assert!(err.contains(&id) && err.contains("ECC_SECG_P256K1") && err.contains("--key-spec"), "{err}");
+}
+
+/// Content Credentials in AWS mode: a P-256 KMS key signs the C2PA claim (moto hashes a RAW
+/// message once, as KMS does), under a certificate the studio's CA issued for the key's public
+/// half; the manifest validates and is trusted under that CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn content_credentials_are_signed_in_kms_under_the_studios_certificate() {
+    use latentmint_core::ports::GenerationRequest;
+    use latentmint_credentials::{ClaimSigner, Stamper, Validation, development_chain_for, read};
+    use std::sync::Arc;
+
+    let moto = Moto::start();
+    let kms = moto.kms();
+    let id = key(&kms, KeySpec::EccNistP256).await;
+    let signer = KmsClaimSigner::new(kms.clone(), &id).await.expect("P-256 key accepted");
+    let (chain_pem, ca_pem) = development_chain_for(signer.public_key(), "Studio").unwrap();
+    let stamper = Stamper::new(Arc::new(signer), &chain_pem, "latentmint").unwrap();
+
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 40, 40])).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let record = latentmint_core::GenerationRecord::for_tests(5);
+    let req = GenerationRequest {
+        job_id: JobId::from_bytes([9; 32]),
+        prompt: "a red square".into(),
+        negative_prompt: String::new(),
+        params: record.params.clone(),
+        init_image: None,
+    };
+    let stamped = stamper.stamp(png.get_ref(), &req, &record).await.expect("signed in KMS");
+    let report = read(&stamped, Some(&ca_pem)).unwrap().expect("a manifest");
+    assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
+    assert_eq!(report.generation.unwrap().params.seed, 5);
+
+    // The minting key's spec cannot sign ES256: refused with the fix.
+    let k1 = key(&kms, KeySpec::EccSecgP256K1).await;
+    let err = KmsClaimSigner::new(kms, &k1).await.unwrap_err().to_string();
+    assert!(err.contains(&k1) && err.contains("ECC_NIST_P256") && err.contains("--key-spec"), "{err}");
 }

@@ -2,13 +2,14 @@
 //!
 //! Adapters to AWS services: the stage queues on SQS ([`SqsQueue`]), blobs on S3
 //! ([`S3BlobStore`]), job records on DynamoDB ([`DynamoJobStore`]), a KMS transaction signer
-//! ([`KmsSigner`]), image generation on a
+//! ([`KmsSigner`]) and Content Credentials signer ([`KmsClaimSigner`]), image generation on a
 //! SageMaker endpoint
 //! ([`SageMakerGenerator`]) and the policy that puts it in front of the local ONNX engine
 //! ([`FallbackGenerator`]: retries with backoff and jitter, a circuit breaker, and the
 //! fallback's reason recorded in provenance), and the shops' webhook secret from Secrets Manager
 //! ([`SharedSecret`]).
 
+mod credentials;
 mod dynamodb;
 mod evolutions;
 mod fallback;
@@ -18,6 +19,7 @@ mod sagemaker;
 mod secrets;
 mod sqs;
 
+pub use credentials::KmsClaimSigner;
 pub use dynamodb::{DynamoJobStore, STATE_INDEX};
 pub use evolutions::DynamoEvolutionStore;
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};

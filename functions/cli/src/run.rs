@@ -394,7 +394,7 @@ pub(crate) fn with_credentials(
     collection: &Collection,
 ) -> anyhow::Result<Arc<dyn Generator>> {
     let identity = LocalIdentity::load_or_create(&credentials_dir(&ws.dir), &collection.file.collection.name)?;
-    let stamper = Stamper::new(&identity, "latentmint")?;
+    let stamper = Stamper::local(Arc::new(identity), "latentmint")?;
     Ok(Arc::new(Credentialed::new(generator, Arc::new(stamper))))
 }
 

@@ -30,6 +30,7 @@ impl Generator for Credentialed {
         let png = self
             .stamper
             .stamp(&image.png, req, &image.record)
+            .await
             .map_err(|e| PortError::Permanent(format!("job {}: {e}", req.job_id.short())))?;
         image.record.image_sha256 = hex::encode(Sha256::digest(&png));
         image.png = png;

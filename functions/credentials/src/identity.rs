@@ -11,14 +11,15 @@
 use std::fs;
 use std::path::Path;
 
-use p256::ecdsa::SigningKey;
+use async_trait::async_trait;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 
-use crate::{CredentialError, Result};
+use crate::{ClaimSigner, CredentialError, Result};
 
 const CA_FILE: &str = "ca.pem";
 const CERT_FILE: &str = "signer.pem";
@@ -84,34 +85,101 @@ impl LocalIdentity {
 
     /// A new identity in memory (tests; [`LocalIdentity::load_or_create`] keeps it on disk).
     pub fn create(organisation: &str) -> Result<Self> {
-        let err = |e: rcgen::Error| CredentialError::C2pa(format!("making the development certificates: {e}"));
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca.distinguished_name.push(DnType::CommonName, format!("{organisation} development CA"));
-        ca.distinguished_name.push(DnType::OrganizationName, organisation);
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?)
-            .map_err(err)?;
-
-        let mut leaf = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        leaf.distinguished_name.push(DnType::CommonName, format!("{organisation} image generator"));
-        leaf.distinguished_name.push(DnType::OrganizationName, organisation);
-        // The C2PA certificate profile: a signing key usage and one of its accepted EKUs.
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
-        leaf.use_authority_key_identifier_extension = true;
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
-        let leaf_cert = leaf.signed_by(&leaf_key, &ca).map_err(err)?;
-
+        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+        let (chain_der, ca_pem) = issue(organisation, &leaf_key)?;
         let key = SigningKey::from_pkcs8_der(leaf_key.serialized_der())
             .map_err(|e| CredentialError::C2pa(format!("reading the generated key: {e}")))?;
-        Ok(Self { key, chain_der: vec![leaf_cert.der().to_vec(), ca.der().to_vec()], ca_pem: ca.pem() })
+        Ok(Self { key, chain_der, ca_pem })
     }
 
     /// The development CA's certificate (PEM): the trust anchor for this identity's images.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
+
+    /// The signer's certificate, then the CA's (PEM).
+    pub fn chain_pem(&self) -> String {
+        self.chain_der.iter().map(|der| pem_of(der)).collect()
+    }
+}
+
+#[async_trait]
+impl ClaimSigner for LocalIdentity {
+    fn public_key(&self) -> &VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    async fn sign(&self, data: &[u8]) -> Result<Signature> {
+        use p256::ecdsa::signature::Signer;
+        Ok(self.key.sign(data))
+    }
+}
+
+fn cert_err(e: rcgen::Error) -> CredentialError {
+    CredentialError::C2pa(format!("making the development certificates: {e}"))
+}
+
+/// A development CA, and a signing certificate it issues for `subject` with the key usages
+/// the C2PA certificate profile asks for: (the chain as DER, signer first; the CA as PEM).
+/// The CA's key is dropped on return: it has issued the one certificate it is for.
+fn issue(organisation: &str, subject: &impl rcgen::PublicKeyData) -> Result<(Vec<Vec<u8>>, String)> {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+    ca.distinguished_name.push(DnType::CommonName, format!("{organisation} development CA"));
+    ca.distinguished_name.push(DnType::OrganizationName, organisation);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+    let ca = CertifiedIssuer::self_signed(ca, ca_key).map_err(cert_err)?;
+
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+    leaf.distinguished_name.push(DnType::CommonName, format!("{organisation} image generator"));
+    leaf.distinguished_name.push(DnType::OrganizationName, organisation);
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+    leaf.use_authority_key_identifier_extension = true;
+    let leaf = leaf.signed_by(subject, &ca).map_err(cert_err)?;
+    Ok((vec![leaf.der().to_vec(), ca.der().to_vec()], ca.pem()))
+}
+
+/// A development certificate chain for a key held elsewhere (a KMS key's public half), as PEM:
+/// (the chain, signer first; the CA, the trust anchor). For trying the AWS path without the
+/// studio's CA; production chains come from the studio's own CA.
+pub fn development_chain_for(public_key: &VerifyingKey, organisation: &str) -> Result<(String, String)> {
+    use p256::pkcs8::EncodePublicKey;
+    let spki = public_key.to_public_key_der().map_err(|e| CredentialError::C2pa(format!("public key: {e}")))?;
+    let subject = rcgen::SubjectPublicKeyInfo::from_der(spki.as_bytes()).map_err(cert_err)?;
+    let (chain_der, ca_pem) = issue(organisation, &subject)?;
+    Ok((chain_der.iter().map(|der| pem_of(der)).collect(), ca_pem))
+}
+
+/// The certificates of a PEM bundle, in order, as DER.
+pub(crate) fn chain_from_pem(text: &str) -> Result<Vec<Vec<u8>>> {
+    let bad = |message: String| CredentialError::C2pa(format!("certificate chain: {message}"));
+    let mut chain = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let end_marker = "-----END CERTIFICATE-----";
+        let end = rest[start..].find(end_marker).ok_or_else(|| bad("a PEM block is not closed".into()))?;
+        let block = &rest[start..start + end + end_marker.len()];
+        chain.push(
+            der_of(block)
+                .ok_or_else(|| bad(format!("not a PEM certificate: {}", block.lines().next().unwrap_or(""))))?,
+        );
+        rest = &rest[start + end + end_marker.len()..];
+    }
+    if chain.is_empty() {
+        return Err(bad("no certificate in it; give the signing certificate, then its issuers, in PEM".into()));
+    }
+    Ok(chain)
+}
+
+/// The P-256 public key a certificate (DER) carries.
+pub(crate) fn certificate_key(der: &[u8]) -> Result<VerifyingKey> {
+    use p256::pkcs8::DecodePublicKey;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| CredentialError::C2pa(format!("the signing certificate cannot be read: {e}")))?;
+    VerifyingKey::from_public_key_der(cert.public_key().raw)
+        .map_err(|e| CredentialError::C2pa(format!("the signing certificate's key is not a P-256 key: {e}")))
 }
 
 fn pem_of(der: &[u8]) -> String {

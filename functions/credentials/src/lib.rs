@@ -14,8 +14,9 @@
 //! the authority: it is signed after the manifest is embedded and names the final bytes'
 //! SHA-256.
 //!
-//! - [`LocalIdentity`]: the local-mode signer, a development CA and a signing certificate made
-//!   on first use and kept with the run (no key in the repository).
+//! - [`ClaimSigner`]: who signs. [`LocalIdentity`] in local mode, a development CA and a
+//!   signing certificate made on first use and kept with the run (no key in the repository);
+//!   `latentmint_aws::KmsClaimSigner` in AWS, a KMS key with the studio's certificate.
 //! - [`Stamper`]: embeds a manifest; [`Credentialed`] wraps any `Generator` so each image leaves
 //!   generation already stamped (the pipeline stages do not change).
 //! - [`read`]: validates an image's manifest and returns what it says.
@@ -27,8 +28,8 @@ mod identity;
 mod stamp;
 
 pub use generator::Credentialed;
-pub use identity::LocalIdentity;
-pub use stamp::{CredentialReport, GenerationAssertion, Stamper, Validation, read};
+pub use identity::{LocalIdentity, development_chain_for};
+pub use stamp::{ClaimSigner, CredentialReport, GenerationAssertion, Stamper, Validation, read};
 
 use std::path::PathBuf;
 

@@ -3,11 +3,12 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use c2pa::{Builder, BuilderIntent, Context, DigitalSourceType, Reader, Settings, SigningAlg};
 use latentmint_core::job::AdapterRecord;
 use latentmint_core::ports::GenerationRequest;
 use latentmint_core::{GenerationParams, GenerationRecord};
-use p256::ecdsa::SigningKey;
+use p256::ecdsa::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -61,17 +62,28 @@ impl GenerationAssertion {
     }
 }
 
-/// ES256 over the identity's key. C2PA wants the raw `r || s` form; `reserve_size` is what the
-/// signature box reserves in the file (the library's default is 10 KB).
-struct EcSigner {
-    key: SigningKey,
-    chain_der: Vec<Vec<u8>>,
+/// Signs C2PA claims with ES256 (ECDSA on P-256 over SHA-256): the run's own key locally
+/// ([`LocalIdentity`]), a KMS key in AWS. The key never has to leave its holder.
+#[async_trait]
+pub trait ClaimSigner: Send + Sync {
+    /// The key's public half (its certificate must carry the same).
+    fn public_key(&self) -> &VerifyingKey;
+    /// A signature over `data` (the library hashes nothing: the signer does).
+    async fn sign(&self, data: &[u8]) -> Result<Signature>;
 }
 
-impl c2pa::Signer for EcSigner {
-    fn sign(&self, data: &[u8]) -> c2pa::Result<Vec<u8>> {
-        use p256::ecdsa::signature::Signer;
-        let signature: p256::ecdsa::Signature = self.key.sign(data);
+/// A [`ClaimSigner`] with its certificate chain, as the C2PA library calls it. C2PA wants the
+/// raw `r || s` form; `reserve_size` is what the signature box reserves in the file (the
+/// library's default is 10 KB).
+struct ChainSigner<'a> {
+    signer: &'a dyn ClaimSigner,
+    chain_der: &'a [Vec<u8>],
+}
+
+#[async_trait]
+impl c2pa::AsyncSigner for ChainSigner<'_> {
+    async fn sign(&self, data: Vec<u8>) -> c2pa::Result<Vec<u8>> {
+        let signature = self.signer.sign(&data).await.map_err(|e| c2pa::Error::OtherError(Box::new(e)))?;
         Ok(signature.to_bytes().to_vec())
     }
 
@@ -80,7 +92,7 @@ impl c2pa::Signer for EcSigner {
     }
 
     fn certs(&self) -> c2pa::Result<Vec<Vec<u8>>> {
-        Ok(self.chain_der.clone())
+        Ok(self.chain_der.to_vec())
     }
 
     fn reserve_size(&self) -> usize {
@@ -90,7 +102,8 @@ impl c2pa::Signer for EcSigner {
 
 /// Embeds Content Credentials in generated PNGs.
 pub struct Stamper {
-    signer: EcSigner,
+    signer: Arc<dyn ClaimSigner>,
+    chain_der: Vec<Vec<u8>>,
     context: Arc<Context>,
     agent: String,
 }
@@ -114,19 +127,30 @@ fn context(anchors_pem: Option<&str>) -> Result<Arc<Context>> {
 }
 
 impl Stamper {
-    /// A stamper signing as `identity`; `agent` names the software in the manifest.
-    pub fn new(identity: &LocalIdentity, agent: &str) -> Result<Self> {
-        Ok(Self {
-            signer: EcSigner { key: identity.key.clone(), chain_der: identity.chain_der.clone() },
-            context: context(None)?,
-            agent: agent.to_string(),
-        })
+    /// A stamper signing with `signer`, whose certificate chain (signer first, then its
+    /// issuers) is `chain_pem`; `agent` names the software in the manifest. A chain whose first
+    /// certificate is not the signer's key is refused here, before any image is made.
+    pub fn new(signer: Arc<dyn ClaimSigner>, chain_pem: &str, agent: &str) -> Result<Self> {
+        let chain_der = crate::identity::chain_from_pem(chain_pem)?;
+        let leaf = chain_der.first().ok_or_else(|| CredentialError::C2pa("the certificate chain is empty".into()))?;
+        if crate::identity::certificate_key(leaf)? != *signer.public_key() {
+            return Err(CredentialError::C2pa(
+                "the chain's first certificate is not the signer's key: put the signing certificate first, then its issuers".into(),
+            ));
+        }
+        Ok(Self { signer, chain_der, context: context(None)?, agent: agent.to_string() })
+    }
+
+    /// A stamper signing as a run's own [`LocalIdentity`].
+    pub fn local(identity: Arc<LocalIdentity>, agent: &str) -> Result<Self> {
+        let chain = identity.chain_pem();
+        Self::new(identity, &chain, agent)
     }
 
     /// `png` with a signed manifest saying that it was made by `record`'s model from `req`.
     /// An evolved image (img2img) names the image it started from as its parent ingredient,
     /// whose own credentials are kept in the chain.
-    pub fn stamp(&self, png: &[u8], req: &GenerationRequest, record: &GenerationRecord) -> Result<Vec<u8>> {
+    pub async fn stamp(&self, png: &[u8], req: &GenerationRequest, record: &GenerationRecord) -> Result<Vec<u8>> {
         let definition = json!({
             "title": format!("{}.png", req.job_id),
             "format": "image/png",
@@ -166,7 +190,8 @@ impl Stamper {
         }
         builder.add_assertion(GENERATION_ASSERTION, &GenerationAssertion::of(req, record)).map_err(c2pa_err)?;
         let mut out = Cursor::new(Vec::with_capacity(png.len() + 4096));
-        builder.sign(&self.signer, "image/png", &mut Cursor::new(png), &mut out).map_err(c2pa_err)?;
+        let signer = ChainSigner { signer: self.signer.as_ref(), chain_der: &self.chain_der };
+        builder.sign_async(&signer, "image/png", &mut Cursor::new(png), &mut out).await.map_err(c2pa_err)?;
         Ok(out.into_inner())
     }
 }
@@ -258,13 +283,17 @@ mod tests {
         (req, record)
     }
 
-    #[test]
-    fn a_stamped_image_keeps_its_pixels_and_says_how_it_was_made() {
-        let identity = LocalIdentity::create("Test Studio").unwrap();
-        let stamper = Stamper::new(&identity, "latentmint").unwrap();
+    fn stamper(identity: &Arc<LocalIdentity>) -> Stamper {
+        Stamper::local(identity.clone(), "latentmint").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_stamped_image_keeps_its_pixels_and_says_how_it_was_made() {
+        let identity = Arc::new(LocalIdentity::create("Test Studio").unwrap());
+        let stamper = stamper(&identity);
         let (req, record) = request(7);
         let plain = png([200, 30, 30]);
-        let stamped = stamper.stamp(&plain, &req, &record).unwrap();
+        let stamped = stamper.stamp(&plain, &req, &record).await.unwrap();
         assert_eq!(pixels(&stamped), pixels(&plain));
 
         let report = read(&stamped, None).unwrap().expect("a manifest");
@@ -282,15 +311,15 @@ mod tests {
         assert_ne!(untrusted.validation, Validation::Trusted, "another CA does not vouch for this signer");
     }
 
-    #[test]
-    fn changed_bytes_fail_the_data_hash_and_a_plain_image_has_no_manifest() {
-        let identity = LocalIdentity::create("Test Studio").unwrap();
-        let stamper = Stamper::new(&identity, "latentmint").unwrap();
+    #[tokio::test]
+    async fn changed_bytes_fail_the_data_hash_and_a_plain_image_has_no_manifest() {
+        let identity = Arc::new(LocalIdentity::create("Test Studio").unwrap());
+        let stamper = stamper(&identity);
         let (req, record) = request(1);
         let plain = png([10, 200, 10]);
         assert!(read(&plain, None).unwrap().is_none());
 
-        let mut stamped = stamper.stamp(&plain, &req, &record).unwrap();
+        let mut stamped = stamper.stamp(&plain, &req, &record).await.unwrap();
         // The last byte before IEND's CRC belongs to the image data, outside the manifest.
         let n = stamped.len();
         stamped[n - 20] ^= 0x01;
@@ -299,20 +328,30 @@ mod tests {
         assert!(report.failures.iter().any(|f| f.contains("dataHash.mismatch")), "{:?}", report.failures);
     }
 
-    #[test]
-    fn an_evolved_image_names_its_parent_as_an_ingredient() {
-        let identity = LocalIdentity::create("Test Studio").unwrap();
-        let stamper = Stamper::new(&identity, "latentmint").unwrap();
+    #[tokio::test]
+    async fn an_evolved_image_names_its_parent_as_an_ingredient() {
+        let identity = Arc::new(LocalIdentity::create("Test Studio").unwrap());
+        let stamper = stamper(&identity);
         let (req, record) = request(3);
-        let parent = stamper.stamp(&png([0, 0, 200]), &req, &record).unwrap();
+        let parent = stamper.stamp(&png([0, 0, 200]), &req, &record).await.unwrap();
         let evolved_req =
             GenerationRequest { init_image: Some(InitImage { png: parent.clone(), strength: 0.6 }), ..req.clone() };
-        let child = stamper.stamp(&png([0, 100, 200]), &evolved_req, &record).unwrap();
+        let child = stamper.stamp(&png([0, 100, 200]), &evolved_req, &record).await.unwrap();
         let report = read(&child, Some(identity.ca_pem())).unwrap().unwrap();
         assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
         let g = report.generation.unwrap();
         assert_eq!(g.init_image_sha256, Some(hex::encode(Sha256::digest(&parent))));
         assert_eq!(g.strength, Some(0.6));
         assert_eq!(report.digital_source_type.as_deref(), Some(TRAINED_ALGORITHMIC_MEDIA));
+    }
+
+    #[test]
+    fn a_chain_for_another_key_or_no_chain_is_refused_before_any_image() {
+        let signer = Arc::new(LocalIdentity::create("A").unwrap());
+        let other = LocalIdentity::create("B").unwrap();
+        let err = Stamper::new(signer.clone(), &other.chain_pem(), "latentmint").err().unwrap().to_string();
+        assert!(err.contains("not the signer's key"), "{err}");
+        let err = Stamper::new(signer, "no pem here", "latentmint").err().unwrap().to_string();
+        assert!(err.contains("no certificate in it"), "{err}");
     }
 }

@@ -11,6 +11,7 @@
 //! | `LATENTMINT_BUCKET` | S3 bucket for images |
 //! | `LATENTMINT_ENDPOINT` | generate: SageMaker endpoint (optional) |
 //! | `LATENTMINT_MODEL_DIR`, `ORT_DYLIB_PATH` | generate, live: ONNX model folder and ONNX Runtime for the CPU fallback (the stack's `GenerationLayer`, under `/opt`) |
+//! | `LATENTMINT_CREDENTIALS_KMS_KEY_ID`, `LATENTMINT_CREDENTIALS_CHAIN` | generate, live: the KMS key (ECC_NIST_P256) that signs each image's Content Credentials, and the bucket object with its PEM certificate chain (key empty: no credentials) |
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
@@ -30,15 +31,17 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use latentmint_aws::{
-    CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore,
-    SageMakerGenerator, SharedSecret, SqsQueue,
+    CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsClaimSigner, KmsSigner, RetryPolicy,
+    S3BlobStore, SageMakerGenerator, SharedSecret, SqsQueue,
 };
 use latentmint_chain::{Chain, EvmProvenanceSigner};
 use latentmint_core::collection::LivingSection;
 use latentmint_core::living::EvolutionState;
 use latentmint_core::network;
+use latentmint_core::ports::BlobStore;
 use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
 use latentmint_core::{EvmAddress, Stage};
+use latentmint_credentials::{Credentialed, Stamper};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
@@ -51,7 +54,29 @@ fn env(name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{name} is not set: the stack's template.yaml sets it for each function"))
 }
 
-async fn generator(stage: Stage) -> anyhow::Result<Arc<dyn Generator>> {
+/// The generator of the generate and live functions: SageMaker first, the ONNX fallback, and
+/// Content Credentials on every image when a KMS key is configured for them.
+async fn generator(stage: Stage, cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Generator>> {
+    let generator = uncredentialed(stage).await?;
+    let key = std::env::var("LATENTMINT_CREDENTIALS_KMS_KEY_ID").unwrap_or_default();
+    if key.is_empty() {
+        tracing::warn!("LATENTMINT_CREDENTIALS_KMS_KEY_ID is empty: images carry no Content Credentials");
+        return Ok(generator);
+    }
+    let chain_key = env("LATENTMINT_CREDENTIALS_CHAIN")?;
+    let bucket = env("LATENTMINT_BUCKET")?;
+    let chain = S3BlobStore::new(aws_sdk_s3::Client::new(cfg), &bucket, "")
+        .get(&chain_key)
+        .await
+        .with_context(|| format!("LATENTMINT_CREDENTIALS_CHAIN: the certificate chain s3://{bucket}/{chain_key}"))?;
+    let chain = String::from_utf8(chain).context("LATENTMINT_CREDENTIALS_CHAIN: not PEM text")?;
+    let signer = KmsClaimSigner::new(aws_sdk_kms::Client::new(cfg), key).await?;
+    let stamper = Stamper::new(Arc::new(signer), &chain, "latentmint")
+        .with_context(|| format!("LATENTMINT_CREDENTIALS_CHAIN (s3://{bucket}/{chain_key})"))?;
+    Ok(Arc::new(Credentialed::new(generator, Arc::new(stamper))))
+}
+
+async fn uncredentialed(stage: Stage) -> anyhow::Result<Arc<dyn Generator>> {
     let onnx = match std::env::var("LATENTMINT_MODEL_DIR") {
         Ok(dir) => Some(Arc::new(
             OnnxGenerator::load(dir.as_ref(), &EngineOptions::default())
@@ -104,7 +129,7 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
         queue: Arc::new(queue),
         jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
         blobs: Arc::new(S3BlobStore::stage_blobs(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?)),
-        generator: if stage == Stage::Generate { generator(stage).await? } else { none() },
+        generator: if stage == Stage::Generate { generator(stage, &cfg).await? } else { none() },
         pinner: match stage {
             Stage::Publish => {
                 Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?)
@@ -234,7 +259,7 @@ async fn live() -> anyhow::Result<Live> {
     // The same rules as a collection file's [living]; each token's own steps apply later.
     living.check(None).map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_*: {e}"))?;
     Ok(Live {
-        generator: generator(Stage::Generate).await?,
+        generator: generator(Stage::Generate, &cfg).await?,
         pinner: KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?,
         signer: chain.provenance_signer(contract),
         minter,

@@ -1,0 +1,97 @@
+//! Content Credentials signed by a KMS key (key spec `ECC_NIST_P256`, usage `SIGN_VERIFY`):
+//! the C2PA claim signer of the stack's generate and live functions. The key never leaves KMS;
+//! its certificate (issued by the studio's CA for the key's public half) is public and comes
+//! with the stack's configuration.
+
+use async_trait::async_trait;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use latentmint_credentials::{ClaimSigner, CredentialError};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use sha2::{Digest, Sha256};
+
+use crate::KmsError;
+
+/// KMS signs up to this many bytes as a message (it hashes them); longer ones are hashed here
+/// and sent as a digest.
+const KMS_RAW_LIMIT: usize = 4096;
+
+/// Signs C2PA claims with ES256 in KMS.
+pub struct KmsClaimSigner {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+    public_key: VerifyingKey,
+}
+
+impl std::fmt::Debug for KmsClaimSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsClaimSigner").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+impl KmsClaimSigner {
+    /// Reads the public half of `key_id` (id, ARN or `alias/...`); a key of another spec or
+    /// usage is refused with the fix.
+    pub async fn new(client: aws_sdk_kms::Client, key_id: impl Into<String>) -> Result<Self, KmsError> {
+        let key_id = key_id.into();
+        let out = client.get_public_key().key_id(&key_id).send().await.map_err(|e| KmsError::Kms {
+            key: key_id.clone(),
+            message: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
+        })?;
+        #[allow(deprecated)]
+        let spec = out
+            .key_spec()
+            .map(|k| k.as_str().to_string())
+            .or_else(|| out.customer_master_key_spec().map(|k| k.as_str().to_string()));
+        if let Some(spec) = spec
+            && spec != KeySpec::EccNistP256.as_str()
+        {
+            return Err(KmsError::WrongKey {
+                key: key_id,
+                message: format!(
+                    "has key spec {spec}; Content Credentials (ES256) need ECC_NIST_P256: create the key with --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY"
+                ),
+            });
+        }
+        if out.key_usage().is_some_and(|u| u != &KeyUsageType::SignVerify) {
+            return Err(KmsError::WrongKey {
+                key: key_id,
+                message: format!("has key usage {:?}; it must be SIGN_VERIFY", out.key_usage()),
+            });
+        }
+        let der = out.public_key().map(|b| b.as_ref()).unwrap_or_default();
+        let public_key = VerifyingKey::from_public_key_der(der).map_err(|e| KmsError::WrongKey {
+            key: key_id.clone(),
+            message: format!("public key is not a P-256 key in DER: {e}"),
+        })?;
+        Ok(Self { client, key_id, public_key })
+    }
+}
+
+#[async_trait]
+impl ClaimSigner for KmsClaimSigner {
+    fn public_key(&self) -> &VerifyingKey {
+        &self.public_key
+    }
+
+    async fn sign(&self, data: &[u8]) -> latentmint_credentials::Result<Signature> {
+        let request = self.client.sign().key_id(&self.key_id).signing_algorithm(SigningAlgorithmSpec::EcdsaSha256);
+        let request = if data.len() <= KMS_RAW_LIMIT {
+            request.message(Blob::new(data)).message_type(MessageType::Raw)
+        } else {
+            request.message(Blob::new(Sha256::digest(data).to_vec())).message_type(MessageType::Digest)
+        };
+        let err = |message: String| CredentialError::C2pa(format!("KMS key {}: {message}", self.key_id));
+        let out = request.send().await.map_err(|e| err(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+        let der = out.signature().map(|b| b.as_ref()).unwrap_or_default();
+        let signature = Signature::from_der(der).map_err(|e| err(format!("signature is not DER ECDSA: {e}")))?;
+        let signature = signature.normalize_s().unwrap_or(signature);
+        // Checked here, so that a signature of another message never ends up in a manifest.
+        self.public_key
+            .verify(data, &signature)
+            .map_err(|_| err("KMS returned a signature that does not verify against the key".into()))?;
+        Ok(signature)
+    }
+}
