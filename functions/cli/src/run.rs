@@ -516,6 +516,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(e) => println!("VERIFICATION FAILED: {e:#}"),
     }
     println!("contact sheet: {}", sheet_path.display());
+    println!(
+        "content credentials: every image carries a C2PA manifest signed under {} (this run's development CA)",
+        credentials_dir(&ws.dir).join("ca.pem").display()
+    );
     let from = chain.deployed_block.map(|b| format!(" --from-block {b}")).unwrap_or_default();
     println!("tokens: {} (whole ids, for `latentmint verify --token <id>{from}`)", manifest_path.display());
     println!("state: {} (run again to resume; `latentmint review` decides jobs awaiting review)", ws.dir.display());
