@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
 use latentmint_credentials::{ClaimSigner, CredentialError};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -36,33 +36,9 @@ impl KmsClaimSigner {
     /// usage is refused with the fix.
     pub async fn new(client: aws_sdk_kms::Client, key_id: impl Into<String>) -> Result<Self, KmsError> {
         let key_id = key_id.into();
-        let out = client.get_public_key().key_id(&key_id).send().await.map_err(|e| KmsError::Kms {
-            key: key_id.clone(),
-            message: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
-        })?;
-        #[allow(deprecated)]
-        let spec = out
-            .key_spec()
-            .map(|k| k.as_str().to_string())
-            .or_else(|| out.customer_master_key_spec().map(|k| k.as_str().to_string()));
-        if let Some(spec) = spec
-            && spec != KeySpec::EccNistP256.as_str()
-        {
-            return Err(KmsError::WrongKey {
-                key: key_id,
-                message: format!(
-                    "has key spec {spec}; Content Credentials (ES256) need ECC_NIST_P256: create the key with --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY"
-                ),
-            });
-        }
-        if out.key_usage().is_some_and(|u| u != &KeyUsageType::SignVerify) {
-            return Err(KmsError::WrongKey {
-                key: key_id,
-                message: format!("has key usage {:?}; it must be SIGN_VERIFY", out.key_usage()),
-            });
-        }
-        let der = out.public_key().map(|b| b.as_ref()).unwrap_or_default();
-        let public_key = VerifyingKey::from_public_key_der(der).map_err(|e| KmsError::WrongKey {
+        let der = crate::kms::signing_public_key(&client, &key_id, KeySpec::EccNistP256, "Content Credentials (ES256)")
+            .await?;
+        let public_key = VerifyingKey::from_public_key_der(&der).map_err(|e| KmsError::WrongKey {
             key: key_id.clone(),
             message: format!("public key is not a P-256 key in DER: {e}"),
         })?;

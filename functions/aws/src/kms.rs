@@ -72,36 +72,9 @@ impl KmsSigner {
         chain_id: Option<ChainId>,
     ) -> Result<Self, KmsError> {
         let key_id = key_id.into();
-        let out = client.get_public_key().key_id(&key_id).send().await.map_err(|e| KmsError::Kms {
-            key: key_id.clone(),
-            message: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
-        })?;
-        // KeySpec, or its deprecated twin CustomerMasterKeySpec (some KMS stand-ins send only
-        // that); with neither, the DER parse below still rejects other curves.
-        #[allow(deprecated)]
-        let spec = out
-            .key_spec()
-            .map(|k| k.as_str().to_string())
-            .or_else(|| out.customer_master_key_spec().map(|k| k.as_str().to_string()));
-        if let Some(spec) = spec
-            && spec != KeySpec::EccSecgP256K1.as_str()
-        {
-            return Err(KmsError::WrongKey {
-                key: key_id,
-                message: format!(
-                    "has key spec {spec}; Ethereum needs ECC_SECG_P256K1: create the key with --key-spec ECC_SECG_P256K1 --key-usage SIGN_VERIFY"
-                ),
-            });
-        }
-        if out.key_usage().is_some_and(|u| u != &KeyUsageType::SignVerify) {
-            return Err(KmsError::WrongKey {
-                key: key_id,
-                message: format!("has key usage {:?}; it must be SIGN_VERIFY", out.key_usage()),
-            });
-        }
-        let der = out.public_key().map(|b| b.as_ref()).unwrap_or_default();
+        let der = signing_public_key(&client, &key_id, KeySpec::EccSecgP256K1, "Ethereum").await?;
         let public_key =
-            public_key_from_der(der).map_err(|message| KmsError::WrongKey { key: key_id.clone(), message })?;
+            public_key_from_der(&der).map_err(|message| KmsError::WrongKey { key: key_id.clone(), message })?;
         let address = Address::from_public_key(&public_key);
         Ok(Self { client, key_id, public_key, address, chain_id })
     }
@@ -130,6 +103,45 @@ impl KmsSigner {
         ethereum_signature(der, hash, &self.public_key)
             .map_err(|message| KmsError::BadSignature { key: self.key_id.clone(), message })
     }
+}
+
+/// The public half (DER SubjectPublicKeyInfo) of a signing key of spec `want`, read from KMS;
+/// a key of another spec or usage is refused with the fix. `purpose` names what needs that spec.
+pub(crate) async fn signing_public_key(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+    want: KeySpec,
+    purpose: &str,
+) -> Result<Vec<u8>, KmsError> {
+    let out = client.get_public_key().key_id(key_id).send().await.map_err(|e| KmsError::Kms {
+        key: key_id.to_string(),
+        message: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
+    })?;
+    // KeySpec, or its deprecated twin CustomerMasterKeySpec (some KMS stand-ins send only
+    // that); with neither, the caller's DER parse still rejects other curves.
+    #[allow(deprecated)]
+    let spec = out
+        .key_spec()
+        .map(|k| k.as_str().to_string())
+        .or_else(|| out.customer_master_key_spec().map(|k| k.as_str().to_string()));
+    if let Some(spec) = spec
+        && spec != want.as_str()
+    {
+        return Err(KmsError::WrongKey {
+            key: key_id.to_string(),
+            message: format!(
+                "has key spec {spec}; {purpose} needs {want}: create the key with --key-spec {want} --key-usage SIGN_VERIFY",
+                want = want.as_str()
+            ),
+        });
+    }
+    if out.key_usage().is_some_and(|u| u != &KeyUsageType::SignVerify) {
+        return Err(KmsError::WrongKey {
+            key: key_id.to_string(),
+            message: format!("has key usage {:?}; it must be SIGN_VERIFY", out.key_usage()),
+        });
+    }
+    Ok(out.public_key().map(|b| b.as_ref().to_vec()).unwrap_or_default())
 }
 
 /// The secp256k1 public key in a DER SubjectPublicKeyInfo (what KMS GetPublicKey returns).
