@@ -156,16 +156,12 @@ pub fn development_chain_for(public_key: &VerifyingKey, organisation: &str) -> R
 pub(crate) fn chain_from_pem(text: &str) -> Result<Vec<Vec<u8>>> {
     let bad = |message: String| CredentialError::C2pa(format!("certificate chain: {message}"));
     let mut chain = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let end_marker = "-----END CERTIFICATE-----";
-        let end = rest[start..].find(end_marker).ok_or_else(|| bad("a PEM block is not closed".into()))?;
-        let block = &rest[start..start + end + end_marker.len()];
-        chain.push(
-            der_of(block)
-                .ok_or_else(|| bad(format!("not a PEM certificate: {}", block.lines().next().unwrap_or(""))))?,
-        );
-        rest = &rest[start + end + end_marker.len()..];
+    for block in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
+        let block = block.map_err(|e| bad(format!("not PEM: {e}")))?;
+        if block.label != "CERTIFICATE" {
+            return Err(bad(format!("a {} block where certificates were expected", block.label)));
+        }
+        chain.push(block.contents);
     }
     if chain.is_empty() {
         return Err(bad("no certificate in it; give the signing certificate, then its issuers, in PEM".into()));

@@ -151,14 +151,14 @@ impl Stamper {
     /// An evolved image (img2img) names the image it started from as its parent ingredient,
     /// whose own credentials are kept in the chain.
     pub async fn stamp(&self, png: &[u8], req: &GenerationRequest, record: &GenerationRecord) -> Result<Vec<u8>> {
+        let agent = json!({ "name": self.agent, "version": env!("CARGO_PKG_VERSION") });
         let definition = json!({
             "title": format!("{}.png", req.job_id),
             "format": "image/png",
-            "claim_generator_info": [{ "name": self.agent, "version": env!("CARGO_PKG_VERSION") }],
+            "claim_generator_info": [agent],
         });
         let mut builder =
             Builder::from_shared_context(&self.context).with_definition(definition.to_string()).map_err(c2pa_err)?;
-        let agent = json!({ "name": self.agent, "version": env!("CARGO_PKG_VERSION") });
         match &req.init_image {
             None => {
                 builder.set_intent(BuilderIntent::Create(DigitalSourceType::TrainedAlgorithmicMedia));
