@@ -12,7 +12,7 @@
 use alloy::primitives::Address;
 use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use latentmint_aws::{KmsClaimSigner, KmsSigner};
+use latentmint_aws::KmsSigner;
 use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
@@ -74,24 +74,55 @@ async fn a_key_of_another_spec_is_refused_with_the_fix() {
     assert!(err.contains(&id) && err.contains("ECC_SECG_P256K1") && err.contains("--key-spec"), "{err}");
 }
 
-/// Content Credentials in AWS mode: a P-256 KMS key signs the C2PA claim (moto hashes a RAW
-/// message once, as KMS does), under a certificate the studio's CA issued for the key's public
-/// half; the manifest validates and is trusted under that CA.
+/// Content Credentials in AWS mode, as the generate and live functions build them at init:
+/// a P-256 KMS key (moto hashes a RAW message once, as KMS does), the certificate chain the
+/// studio's CA issued for its public half read from the bucket, every image the generator
+/// returns stamped and recorded under its stamped bytes; the manifest is trusted under that CA.
 #[tokio::test(flavor = "multi_thread")]
 async fn content_credentials_are_signed_in_kms_under_the_studios_certificate() {
-    use latentmint_core::ports::GenerationRequest;
-    use latentmint_credentials::{ClaimSigner, Stamper, Validation, development_chain_for, read};
+    use async_trait::async_trait;
+    use latentmint_aws::{KmsClaimSigner, S3BlobStore, kms_stamper};
+    use latentmint_core::ports::{BlobStore, GeneratedImage, GenerationRequest, Generator, PortResult};
+    use latentmint_credentials::{ClaimSigner, Credentialed, Validation, development_chain_for, read};
+    use sha2::{Digest, Sha256};
     use std::sync::Arc;
+
+    /// Stands for the engine: one plain PNG.
+    struct Plain;
+    #[async_trait]
+    impl Generator for Plain {
+        async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
+            let mut png = std::io::Cursor::new(Vec::new());
+            image::RgbImage::from_pixel(32, 32, image::Rgb([200, 40, 40]))
+                .write_to(&mut png, image::ImageFormat::Png)
+                .unwrap();
+            let mut record = latentmint_core::GenerationRecord::for_tests(req.params.seed);
+            record.image_sha256 = hex::encode(Sha256::digest(png.get_ref()));
+            Ok(GeneratedImage { png: png.into_inner(), record })
+        }
+    }
 
     let moto = Moto::start();
     let kms = moto.kms();
+    let s3 = moto.s3();
+    s3.create_bucket().bucket("latentmint-stack").send().await.unwrap();
+    let bucket = S3BlobStore::new(s3, "latentmint-stack", "");
     let id = key(&kms, KeySpec::EccNistP256).await;
-    let signer = KmsClaimSigner::new(kms.clone(), &id).await.expect("P-256 key accepted");
-    let (chain_pem, ca_pem) = development_chain_for(signer.public_key(), "Studio").unwrap();
-    let stamper = Stamper::new(Arc::new(signer), &chain_pem, "latentmint").unwrap();
+    let public_key = *KmsClaimSigner::new(kms.clone(), &id).await.expect("P-256 key accepted").public_key();
+    let (chain_pem, ca_pem) = development_chain_for(&public_key, "Studio").unwrap();
 
-    let mut png = std::io::Cursor::new(Vec::new());
-    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 40, 40])).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    // No chain uploaded yet: the function stops at init, naming the object.
+    let err = kms_stamper(kms.clone(), &id, &bucket, "credentials/c2pa-chain.pem").await.err().unwrap().to_string();
+    assert!(err.contains("credentials/c2pa-chain.pem") && err.contains("upload it"), "{err}");
+    // A chain issued for another key is refused before any image is made.
+    let other = latentmint_credentials::LocalIdentity::create("Other").unwrap();
+    bucket.put("credentials/c2pa-chain.pem", other.chain_pem().into_bytes()).await.unwrap();
+    let err = kms_stamper(kms.clone(), &id, &bucket, "credentials/c2pa-chain.pem").await.err().unwrap().to_string();
+    assert!(err.contains("not the signer's key"), "{err}");
+
+    bucket.put("credentials/c2pa-chain.pem", chain_pem.into_bytes()).await.unwrap();
+    let stamper = kms_stamper(kms.clone(), &id, &bucket, "credentials/c2pa-chain.pem").await.expect("stamper");
+    let generator = Credentialed::new(Arc::new(Plain), Arc::new(stamper));
     let record = latentmint_core::GenerationRecord::for_tests(5);
     let req = GenerationRequest {
         job_id: JobId::from_bytes([9; 32]),
@@ -100,8 +131,13 @@ async fn content_credentials_are_signed_in_kms_under_the_studios_certificate() {
         params: record.params.clone(),
         init_image: None,
     };
-    let stamped = stamper.stamp(png.get_ref(), &req, &record).await.expect("signed in KMS");
-    let report = read(&stamped, Some(&ca_pem)).unwrap().expect("a manifest");
+    let image = generator.generate(&req).await.expect("signed in KMS");
+    assert_eq!(
+        image.record.image_sha256,
+        hex::encode(Sha256::digest(&image.png)),
+        "the record names the stamped bytes"
+    );
+    let report = read(&image.png, Some(&ca_pem)).unwrap().expect("a manifest");
     assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
     assert_eq!(report.generation.unwrap().params.seed, 5);
 

@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
-use latentmint_credentials::{ClaimSigner, CredentialError};
+use latentmint_core::ports::BlobStore;
+use latentmint_credentials::{ClaimSigner, CredentialError, Stamper};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
@@ -70,4 +71,24 @@ impl ClaimSigner for KmsClaimSigner {
             .map_err(|_| err("KMS returned a signature that does not verify against the key".into()))?;
         Ok(signature)
     }
+}
+
+/// The stamper of the stack's generate and live functions, built once at init: signing in KMS
+/// with `key_id`, under the PEM chain stored at `chain_key` in `chain_store` (the bucket). A
+/// missing or unreadable chain, a key of the wrong spec, or a chain for another key stops the
+/// function at start with what to fix, before any image is made.
+pub async fn kms_stamper(
+    kms: aws_sdk_kms::Client,
+    key_id: &str,
+    chain_store: &dyn BlobStore,
+    chain_key: &str,
+) -> Result<Stamper, CredentialError> {
+    let chain_err = |message: String| CredentialError::Identity { path: chain_key.into(), message };
+    let chain = chain_store
+        .get(chain_key)
+        .await
+        .map_err(|e| chain_err(format!("the certificate chain could not be read ({e}); upload it there as PEM")))?;
+    let chain = String::from_utf8(chain).map_err(|_| chain_err("not PEM text".into()))?;
+    let signer = KmsClaimSigner::new(kms, key_id).await.map_err(|e| CredentialError::C2pa(e.to_string()))?;
+    Stamper::new(std::sync::Arc::new(signer), &chain, "latentmint").map_err(|e| chain_err(e.to_string()))
 }

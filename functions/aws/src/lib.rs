@@ -19,7 +19,7 @@ mod sagemaker;
 mod secrets;
 mod sqs;
 
-pub use credentials::KmsClaimSigner;
+pub use credentials::{KmsClaimSigner, kms_stamper};
 pub use dynamodb::{DynamoJobStore, STATE_INDEX};
 pub use evolutions::DynamoEvolutionStore;
 pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};

@@ -31,17 +31,16 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use latentmint_aws::{
-    CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsClaimSigner, KmsSigner, RetryPolicy,
-    S3BlobStore, SageMakerGenerator, SharedSecret, SqsQueue,
+    CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore,
+    SageMakerGenerator, SharedSecret, SqsQueue, kms_stamper,
 };
 use latentmint_chain::{Chain, EvmProvenanceSigner};
 use latentmint_core::collection::LivingSection;
 use latentmint_core::living::EvolutionState;
 use latentmint_core::network;
-use latentmint_core::ports::BlobStore;
 use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
 use latentmint_core::{EvmAddress, Stage};
-use latentmint_credentials::{Credentialed, Stamper};
+use latentmint_credentials::Credentialed;
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
 use latentmint_lambda::NotInThisFunction;
@@ -64,15 +63,10 @@ async fn generator(stage: Stage, cfg: &aws_config::SdkConfig) -> anyhow::Result<
         return Ok(generator);
     }
     let chain_key = env("LATENTMINT_CREDENTIALS_CHAIN")?;
-    let bucket = env("LATENTMINT_BUCKET")?;
-    let chain = S3BlobStore::new(aws_sdk_s3::Client::new(cfg), &bucket, "")
-        .get(&chain_key)
+    let bucket = S3BlobStore::new(aws_sdk_s3::Client::new(cfg), env("LATENTMINT_BUCKET")?, "");
+    let stamper = kms_stamper(aws_sdk_kms::Client::new(cfg), &key, &bucket, &chain_key)
         .await
-        .with_context(|| format!("LATENTMINT_CREDENTIALS_CHAIN: the certificate chain s3://{bucket}/{chain_key}"))?;
-    let chain = String::from_utf8(chain).context("LATENTMINT_CREDENTIALS_CHAIN: not PEM text")?;
-    let signer = KmsClaimSigner::new(aws_sdk_kms::Client::new(cfg), key).await?;
-    let stamper = Stamper::new(Arc::new(signer), &chain, "latentmint")
-        .with_context(|| format!("LATENTMINT_CREDENTIALS_CHAIN (s3://{bucket}/{chain_key})"))?;
+        .context("LATENTMINT_CREDENTIALS_KMS_KEY_ID, LATENTMINT_CREDENTIALS_CHAIN")?;
     Ok(Arc::new(Credentialed::new(generator, Arc::new(stamper))))
 }
 
