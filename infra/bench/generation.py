@@ -225,9 +225,10 @@ the scheduler's per-thread run time), the engine's do not, so a Rust image start
 shared its cores with them. Waiting did not move the ratio beyond the noise.
 
 Runs of this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.70, 0.77, 0.77
-before the wait for idle; 0.75, 0.70, 0.74 after it, then the run above. The fastest-image ratio
-was 0.65-0.70. On the AMD EPYC machine of earlier sessions (runs of 10 images per process
-instead of alternation) the ratio was 0.74.
+before the wait for idle; 0.75, 0.70, 0.74, 0.70 after it; later that day 0.71, 0.71, 0.71,
+0.74, 0.70, 0.72, 0.72, 0.76, then the run above. The fastest-image ratio was 0.63-0.73. On the AMD
+EPYC machine of earlier sessions (runs of 10 images per process instead of alternation) the
+ratio was 0.74.
 
 ## What helped, and what did not
 
@@ -241,7 +242,18 @@ nodes; 1%, within the 2% order bias of same-moment pairs), `GraphOptimizationLev
 instead of Level3 (same), pinning the two halves to cores, spinning 300 us before a thread
 sleeps between steps, flush-to-zero, onnxruntime's transformer fusions for the UNet (no faster
 on CPU; they change the numbers), memory patterns and arenas, sharing the text-independent
-first part of the UNet between the halves (1-2%, within noise). Worse: one global ONNX
+first part of the UNet between the halves (1-2%, within noise), per-head projection weights
+(Q and V as one [heads, C, D] MatMul each instead of MatMul, Reshape, Transpose: bit-identical,
+48 -> 36 us per projection at 256 tokens, about 1.5% of a UNet call, below the noise and
+tied to each exporter's attention graph, so not done). Worse: the two halves as one graph of
+two independent branches under ONNX Runtime's parallel executor (2 inter-op threads of 1
+intra-op thread each), so that a node of either half goes to whichever core is free: 35.8 ms
+per step against 21.3 ms for the two halves side by side and 30.3 ms for one batch-2 call on 2
+threads, in the same minute (the executor's per-node scheduling costs more than a slow core
+does). About even: swapping the two halves' threads between the two cores every 1-5 ms
+(sched_setaffinity from a third thread), so that each half meets both cores' speeds instead of
+waiting for the slower core: 1-4% faster per image (pairs 0.96-0.99 over 60 images, busy
+host), too little for moving threads behind the scheduler's back in a Lambda. Worse: one global ONNX
 Runtime thread pool shared by both halves, so that the faster core could take work from the
 slower one (0.83x with 2 pool threads, 0.96x with 3, against 0.71x without it in the same
 hour: a batch-1 UNet's operators are too small for parallel loops to pay for their
