@@ -147,6 +147,17 @@ fn verify_arguments() {
     let e =
         verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--lora", "x.safetensors"]].concat());
     assert!(e.contains("--reproduce-with"), "{e}");
+    let e = verify(
+        &[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--credentials-ca", "/no/ca.pem"]].concat(),
+    );
+    assert!(e.contains("--credentials-ca") && e.contains("/no/ca.pem"), "{e}");
+    let not_pem = tmp.path().join("ca.txt");
+    std::fs::write(&not_pem, "a CA, honestly").unwrap();
+    let e = verify(
+        &[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--credentials-ca", not_pem.to_str().unwrap()]]
+            .concat(),
+    );
+    assert!(e.contains("--credentials-ca") && e.contains("no certificate in it"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--ipfs-dir", dir]].concat());
     assert!(e.contains("--token") && e.contains("--all"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--all", "--ipfs-dir", dir]].concat());

@@ -149,7 +149,11 @@ impl Source {
         };
         let anchors = match &args.credentials_ca {
             Some(path) => {
-                Some(std::fs::read_to_string(path).with_context(|| format!("--credentials-ca: {}", path.display()))?)
+                let pem =
+                    std::fs::read_to_string(path).with_context(|| format!("--credentials-ca: {}", path.display()))?;
+                latentmint_credentials::certificates_from_pem(&pem)
+                    .with_context(|| format!("--credentials-ca: {}", path.display()))?;
+                Some(pem)
             }
             None => None,
         };

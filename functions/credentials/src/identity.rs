@@ -152,8 +152,9 @@ pub fn development_chain_for(public_key: &VerifyingKey, organisation: &str) -> R
     Ok((chain_der.iter().map(|der| pem_of(der)).collect(), ca_pem))
 }
 
-/// The certificates of a PEM bundle, in order, as DER.
-pub(crate) fn chain_from_pem(text: &str) -> Result<Vec<Vec<u8>>> {
+/// The certificates of a PEM bundle, in order, as DER; an error names what is not a
+/// certificate, or says that there is none.
+pub fn certificates_from_pem(text: &str) -> Result<Vec<Vec<u8>>> {
     let bad = |message: String| CredentialError::C2pa(format!("certificate chain: {message}"));
     let mut chain = Vec::new();
     for block in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {

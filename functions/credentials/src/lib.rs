@@ -28,7 +28,7 @@ mod identity;
 mod stamp;
 
 pub use generator::Credentialed;
-pub use identity::{LocalIdentity, development_chain_for};
+pub use identity::{LocalIdentity, certificates_from_pem, development_chain_for};
 pub use stamp::{ClaimSigner, CredentialReport, GenerationAssertion, Stamper, Validation, read};
 
 use std::path::PathBuf;

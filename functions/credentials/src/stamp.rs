@@ -131,7 +131,7 @@ impl Stamper {
     /// issuers) is `chain_pem`; `agent` names the software in the manifest. A chain whose first
     /// certificate is not the signer's key is refused here, before any image is made.
     pub fn new(signer: Arc<dyn ClaimSigner>, chain_pem: &str, agent: &str) -> Result<Self> {
-        let chain_der = crate::identity::chain_from_pem(chain_pem)?;
+        let chain_der = crate::identity::certificates_from_pem(chain_pem)?;
         let leaf = chain_der.first().ok_or_else(|| CredentialError::C2pa("the certificate chain is empty".into()))?;
         if crate::identity::certificate_key(leaf)? != *signer.public_key() {
             return Err(CredentialError::C2pa(
