@@ -52,11 +52,13 @@ impl LocalIdentity {
         }
         let made = Self::create(organisation)?;
         fs::create_dir_all(dir).map_err(|e| ident_err(dir, format!("cannot create the folder: {e}")))?;
-        let key_pem = made.key.to_pkcs8_pem(LineEnding::LF).map_err(|e| ident_err(dir, e.to_string()))?;
-        write_private(&dir.join(KEY_FILE), key_pem.as_bytes())?;
+        // The key last: its presence means the identity is whole, so a run killed half-way
+        // through makes a new one next time instead of finding a key without certificates.
         let cert_pem = pem_of(&made.chain_der[0]);
         fs::write(dir.join(CERT_FILE), cert_pem).map_err(|e| ident_err(&dir.join(CERT_FILE), e.to_string()))?;
         fs::write(dir.join(CA_FILE), &made.ca_pem).map_err(|e| ident_err(&dir.join(CA_FILE), e.to_string()))?;
+        let key_pem = made.key.to_pkcs8_pem(LineEnding::LF).map_err(|e| ident_err(dir, e.to_string()))?;
+        write_private(&dir.join(KEY_FILE), key_pem.as_bytes())?;
         Ok(made)
     }
 
