@@ -188,7 +188,25 @@ async fn a_transferred_token_grows_a_new_image_once() {
             .output()
             .unwrap()
     };
-    assert!(with_image(&child_png).status.success());
+    let out = with_image(&child_png);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The evolved image's Content Credentials agree with the record; trusted under the run's CA.
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("content credentials: C2PA manifest valid (no CA given to trust)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let trusted = Command::new(latentmint_bin())
+        .arg("provenance")
+        .arg(dir.path().join("child.json"))
+        .arg("--image")
+        .arg(&child_png)
+        .arg("--credentials-ca")
+        .arg(data.join("living-test/c2pa/ca.pem"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("C2PA manifest trusted"), "{trusted:?}");
     let swapped = with_image(&parent_png);
     assert_eq!(swapped.status.code(), Some(1), "another image is refused");
     assert!(String::from_utf8_lossy(&swapped.stderr).contains("not the image this record describes"));

@@ -1,11 +1,23 @@
 //! The Content Credentials check of `latentmint verify`: what the image file says of itself
 //! (its C2PA manifest) must be valid and agree with the token's signed record.
 
+use std::path::Path;
+
+use anyhow::Context;
 use latentmint_chain::{Check, TokenReport};
 use latentmint_core::metadata::Provenance;
 use latentmint_credentials::{GenerationAssertion, TRAINED_ALGORITHMIC_MEDIA, Validation};
 
 const WHAT: &str = "content credentials";
+
+/// The CA certificates of `--credentials-ca`, refused with the flag named when the file is
+/// missing or holds no PEM certificate.
+pub fn read_anchors(path: &Path) -> anyhow::Result<String> {
+    let pem = std::fs::read_to_string(path).with_context(|| format!("--credentials-ca: {}", path.display()))?;
+    latentmint_credentials::certificates_from_pem(&pem)
+        .with_context(|| format!("--credentials-ca: {}", path.display()))?;
+    Ok(pem)
+}
 
 /// Adds the check to `report` (whose image already matched its CID). An image without a
 /// manifest passes with a note: the signed record is the authority, and a deployment may not
@@ -13,10 +25,16 @@ const WHAT: &str = "content credentials";
 /// `anchors_pem`: the CAs whose signers are trusted (a local run's development CA).
 pub fn check(report: &mut TokenReport, anchors_pem: Option<&str>) {
     let (Some(png), Some(meta)) = (&report.image, &report.metadata) else { return };
-    let (ok, detail) = match latentmint_credentials::read(png, anchors_pem) {
+    let (ok, detail) = assess(png, &meta.provenance, anchors_pem);
+    report.checks.push(Check { what: WHAT, ok, detail });
+}
+
+/// Whether the manifest in `png` holds and agrees with `record`, and what it says.
+pub fn assess(png: &[u8], record: &Provenance, anchors_pem: Option<&str>) -> (bool, String) {
+    match latentmint_credentials::read(png, anchors_pem) {
         Err(e) => (false, format!("the manifest could not be read: {e}")),
         Ok(None) => (true, "none in the image (the signed record above is the provenance)".to_string()),
-        Ok(Some(c)) => match (c.validation, disagreement(c.generation.as_ref(), &meta.provenance)) {
+        Ok(Some(c)) => match (c.validation, disagreement(c.generation.as_ref(), record)) {
             (Validation::Invalid, _) => (false, format!("invalid C2PA manifest: {}", c.failures.join("; "))),
             _ if c.digital_source_type.as_deref() != Some(TRAINED_ALGORITHMIC_MEDIA) => (
                 false,
@@ -38,8 +56,7 @@ pub fn check(report: &mut TokenReport, anchors_pem: Option<&str>) {
                 ),
             ),
         },
-    };
-    report.checks.push(Check { what: WHAT, ok, detail });
+    }
 }
 
 /// The first field where latentmint's assertion and the record differ.

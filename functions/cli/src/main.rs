@@ -52,9 +52,13 @@ enum Command {
     Provenance {
         /// The metadata file (what the token's `ipfs://` URI holds).
         file: PathBuf,
-        /// The image file: its SHA-256 must be the one the signed record names.
+        /// The image file: its SHA-256 must be the one the signed record names, and its
+        /// Content Credentials (if it has them) must hold and agree with the record.
         #[arg(long)]
         image: Option<PathBuf>,
+        /// The CA certificate (PEM) that vouches for the image's Content Credentials signer.
+        #[arg(long, value_name = "PEM", requires = "image")]
+        credentials_ca: Option<PathBuf>,
     },
 }
 
@@ -86,7 +90,9 @@ fn main() -> ExitCode {
         Command::Deploy(args) => tokio_main(run::deploy(args)),
         Command::Live(args) => tokio_main(live::live(args)),
         Command::Verify(args) => tokio_main(verify::verify(args)),
-        Command::Provenance { file, image } => provenance(&file, image.as_deref()),
+        Command::Provenance { file, image, credentials_ca } => {
+            provenance(&file, image.as_deref(), credentials_ca.as_deref())
+        }
     };
     match result {
         Ok(code) => code,
@@ -110,8 +116,13 @@ fn cid(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn provenance(file: &std::path::Path, image: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn provenance(
+    file: &std::path::Path,
+    image: Option<&std::path::Path>,
+    credentials_ca: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
+    let anchors = credentials_ca.map(credentials::read_anchors).transpose()?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let m: latentmint_core::metadata::TokenMetadata = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not latentmint token metadata", file.display()))?;
@@ -143,6 +154,12 @@ fn provenance(file: &std::path::Path, image: Option<&std::path::Path>) -> anyhow
                     return Ok(ExitCode::from(1));
                 }
                 println!("image {} matches the signed record", path.display());
+                let (ok, detail) = credentials::assess(&bytes, p, anchors.as_deref());
+                if !ok {
+                    eprintln!("{}: content credentials: {detail}", path.display());
+                    return Ok(ExitCode::from(1));
+                }
+                println!("content credentials: {detail}");
             }
             println!(
                 "check on chain that {signer} holds the contract's MINTER_ROLE (or METADATA_ROLE for an evolution)"

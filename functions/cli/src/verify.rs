@@ -147,16 +147,7 @@ impl Source {
             }
             (None, None) => anyhow::bail!("give --ipfs-api or --ipfs-dir: where the token's content can be fetched"),
         };
-        let anchors = match &args.credentials_ca {
-            Some(path) => {
-                let pem =
-                    std::fs::read_to_string(path).with_context(|| format!("--credentials-ca: {}", path.display()))?;
-                latentmint_credentials::certificates_from_pem(&pem)
-                    .with_context(|| format!("--credentials-ca: {}", path.display()))?;
-                Some(pem)
-            }
-            None => None,
-        };
+        let anchors = args.credentials_ca.as_deref().map(crate::credentials::read_anchors).transpose()?;
         Ok(Self {
             rpc_urls: args.rpc_urls.clone(),
             contract,
