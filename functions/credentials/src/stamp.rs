@@ -131,7 +131,16 @@ impl Stamper {
     /// issuers) is `chain_pem`; `agent` names the software in the manifest. A chain whose first
     /// certificate is not the signer's key is refused here, before any image is made.
     pub fn new(signer: Arc<dyn ClaimSigner>, chain_pem: &str, agent: &str) -> Result<Self> {
-        let chain_der = crate::identity::certificates_from_pem(chain_pem)?;
+        Self::with_chain(signer, crate::identity::certificates_from_pem(chain_pem)?, agent)
+    }
+
+    /// A stamper signing as a run's own [`LocalIdentity`], with its chain as it holds it.
+    pub fn local(identity: Arc<LocalIdentity>, agent: &str) -> Result<Self> {
+        let chain_der = identity.chain_der.clone();
+        Self::with_chain(identity, chain_der, agent)
+    }
+
+    fn with_chain(signer: Arc<dyn ClaimSigner>, chain_der: Vec<Vec<u8>>, agent: &str) -> Result<Self> {
         let leaf = chain_der.first().ok_or_else(|| CredentialError::C2pa("the certificate chain is empty".into()))?;
         if crate::identity::certificate_key(leaf)? != *signer.public_key() {
             return Err(CredentialError::C2pa(
@@ -139,12 +148,6 @@ impl Stamper {
             ));
         }
         Ok(Self { signer, chain_der, context: context(None)?, agent: agent.to_string() })
-    }
-
-    /// A stamper signing as a run's own [`LocalIdentity`].
-    pub fn local(identity: Arc<LocalIdentity>, agent: &str) -> Result<Self> {
-        let chain = identity.chain_pem();
-        Self::new(identity, &chain, agent)
     }
 
     /// `png` with a signed manifest saying that it was made by `record`'s model from `req`.
