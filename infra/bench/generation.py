@@ -226,7 +226,8 @@ shared its cores with them. Waiting did not move the ratio beyond the noise.
 
 Runs of this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.70, 0.77, 0.77
 before the wait for idle; 0.75, 0.70, 0.74, 0.70 after it; later that day 0.71, 0.71, 0.71,
-0.74, 0.70, 0.72, 0.72, 0.76, then the run above. The fastest-image ratio was 0.63-0.73. On the AMD
+0.74, 0.70, 0.72, 0.72, 0.76, then the run above; in a later
+session of the same day, 0.72 (busy host, Rust 477.5 ms). The fastest-image ratio was 0.63-0.73. On the AMD
 EPYC machine of earlier sessions (runs of 10 images per process instead of alternation) the
 ratio was 0.74.
 
@@ -245,7 +246,16 @@ on CPU; they change the numbers), memory patterns and arenas, sharing the text-i
 first part of the UNet between the halves (1-2%, within noise), per-head projection weights
 (Q and V as one [heads, C, D] MatMul each instead of MatMul, Reshape, Transpose: bit-identical,
 48 -> 36 us per projection at 256 tokens, about 1.5% of a UNet call, below the noise and
-tied to each exporter's attention graph, so not done). Worse: the two halves as one graph of
+tied to each exporter's attention graph, so not done), hoisting what does not change inside
+the loop out of the UNet graph (the cross-attention keys and values depend only on the text
+embedding: 146 of 1860 nodes, 0.16 ms a call, computed once per image; the time embedding and
+the resnets' time projections: 53 nodes, 0.04 ms, once per step for both halves; bit-identical,
+0.996x per step over 300 same-moment pairs), computing the 208-node part before the first
+cross-attention (2.8 ms: conv_in and the first down block) once for both halves (1.037x: the
+other core waits for it; 1.001x with 2 intra-op threads, which run it in 2.7 ms). Worse: ONNX's
+GroupNormalization operator in place of the exported Reshape, InstanceNormalization, Reshape,
+Mul, Add (31 in the UNet, opset raised to 21): 1.11x per UNet call on ONNX Runtime 1.32's CPU
+kernel. Worse: the two halves as one graph of
 two independent branches under ONNX Runtime's parallel executor (2 inter-op threads of 1
 intra-op thread each), so that a node of either half goes to whichever core is free: 35.8 ms
 per step against 21.3 ms for the two halves side by side and 30.3 ms for one batch-2 call on 2
