@@ -11,6 +11,7 @@ mod fp16;
 mod ipfs;
 mod jobstore_conformance;
 mod kms;
+mod lambda_function;
 mod living;
 mod lora;
 mod pipeline;

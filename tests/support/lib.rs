@@ -54,6 +54,18 @@ pub fn serve_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("serve")).clone()
 }
 
+/// The stage functions' Lambda binary (`latentmint-lambda`) of this build.
+pub fn lambda_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("latentmint-lambda")).clone()
+}
+
+/// The Python with cfn-lint and SAM's translator (`infra/sam/translate.py` runs on it),
+/// installed by `scripts/bootstrap.sh --tests`.
+pub fn sam_python() -> PathBuf {
+    tool("LATENTMINT_SAM_PYTHON", ".tools/pyenv/bin/python")
+}
+
 /// Builds the workspace binary `bin` into this test's target folder (`cargo test` builds only
 /// the test harnesses, not other packages' binaries) and returns its path.
 ///
@@ -82,6 +94,7 @@ fn workspace_bin(bin: &str) -> PathBuf {
 }
 
 pub mod async_endpoint;
+pub mod runtime_api;
 
 /// moto's server (`moto_server`), installed by `scripts/bootstrap.sh --tests`.
 pub fn moto_server() -> PathBuf {

@@ -1,0 +1,292 @@
+//! The stage functions as `sam deploy` makes them: the real `latentmint-lambda` binary, started
+//! with exactly the environment template.yaml gives each function (read from what SAM's own
+//! translator makes of the template), polling a stand-in of the Lambda Runtime API, against
+//! moto's SQS, S3, DynamoDB and KMS over the wire. This is the wiring from environment
+//! variables to adapters in `functions/lambda/src/main.rs`, which the other suites bypass.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use latentmint_aws::{DynamoJobStore, KmsClaimSigner, S3BlobStore};
+use latentmint_core::collection::Collection;
+use latentmint_core::ports::{BlobStore, JobStore};
+use latentmint_core::{Job, JobState, Stage, StageMessage};
+use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
+use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
+use latentmint_e2e::{Moto, lambda_bin, ort_library, repo_root, sam_python};
+
+/// The stack's name (template parameter `Stage`).
+const STAGE: &str = "fn";
+const TABLE: &str = "latentmint-fn-jobs";
+const BUCKET: &str = "latentmint-fn-images";
+const CHAIN_KEY: &str = "credentials/c2pa-chain.pem";
+
+/// The template after SAM's transform, as CloudFormation receives it (Globals merged into
+/// each function).
+fn translated_template() -> serde_json::Value {
+    static T: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let status = Command::new(sam_python())
+            .arg(repo_root().join("infra/sam/translate.py"))
+            .arg(repo_root().join("template.yaml"))
+            .arg(out.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("python runs");
+        assert!(status.success(), "SAM's translator refused template.yaml");
+        serde_json::from_slice(&std::fs::read(out.path()).unwrap()).unwrap()
+    })
+    .clone()
+}
+
+/// `function`'s environment in the template, each `Ref` and `Fn::Sub` resolved from `refs`
+/// (the stack's parameters and resources as this test made them). A variable the test cannot
+/// resolve fails the test with its name, so a new one in the template is noticed here.
+fn template_environment(function: &str, refs: &HashMap<&str, String>) -> Vec<(String, String)> {
+    let template = translated_template();
+    let vars = template
+        .pointer(&format!("/Resources/{function}/Properties/Environment/Variables"))
+        .and_then(|v| v.as_object())
+        .unwrap_or_else(|| panic!("template.yaml has no environment for {function}"))
+        .clone();
+    let lookup = |name: &str, var: &str| {
+        refs.get(name)
+            .unwrap_or_else(|| panic!("{function}'s {var} refers to {name}: give this test a value for it"))
+            .clone()
+    };
+    vars.into_iter()
+        .map(|(var, value)| {
+            let resolved = match &value {
+                serde_json::Value::String(s) => s.clone(),
+                v if v.get("Ref").is_some() => lookup(v["Ref"].as_str().unwrap(), &var),
+                v if v.get("Fn::Sub").and_then(|s| s.as_str()).is_some() => {
+                    let mut s = v["Fn::Sub"].as_str().unwrap().to_string();
+                    while let Some(start) = s.find("${") {
+                        let end = start + s[start..].find('}').expect("closing brace");
+                        let name = s[start + 2..end].to_string();
+                        s.replace_range(start..=end, &lookup(&name, &var));
+                    }
+                    s
+                }
+                other => panic!("{function}'s {var} is {other}: teach this test that intrinsic"),
+            };
+            (var, resolved)
+        })
+        .collect()
+}
+
+/// Where the generation layer (infra/lambda-layer) puts what the template's `/opt` paths name:
+/// the test points them at the same files in this checkout.
+fn layer_paths(env: &mut [(String, String)]) {
+    for (var, value) in env.iter_mut() {
+        match var.as_str() {
+            "LATENTMINT_MODEL_DIR" => {
+                assert_eq!(value, "/opt/model", "the layer unpacks the model at /opt/model");
+                *value = repo_root().join("models/shapes-sd").display().to_string();
+            }
+            "ORT_DYLIB_PATH" => {
+                let ours = ort_library();
+                assert_eq!(
+                    Path::new(value.as_str()).file_name(),
+                    ours.file_name(),
+                    "template.yaml names another ONNX Runtime than scripts/bootstrap.sh installs"
+                );
+                *value = ours.display().to_string();
+            }
+            _ => assert!(!value.starts_with("/opt"), "{var}={value}: a layer path this test does not map"),
+        }
+    }
+}
+
+/// The function process; killed on drop.
+struct Function(Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary as Lambda would for `function`: the template's environment (and nothing
+/// else of this process's), AWS credentials and endpoint, the Runtime API's address; its
+/// output goes to `log`.
+fn start(function: &str, env: &[(String, String)], moto: &Moto, api: &RuntimeApi, log: &Path) -> Function {
+    // Lambda sends both streams to CloudWatch; here both go to one file.
+    let out = std::fs::File::create(log).unwrap();
+    let child = Command::new(lambda_bin())
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("latentmint-lambda starts");
+    Function(child)
+}
+
+/// An SQS event of one record, as Lambda's event source mapping delivers it.
+fn sqs_event(queue: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({"Records": [{
+        "messageId": "m-1",
+        "receiptHandle": "r-1",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{queue}"),
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+fn queued_job() -> Job {
+    let text = "[collection]\nname = \"Fn\"\nsymbol = \"FN\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
+                [generation]\nmodel = \"shapes-sd\"\nsteps = 6\nwidth = 64\nheight = 64\nseed = 11\n\
+                [[prompts]]\ntext = \"a red circle\"\n";
+    Job::new(Collection::from_toml("fn.toml", text).unwrap().jobs().unwrap().remove(0))
+}
+
+struct Stack {
+    moto: Moto,
+    refs: HashMap<&'static str, String>,
+    ca_pem: String,
+    dir: tempfile::TempDir,
+}
+
+/// moto with the stack's queues, job table and bucket, and a P-256 KMS key whose development
+/// certificate chain is in the bucket (uploaded unless `upload_chain` is false).
+async fn stack(upload_chain: bool) -> Stack {
+    let moto = Moto::start();
+    for stage in Stage::ALL {
+        let suffix = if stage == Stage::Mint { ".fifo" } else { "" };
+        moto.queue_with_dlq(&format!("latentmint-{STAGE}-{}", stage.queue()), suffix).await;
+    }
+    moto.jobs_table(TABLE).await;
+    moto.s3().create_bucket().bucket(BUCKET).send().await.unwrap();
+    let kms = moto.kms();
+    let key = kms.create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_string();
+    let public_key = *KmsClaimSigner::new(kms, &arn).await.unwrap().public_key();
+    let (chain_pem, ca_pem) = development_chain_for(&public_key, "Fn Studio").unwrap();
+    if upload_chain {
+        S3BlobStore::new(moto.s3(), BUCKET, "").put(CHAIN_KEY, chain_pem.into_bytes()).await.unwrap();
+    }
+    let refs = HashMap::from([
+        ("Stage", STAGE.to_string()),
+        ("MintWallet", "wallet-1".to_string()),
+        ("JobsTable", TABLE.to_string()),
+        ("ImageBucket", BUCKET.to_string()),
+        // The template's default: no SageMaker endpoint, the CPU fallback only.
+        ("SageMakerEndpoint", String::new()),
+        ("ContentCredentialsKmsKeyArn", arn),
+        ("ContentCredentialsChainKey", CHAIN_KEY.to_string()),
+    ]);
+    Stack { moto, refs, ca_pem, dir: tempfile::tempdir().unwrap() }
+}
+
+impl Stack {
+    fn environment(&self, function: &str) -> Vec<(String, String)> {
+        let mut env = template_environment(function, &self.refs);
+        layer_paths(&mut env);
+        env
+    }
+
+    fn log_path(&self, function: &str) -> PathBuf {
+        self.dir.path().join(format!("{function}.log"))
+    }
+
+    fn log(&self, function: &str) -> String {
+        std::fs::read_to_string(self.log_path(function)).unwrap_or_default()
+    }
+}
+
+/// A queued job goes through the generate function and then the review function, each started
+/// from the template's environment: the image is made by the ONNX fallback of the layer,
+/// stamped with Content Credentials signed in KMS under the studio's chain from the bucket,
+/// stored in S3, and the review function picks up the very message the generate function sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn generate_and_review_functions_run_as_the_template_deploys_them() {
+    let s = stack(true).await;
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+    let job = queued_job();
+    jobs.insert_if_absent(&job).await.unwrap();
+
+    let api = RuntimeApi::start("GenerateFunction").await;
+    let _generate =
+        start("GenerateFunction", &s.environment("GenerateFunction"), &s.moto, &api, &s.log_path("generate"));
+    let body = StageMessage::new(Stage::Generate, job.id()).to_body();
+    let answer = api.invoke(sqs_event(&format!("latentmint-{STAGE}-generate"), &body), Duration::from_secs(180)).await;
+    let Some(Answer::Response(response)) = answer else {
+        panic!("generate function: {answer:?}\n{}", s.log("generate"));
+    };
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{}", s.log("generate"));
+
+    let stored = jobs.get(job.id()).await.unwrap().expect("job in the table");
+    assert_eq!(stored.state, JobState::Generated);
+    let record = stored.generation.clone().expect("generation record");
+    assert_eq!(record.backend, "onnx-cpu", "no endpoint: the layer's ONNX fallback made it");
+    let png = S3BlobStore::stage_blobs(s.moto.s3(), BUCKET)
+        .get(stored.image_key.as_deref().expect("image key"))
+        .await
+        .expect("image in the bucket");
+    let report = read(&png, Some(&s.ca_pem)).unwrap().expect("Content Credentials in the image");
+    assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
+    assert_eq!(report.generation.expect("generation assertion").job_id, job.id().to_string());
+    // JSON lines for CloudWatch, and no key material in them.
+    let log = s.log("generate");
+    assert!(log.lines().any(|l| l.starts_with('{') && l.contains("stage done")), "{log}");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+
+    // The message the generate function queued, handed to the review function as Lambda would.
+    let sent = latentmint_aws::SqsQueue::new(s.moto.sqs(), format!("latentmint-{STAGE}-"));
+    let got = latentmint_core::ports::Queue::receive(&sent, "review", 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got.len(), 1, "one review message");
+    let api = RuntimeApi::start("ReviewFunction").await;
+    let _review = start("ReviewFunction", &s.environment("ReviewFunction"), &s.moto, &api, &s.log_path("review"));
+    let answer =
+        api.invoke(sqs_event(&format!("latentmint-{STAGE}-review"), &got[0].body), Duration::from_secs(60)).await;
+    let Some(Answer::Response(response)) = answer else {
+        panic!("review function: {answer:?}\n{}", s.log("review"));
+    };
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{}", s.log("review"));
+    let reviewed = jobs.get(job.id()).await.unwrap().unwrap();
+    assert!(reviewed.qa.is_some(), "QA ran on the stored image");
+    assert!(
+        matches!(reviewed.state, JobState::Approved | JobState::AwaitingReview | JobState::Rejected),
+        "{:?}",
+        reviewed.state
+    );
+}
+
+/// With a Content Credentials key configured but its certificate chain not uploaded, the
+/// generate function stops at init and says which object to upload, before taking any event.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generate_function_stops_at_init_naming_a_missing_certificate_chain() {
+    let s = stack(false).await;
+    let api = RuntimeApi::start("GenerateFunction").await;
+    let mut f = start("GenerateFunction", &s.environment("GenerateFunction"), &s.moto, &api, &s.log_path("generate"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = f.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {}", s.log("generate"));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = s.log("generate");
+    assert!(log.contains(CHAIN_KEY) && log.contains("LATENTMINT_CREDENTIALS_CHAIN"), "{log}");
+}
