@@ -16,7 +16,7 @@ use latentmint_core::ports::{BlobStore, JobStore};
 use latentmint_core::{Job, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
-use latentmint_e2e::{Moto, lambda_bin, ort_library, repo_root, sam_python};
+use latentmint_e2e::{Moto, lambda_bin, ort_library, repo_root, tools_python};
 
 /// The stack's name (template parameter `Stage`).
 const STAGE: &str = "fn";
@@ -30,7 +30,7 @@ fn translated_template() -> serde_json::Value {
     static T: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let out = tempfile::NamedTempFile::new().unwrap();
-        let status = Command::new(sam_python())
+        let status = Command::new(tools_python())
             .arg(repo_root().join("infra/sam/translate.py"))
             .arg(repo_root().join("template.yaml"))
             .arg(out.path())

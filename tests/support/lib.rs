@@ -60,12 +60,6 @@ pub fn lambda_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("latentmint-lambda")).clone()
 }
 
-/// The Python with cfn-lint and SAM's translator (`infra/sam/translate.py` runs on it),
-/// installed by `scripts/bootstrap.sh --tests`.
-pub fn sam_python() -> PathBuf {
-    tool("LATENTMINT_SAM_PYTHON", ".tools/pyenv/bin/python")
-}
-
 /// Builds the workspace binary `bin` into this test's target folder (`cargo test` builds only
 /// the test harnesses, not other packages' binaries) and returns its path.
 ///
@@ -96,12 +90,14 @@ fn workspace_bin(bin: &str) -> PathBuf {
 pub mod async_endpoint;
 pub mod runtime_api;
 
-/// moto's server (`moto_server`), installed by `scripts/bootstrap.sh --tests`.
-pub fn moto_server() -> PathBuf {
-    tool("LATENTMINT_MOTO", ".tools/pyenv/bin/moto_server")
+/// The Python that `scripts/bootstrap.sh --tests` installs moto, cfn-lint and SAM's translator
+/// into.
+pub fn tools_python() -> PathBuf {
+    tool("LATENTMINT_PYTHON", ".tools/pyenv/bin/python")
 }
 
-/// A moto server on 127.0.0.1 (S3, SQS, ... over the real wire protocols), stopped on drop.
+/// A moto server on 127.0.0.1 (S3, SQS, DynamoDB, KMS, ... over the real wire protocols), stopped
+/// on drop.
 pub struct Moto {
     child: std::process::Child,
     /// `http://127.0.0.1:<port>`.
@@ -112,7 +108,9 @@ impl Moto {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let child = std::process::Command::new(moto_server())
+        // moto's server, with KMS signing of digests completed (see the script).
+        let child = std::process::Command::new(tools_python())
+            .arg(repo_root().join("tests/support/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
