@@ -1,28 +1,34 @@
 //! The stage functions as `sam deploy` makes them: the real `latentmint-lambda` binary, started
 //! with exactly the environment template.yaml gives each function (read from what SAM's own
 //! translator makes of the template), polling a stand-in of the Lambda Runtime API, against
-//! moto's SQS, S3, DynamoDB and KMS over the wire. This is the wiring from environment
-//! variables to adapters in `functions/lambda/src/main.rs`, which the other suites bypass.
+//! moto's SQS, S3, DynamoDB and KMS over the wire, a real IPFS node and a real anvil. This is
+//! the wiring from environment variables to adapters in `functions/lambda/src/main.rs`, which
+//! the other suites bypass.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use latentmint_aws::{DynamoJobStore, KmsClaimSigner, S3BlobStore};
+use latentmint_aws::{DynamoJobStore, KmsClaimSigner, KmsSigner, S3BlobStore, SqsQueue};
+use latentmint_chain::{Chain, LocalNode, from_alloy, to_alloy};
 use latentmint_core::collection::Collection;
-use latentmint_core::ports::{BlobStore, JobStore};
-use latentmint_core::{Job, JobState, Stage, StageMessage};
+use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::network::LOCAL_CHAIN_ID;
+use latentmint_core::ports::{BlobStore, JobStore, Queue};
+use latentmint_core::{EvmAddress, Job, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
-use latentmint_e2e::{Moto, lambda_bin, ort_library, repo_root, tools_python};
+use latentmint_e2e::{IpfsNode, Moto, anvil, lambda_bin, ort_library, repo_root, tools_python};
 
 /// The stack's name (template parameter `Stage`).
 const STAGE: &str = "fn";
 const TABLE: &str = "latentmint-fn-jobs";
 const BUCKET: &str = "latentmint-fn-images";
 const CHAIN_KEY: &str = "credentials/c2pa-chain.pem";
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 /// The template after SAM's transform, as CloudFormation receives it (Globals merged into
 /// each function).
@@ -211,29 +217,77 @@ impl Stack {
     fn log(&self, function: &str) -> String {
         std::fs::read_to_string(self.log_path(function)).unwrap_or_default()
     }
+
+    /// The stack's queues, named and grouped as the functions name them.
+    fn queues(&self) -> SqsQueue {
+        SqsQueue::new(self.moto.sqs(), format!("latentmint-{STAGE}-")).with_fifo(Stage::Mint.queue(), "wallet-1")
+    }
+
+    /// Starts `function` (a template resource), hands it the one message waiting in `stage`'s
+    /// queue as Lambda's event source mapping would, and checks that no record failed. The
+    /// function runs only for this event; its log is returned.
+    async fn deliver(&self, function: &str, stage: Stage) -> String {
+        let queue = stage.queue();
+        let got = self.queues().receive(queue, 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(got.len(), 1, "one message waits for {function}");
+        let api = RuntimeApi::start(function).await;
+        let _f = start(function, &self.environment(function), &self.moto, &api, &self.log_path(function));
+        let arn_name = if stage == Stage::Mint {
+            format!("latentmint-{STAGE}-{queue}.fifo")
+        } else {
+            format!("latentmint-{STAGE}-{queue}")
+        };
+        let answer = api.invoke(sqs_event(&arn_name, &got[0].body), Duration::from_secs(180)).await;
+        let log = self.log(function);
+        let Some(Answer::Response(response)) = answer else { panic!("{function}: {answer:?}\n{log}") };
+        assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{function}: {log}");
+        // JSON lines for CloudWatch, and no key material in them.
+        assert!(log.lines().all(|l| l.starts_with('{')), "{log}");
+        assert!(!log.contains("PRIVATE KEY"), "{log}");
+        let _ = self.queues().ack(queue, &got[0].receipt).await;
+        log
+    }
 }
 
-/// A queued job goes through the generate function and then the review function, each started
-/// from the template's environment: the image is made by the ONNX fallback of the layer,
-/// stamped with Content Credentials signed in KMS under the studio's chain from the bucket,
-/// stored in S3, and the review function picks up the very message the generate function sent.
+/// A job goes through the generate, review, publish and mint functions, each started from the
+/// template's environment and handed the message the previous one queued: the image is made by
+/// the layer's ONNX fallback and carries Content Credentials signed in KMS under the studio's
+/// chain from the bucket; the metadata is pinned to a real IPFS node with its provenance signed
+/// in KMS (EIP-712); the token is minted on anvil by the mint function's KMS key, once.
 #[tokio::test(flavor = "multi_thread")]
-async fn generate_and_review_functions_run_as_the_template_deploys_them() {
-    let s = stack(true).await;
+async fn a_job_goes_through_the_stage_functions_as_the_template_deploys_them() {
+    let mut s = stack(true).await;
     let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
     let job = queued_job();
     jobs.insert_if_absent(&job).await.unwrap();
 
-    let api = RuntimeApi::start("GenerateFunction").await;
-    let _generate =
-        start("GenerateFunction", &s.environment("GenerateFunction"), &s.moto, &api, &s.log_path("generate"));
-    let body = StageMessage::new(Stage::Generate, job.id()).to_body();
-    let answer = api.invoke(sqs_event(&format!("latentmint-{STAGE}-generate"), &body), Duration::from_secs(180)).await;
-    let Some(Answer::Response(response)) = answer else {
-        panic!("generate function: {answer:?}\n{}", s.log("generate"));
-    };
-    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{}", s.log("generate"));
+    // The chain: a collection deployed by a dev key; the minting key lives in KMS, holds
+    // MINTER_ROLE and some ETH, and also signs provenance records (as the template wires it).
+    let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
+    let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
+    let contract = admin.deploy("Fn", "FN").await.unwrap();
+    let kms = s.moto.kms();
+    let minting_key =
+        kms.create_key().key_spec(KeySpec::EccSecgP256K1).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let minting_key = minting_key.key_metadata().unwrap().arn().unwrap().to_string();
+    let wallet = KmsSigner::new(kms, &minting_key, Some(LOCAL_CHAIN_ID)).await.unwrap().address();
+    let _: serde_json::Value =
+        admin.provider().raw_request("anvil_setBalance".into(), (wallet, "0xde0b6b3a7640000")).await.unwrap();
+    let collection = admin.minter(contract, 1);
+    let role = collection.contract().MINTER_ROLE().call().await.unwrap();
+    collection.contract().grantRole(role, wallet).send().await.unwrap().get_receipt().await.unwrap();
+    let ipfs = IpfsNode::start();
+    s.refs.extend([
+        ("ChainId", LOCAL_CHAIN_ID.to_string()),
+        ("RpcUrls", node.rpc_url.clone()),
+        ("ContractAddress", contract.to_string()),
+        ("KmsKeyArn", minting_key),
+        ("IpfsApiUrl", ipfs.api.clone()),
+    ]);
+    s.queues().send(Stage::Generate.queue(), &StageMessage::new(Stage::Generate, job.id()).to_body()).await.unwrap();
 
+    let log = s.deliver("GenerateFunction", Stage::Generate).await;
+    assert!(log.contains("stage done"), "{log}");
     let stored = jobs.get(job.id()).await.unwrap().expect("job in the table");
     assert_eq!(stored.state, JobState::Generated);
     let record = stored.generation.clone().expect("generation record");
@@ -245,30 +299,47 @@ async fn generate_and_review_functions_run_as_the_template_deploys_them() {
     let report = read(&png, Some(&s.ca_pem)).unwrap().expect("Content Credentials in the image");
     assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
     assert_eq!(report.generation.expect("generation assertion").job_id, job.id().to_string());
-    // JSON lines for CloudWatch, and no key material in them.
-    let log = s.log("generate");
-    assert!(log.lines().any(|l| l.starts_with('{') && l.contains("stage done")), "{log}");
-    assert!(!log.contains("PRIVATE KEY"), "{log}");
 
-    // The message the generate function queued, handed to the review function as Lambda would.
-    let sent = latentmint_aws::SqsQueue::new(s.moto.sqs(), format!("latentmint-{STAGE}-"));
-    let got = latentmint_core::ports::Queue::receive(&sent, "review", 10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(got.len(), 1, "one review message");
-    let api = RuntimeApi::start("ReviewFunction").await;
-    let _review = start("ReviewFunction", &s.environment("ReviewFunction"), &s.moto, &api, &s.log_path("review"));
-    let answer =
-        api.invoke(sqs_event(&format!("latentmint-{STAGE}-review"), &got[0].body), Duration::from_secs(60)).await;
-    let Some(Answer::Response(response)) = answer else {
-        panic!("review function: {answer:?}\n{}", s.log("review"));
-    };
-    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{}", s.log("review"));
+    let log = s.deliver("ReviewFunction", Stage::Review).await;
+    assert!(log.contains("stage done"), "{log}");
     let reviewed = jobs.get(job.id()).await.unwrap().unwrap();
     assert!(reviewed.qa.is_some(), "QA ran on the stored image");
-    assert!(
-        matches!(reviewed.state, JobState::Approved | JobState::AwaitingReview | JobState::Rejected),
-        "{:?}",
-        reviewed.state
-    );
+    if reviewed.state == JobState::AwaitingReview {
+        // Unsure: the operator approves it, as the dashboard does on a stack.
+        latentmint_stages::review::decide(&jobs, &s.queues(), job.id(), true, "ada").await.unwrap();
+    }
+    assert_eq!(jobs.get(job.id()).await.unwrap().unwrap().state, JobState::Approved);
+
+    let log = s.deliver("PublishFunction", Stage::Publish).await;
+    assert!(log.contains("stage done"), "{log}");
+    let published = jobs.get(job.id()).await.unwrap().unwrap();
+    assert_eq!(published.state, JobState::Published);
+    let metadata_cid = published.metadata_cid.clone().expect("metadata CID");
+    let metadata = latentmint_core::ports::Pinner::fetch(
+        &latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap(),
+        &metadata_cid,
+    )
+    .await
+    .unwrap();
+    let metadata: TokenMetadata = serde_json::from_slice(&metadata).unwrap();
+    let signer = latentmint_chain::provenance::verify(&metadata.provenance).expect("a valid provenance signature");
+    assert_eq!(to_alloy(signer), wallet, "provenance signed in KMS by the minting key");
+
+    let log = s.deliver("MintFunction", Stage::Mint).await;
+    assert!(log.contains("stage done"), "{log}");
+    let minted = jobs.get(job.id()).await.unwrap().unwrap();
+    assert_eq!(minted.state, JobState::Minted);
+    let token = minted.token_id.clone().expect("token id");
+    assert_eq!(collection.owner_of(&token).await.unwrap(), EvmAddress::parse_checksummed(RECIPIENT).unwrap());
+    assert_eq!(collection.token_uri(&token).await.unwrap(), format!("ipfs://{metadata_cid}"));
+    let tx = admin.provider().get_transaction_by_hash(minted.tx_hash.unwrap().parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(from_alloy(tx.inner.signer()), from_alloy(wallet), "sent by the mint function's KMS key");
+
+    // The same mint message delivered again (at-least-once): nothing is sent, the job stays.
+    s.queues().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await.unwrap();
+    let log = s.deliver("MintFunction", Stage::Mint).await;
+    assert_eq!(collection.total_supply().await.unwrap(), 1, "{log}");
+    assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1, "one transaction from the wallet");
 }
 
 /// With a Content Credentials key configured but its certificate chain not uploaded, the
