@@ -13,12 +13,11 @@ use std::time::Duration;
 use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use latentmint_aws::{DynamoJobStore, KmsClaimSigner, KmsSigner, S3BlobStore, SqsQueue};
-use latentmint_chain::{Chain, LocalNode, from_alloy, to_alloy};
-use latentmint_core::collection::Collection;
+use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::LOCAL_CHAIN_ID;
 use latentmint_core::ports::{BlobStore, JobStore, Queue};
-use latentmint_core::{EvmAddress, Job, JobState, Stage, StageMessage};
+use latentmint_core::{EvmAddress, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
 use latentmint_e2e::{IpfsNode, Moto, anvil, lambda_bin, ort_library, repo_root, tools_python};
@@ -28,6 +27,7 @@ const STAGE: &str = "fn";
 const TABLE: &str = "latentmint-fn-jobs";
 const BUCKET: &str = "latentmint-fn-images";
 const CHAIN_KEY: &str = "credentials/c2pa-chain.pem";
+/// Anvil's second dev account: the collection's recipient, whose key passes the token on.
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 /// The template after SAM's transform, as CloudFormation receives it (Globals merged into
@@ -50,8 +50,9 @@ fn translated_template() -> serde_json::Value {
 }
 
 /// `function`'s environment in the template, each `Ref` and `Fn::Sub` resolved from `refs`
-/// (the stack's parameters and resources as this test made them). A variable the test cannot
-/// resolve fails the test with its name, so a new one in the template is noticed here.
+/// (the stack's resources and parameters as this test made them) or a parameter's default. A
+/// variable the test cannot resolve fails the test with its name, so a new one in the template
+/// is noticed here.
 fn template_environment(function: &str, refs: &HashMap<&str, String>) -> Vec<(String, String)> {
     let template = translated_template();
     let vars = template
@@ -59,10 +60,14 @@ fn template_environment(function: &str, refs: &HashMap<&str, String>) -> Vec<(St
         .and_then(|v| v.as_object())
         .unwrap_or_else(|| panic!("template.yaml has no environment for {function}"))
         .clone();
+    // What the test made (resources, chosen parameters), else the parameter's default, as a
+    // `sam deploy` without overrides would use.
     let lookup = |name: &str, var: &str| {
-        refs.get(name)
-            .unwrap_or_else(|| panic!("{function}'s {var} refers to {name}: give this test a value for it"))
-            .clone()
+        refs.get(name).cloned().unwrap_or_else(|| match template.pointer(&format!("/Parameters/{name}/Default")) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v @ serde_json::Value::Number(_)) => v.to_string(),
+            _ => panic!("{function}'s {var} refers to {name}: give this test a value for it"),
+        })
     };
     vars.into_iter()
         .map(|(var, value)| {
@@ -158,12 +163,23 @@ fn sqs_event(queue: &str, body: &str) -> serde_json::Value {
     }]})
 }
 
-fn queued_job() -> Job {
-    let text = "[collection]\nname = \"Fn\"\nsymbol = \"FN\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
-                [generation]\nmodel = \"shapes-sd\"\nsteps = 6\nwidth = 64\nheight = 64\nseed = 11\n\
-                [[prompts]]\ntext = \"a red circle\"\n";
-    Job::new(Collection::from_toml("fn.toml", text).unwrap().jobs().unwrap().remove(0))
-}
+/// The collection a studio POSTs: one prompt, the stack's chain (none named).
+const COLLECTION: &str = r#"
+[collection]
+name = "Fn"
+symbol = "FN"
+recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+[generation]
+model = "shapes-sd"
+steps = 6
+width = 64
+height = 64
+seed = 11
+
+[[prompts]]
+text = "a red circle"
+"#;
 
 struct Stack {
     moto: Moto,
@@ -223,72 +239,122 @@ impl Stack {
         SqsQueue::new(self.moto.sqs(), format!("latentmint-{STAGE}-")).with_fifo(Stage::Mint.queue(), "wallet-1")
     }
 
-    /// Starts `function` (a template resource), hands it the one message waiting in `stage`'s
-    /// queue as Lambda's event source mapping would, and checks that no record failed. The
-    /// function runs only for this event; its log is returned.
+    /// Starts `function` (a template resource), hands it `event` through the Runtime API and
+    /// returns its answer and log; the function runs only for this event. Its log must be JSON
+    /// lines (CloudWatch) without key material.
+    async fn invoke(&self, function: &str, event: serde_json::Value) -> (serde_json::Value, String) {
+        let api = RuntimeApi::start(function).await;
+        let _f = start(function, &self.environment(function), &self.moto, &api, &self.log_path(function));
+        let answer = api.invoke(event, Duration::from_secs(180)).await;
+        let log = self.log(function);
+        let Some(Answer::Response(response)) = answer else { panic!("{function}: {answer:?}\n{log}") };
+        assert!(log.lines().all(|l| l.starts_with('{')), "{log}");
+        assert!(!log.contains("PRIVATE KEY"), "{log}");
+        (response, log)
+    }
+
+    /// Hands `function` the one message waiting in `stage`'s queue, as Lambda's event source
+    /// mapping would, checks that no record failed, and deletes the message.
     async fn deliver(&self, function: &str, stage: Stage) -> String {
         let queue = stage.queue();
         let got = self.queues().receive(queue, 10, Duration::from_secs(60)).await.unwrap();
         assert_eq!(got.len(), 1, "one message waits for {function}");
-        let api = RuntimeApi::start(function).await;
-        let _f = start(function, &self.environment(function), &self.moto, &api, &self.log_path(function));
-        let arn_name = if stage == Stage::Mint {
-            format!("latentmint-{STAGE}-{queue}.fifo")
-        } else {
-            format!("latentmint-{STAGE}-{queue}")
-        };
-        let answer = api.invoke(sqs_event(&arn_name, &got[0].body), Duration::from_secs(180)).await;
-        let log = self.log(function);
-        let Some(Answer::Response(response)) = answer else { panic!("{function}: {answer:?}\n{log}") };
+        let fifo = if stage == Stage::Mint { ".fifo" } else { "" };
+        let event = sqs_event(&format!("latentmint-{STAGE}-{queue}{fifo}"), &got[0].body);
+        let (response, log) = self.invoke(function, event).await;
         assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{function}: {log}");
-        // JSON lines for CloudWatch, and no key material in them.
-        assert!(log.lines().all(|l| l.starts_with('{')), "{log}");
-        assert!(!log.contains("PRIVATE KEY"), "{log}");
-        let _ = self.queues().ack(queue, &got[0].receipt).await;
+        self.queues().ack(queue, &got[0].receipt).await.unwrap();
         log
     }
 }
 
-/// A job goes through the generate, review, publish and mint functions, each started from the
-/// template's environment and handed the message the previous one queued: the image is made by
-/// the layer's ONNX fallback and carries Content Credentials signed in KMS under the studio's
-/// chain from the bucket; the metadata is pinned to a real IPFS node with its provenance signed
-/// in KMS (EIP-712); the token is minted on anvil by the mint function's KMS key, once.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_job_goes_through_the_stage_functions_as_the_template_deploys_them() {
-    let mut s = stack(true).await;
-    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
-    let job = queued_job();
-    jobs.insert_if_absent(&job).await.unwrap();
+/// A request as API Gateway's HTTP API hands it to the intake function (payload format 2.0).
+fn http_post(path: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/toml"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example",
+            "requestId": "req",
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "02/Dec/2026:18:00:00 +0000",
+            "timeEpoch": 1_796_234_400_000_i64,
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
 
-    // The chain: a collection deployed by a dev key; the minting key lives in KMS, holds
-    // MINTER_ROLE and some ETH, and also signs provenance records (as the template wires it).
+/// A secp256k1 KMS key that holds `role` on the collection and some ETH: its ARN and address.
+async fn wallet_in_kms(
+    moto: &Moto,
+    admin: &Chain,
+    contract: EvmAddress,
+    role: &str,
+) -> (String, alloy::primitives::Address) {
+    let kms = moto.kms();
+    let key =
+        kms.create_key().key_spec(KeySpec::EccSecgP256K1).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_string();
+    let address = KmsSigner::new(kms, &arn, Some(LOCAL_CHAIN_ID)).await.unwrap().address();
+    let _: serde_json::Value =
+        admin.provider().raw_request("anvil_setBalance".into(), (address, "0xde0b6b3a7640000")).await.unwrap();
+    let c = admin.minter(contract, 1);
+    let role = match role {
+        "MINTER_ROLE" => c.contract().MINTER_ROLE().call().await.unwrap(),
+        _ => c.contract().METADATA_ROLE().call().await.unwrap(),
+    };
+    c.contract().grantRole(role, address).send().await.unwrap().get_receipt().await.unwrap();
+    (arn, address)
+}
+
+/// A collection file goes through every function of the stack, each started from the
+/// template's environment and handed what the previous one queued: the intake function takes
+/// it from the HTTP API; the generate function makes the image with the layer's ONNX fallback
+/// and stamps Content Credentials signed in KMS under the studio's chain from the bucket; the
+/// review function runs QA; the publish function pins the metadata to a real IPFS node with its
+/// provenance signed in KMS (EIP-712); the mint function mints on anvil with its KMS key, once;
+/// after a transfer, the live function's tick evolves the token with its own KMS key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
+    let mut s = stack(true).await;
+    s.moto.evolutions_table("latentmint-fn-evolutions").await;
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+
+    // The chain: a collection deployed by a dev key; the minting wallet (which also signs
+    // provenance records) and the living-NFT wallet are keys in KMS.
     let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
     let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
     let contract = admin.deploy("Fn", "FN").await.unwrap();
-    let kms = s.moto.kms();
-    let minting_key =
-        kms.create_key().key_spec(KeySpec::EccSecgP256K1).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
-    let minting_key = minting_key.key_metadata().unwrap().arn().unwrap().to_string();
-    let wallet = KmsSigner::new(kms, &minting_key, Some(LOCAL_CHAIN_ID)).await.unwrap().address();
-    let _: serde_json::Value =
-        admin.provider().raw_request("anvil_setBalance".into(), (wallet, "0xde0b6b3a7640000")).await.unwrap();
-    let collection = admin.minter(contract, 1);
-    let role = collection.contract().MINTER_ROLE().call().await.unwrap();
-    collection.contract().grantRole(role, wallet).send().await.unwrap().get_receipt().await.unwrap();
+    let (minting_key, wallet) = wallet_in_kms(&s.moto, &admin, contract, "MINTER_ROLE").await;
+    let (metadata_key, metadata_wallet) = wallet_in_kms(&s.moto, &admin, contract, "METADATA_ROLE").await;
     let ipfs = IpfsNode::start();
     s.refs.extend([
         ("ChainId", LOCAL_CHAIN_ID.to_string()),
         ("RpcUrls", node.rpc_url.clone()),
         ("ContractAddress", contract.to_string()),
         ("KmsKeyArn", minting_key),
+        ("MetadataKmsKeyArn", metadata_key),
         ("IpfsApiUrl", ipfs.api.clone()),
+        ("EvolutionsTable", "latentmint-fn-evolutions".to_string()),
     ]);
-    s.queues().send(Stage::Generate.queue(), &StageMessage::new(Stage::Generate, job.id()).to_body()).await.unwrap();
+
+    let (response, log) = s.invoke("IntakeFunction", http_post("/collections", COLLECTION)).await;
+    assert_eq!(response["statusCode"], 202, "{response}\n{log}");
+    let accepted: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(accepted["queued"], 1, "{accepted}");
+    let id: latentmint_core::JobId = accepted["job_ids"][0].as_str().unwrap().parse().unwrap();
 
     let log = s.deliver("GenerateFunction", Stage::Generate).await;
     assert!(log.contains("stage done"), "{log}");
-    let stored = jobs.get(job.id()).await.unwrap().expect("job in the table");
+    let stored = jobs.get(id).await.unwrap().expect("job in the table");
     assert_eq!(stored.state, JobState::Generated);
     let record = stored.generation.clone().expect("generation record");
     assert_eq!(record.backend, "onnx-cpu", "no endpoint: the layer's ONNX fallback made it");
@@ -298,48 +364,72 @@ async fn a_job_goes_through_the_stage_functions_as_the_template_deploys_them() {
         .expect("image in the bucket");
     let report = read(&png, Some(&s.ca_pem)).unwrap().expect("Content Credentials in the image");
     assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
-    assert_eq!(report.generation.expect("generation assertion").job_id, job.id().to_string());
+    assert_eq!(report.generation.expect("generation assertion").job_id, id.to_string());
 
     let log = s.deliver("ReviewFunction", Stage::Review).await;
     assert!(log.contains("stage done"), "{log}");
-    let reviewed = jobs.get(job.id()).await.unwrap().unwrap();
+    let reviewed = jobs.get(id).await.unwrap().unwrap();
     assert!(reviewed.qa.is_some(), "QA ran on the stored image");
     if reviewed.state == JobState::AwaitingReview {
         // Unsure: the operator approves it, as the dashboard does on a stack.
-        latentmint_stages::review::decide(&jobs, &s.queues(), job.id(), true, "ada").await.unwrap();
+        latentmint_stages::review::decide(&jobs, &s.queues(), id, true, "ada").await.unwrap();
     }
-    assert_eq!(jobs.get(job.id()).await.unwrap().unwrap().state, JobState::Approved);
+    assert_eq!(jobs.get(id).await.unwrap().unwrap().state, JobState::Approved);
 
     let log = s.deliver("PublishFunction", Stage::Publish).await;
     assert!(log.contains("stage done"), "{log}");
-    let published = jobs.get(job.id()).await.unwrap().unwrap();
+    let published = jobs.get(id).await.unwrap().unwrap();
     assert_eq!(published.state, JobState::Published);
     let metadata_cid = published.metadata_cid.clone().expect("metadata CID");
-    let metadata = latentmint_core::ports::Pinner::fetch(
-        &latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap(),
-        &metadata_cid,
-    )
-    .await
-    .unwrap();
+    let ipfs_api = latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap();
+    let metadata = latentmint_core::ports::Pinner::fetch(&ipfs_api, &metadata_cid).await.unwrap();
     let metadata: TokenMetadata = serde_json::from_slice(&metadata).unwrap();
     let signer = latentmint_chain::provenance::verify(&metadata.provenance).expect("a valid provenance signature");
     assert_eq!(to_alloy(signer), wallet, "provenance signed in KMS by the minting key");
 
     let log = s.deliver("MintFunction", Stage::Mint).await;
     assert!(log.contains("stage done"), "{log}");
-    let minted = jobs.get(job.id()).await.unwrap().unwrap();
+    let minted = jobs.get(id).await.unwrap().unwrap();
     assert_eq!(minted.state, JobState::Minted);
     let token = minted.token_id.clone().expect("token id");
+    let collection = admin.minter(contract, 1);
     assert_eq!(collection.owner_of(&token).await.unwrap(), EvmAddress::parse_checksummed(RECIPIENT).unwrap());
     assert_eq!(collection.token_uri(&token).await.unwrap(), format!("ipfs://{metadata_cid}"));
     let tx = admin.provider().get_transaction_by_hash(minted.tx_hash.unwrap().parse().unwrap()).await.unwrap().unwrap();
-    assert_eq!(from_alloy(tx.inner.signer()), from_alloy(wallet), "sent by the mint function's KMS key");
+    assert_eq!(tx.inner.signer(), wallet, "sent by the mint function's KMS key");
 
-    // The same mint message delivered again (at-least-once): nothing is sent, the job stays.
-    s.queues().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await.unwrap();
-    let log = s.deliver("MintFunction", Stage::Mint).await;
-    assert_eq!(collection.total_supply().await.unwrap(), 1, "{log}");
+    // The same mint message delivered again (at-least-once): nothing is sent.
+    s.queues().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, id).to_body()).await.unwrap();
+    s.deliver("MintFunction", Stage::Mint).await;
+    assert_eq!(collection.total_supply().await.unwrap(), 1);
     assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1, "one transaction from the wallet");
+
+    // A living NFT: the owner passes the token on; the live function's next tick evolves it.
+    let owner = Chain::connect(&node.rpc_url, node.dev_key(1).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
+    let bob = alloy::primitives::Address::repeat_byte(0xb0);
+    let token_id: alloy::primitives::U256 = token.parse().unwrap();
+    owner
+        .minter(contract, 1)
+        .contract()
+        .transferFrom(to_alloy(owner.sender()), bob, token_id)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (tick, log) = s.invoke("LiveFunction", serde_json::json!({"source": "aws.scheduler"})).await;
+    assert_eq!(tick["evolved"], serde_json::json!([token]), "{tick}\n{log}");
+    let evolved = collection.token_uri(&token).await.unwrap();
+    assert!(evolved.starts_with("ipfs://") && evolved != format!("ipfs://{metadata_cid}"), "{evolved}");
+    assert_eq!(
+        admin.provider().get_transaction_count(metadata_wallet).await.unwrap(),
+        1,
+        "setTokenURI from the living wallet"
+    );
+    // The next tick finds nothing new.
+    let (tick, log) = s.invoke("LiveFunction", serde_json::json!({"source": "aws.scheduler"})).await;
+    assert_eq!(tick["evolved"], serde_json::json!([]), "{tick}\n{log}");
 }
 
 /// With a Content Credentials key configured but its certificate chain not uploaded, the
