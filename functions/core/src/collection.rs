@@ -324,10 +324,12 @@ impl ChainSection {
 }
 
 impl Default for ChainSection {
+    /// A file without `[chain]`: no chain named (validation then sets the local dev chain, and
+    /// a stack's intake its own), exactly like an empty `[chain]` section.
     fn default() -> Self {
         Self {
             network: None,
-            chain_id: Some(LOCAL_CHAIN_ID),
+            chain_id: None,
             rpc_url: None,
             rpc_urls: vec![],
             contract: None,

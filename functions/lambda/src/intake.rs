@@ -616,6 +616,20 @@ mod tests {
         assert!(r.queue.receive("generate", 10, Duration::from_secs(60)).await.unwrap().is_empty());
     }
 
+    /// A file without `[chain]` leaves the chain to the stack, whatever chain the stack is on.
+    #[tokio::test]
+    async fn a_file_that_names_no_chain_is_taken_by_a_stack_on_any_chain() {
+        let r = rig();
+        let text = "[collection]\nname = \"N\"\nsymbol = \"N\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
+                    [generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"a red circle\"\n";
+        let sepolia = StackChain { chain_id: 421_614, ..stack() };
+        let resp = handle_http(&r.ports, sepolia, request("POST", "application/toml", text, false)).await;
+        assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+        let named = format!("{text}[chain]\nchain_id = 412346\n");
+        let resp = handle_http(&r.ports, sepolia, request("POST", "application/toml", &named, false)).await;
+        assert_eq!(body(&resp)["field"].as_str(), Some("chain.chain_id"), "a file naming another chain is refused");
+    }
+
     #[tokio::test]
     async fn only_post_submits() {
         let r = rig();
