@@ -98,9 +98,9 @@ contract LatentCollection is ERC721A, AccessControl, Pausable, ERC2981 {
         batches[key] = Batch(uint64(first), uint32(count));
     }
 
-    /// @notice Mints one token for `jobId` with metadata at the raw-file CID whose sha2-256
-    ///         digest is `metadataDigest` (the metadata JSON's sha256).
-    /// @notice Mints one token for `jobId` to `to`; its id is `singleTokenId(jobId)`.
+    /// @notice Mints one token for `jobId` to `to`; its id is `singleTokenId(jobId)`, its
+    ///         metadata the raw-file CID whose sha2-256 digest is `metadataDigest` (the
+    ///         metadata JSON's sha256).
     function mint(address to, bytes32 jobId, bytes32 metadataDigest) external onlyRole(MINTER_ROLE) whenNotPaused returns (uint256 tokenId) {
         if (jobId == bytes32(0)) revert EmptyArgument("key");
         if (metadataDigest == bytes32(0)) revert EmptyArgument("metadataDigest");
