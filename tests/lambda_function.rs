@@ -16,7 +16,7 @@ use latentmint_aws::{DynamoJobStore, KmsClaimSigner, KmsSigner, S3BlobStore, Sqs
 use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::LOCAL_CHAIN_ID;
-use latentmint_core::ports::{BlobStore, JobStore, Queue};
+use latentmint_core::ports::{BlobStore, Delivery, JobStore, Queue};
 use latentmint_core::{EvmAddress, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
@@ -148,13 +148,14 @@ fn start(function: &str, env: &[(String, String)], moto: &Moto, api: &RuntimeApi
     Function(child)
 }
 
-/// An SQS event of one record, as Lambda's event source mapping delivers it.
-fn sqs_event(queue: &str, body: &str) -> serde_json::Value {
+/// An SQS event of one record, the message `d` received from `queue`, as Lambda's event source
+/// mapping delivers it (its receipt handle too: a function that retries it sets its visibility).
+fn sqs_event(queue: &str, d: &Delivery) -> serde_json::Value {
     serde_json::json!({"Records": [{
-        "messageId": "m-1",
-        "receiptHandle": "r-1",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+        "messageId": d.message_id,
+        "receiptHandle": d.receipt,
+        "body": d.body,
+        "attributes": {"ApproximateReceiveCount": d.receive_count.to_string(), "SentTimestamp": "0"},
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
@@ -239,18 +240,18 @@ impl Stack {
         SqsQueue::new(self.moto.sqs(), format!("latentmint-{STAGE}-")).with_fifo(Stage::Mint.queue(), "wallet-1")
     }
 
-    /// Starts `function` (a template resource), hands it `event` through the Runtime API and
-    /// returns its answer and log; the function runs only for this event. Its log must be JSON
-    /// lines (CloudWatch) without key material.
-    async fn invoke(&self, function: &str, event: serde_json::Value) -> (serde_json::Value, String) {
+    /// Starts `function` (a template resource): one instance, for as many events as
+    /// [`Instance::invoke`] hands it.
+    async fn start(&self, function: &str) -> Instance {
         let api = RuntimeApi::start(function).await;
-        let _f = start(function, &self.environment(function), &self.moto, &api, &self.log_path(function));
-        let answer = api.invoke(event, Duration::from_secs(180)).await;
-        let log = self.log(function);
-        let Some(Answer::Response(response)) = answer else { panic!("{function}: {answer:?}\n{log}") };
-        assert!(log.lines().all(|l| l.starts_with('{')), "{log}");
-        assert!(!log.contains("PRIVATE KEY"), "{log}");
-        (response, log)
+        let log = self.log_path(function);
+        let process = start(function, &self.environment(function), &self.moto, &api, &log);
+        Instance { api, _process: process, function: function.to_string(), log }
+    }
+
+    /// One event for a fresh instance of `function`: its answer and log.
+    async fn invoke(&self, function: &str, event: serde_json::Value) -> (serde_json::Value, String) {
+        self.start(function).await.invoke(event).await
     }
 
     /// Hands `function` the one message waiting in `stage`'s queue, as Lambda's event source
@@ -260,7 +261,7 @@ impl Stack {
         let got = self.queues().receive(queue, 10, Duration::from_secs(60)).await.unwrap();
         assert_eq!(got.len(), 1, "one message waits for {function}");
         let fifo = if stage == Stage::Mint { ".fifo" } else { "" };
-        let event = sqs_event(&format!("latentmint-{STAGE}-{queue}{fifo}"), &got[0].body);
+        let event = sqs_event(&format!("latentmint-{STAGE}-{queue}{fifo}"), &got[0]);
         let (response, log) = self.invoke(function, event).await;
         assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{function}: {log}");
         self.queues().ack(queue, &got[0].receipt).await.unwrap();
@@ -268,20 +269,58 @@ impl Stack {
     }
 }
 
-/// A request as API Gateway's HTTP API hands it to the intake function (payload format 2.0).
+/// A running function instance.
+struct Instance {
+    api: RuntimeApi,
+    _process: Function,
+    function: String,
+    log: PathBuf,
+}
+
+impl Instance {
+    /// Hands it `event` through the Runtime API; returns its answer and its log so far, which
+    /// must be JSON lines (CloudWatch) without key material.
+    async fn invoke(&self, event: serde_json::Value) -> (serde_json::Value, String) {
+        let answer = self.api.invoke(event, Duration::from_secs(180)).await;
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let Some(Answer::Response(response)) = answer else { panic!("{}: {answer:?}\n{log}", self.function) };
+        assert!(log.lines().all(|l| l.starts_with('{')), "{log}");
+        assert!(!log.contains("PRIVATE KEY"), "{log}");
+        (response, log)
+    }
+}
+
+/// A collection file POSTed to `path`, as API Gateway's HTTP API hands it to the intake function
+/// (payload format 2.0).
 fn http_post(path: &str, body: &str) -> serde_json::Value {
+    http_request("POST /collections", path, serde_json::json!({"content-type": "application/toml"}), body)
+}
+
+/// A shop's order to `POST /webhooks/{collection}`, signed with `secret`.
+fn signed_order(collection: &str, body: &str, secret: &[u8]) -> serde_json::Value {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let headers = serde_json::json!({"content-type": "application/json", "x-latentmint-signature": signature});
+    let mut event = http_request("POST /webhooks/{collection}", &format!("/webhooks/{collection}"), headers, body);
+    event["pathParameters"] = serde_json::json!({"collection": collection});
+    event
+}
+
+fn http_request(route: &str, path: &str, headers: serde_json::Value, body: &str) -> serde_json::Value {
     serde_json::json!({
         "version": "2.0",
-        "routeKey": format!("POST {path}"),
+        "routeKey": route,
         "rawPath": path,
         "rawQueryString": "",
-        "headers": {"content-type": "application/toml"},
+        "headers": headers,
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "api",
             "domainName": "api.example",
             "requestId": "req",
-            "routeKey": format!("POST {path}"),
+            "routeKey": route,
             "stage": "$default",
             "time": "02/Dec/2026:18:00:00 +0000",
             "timeEpoch": 1_796_234_400_000_i64,
@@ -450,4 +489,47 @@ async fn the_generate_function_stops_at_init_naming_a_missing_certificate_chain(
     assert!(!status.success());
     let log = s.log("generate");
     assert!(log.contains(CHAIN_KEY) && log.contains("LATENTMINT_CREDENTIALS_CHAIN"), "{log}");
+}
+
+/// The intake function's other doors, on one instance: a collection file dropped in the bucket
+/// (the S3 event EventBridge delivers), the same file named by a schedule (its jobs are queued
+/// again, not duplicated), and a shop's order signed with the secret in Secrets Manager (a
+/// repeated order is the same job; a forged signature is refused).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_intake_function_takes_dropped_files_schedules_and_signed_orders() {
+    let mut s = stack(true).await;
+    let secret = s.moto.secretsmanager().create_secret().name("latentmint/fn-webhook").secret_string("shop-secret");
+    let secret = secret.send().await.unwrap().arn().unwrap().to_string();
+    s.refs.insert("WebhookSecretArn", secret);
+    S3BlobStore::new(s.moto.s3(), BUCKET, "")
+        .put("collections/shop.toml", COLLECTION.as_bytes().to_vec())
+        .await
+        .unwrap();
+    let intake = s.start("IntakeFunction").await;
+
+    let dropped = serde_json::json!({
+        "version": "0", "source": "aws.s3", "detail-type": "Object Created",
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": "collections/shop.toml", "size": COLLECTION.len()}}
+    });
+    let (accepted, log) = intake.invoke(dropped).await;
+    assert_eq!((accepted["jobs"].clone(), accepted["queued"].clone()), (1.into(), 1.into()), "{accepted}\n{log}");
+    let (again, log) = intake.invoke(serde_json::json!({"collection": "collections/shop.toml"})).await;
+    assert_eq!((again["queued"].clone(), again["requeued"].clone()), (0.into(), 1.into()), "{again}\n{log}");
+    assert_eq!(again["job_ids"], accepted["job_ids"], "the same job");
+
+    let order = r#"{"order_id": "o-1001", "prompt": "a blue square"}"#;
+    let (response, log) = intake.invoke(signed_order("shop", order, b"shop-secret")).await;
+    assert_eq!(response["statusCode"], 202, "{response}\n{log}");
+    let body: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["state"], "queued", "{body}");
+    let (response, _) = intake.invoke(signed_order("shop", order, b"shop-secret")).await;
+    let repeated: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(repeated["job_id"], body["job_id"], "the shop's retry is the same job");
+    let (forged, _) = intake.invoke(signed_order("shop", order, b"guessed")).await;
+    assert_eq!(forged["statusCode"], 401, "{forged}");
+
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+    assert_eq!(jobs.list(Some(JobState::Queued)).await.unwrap().len(), 2, "one job per file prompt and per order");
+    let queued = s.queues().receive(Stage::Generate.queue(), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(queued.len(), 4, "file, schedule, order, repeated order: each queued generation once more");
 }
