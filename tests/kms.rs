@@ -13,7 +13,7 @@ use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
-use latentmint_e2e::{Moto, anvil};
+use latentmint_e2e::{Moto, anvil, fund_and_grant};
 
 const CHAIN_ID: u64 = 412_346;
 
@@ -37,19 +37,7 @@ async fn a_token_minted_with_a_kms_key_is_sent_from_the_keys_address() {
     let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.unwrap();
     let contract = admin.deploy("Kms", "KMS").await.unwrap();
     let kms_account = signer.address();
-    let _: serde_json::Value =
-        admin.provider().raw_request("anvil_setBalance".into(), (kms_account, "0xde0b6b3a7640000")).await.unwrap();
-    let role = admin.minter(contract, 1).contract().MINTER_ROLE().call().await.unwrap();
-    admin
-        .minter(contract, 1)
-        .contract()
-        .grantRole(role, kms_account)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    fund_and_grant(&admin, contract, kms_account, "MINTER_ROLE").await;
 
     let chain = Chain::connect_signer(std::slice::from_ref(&node.rpc_url), signer, CHAIN_ID).await.unwrap();
     assert_eq!(to_alloy(chain.sender()), kms_account, "the chain connection sends as the KMS account");

@@ -20,7 +20,7 @@ use latentmint_core::ports::{BlobStore, Delivery, JobStore, Queue};
 use latentmint_core::{EvmAddress, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
-use latentmint_e2e::{IpfsNode, Moto, anvil, lambda_bin, ort_library, repo_root, tools_python};
+use latentmint_e2e::{IpfsNode, Moto, anvil, fund_and_grant, lambda_bin, ort_library, repo_root, tools_python};
 
 /// The stack's name (template parameter `Stage`).
 const STAGE: &str = "fn";
@@ -343,14 +343,7 @@ async fn wallet_in_kms(
         kms.create_key().key_spec(KeySpec::EccSecgP256K1).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
     let arn = key.key_metadata().unwrap().arn().unwrap().to_string();
     let address = KmsSigner::new(kms, &arn, Some(LOCAL_CHAIN_ID)).await.unwrap().address();
-    let _: serde_json::Value =
-        admin.provider().raw_request("anvil_setBalance".into(), (address, "0xde0b6b3a7640000")).await.unwrap();
-    let c = admin.minter(contract, 1);
-    let role = match role {
-        "MINTER_ROLE" => c.contract().MINTER_ROLE().call().await.unwrap(),
-        _ => c.contract().METADATA_ROLE().call().await.unwrap(),
-    };
-    c.contract().grantRole(role, address).send().await.unwrap().get_receipt().await.unwrap();
+    fund_and_grant(admin, contract, address, role).await;
     (arn, address)
 }
 

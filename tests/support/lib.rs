@@ -90,6 +90,27 @@ fn workspace_bin(bin: &str) -> PathBuf {
 pub mod async_endpoint;
 pub mod runtime_api;
 
+/// Gives `account` 1 ETH on the local node and `role` (`MINTER_ROLE` or `METADATA_ROLE`) on the
+/// collection at `contract`, sent by `admin` (the deployer).
+pub async fn fund_and_grant(
+    admin: &latentmint_chain::Chain,
+    contract: latentmint_core::EvmAddress,
+    account: alloy::primitives::Address,
+    role: &str,
+) {
+    use alloy::providers::Provider;
+    let _: serde_json::Value =
+        admin.provider().raw_request("anvil_setBalance".into(), (account, "0xde0b6b3a7640000")).await.unwrap();
+    let collection = admin.minter(contract, 1);
+    let c = collection.contract();
+    let role = match role {
+        "MINTER_ROLE" => c.MINTER_ROLE().call().await.unwrap(),
+        "METADATA_ROLE" => c.METADATA_ROLE().call().await.unwrap(),
+        other => panic!("no role {other} on LatentCollection"),
+    };
+    c.grantRole(role, account).send().await.unwrap().get_receipt().await.unwrap();
+}
+
 /// The Python that `scripts/bootstrap.sh --tests` installs moto, cfn-lint and SAM's translator
 /// into.
 pub fn tools_python() -> PathBuf {
