@@ -113,10 +113,10 @@ fn layer_paths(env: &mut [(String, String)]) {
     }
 }
 
-/// The function process; killed on drop.
-struct Function(Child);
+/// A function's process; killed on drop.
+struct Process(Child);
 
-impl Drop for Function {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -126,7 +126,7 @@ impl Drop for Function {
 /// Starts the binary as Lambda would for `function`: the template's environment (and nothing
 /// else of this process's), AWS credentials and endpoint, the Runtime API's address; its
 /// output goes to `log`.
-fn start(function: &str, env: &[(String, String)], moto: &Moto, api: &RuntimeApi, log: &Path) -> Function {
+fn spawn(function: &str, env: &[(String, String)], moto: &Moto, api: &RuntimeApi, log: &Path) -> Process {
     // Lambda sends both streams to CloudWatch; here both go to one file.
     let out = std::fs::File::create(log).unwrap();
     let child = Command::new(lambda_bin())
@@ -145,7 +145,7 @@ fn start(function: &str, env: &[(String, String)], moto: &Moto, api: &RuntimeApi
         .stderr(out)
         .spawn()
         .expect("latentmint-lambda starts");
-    Function(child)
+    Process(child)
 }
 
 /// An SQS event of one record, the message `d` received from `queue`, as Lambda's event source
@@ -245,7 +245,7 @@ impl Stack {
     async fn start(&self, function: &str) -> Instance {
         let api = RuntimeApi::start(function).await;
         let log = self.log_path(function);
-        let process = start(function, &self.environment(function), &self.moto, &api, &log);
+        let process = spawn(function, &self.environment(function), &self.moto, &api, &log);
         Instance { api, _process: process, function: function.to_string(), log }
     }
 
@@ -272,7 +272,7 @@ impl Stack {
 /// A running function instance.
 struct Instance {
     api: RuntimeApi,
-    _process: Function,
+    _process: Process,
     function: String,
     log: PathBuf,
 }
@@ -290,10 +290,10 @@ impl Instance {
     }
 }
 
-/// A collection file POSTed to `path`, as API Gateway's HTTP API hands it to the intake function
-/// (payload format 2.0).
-fn http_post(path: &str, body: &str) -> serde_json::Value {
-    http_request("POST /collections", path, serde_json::json!({"content-type": "application/toml"}), body)
+/// A collection file POSTed to `/collections`, as API Gateway's HTTP API hands it to the intake
+/// function (payload format 2.0).
+fn posted_collection(body: &str) -> serde_json::Value {
+    http_request("POST /collections", "/collections", serde_json::json!({"content-type": "application/toml"}), body)
 }
 
 /// A shop's order to `POST /webhooks/{collection}`, signed with `secret`.
@@ -378,7 +378,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
         ("EvolutionsTable", "latentmint-fn-evolutions".to_string()),
     ]);
 
-    let (response, log) = s.invoke("IntakeFunction", http_post("/collections", COLLECTION)).await;
+    let (response, log) = s.invoke("IntakeFunction", posted_collection(COLLECTION)).await;
     assert_eq!(response["statusCode"], 202, "{response}\n{log}");
     let accepted: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(accepted["queued"], 1, "{accepted}");
@@ -470,17 +470,18 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
 async fn the_generate_function_stops_at_init_naming_a_missing_certificate_chain() {
     let s = stack(false).await;
     let api = RuntimeApi::start("GenerateFunction").await;
-    let mut f = start("GenerateFunction", &s.environment("GenerateFunction"), &s.moto, &api, &s.log_path("generate"));
+    let mut f =
+        spawn("GenerateFunction", &s.environment("GenerateFunction"), &s.moto, &api, &s.log_path("GenerateFunction"));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = f.0.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "still running: {}", s.log("generate"));
+        assert!(std::time::Instant::now() < deadline, "still running: {}", s.log("GenerateFunction"));
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(!status.success());
-    let log = s.log("generate");
+    let log = s.log("GenerateFunction");
     assert!(log.contains(CHAIN_KEY) && log.contains("LATENTMINT_CREDENTIALS_CHAIN"), "{log}");
 }
 
