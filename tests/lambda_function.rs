@@ -20,7 +20,9 @@ use latentmint_core::ports::{BlobStore, Delivery, JobStore, Queue};
 use latentmint_core::{EvmAddress, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
-use latentmint_e2e::{IpfsNode, Moto, anvil, fund_and_grant, lambda_bin, ort_library, repo_root, tools_python};
+use latentmint_e2e::{
+    Container, IpfsNode, Moto, anvil, fund_and_grant, lambda_bin, ort_library, repo_root, tools_python,
+};
 
 /// The stack's name (template parameter `Stage`).
 const STAGE: &str = "fn";
@@ -526,4 +528,57 @@ async fn the_intake_function_takes_dropped_files_schedules_and_signed_orders() {
     assert_eq!(jobs.list(Some(JobState::Queued)).await.unwrap().len(), 2, "one job per file prompt and per order");
     let queued = s.queues().receive(Stage::Generate.queue(), 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(queued.len(), 4, "file, schedule, order, repeated order: each queued generation once more");
+}
+
+/// With the `SageMakerEndpoint` parameter set, the generate function asks the endpoint first:
+/// here the container's real `serve` binary, reached through the SDK's endpoint URL for
+/// SageMaker Runtime. When the endpoint is down, the same function falls back to the layer's
+/// ONNX engine and the record says why. Both images carry Content Credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generate_function_asks_the_sagemaker_endpoint_first_and_falls_back_when_it_is_down() {
+    let mut s = stack(true).await;
+    s.refs.insert("SageMakerEndpoint", "latentmint-fn".to_string());
+    let container = Container::start(&repo_root().join("models/shapes-sd"));
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+    for (endpoint_url, prompt) in [(&container.url, "a red circle"), (&dead, "a green square")] {
+        let text = COLLECTION.replace("a red circle", prompt);
+        let spec =
+            latentmint_core::collection::Collection::from_toml("fn.toml", &text).unwrap().jobs().unwrap().remove(0);
+        let job = latentmint_core::Job::new(spec);
+        jobs.insert_if_absent(&job).await.unwrap();
+        s.queues()
+            .send(Stage::Generate.queue(), &StageMessage::new(Stage::Generate, job.id()).to_body())
+            .await
+            .unwrap();
+        let got = s.queues().receive(Stage::Generate.queue(), 10, Duration::from_secs(60)).await.unwrap();
+        let api = RuntimeApi::start("GenerateFunction").await;
+        let mut env = s.environment("GenerateFunction");
+        env.push(("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME".into(), endpoint_url.clone()));
+        let _f = spawn("GenerateFunction", &env, &s.moto, &api, &s.log_path("GenerateFunction"));
+        let event = sqs_event(&format!("latentmint-{STAGE}-generate"), &got[0]);
+        let answer = api.invoke(event, Duration::from_secs(180)).await;
+        let log = s.log("GenerateFunction");
+        let Some(Answer::Response(response)) = answer else { panic!("{answer:?}\n{log}") };
+        assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+
+        let record = jobs.get(job.id()).await.unwrap().unwrap().generation.expect("generated");
+        if endpoint_url == &container.url {
+            assert!(record.backend.starts_with("sagemaker:latentmint-fn"), "{}", record.backend);
+            assert_eq!(record.fallback_reason, None);
+        } else {
+            assert_eq!(record.backend, "onnx-cpu");
+            let why = record.fallback_reason.expect("why the fallback made it");
+            assert!(why.contains("latentmint-fn"), "{why}");
+        }
+        let stored = jobs.get(job.id()).await.unwrap().unwrap();
+        let png =
+            S3BlobStore::stage_blobs(s.moto.s3(), BUCKET).get(stored.image_key.as_deref().unwrap()).await.unwrap();
+        let report = read(&png, Some(&s.ca_pem)).unwrap().expect("Content Credentials");
+        assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
+        s.queues().ack(Stage::Generate.queue(), &got[0].receipt).await.unwrap();
+    }
 }

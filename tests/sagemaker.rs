@@ -4,9 +4,8 @@
 //! The asynchronous path goes SDK → a SageMaker async stand-in → the same `serve` binary, with
 //! the request and the result in S3 (moto over the wire).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,37 +17,7 @@ use latentmint_core::ports::{GenerationRequest, Generator, PortError};
 use latentmint_core::{GenerationParams, JobId};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_e2e::async_endpoint::AsyncEndpoint;
-use latentmint_e2e::{Moto, ort_library, serve_bin, tiny_model};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_serve() -> Server {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(serve_bin())
-        .arg("serve")
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--threads", "1"])
-        .env("ORT_DYLIB_PATH", ort_library())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on"), "serve said {line:?}");
-    Server { child, url: format!("http://127.0.0.1:{port}") }
-}
+use latentmint_e2e::{Container, Moto, ort_library, tiny_model};
 
 fn client(url: &str) -> aws_sdk_sagemakerruntime::Client {
     let cfg = aws_sdk_sagemakerruntime::Config::builder()
@@ -89,7 +58,7 @@ fn onnx() -> Arc<OnnxGenerator> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sdk_invoke_endpoint_reaches_serve_and_returns_a_png() {
-    let server = start_serve();
+    let server = Container::start(&tiny_model());
     // GET /ping, as SageMaker's health check does.
     let mut s = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
     write!(s, "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
@@ -122,7 +91,7 @@ async fn sdk_invoke_endpoint_reaches_serve_and_returns_a_png() {
 /// an init image is byte-identical to the local engine's, and differs from text-to-image.
 #[tokio::test(flavor = "multi_thread")]
 async fn img2img_requests_carry_their_init_image_to_serve() {
-    let server = start_serve();
+    let server = Container::start(&tiny_model());
     let sm = SageMakerGenerator::new(client(&server.url), "latentmint-dev");
     let start = onnx().generate(&request(64)).await.unwrap().png;
     let evolve = GenerationRequest {
@@ -143,7 +112,7 @@ async fn img2img_requests_carry_their_init_image_to_serve() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_request_is_refused_with_its_field_and_not_retried() {
-    let server = start_serve();
+    let server = Container::start(&tiny_model());
     let err = SageMakerGenerator::new(client(&server.url), "latentmint-dev").generate(&request(63)).await.unwrap_err();
     match err {
         PortError::Permanent(m) => {
@@ -207,7 +176,7 @@ async fn garbage_from_the_endpoint_is_named_and_falls_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_comes_back_as_one_image_per_seed() {
-    let server = start_serve();
+    let server = Container::start(&tiny_model());
     let sm = SageMakerGenerator::new(client(&server.url), "latentmint-dev");
     let images = sm.generate_many(&request(64), 3).await.unwrap();
     assert_eq!(images.len(), 3);
@@ -228,7 +197,7 @@ async fn a_batch_comes_back_as_one_image_per_seed() {
 /// generator that invokes it asynchronously.
 struct AsyncRig {
     _moto: Moto,
-    _server: Server,
+    _server: Container,
     _endpoint: AsyncEndpoint,
     s3: aws_sdk_s3::Client,
     url: String,
@@ -238,7 +207,7 @@ async fn async_rig() -> AsyncRig {
     let moto = Moto::start();
     let s3 = moto.s3();
     s3.create_bucket().bucket("latentmint-async").send().await.expect("create bucket");
-    let server = start_serve();
+    let server = Container::start(&tiny_model());
     let endpoint = AsyncEndpoint::start(s3.clone(), &server.url, "latentmint-async").await;
     let url = endpoint.url.clone();
     AsyncRig { _moto: moto, _server: server, _endpoint: endpoint, s3, url }

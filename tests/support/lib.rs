@@ -60,6 +60,44 @@ pub fn lambda_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("latentmint-lambda")).clone()
 }
 
+/// The SageMaker container's `serve` binary running on 127.0.0.1 (the bring-your-own-container
+/// contract, and `/endpoints/{name}/invocations` for the SDK); stopped on drop.
+pub struct Container {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`: an endpoint URL for aws-sdk-sagemakerruntime.
+    pub url: String,
+}
+
+impl Container {
+    /// Starts one serving the model in `model` on a free port (1 thread) and waits until it
+    /// listens.
+    pub fn start(model: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let mut child = std::process::Command::new(serve_bin())
+            .arg("serve")
+            .arg("--model")
+            .arg(model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--threads", "1"])
+            .env("ORT_DYLIB_PATH", ort_library())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("serve's first line");
+        assert!(line.starts_with("listening on"), "serve said {line:?}");
+        Self { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Builds the workspace binary `bin` into this test's target folder (`cargo test` builds only
 /// the test harnesses, not other packages' binaries) and returns its path.
 ///
