@@ -582,3 +582,61 @@ async fn the_generate_function_asks_the_sagemaker_endpoint_first_and_falls_back_
         s.queues().ack(Stage::Generate.queue(), &got[0].receipt).await.unwrap();
     }
 }
+
+/// The mint function killed while its transaction waits in the mempool (Lambda's timeout, an
+/// instance lost), then the same SQS message delivered to a fresh instance once the transaction
+/// is mined: the new instance reads the token from the chain and records it, sending nothing.
+/// One job, one token, one transaction.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mint_function_killed_mid_send_mints_once_when_the_message_comes_back() {
+    let mut s = stack(true).await;
+    let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
+    let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
+    let contract = admin.deploy("Fn", "FN").await.unwrap();
+    let (minting_key, wallet) = wallet_in_kms(&s.moto, &admin, contract, "MINTER_ROLE").await;
+    s.refs.extend([
+        ("ChainId", LOCAL_CHAIN_ID.to_string()),
+        ("RpcUrls", node.rpc_url.clone()),
+        ("ContractAddress", contract.to_string()),
+        ("KmsKeyArn", minting_key),
+    ]);
+    // A published job, as the publish function leaves it.
+    let spec =
+        latentmint_core::collection::Collection::from_toml("fn.toml", COLLECTION).unwrap().jobs().unwrap().remove(0);
+    let mut job = latentmint_core::Job::new(spec);
+    job.state = JobState::Published;
+    job.metadata_cid = Some(latentmint_core::cid::cid_of_bytes(b"{\"name\": \"Fn #1\"}"));
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+    jobs.insert_if_absent(&job).await.unwrap();
+    s.queues().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await.unwrap();
+    let got = s.queues().receive(Stage::Mint.queue(), 10, Duration::from_secs(60)).await.unwrap();
+    let event = sqs_event(&format!("latentmint-{STAGE}-mint.fifo"), &got[0]);
+
+    let rpc = |method: &'static str, params: serde_json::Value| {
+        let provider = admin.provider().clone();
+        async move {
+            let _: serde_json::Value = provider.raw_request(method.into(), params).await.unwrap();
+        }
+    };
+    rpc("evm_setAutomine", serde_json::json!([false])).await;
+    let first = s.start("MintFunction").await;
+    first.api.send(event.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while admin.provider().get_transaction_count(wallet).pending().await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no transaction sent: {}", s.log("MintFunction"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(first);
+    assert_eq!(jobs.get(job.id()).await.unwrap().unwrap().state, JobState::Published, "killed before recording");
+    rpc("evm_setAutomine", serde_json::json!([true])).await;
+    rpc("evm_mine", serde_json::json!([])).await;
+
+    let (response, log) = s.invoke("MintFunction", event).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+    let minted = jobs.get(job.id()).await.unwrap().unwrap();
+    assert_eq!(minted.state, JobState::Minted, "{log}");
+    assert_eq!(minted.token_id.as_deref(), Some(latentmint_chain::single_token_id(job.id()).as_str()));
+    let collection = admin.minter(contract, 1);
+    assert_eq!(collection.total_supply().await.unwrap(), 1);
+    assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1, "one transaction: {log}");
+}

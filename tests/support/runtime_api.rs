@@ -120,6 +120,12 @@ impl RuntimeApi {
         }
     }
 
+    /// Hands `event` to the function without waiting for its answer.
+    pub fn send(&self, event: serde_json::Value) {
+        let id = format!("req-{}", self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let _ = self.events.send((id, event));
+    }
+
     /// Hands `event` to the function and waits up to `within` for its answer. `None`: no
     /// answer in time (the function is stuck, or exited; its stderr says why).
     pub async fn invoke(&self, event: serde_json::Value, within: Duration) -> Option<Answer> {
