@@ -583,13 +583,21 @@ async fn the_generate_function_asks_the_sagemaker_endpoint_first_and_falls_back_
     }
 }
 
-/// The mint function killed while its transaction waits in the mempool (Lambda's timeout, an
-/// instance lost), then the same SQS message delivered to a fresh instance once the transaction
-/// is mined: the new instance reads the token from the chain and records it, sending nothing.
-/// One job, one token, one transaction.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_mint_function_killed_mid_send_mints_once_when_the_message_comes_back() {
-    let mut s = stack(true).await;
+/// A published job (as the publish function leaves it) with its mint message received from the
+/// queue, a collection on anvil with the mint function's KMS wallet as minter, and automine off:
+/// every transaction waits in the mempool until the test mines.
+struct MintRig {
+    _node: LocalNode,
+    admin: Chain,
+    contract: EvmAddress,
+    wallet: alloy::primitives::Address,
+    job: latentmint_core::Job,
+    jobs: DynamoJobStore,
+    /// The mint message as the event source mapping delivers it.
+    event: serde_json::Value,
+}
+
+async fn mint_rig(s: &mut Stack) -> MintRig {
     let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
     let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
     let contract = admin.deploy("Fn", "FN").await.unwrap();
@@ -600,7 +608,6 @@ async fn a_mint_function_killed_mid_send_mints_once_when_the_message_comes_back(
         ("ContractAddress", contract.to_string()),
         ("KmsKeyArn", minting_key),
     ]);
-    // A published job, as the publish function leaves it.
     let spec =
         latentmint_core::collection::Collection::from_toml("fn.toml", COLLECTION).unwrap().jobs().unwrap().remove(0);
     let mut job = latentmint_core::Job::new(spec);
@@ -611,32 +618,78 @@ async fn a_mint_function_killed_mid_send_mints_once_when_the_message_comes_back(
     s.queues().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await.unwrap();
     let got = s.queues().receive(Stage::Mint.queue(), 10, Duration::from_secs(60)).await.unwrap();
     let event = sqs_event(&format!("latentmint-{STAGE}-mint.fifo"), &got[0]);
+    let rig = MintRig { _node: node, admin, contract, wallet, job, jobs, event };
+    rig.rpc("evm_setAutomine", serde_json::json!([false])).await;
+    rig
+}
 
-    let rpc = |method: &'static str, params: serde_json::Value| {
-        let provider = admin.provider().clone();
-        async move {
-            let _: serde_json::Value = provider.raw_request(method.into(), params).await.unwrap();
-        }
-    };
-    rpc("evm_setAutomine", serde_json::json!([false])).await;
-    let first = s.start("MintFunction").await;
-    first.api.send(event.clone());
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while admin.provider().get_transaction_count(wallet).pending().await.unwrap() == 0 {
-        assert!(std::time::Instant::now() < deadline, "no transaction sent: {}", s.log("MintFunction"));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl MintRig {
+    async fn rpc(&self, method: &'static str, params: serde_json::Value) {
+        let _: serde_json::Value = self.admin.provider().raw_request(method.into(), params).await.unwrap();
     }
-    drop(first);
-    assert_eq!(jobs.get(job.id()).await.unwrap().unwrap().state, JobState::Published, "killed before recording");
-    rpc("evm_setAutomine", serde_json::json!([true])).await;
-    rpc("evm_mine", serde_json::json!([])).await;
 
-    let (response, log) = s.invoke("MintFunction", event).await;
+    /// Starts a mint function, hands it the mint message and returns once its transaction is
+    /// in the mempool.
+    async fn send_and_wait_in_mempool(&self, s: &Stack) -> Instance {
+        let f = s.start("MintFunction").await;
+        f.api.send(self.event.clone());
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.admin.provider().get_transaction_count(self.wallet).pending().await.unwrap() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no transaction sent: {}", s.log("MintFunction"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        f
+    }
+
+    /// One job minted, one token, one transaction from the wallet.
+    async fn assert_minted_once(&self, log: &str) {
+        let minted = self.jobs.get(self.job.id()).await.unwrap().unwrap();
+        assert_eq!(minted.state, JobState::Minted, "{log}");
+        assert_eq!(minted.token_id.as_deref(), Some(latentmint_chain::single_token_id(self.job.id()).as_str()));
+        assert_eq!(self.admin.minter(self.contract, 1).total_supply().await.unwrap(), 1);
+        let sent = self.admin.provider().get_transaction_count(self.wallet).await.unwrap();
+        assert_eq!(sent, 1, "one transaction: {log}");
+    }
+}
+
+/// The mint function killed while its transaction waits in the mempool (Lambda's timeout, an
+/// instance lost), then the same SQS message delivered to a fresh instance once the transaction
+/// is mined: the new instance reads the token from the chain and records it, sending nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mint_function_killed_mid_send_mints_once_when_the_message_comes_back() {
+    let mut s = stack(true).await;
+    let rig = mint_rig(&mut s).await;
+    drop(rig.send_and_wait_in_mempool(&s).await);
+    let job = rig.jobs.get(rig.job.id()).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Published, "killed before recording");
+    rig.rpc("evm_setAutomine", serde_json::json!([true])).await;
+    rig.rpc("evm_mine", serde_json::json!([])).await;
+
+    let (response, log) = s.invoke("MintFunction", rig.event.clone()).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
-    let minted = jobs.get(job.id()).await.unwrap().unwrap();
-    assert_eq!(minted.state, JobState::Minted, "{log}");
-    assert_eq!(minted.token_id.as_deref(), Some(latentmint_chain::single_token_id(job.id()).as_str()));
-    let collection = admin.minter(contract, 1);
-    assert_eq!(collection.total_supply().await.unwrap(), 1);
-    assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1, "one transaction: {log}");
+    rig.assert_minted_once(&log).await;
+}
+
+/// The same, but the message comes back while the first transaction is still unmined (a fee
+/// spike): the new instance's mint takes the same nonce and replaces it instead of queueing a
+/// second mint behind it, which would be mined after the first and revert.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mint_message_back_while_its_transaction_is_unmined_replaces_it() {
+    let mut s = stack(true).await;
+    let rig = mint_rig(&mut s).await;
+    drop(rig.send_and_wait_in_mempool(&s).await);
+    let second = s.start("MintFunction").await;
+    let answer = {
+        let invoke = second.invoke(rig.event.clone());
+        tokio::pin!(invoke);
+        // Let the second instance send its replacement, then mine.
+        let early = tokio::time::timeout(Duration::from_secs(10), &mut invoke).await;
+        assert!(early.is_err(), "the second instance waits for its transaction: {:?}", early.ok());
+        rig.rpc("evm_setAutomine", serde_json::json!([true])).await;
+        rig.rpc("evm_mine", serde_json::json!([])).await;
+        invoke.await
+    };
+    let (response, log) = answer;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+    rig.assert_minted_once(&log).await;
 }

@@ -232,8 +232,10 @@ pub struct Deployed {
 
 /// Mints on a LatentCollection contract: the transaction manager of one wallet.
 ///
-/// One mint at a time per wallet (the caller holds the wallet's [`crate::WalletLease`]): the
-/// nonce is the account's pending nonce, fees are EIP-1559 under an optional cap, the gas limit
+/// One mint at a time per wallet (the caller holds the wallet's [`crate::WalletLease`]; in AWS
+/// the mint queue's FIFO group): the nonce is the account's next mined nonce, so a transaction
+/// an earlier attempt left in the mempool is replaced, not queued behind; fees are EIP-1559
+/// under an optional cap, the gas limit
 /// includes the L1 component on Arbitrum, and a transaction that stays unmined for
 /// `stuck_after` is replaced (same nonce) with fees raised by 12.5%, so exactly one of them can
 /// be mined.
@@ -480,7 +482,7 @@ enum Landed {
 
 impl EvmMinter {
     /// Sends `call` (already estimated at `l2_gas`) as this wallet's next transaction: explicit
-    /// pending nonce, fees under the cap, replaced with +12.5% fees while it stays unmined, and
+    /// nonce, fees under the cap, replaced with +12.5% fees while it stays unmined, and
     /// `done` (the read-before-write guard) asked again whenever the outcome is unclear, so the
     /// effect lands once.
     async fn send_guarded<C, D, F>(
@@ -498,9 +500,15 @@ impl EvmMinter {
         let gas = self.gas_limit(&call, l2_gas).await?;
         let mut fees = self.fees().await?;
         let provider = self.contract.provider();
+        // The next mined nonce, not the pending one. One sender per wallet means a transaction
+        // of this wallet still in the mempool was sent by an earlier attempt whose message
+        // came back (a Lambda timed out, an instance was lost) and whose effect `done` has just
+        // not found on chain. Queued behind it, this send would be mined after it and revert
+        // (one token, a second transaction paid for); at the same nonce it replaces it, so
+        // exactly one of the two is mined.
         let nonce = provider
             .get_transaction_count(self.sender)
-            .pending()
+            .latest()
             .await
             .map_err(|e| PortError::Transient(format!("reading the nonce: {e}")))?;
         let base = call.into_transaction_request().with_nonce(nonce).with_gas_limit(gas);
