@@ -235,10 +235,9 @@ pub struct Deployed {
 /// One mint at a time per wallet (the caller holds the wallet's [`crate::WalletLease`]; in AWS
 /// the mint queue's FIFO group): the nonce is the account's next mined nonce, so a transaction
 /// an earlier attempt left in the mempool is replaced, not queued behind; fees are EIP-1559
-/// under an optional cap, the gas limit
-/// includes the L1 component on Arbitrum, and a transaction that stays unmined for
-/// `stuck_after` is replaced (same nonce) with fees raised by 12.5%, so exactly one of them can
-/// be mined.
+/// under an optional cap, the gas limit includes the L1 component on Arbitrum, and a
+/// transaction that stays unmined for `stuck_after` is replaced (same nonce) with fees raised
+/// by 12.5%, so exactly one of them can be mined.
 pub struct EvmMinter {
     contract: LatentCollection::LatentCollectionInstance<DynProvider>,
     sender: Address,

@@ -324,8 +324,9 @@ impl ChainSection {
 }
 
 impl Default for ChainSection {
-    /// A file without `[chain]`: no chain named (validation then sets the local dev chain, and
-    /// a stack's intake its own), exactly like an empty `[chain]` section.
+    /// A file without `[chain]` names no chain, exactly like an empty `[chain]` section:
+    /// validation fills in the local dev chain, and a stack's intake leaves the chain to the
+    /// stack.
     fn default() -> Self {
         Self {
             network: None,
