@@ -14,10 +14,11 @@ use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use latentmint_aws::{DynamoJobStore, KmsClaimSigner, KmsSigner, S3BlobStore, SqsQueue};
 use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_core::collection::Collection;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::LOCAL_CHAIN_ID;
 use latentmint_core::ports::{BlobStore, Delivery, JobStore, Queue};
-use latentmint_core::{EvmAddress, JobState, Stage, StageMessage};
+use latentmint_core::{EvmAddress, Job, JobState, Stage, StageMessage};
 use latentmint_credentials::{ClaimSigner, Validation, development_chain_for, read};
 use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
 use latentmint_e2e::{
@@ -183,6 +184,12 @@ seed = 11
 [[prompts]]
 text = "a red circle"
 "#;
+
+/// The job COLLECTION makes with `prompt` in place of its own, as intake records it.
+fn job_for(prompt: &str) -> Job {
+    let text = COLLECTION.replace("a red circle", prompt);
+    Job::new(Collection::from_toml("fn.toml", &text).unwrap().jobs().unwrap().remove(0))
+}
 
 struct Stack {
     moto: Moto,
@@ -545,10 +552,7 @@ async fn the_generate_function_asks_the_sagemaker_endpoint_first_and_falls_back_
     );
     let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
     for (endpoint_url, prompt) in [(&container.url, "a red circle"), (&dead, "a green square")] {
-        let text = COLLECTION.replace("a red circle", prompt);
-        let spec =
-            latentmint_core::collection::Collection::from_toml("fn.toml", &text).unwrap().jobs().unwrap().remove(0);
-        let job = latentmint_core::Job::new(spec);
+        let job = job_for(prompt);
         jobs.insert_if_absent(&job).await.unwrap();
         s.queues()
             .send(Stage::Generate.queue(), &StageMessage::new(Stage::Generate, job.id()).to_body())
@@ -591,7 +595,7 @@ struct MintRig {
     admin: Chain,
     contract: EvmAddress,
     wallet: alloy::primitives::Address,
-    job: latentmint_core::Job,
+    job: Job,
     jobs: DynamoJobStore,
     /// The mint message as the event source mapping delivers it.
     event: serde_json::Value,
@@ -608,9 +612,7 @@ async fn mint_rig(s: &mut Stack) -> MintRig {
         ("ContractAddress", contract.to_string()),
         ("KmsKeyArn", minting_key),
     ]);
-    let spec =
-        latentmint_core::collection::Collection::from_toml("fn.toml", COLLECTION).unwrap().jobs().unwrap().remove(0);
-    let mut job = latentmint_core::Job::new(spec);
+    let mut job = job_for("a red circle");
     job.state = JobState::Published;
     job.metadata_cid = Some(latentmint_core::cid::cid_of_bytes(b"{\"name\": \"Fn #1\"}"));
     let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
