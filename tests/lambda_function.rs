@@ -24,6 +24,7 @@ use latentmint_e2e::runtime_api::{Answer, RuntimeApi};
 use latentmint_e2e::{
     Container, IpfsNode, Moto, anvil, fund_and_grant, lambda_bin, ort_library, repo_root, tools_python,
 };
+use sha2::Digest;
 
 /// The stack's name (template parameter `Stage`).
 const STAGE: &str = "fn";
@@ -463,6 +464,23 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     assert_eq!(tick["evolved"], serde_json::json!([token]), "{tick}\n{log}");
     let evolved = collection.token_uri(&token).await.unwrap();
     assert!(evolved.starts_with("ipfs://") && evolved != format!("ipfs://{metadata_cid}"), "{evolved}");
+    // The evolved image, from IPFS: an edit of the minted image, stamped by the live function.
+    let fetch = |cid: String| {
+        let api = &ipfs_api;
+        async move { latentmint_core::ports::Pinner::fetch(api, &cid).await.unwrap() }
+    };
+    let new_metadata: TokenMetadata =
+        serde_json::from_slice(&fetch(evolved.trim_start_matches("ipfs://").to_string()).await).unwrap();
+    let new_png = fetch(new_metadata.image.trim_start_matches("ipfs://").to_string()).await;
+    let report = read(&new_png, Some(&s.ca_pem)).unwrap().expect("Content Credentials on the evolved image");
+    assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
+    let parent = fetch(metadata.image.trim_start_matches("ipfs://").to_string()).await;
+    let assertion = report.generation.expect("generation assertion");
+    assert_eq!(
+        assertion.init_image_sha256,
+        Some(hex::encode(sha2::Sha256::digest(&parent))),
+        "made from the minted image"
+    );
     assert_eq!(
         admin.provider().get_transaction_count(metadata_wallet).await.unwrap(),
         1,
