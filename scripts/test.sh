@@ -21,6 +21,12 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 
+step "cargo clippy: the SageMaker container's CUDA build (infra/sagemaker/Dockerfile)"
+# Only the container builds with this feature, and no test machine has a GPU: lint it here so
+# the GPU path cannot stop compiling unnoticed.
+cargo clippy --locked -p latentmint-serve -p latentmint-diffusion --features latentmint-diffusion/cuda \
+  --all-targets --quiet -- -D warnings
+
 LOG="$ROOT/.tools/test-logs"
 mkdir -p "$LOG"
 
