@@ -142,8 +142,16 @@ fn bad_requests_name_the_field() {
     let req = ImageRequest { seed: 1, steps: 2, guidance: 1.0, ..ImageRequest::new("x", 63, 64) };
     let err = e.generate(&req).unwrap_err().to_string();
     assert!(err.starts_with("width:") && err.contains("multiple"), "{err}");
+    // A multiple of the VAE's factor (2) that the UNet's downsampling cannot halve evenly: the
+    // request is refused before any session runs, naming the sizes that work.
+    let err = e.generate(&ImageRequest { width: 66, ..req.clone() }).unwrap_err().to_string();
+    assert!(err.starts_with("width: 66 is not a multiple of 4") && err.ends_with("use 64 or 68"), "{err}");
     let err = e.generate(&ImageRequest { width: 64, scheduler: "plms".into(), ..req.clone() }).unwrap_err().to_string();
     assert!(err.starts_with("scheduler:"), "{err}");
+    for g in [f32::NAN, f32::INFINITY, -1.0, 31.0] {
+        let err = e.generate(&ImageRequest { width: 64, guidance: g, ..req.clone() }).unwrap_err().to_string();
+        assert!(err.starts_with("guidance:") && err.contains("from 0 to 30"), "{g}: {err}");
+    }
     let long = "word ".repeat(200);
     let out = e.generate(&ImageRequest { width: 64, prompt: long, ..req }).unwrap();
     assert!(out.prompt_truncated);
@@ -265,14 +273,31 @@ fn batch_images_equal_single_generations() {
     }
 }
 
-/// 66 px is a multiple of the VAE factor, so the request passes the checks, but 33 latent rows
-/// do not survive the UNet's downsample-upsample round trip: ONNX Runtime fails inside the
-/// denoising loop, on both CFG halves. The error must come back, and the engine (with its
-/// second UNet on its own thread) must serve the next request as if nothing happened.
+/// A copy of the tiny model whose UNet config leaves out a down block, so the engine believes
+/// 66 px works: 66 is a multiple of the VAE factor, but 33 latent rows do not survive the
+/// UNet's downsample-upsample round trip, and ONNX Runtime fails inside the denoising loop, on
+/// both CFG halves. The error must come back, and the engine (with its second UNet on its own
+/// thread) must serve the next request as if nothing happened.
 #[test]
 fn a_unet_failure_mid_generation_is_an_error_and_the_engine_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-sd-misconfigured");
+    copy_dir(&tiny_model(), &model);
+    let config_path = model.join("unet/config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["block_out_channels"] = serde_json::json!([32]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
     for parallel in [true, false] {
-        let mut e = engine_with(Some(parallel));
+        let mut e = Engine::load(
+            &model,
+            &EngineOptions {
+                ort_library: Some(ort_library()),
+                intra_threads: 2,
+                parallel_cfg: Some(parallel),
+                ..EngineOptions::default()
+            },
+        )
+        .expect("engine loads");
         let req = ImageRequest {
             seed: 3,
             steps: 2,
@@ -300,4 +325,17 @@ fn batch_size_and_step_noise_are_checked() {
     let err =
         e.generate_batch(&ImageRequest { initial_latents: Some(vec![0.0; 64]), ..req }, 2).unwrap_err().to_string();
     assert!(err.starts_with("initial_latents:") && err.contains("2 image(s)"), "{err}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }

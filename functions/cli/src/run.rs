@@ -369,6 +369,8 @@ pub(crate) async fn build_generator(args: &RunArgs, collection: &Collection) -> 
     let onnx = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
         .await?
         .with_context(|| format!("generation.model ({})", model_dir.display()))?;
+    let g = &collection.file.generation;
+    onnx.check_size(g.width, g.height).map_err(|e| anyhow::anyhow!("generation.{e}"))?;
     Ok(match &collection.file.generation.endpoint {
         // Endpoint first; the local engine is the fallback and provenance says which ran.
         Some(ep) => Arc::new(FallbackGenerator::new(

@@ -475,7 +475,7 @@ impl Collection {
                 "use 1 to 150 steps",
             ));
         }
-        if !(0.0..=30.0).contains(&g.guidance) {
+        if !crate::job::GUIDANCE_RANGE.contains(&g.guidance) {
             return Err(FieldError::new(
                 "generation.guidance",
                 format!("{} is out of range", g.guidance),
@@ -499,7 +499,7 @@ impl Collection {
                     "point it at a .safetensors LoRA file",
                 ));
             }
-            if !(l.scale.is_finite() && (-4.0..=4.0).contains(&l.scale)) {
+            if !crate::job::LORA_SCALE_RANGE.contains(&l.scale) {
                 return Err(FieldError::new(
                     format!("generation.lora[{i}].scale"),
                     format!("{} is out of range", l.scale),

@@ -130,6 +130,13 @@ impl<'de> Deserialize<'de> for JobId {
     }
 }
 
+/// Classifier-free guidance scales every door accepts (collection files, the generation API,
+/// the engine): 7.5 is typical, 1 or less skips the unconditional pass.
+pub const GUIDANCE_RANGE: std::ops::RangeInclusive<f32> = 0.0..=30.0;
+
+/// LoRA strengths every door accepts: 1 is the adapter as trained, 0 leaves the model as it is.
+pub const LORA_SCALE_RANGE: std::ops::RangeInclusive<f32> = -4.0..=4.0;
+
 /// Parameters that, with the prompt and the model, determine the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationParams {

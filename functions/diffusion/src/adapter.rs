@@ -56,6 +56,13 @@ impl OnnxGenerator {
         Ok(Self { engine: Arc::new(Mutex::new(Engine::load(dir, opts)?)), backend: "onnx-cpu".into() })
     }
 
+    /// Refuses a width or height this model cannot make (see [`crate::model::ModelInfo::size_multiple`]),
+    /// so a collection can be checked before any job is queued.
+    pub fn check_size(&self, width: u32, height: u32) -> Result<(), DiffusionError> {
+        let e = self.engine.lock().map_err(|_| DiffusionError::BadOutput("engine lock poisoned".into()))?;
+        e.model().check_size(width, height)
+    }
+
     /// The model and adapters loaded (hashed once, at load).
     pub fn identity(&self) -> PortResult<ModelIdentity> {
         let e = self.engine.lock().map_err(|_| poisoned())?;

@@ -112,6 +112,18 @@ pub(crate) struct Lora {
 impl Lora {
     pub(crate) fn load(spec: &LoraSpec) -> Result<Self> {
         let p = &spec.path;
+        let range = latentmint_core::job::LORA_SCALE_RANGE;
+        if !range.contains(&spec.scale) {
+            return Err(lora_err(
+                p,
+                format!(
+                    "scale {} is out of range; use a strength from {} to {} (1 as trained)",
+                    spec.scale,
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
         let bytes = std::fs::read(p).map_err(|_| DiffusionError::MissingFile {
             path: p.clone(),
             hint: "the LoRA adapter file (safetensors)".into(),

@@ -30,6 +30,8 @@ pub struct ModelInfo {
     pub latent_channels: usize,
     /// Pixels per latent cell: 2^(number of VAE blocks - 1).
     pub vae_scale_factor: usize,
+    /// Times the UNet halves the latent on its way down: one per down block but the last.
+    pub unet_downsamplings: u32,
     /// VAE latent scaling factor.
     pub scaling_factor: f32,
     /// SHA-256 of each file, by relative path.
@@ -76,10 +78,48 @@ impl ModelInfo {
         let latent_channels = unet_cfg["in_channels"].as_u64().unwrap_or(4) as usize;
         let blocks = vae_cfg["block_out_channels"].as_array().map(|a| a.len()).unwrap_or(4);
         let vae_scale_factor = 1usize << blocks.saturating_sub(1);
+        let unet_blocks = unet_cfg["block_out_channels"].as_array().map(|a| a.len()).unwrap_or(4);
+        let unet_downsamplings = unet_blocks.saturating_sub(1) as u32;
         let scaling_factor = vae_cfg["scaling_factor"].as_f64().unwrap_or(0.18215) as f32;
         let files = hash_tree(dir)?;
         let sha256 = latentmint_core::metadata::model_digest(&files);
-        Ok(Self { dir: dir.to_path_buf(), id, latent_channels, vae_scale_factor, scaling_factor, files, sha256 })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            id,
+            latent_channels,
+            vae_scale_factor,
+            unet_downsamplings,
+            scaling_factor,
+            files,
+            sha256,
+        })
+    }
+
+    /// What a width or height must be a multiple of: the VAE's factor times 2 per UNet
+    /// downsampling. An export traced by diffusers/optimum upsamples by a fixed factor of 2, so
+    /// a latent side that does not halve evenly all the way down fails inside the UNet (a
+    /// skip connection one cell short) instead of making an image.
+    pub fn size_multiple(&self) -> u32 {
+        (self.vae_scale_factor as u32) << self.unet_downsamplings
+    }
+
+    /// Refuses a width or height the model cannot make, naming the sizes it can.
+    pub fn check_size(&self, width: u32, height: u32) -> Result<()> {
+        let m = self.size_multiple();
+        for (field, v) in [("width", width), ("height", height)] {
+            if v == 0 || v % m != 0 {
+                let below = v / m * m;
+                let sizes = if below == 0 { format!("{m}") } else { format!("{below} or {}", below + m) };
+                return Err(DiffusionError::Request {
+                    field,
+                    message: format!(
+                        "{v} is not a multiple of {m}, the sizes this model makes (its VAE's factor {} times 2 for each of its UNet's {} downsamplings); use {sizes}",
+                        self.vae_scale_factor, self.unet_downsamplings
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Digest over all files, as provenance records it.
@@ -131,4 +171,48 @@ fn sha256_file(p: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model folder with the required files (empty: only their hashes are read here) and
+    /// the given component configs.
+    fn folder(unet: Option<&str>, vae: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, _) in REQUIRED {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, if rel.ends_with(".json") { "{}" } else { "" }).unwrap();
+        }
+        for (rel, cfg) in [("unet/config.json", unet), ("vae_decoder/config.json", vae)] {
+            if let Some(cfg) = cfg {
+                std::fs::write(dir.path().join(rel), cfg).unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn an_sd_export_makes_multiples_of_64() {
+        // No component configs: SD 1.x/2.x (VAE factor 8, three UNet downsamplings).
+        let dir = folder(None, None);
+        let m = ModelInfo::load(dir.path()).unwrap();
+        assert_eq!((m.vae_scale_factor, m.unet_downsamplings, m.size_multiple()), (8, 3, 64));
+        m.check_size(512, 768).unwrap();
+        let err = m.check_size(512, 520).unwrap_err().to_string();
+        assert!(err.starts_with("height: 520 is not a multiple of 64") && err.ends_with("use 512 or 576"), "{err}");
+        let err = m.check_size(0, 512).unwrap_err().to_string();
+        assert!(err.starts_with("width: 0 ") && err.ends_with("use 64"), "{err}");
+    }
+
+    #[test]
+    fn the_size_multiple_comes_from_the_configs() {
+        let dir = folder(Some(r#"{"block_out_channels": [32, 64]}"#), Some(r#"{"block_out_channels": [32, 64]}"#));
+        let m = ModelInfo::load(dir.path()).unwrap();
+        assert_eq!(m.size_multiple(), 4);
+        m.check_size(64, 68).unwrap();
+        assert!(m.check_size(66, 64).unwrap_err().to_string().contains("use 64 or 68"));
+    }
 }

@@ -16,6 +16,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use latentmint_core::job::GUIDANCE_RANGE;
+
 use crate::error::{DiffusionError, Result, onnx, onnx_b};
 use crate::model::ModelInfo;
 use crate::png::encode_png;
@@ -55,7 +57,7 @@ pub struct ImageRequest {
     pub steps: u32,
     /// Guidance scale; at or below 1 the unconditional pass is skipped.
     pub guidance: f32,
-    /// Width in pixels (a multiple of the VAE factor).
+    /// Width in pixels (a multiple of [`crate::model::ModelInfo::size_multiple`]).
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
@@ -465,18 +467,19 @@ impl Engine {
                 message: "reproduces a single image; generate one image per request with it".into(),
             });
         }
-        let f = self.info.vae_scale_factor as u32;
-        for (field, v) in [("width", req.width), ("height", req.height)] {
-            if v == 0 || v % f != 0 {
-                return Err(DiffusionError::Request {
-                    field,
-                    message: format!(
-                        "{v} is not a multiple of this model's VAE factor {f}; use e.g. {}",
-                        (v / f).max(1) * f
-                    ),
-                });
-            }
+        self.info.check_size(req.width, req.height)?;
+        if !GUIDANCE_RANGE.contains(&req.guidance) {
+            return Err(DiffusionError::Request {
+                field: "guidance",
+                message: format!(
+                    "{} is out of range; use a scale from {} to {} (7.5 is typical; 1 or less skips the unconditional pass)",
+                    req.guidance,
+                    GUIDANCE_RANGE.start(),
+                    GUIDANCE_RANGE.end()
+                ),
+            });
         }
+        let f = self.info.vae_scale_factor as u32;
         let cfg = req.guidance > 1.0;
         let mut onnx_s = 0f64;
 
