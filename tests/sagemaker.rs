@@ -113,13 +113,18 @@ async fn img2img_requests_carry_their_init_image_to_serve() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_request_is_refused_with_its_field_and_not_retried() {
     let server = Container::start(&tiny_model());
-    let err = SageMakerGenerator::new(client(&server.url), "latentmint-dev").generate(&request(63)).await.unwrap_err();
-    match err {
-        PortError::Permanent(m) => {
-            assert!(m.contains("latentmint-dev") && m.contains("width") && m.contains("HTTP 400"), "{m}")
+    let generator = SageMakerGenerator::new(client(&server.url), "latentmint-dev");
+    // 65536 px would ask the container for gigabytes of latents: refused like any bad size,
+    // and the container is still there to make the next image.
+    for width in [63, 65536] {
+        match generator.generate(&request(width)).await.unwrap_err() {
+            PortError::Permanent(m) => {
+                assert!(m.contains("latentmint-dev") && m.contains("width") && m.contains("HTTP 400"), "{m}")
+            }
+            other => panic!("width {width}: expected a permanent error, got {other:?}"),
         }
-        other => panic!("expected a permanent error, got {other:?}"),
     }
+    generator.generate(&request(64)).await.expect("the container serves the next request");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -483,11 +483,11 @@ impl Collection {
             ));
         }
         for (name, v) in [("generation.width", g.width), ("generation.height", g.height)] {
-            if v == 0 || v > 2048 || v % 8 != 0 {
+            if v == 0 || v > crate::job::MAX_IMAGE_SIDE || v % 8 != 0 {
                 return Err(FieldError::new(
                     name,
                     format!("{v} is not a usable size"),
-                    "use a multiple of 8 from 8 to 2048",
+                    format!("use a multiple of 8 from 8 to {}", crate::job::MAX_IMAGE_SIDE),
                 ));
             }
         }

@@ -134,6 +134,10 @@ impl<'de> Deserialize<'de> for JobId {
 /// the engine): 7.5 is typical, 1 or less skips the unconditional pass.
 pub const GUIDANCE_RANGE: std::ops::RangeInclusive<f32> = 0.0..=30.0;
 
+/// The widest and tallest image every door accepts, in pixels (a larger one would only exhaust
+/// memory: the latents and attention grow with the square of the side).
+pub const MAX_IMAGE_SIDE: u32 = 2048;
+
 /// LoRA strengths every door accepts: 1 is the adapter as trained, 0 leaves the model as it is.
 pub const LORA_SCALE_RANGE: std::ops::RangeInclusive<f32> = -4.0..=4.0;
 

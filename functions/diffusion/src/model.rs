@@ -106,7 +106,16 @@ impl ModelInfo {
     /// Refuses a width or height the model cannot make, naming the sizes it can.
     pub fn check_size(&self, width: u32, height: u32) -> Result<()> {
         let m = self.size_multiple();
+        let max = latentmint_core::job::MAX_IMAGE_SIDE;
         for (field, v) in [("width", width), ("height", height)] {
+            if v > max {
+                return Err(DiffusionError::Request {
+                    field,
+                    message: format!(
+                        "{v} is larger than {max} pixels, the most any request may ask; use at most {max}"
+                    ),
+                });
+            }
             if v == 0 || v % m != 0 {
                 let below = v / m * m;
                 let sizes = if below == 0 { format!("{m}") } else { format!("{below} or {}", below + m) };
@@ -203,6 +212,8 @@ mod tests {
         m.check_size(512, 768).unwrap();
         let err = m.check_size(512, 520).unwrap_err().to_string();
         assert!(err.starts_with("height: 520 is not a multiple of 64") && err.ends_with("use 512 or 576"), "{err}");
+        let err = m.check_size(4096, 512).unwrap_err().to_string();
+        assert!(err.starts_with("width: 4096 is larger than 2048 pixels"), "{err}");
         let err = m.check_size(0, 512).unwrap_err().to_string();
         assert!(err.starts_with("width: 0 ") && err.ends_with("use 64"), "{err}");
     }
