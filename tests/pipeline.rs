@@ -212,4 +212,15 @@ async fn killed_demo_mode_run_resumes_on_its_own_chain() {
     assert!(stdout.contains(&format!("verified: {JOBS} of {JOBS} tokens")), "{stdout}");
     assert_eq!(stdout.matches("(image made again").count(), JOBS, "{stdout}");
     assert_eq!(std::fs::read(data.join("demo-kill/chain/anvil-state.json")).unwrap(), state, "left as it was");
+
+    // A token id the contract never minted (single mints have 77-digit ids) is named as such.
+    let out = Command::new(latentmint_bin())
+        .args(["verify", "--token", "1", "--local-run"])
+        .arg(data.join("demo-kill"))
+        .env("LATENTMINT_ANVIL", anvil())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("token 1 does not exist on contract 0x") && stderr.contains("tokens.json"), "{stderr}");
 }

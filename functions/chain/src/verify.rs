@@ -150,9 +150,17 @@ impl TokenReader {
     pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
         let owner = self.contract.ownerOf(id).call().await.map_err(|e| {
-            ChainError::Rpc(format!(
-                "ownerOf({token_id}) failed: the token does not exist on this contract, or the RPC failed ({e})"
-            ))
+            match e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
+                Some(LatentCollection::LatentCollectionErrors::OwnerQueryForNonexistentToken(_)) => {
+                    ChainError::Config(format!(
+                        "token {token_id} does not exist on contract {}: check --token (the whole decimal id; a run lists them in tokens.json) and --contract",
+                        self.contract.address()
+                    ))
+                }
+                _ => ChainError::Rpc(format!(
+                    "ownerOf({token_id}) failed: the token does not exist on this contract, or the RPC failed ({e})"
+                )),
+            }
         })?;
         let token_uri = self
             .contract
