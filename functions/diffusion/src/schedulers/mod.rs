@@ -153,12 +153,38 @@ pub(crate) fn add_noise_vp(alphas_cumprod: &[f32], t: usize, x0: &mut [f32], noi
 
 /// Builds scheduler `name` for `steps` inference steps.
 pub fn build(name: &str, cfg: &SchedulerConfig, steps: usize) -> Result<Box<dyn Scheduler>> {
-    if steps == 0 || steps > cfg.num_train_timesteps.unwrap_or(1000) {
+    let n_train = cfg.num_train_timesteps.unwrap_or(1000);
+    if steps == 0 || steps > n_train {
         return Err(DiffusionError::Request {
             field: "steps",
-            message: format!("{steps} is out of range; use 1 to 1000"),
+            message: format!("{steps} is out of range; use 1 to {n_train}"),
         });
     }
+    let sched = build_unchecked(name, cfg, steps)?;
+    if !valid_timesteps(sched.timesteps(), n_train) {
+        // Near the training count some spacings (diffusers' too) step past the last training
+        // timestep or repeat one; DPM-Solver then divides by a zero step and makes NaN.
+        let most = (1..steps)
+            .rev()
+            .find(|&s| build_unchecked(name, cfg, s).is_ok_and(|x| valid_timesteps(x.timesteps(), n_train)))
+            .unwrap_or(1);
+        return Err(DiffusionError::Request {
+            field: "steps",
+            message: format!(
+                "{steps} steps of `{name}` with this model's schedule ({} spacing) fall outside its {n_train} training timesteps or repeat one; use at most {most} steps",
+                cfg.timestep_spacing.as_deref().unwrap_or("default")
+            ),
+        });
+    }
+    Ok(sched)
+}
+
+/// Each timestep a training timestep, each below the one before.
+fn valid_timesteps(ts: &[f32], n_train: usize) -> bool {
+    ts.iter().all(|&t| t.is_finite() && t >= 0.0 && t <= (n_train - 1) as f32) && ts.windows(2).all(|w| w[1] < w[0])
+}
+
+fn build_unchecked(name: &str, cfg: &SchedulerConfig, steps: usize) -> Result<Box<dyn Scheduler>> {
     Ok(match name {
         "ddim" => Box::new(Ddim::new(cfg, steps)?),
         "euler" => Box::new(Euler::new(cfg, steps, false)?),
@@ -172,4 +198,45 @@ pub fn build(name: &str, cfg: &SchedulerConfig, steps: usize) -> Result<Box<dyn 
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(spacing: &str) -> SchedulerConfig {
+        serde_json::from_str(&format!(
+            r#"{{"beta_start":0.00085,"beta_end":0.012,"beta_schedule":"scaled_linear","steps_offset":1,
+                "num_train_timesteps":1000,"timestep_spacing":"{spacing}","original_inference_steps":50}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn step_counts_that_leave_the_training_range_are_refused_with_the_most_that_works() {
+        // diffusers' DPM-Solver "leading" spacing starts at timestep 1000 for 999 steps (one past
+        // the last) and repeats timestep 1 for 1000; the engine made NaN from both.
+        let cfg = config("leading");
+        for steps in [999, 1000] {
+            let err = build("dpmpp_2m", &cfg, steps).err().expect("refused").to_string();
+            assert!(err.starts_with(&format!("steps: {steps} steps of `dpmpp_2m`")), "{err}");
+            assert!(err.ends_with("use at most 998 steps"), "{err}");
+        }
+        build("dpmpp_2m", &cfg, 998).unwrap();
+        let err = build("ddim", &cfg, 1000).err().expect("refused").to_string();
+        assert!(err.ends_with("use at most 999 steps"), "{err}");
+    }
+
+    #[test]
+    fn every_scheduler_and_spacing_is_valid_at_usual_step_counts() {
+        for spacing in ["leading", "trailing", "linspace"] {
+            for name in NAMES {
+                for steps in 1..=50 {
+                    let s = build(name, &config(spacing), steps)
+                        .unwrap_or_else(|e| panic!("{name} {spacing} {steps}: {e}"));
+                    assert!(valid_timesteps(s.timesteps(), 1000), "{name} {spacing} {steps}");
+                }
+            }
+        }
+    }
 }
