@@ -102,6 +102,13 @@ async fn img2img_requests_carry_their_init_image_to_serve() {
     let local = onnx().generate(&evolve).await.unwrap();
     assert_eq!(remote.png, local.png, "same init image, same bytes");
     assert_ne!(remote.png, start, "the image moved away from its start");
+    // An init image over axum's default body limit (2 MB), here made large by a text chunk: SageMaker
+    // passes such bodies (6 MB real-time, more async), so the container must take them too.
+    let big = GenerationRequest {
+        init_image: Some(latentmint_core::ports::InitImage { png: with_padding(&start, 3 << 20), strength: 0.5 }),
+        ..request(64)
+    };
+    assert_eq!(sm.generate(&big).await.unwrap().png, remote.png, "the same pixels, the same image");
     // An init image of another size is the caller's mistake: refused, naming the field.
     let wrong = GenerationRequest { params: request(128).params, ..evolve.clone() };
     match sm.generate(&wrong).await.unwrap_err() {
@@ -273,4 +280,17 @@ async fn an_async_result_that_never_comes_times_out_and_falls_back() {
     let img = g.generate(&request(64)).await.unwrap();
     assert_eq!(img.record.backend, "onnx-cpu");
     assert!(img.record.fallback_reason.unwrap().contains("timed out"));
+}
+
+/// `png` re-encoded with `bytes` of text in a tEXt chunk (stored as is, uncompressed).
+fn with_padding(png: &[u8], bytes: usize) -> Vec<u8> {
+    let (rgb, w, h) = latentmint_core::qa::decode_rgb(png).unwrap();
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.add_text_chunk("padding".into(), "a".repeat(bytes)).unwrap();
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(&rgb).unwrap();
+    writer.finish().unwrap();
+    out
 }

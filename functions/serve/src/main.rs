@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,6 +59,10 @@ type Shared = Arc<AppState>;
 fn reply(status: StatusCode, error: String) -> Response {
     (status, Json(ApiError { error })).into_response()
 }
+
+/// The largest request body taken: a 2048 x 2048 init image that does not compress (about 17 MB
+/// as base64) with room to spare.
+const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 async fn ping() -> &'static str {
     "ok"
@@ -183,6 +187,10 @@ async fn main() -> anyhow::Result<()> {
         .route("/ping", get(ping))
         .route("/invocations", post(invoke))
         .route("/endpoints/{name}/invocations", post(invoke))
+        // axum's default (2 MB) refused img2img requests whose init image is larger: SageMaker
+        // sends real-time bodies of up to 6 MB and async inputs of up to 1 GB. The init image
+        // is the only large field, and its decoder is capped separately (64 MiB of pixels).
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state);
     let addr = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
