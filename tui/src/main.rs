@@ -269,6 +269,33 @@ mod tests {
         assert_eq!(red_cells(&term), 0, "{screen}");
     }
 
+    /// Operators shrink their terminals: every pane, the image preview and the failed-jobs
+    /// view included, draws at any size down to one cell without panicking.
+    #[tokio::test]
+    async fn draws_at_any_terminal_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let (queue, jobs) = (SqliteQueue::open(&db, 5).unwrap(), SqliteJobStore::open(&db).unwrap());
+        let blobs = FsBlobStore::new(dir.path().join("blobs"));
+        let mut red = waiting_job("a red square with a rather long prompt that will not fit a narrow window");
+        red.image_key = Some("images/red.png".into());
+        blobs.put("images/red.png", red_png()).await.unwrap();
+        jobs.insert_if_absent(&red).await.unwrap();
+        jobs.insert_if_absent(&waiting_job("grey sea")).await.unwrap();
+        let mut app = App::default();
+        app.refresh(&queue, &jobs).await.unwrap();
+        app.load_preview(&blobs, &Picker::halfblocks()).await;
+        for failed_view in [false, true] {
+            if failed_view {
+                app.on_key('f');
+            }
+            for (w, h) in [(1, 1), (2, 2), (10, 3), (20, 5), (30, 8), (40, 10), (60, 12), (80, 16), (200, 60)] {
+                let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+                term.draw(|f| ui::draw(f, &mut app)).unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_marked_batch_is_decided_at_once_and_a_job_decided_elsewhere_is_named() {
         let dir = tempfile::tempdir().unwrap();
