@@ -111,6 +111,46 @@ fn missing_model_file() {
     assert!(e.contains("text_encoder/model.onnx") && e.contains("missing"), "{e}");
 }
 
+/// "Bad Input" and "bad input" share the state folder `bad-input`: the second collection is
+/// refused by every command that would use the folder, before it touches it (or a chain).
+#[test]
+fn a_collection_whose_name_shares_another_ones_state_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let folder = data.join("bad-input");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("collection-name"), "bad input").unwrap();
+    let file = tmp.path().join("c.toml");
+    let text = collection(GOOD_RECIPIENT, "a circle", &model());
+    std::fs::write(&file, format!("{text}\n[chain]\nchain_id = 31337\nrpc_url = \"http://127.0.0.1:9\"\n")).unwrap();
+    for args in [&["run"][..], &["deploy"], &["review"]] {
+        let mut cmd = Command::new(latentmint_bin());
+        cmd.args(args).arg(&file);
+        if args == ["review"] {
+            std::fs::write(folder.join("pipeline.db"), "").unwrap();
+            cmd.arg("0123abcd");
+        }
+        let out = cmd
+            .arg("--data-dir")
+            .arg(&data)
+            .env("ORT_DYLIB_PATH", ort_library())
+            .env("LATENTMINT_SIGNER_KEY", "0x01")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("collection.name: `Bad Input` would share the state folder")
+                && stderr.contains("with the collection `bad input`")
+                && stderr.contains("another --data-dir"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let mut left: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["collection-name", "pipeline.db"], "nothing written into the other collection's folder");
+}
+
 #[test]
 fn missing_collection_file() {
     let out = Command::new(latentmint_bin()).args(["run", "/nonexistent/c.toml"]).output().unwrap();

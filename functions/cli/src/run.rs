@@ -136,6 +136,30 @@ fn slug(name: &str) -> String {
     if s.is_empty() { "collection".into() } else { s }
 }
 
+/// The folder of a collection's run state: `<data-dir>/<slug of its name>`, created if need be.
+/// Names that differ only in case or punctuation share a slug, so the folder records whose it
+/// is (`collection-name`) and refuses any other collection, instead of mixing the two runs'
+/// jobs and minting one's tokens on the other's contract. A folder without the record (made
+/// by an older version) is taken by the first collection that opens it.
+pub(crate) fn run_dir(data_dir: &Path, collection: &Collection) -> anyhow::Result<PathBuf> {
+    let name = &collection.file.collection.name;
+    let dir = data_dir.join(slug(name));
+    let record = dir.join("collection-name");
+    match std::fs::read_to_string(&record) {
+        Ok(owner) if owner == *name => {}
+        Ok(owner) => bail!(
+            "collection.name: `{name}` would share the state folder {} with the collection `{owner}` (names that differ only in case or punctuation share a folder); rename the collection, or give it another --data-dir",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::write(&record, name).with_context(|| format!("cannot write {}", record.display()))?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", record.display())),
+    }
+    Ok(dir)
+}
+
 pub(crate) fn load_collection(path: &Path) -> anyhow::Result<Collection> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read collection file {}", path.display()))?;
@@ -155,8 +179,7 @@ pub(crate) struct Workspace {
 
 impl Workspace {
     pub(crate) fn open(data_dir: &Path, collection: &Collection, max_receives: u32) -> anyhow::Result<Self> {
-        let dir = data_dir.join(slug(&collection.file.collection.name));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = run_dir(data_dir, collection)?;
         let lock =
             File::create(dir.join("run.lock")).with_context(|| format!("cannot create {}/run.lock", dir.display()))?;
         if lock.try_lock().is_err() {
@@ -588,6 +611,7 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     if !db.exists() {
         bail!("no run state at {}: run `latentmint run {}` first", dir.display(), args.collection.display());
     }
+    run_dir(&args.data_dir, &collection)?;
     let queue = SqliteQueue::open(&db, 5)?;
     let jobs = SqliteJobStore::open(&db)?;
     let waiting = jobs.list(Some(JobState::AwaitingReview)).await?;
@@ -617,6 +641,8 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Some(a) => Some(EvmAddress::parse_checksummed(a).map_err(|e| anyhow::anyhow!("--royalty-receiver: {e}"))?),
         None => None,
     };
+    // Before anything is paid: the folder the address is recorded in must be this collection's.
+    let dir = run_dir(&args.data_dir, &collection)?;
     let chain = connect(chain_cfg, &urls, &key).await?;
     let opts = latentmint_chain::DeployOptions {
         royalty_receiver: receiver,
@@ -626,8 +652,6 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let deployed =
         chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
     let addr = deployed.address;
-    let dir = args.data_dir.join(slug(&collection.file.collection.name));
-    std::fs::create_dir_all(&dir)?;
     let record = dir.join("deployment.json");
     let editions = if args.editions { Some(chain.deploy_editions(&opts).await?) } else { None };
     std::fs::write(

@@ -432,6 +432,9 @@ impl Collection {
     /// Checks every field; the first problem found is returned with its path.
     pub fn validate(mut f: CollectionFile) -> Result<Self, FieldError> {
         let c = &mut f.collection;
+        if c.name.trim().is_empty() {
+            return Err(FieldError::new("collection.name", "is empty", "name the collection, e.g. \"Neon Shapes\""));
+        }
         c.name = sanitize_prompt("collection.name", &c.name)?;
         if c.name.chars().count() > 64 {
             return Err(FieldError::new("collection.name", "is longer than 64 characters", "use a shorter name"));
@@ -924,6 +927,14 @@ seed = 7
             let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn an_empty_name_asks_for_a_name() {
+        let e = Collection::from_toml("c.toml", &GOOD.replace("name = \"Neon Shapes\"", "name = \"  \""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("collection.name: is empty; name the collection"), "{e}");
     }
 
     #[test]
