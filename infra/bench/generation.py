@@ -227,7 +227,8 @@ shared its cores with them. Waiting did not move the ratio beyond the noise.
 Runs of this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.70, 0.77, 0.77
 before the wait for idle; 0.75, 0.70, 0.74, 0.70 after it; later that day 0.71, 0.71, 0.71,
 0.74, 0.70, 0.72, 0.72, 0.76, then the run above; in a later
-session of the same day, on a busy host (Rust 445-478 ms per image), 0.72, 0.76, 0.73, 0.70. The fastest-image ratio was 0.63-0.73. On the AMD
+session of the same day, on a busy host (Rust 445-478 ms per image), 0.72, 0.76, 0.73, 0.70;
+in a later session, busy host (Rust 436-461 ms per image), 0.74, 0.75. The fastest-image ratio was 0.63-0.73. On the AMD
 EPYC machine of earlier sessions (runs of 10 images per process instead of alternation) the
 ratio was 0.74.
 
@@ -272,7 +273,8 @@ convolutions one batch-1 call takes 19.1 ms instead of 15.6 ms). A fused attenti
 (softmax(QK^T)V in one custom ONNX Runtime node, AVX-512, scores kept in L1) ran the tiny
 model's self-attention in 620 us against 383 us for ONNX Runtime's MatMul, Softmax, MatMul:
 at SD's head width the work is arithmetic-bound and ONNX Runtime's kernels are already close
-to the machine's limit, so the fusion was dropped. What remains is an int8-quantized UNet
+to the machine's limit, so the fusion was dropped. No gain: the two UNet sessions sharing
+their prepacked weights (ONNX Runtime's PrepackedWeightsContainer), 1.00-1.02x over 80 pairs. What remains is an int8-quantized UNet
 (changes the numbers, so it would be opt-in), more cores, or the GPU path.
 """
 
