@@ -5,6 +5,7 @@ mod bad_input;
 mod blob_conformance;
 mod chain_guard;
 mod cid_vectors;
+mod editions;
 mod engine_parity;
 mod evolution_store_conformance;
 mod fp16;

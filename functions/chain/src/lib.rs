@@ -6,17 +6,19 @@
 //! ([`TokenReader`]).
 
 pub mod contract;
+mod editions;
 mod lease;
 mod minter;
 mod node;
 pub mod provenance;
 mod verify;
 
+pub use editions::EditionTerms;
 pub use lease::WalletLease;
 pub use minter::{Chain, DeployOptions, Deployed, EvmMinter, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;
 pub use provenance::EvmProvenanceSigner;
-pub use verify::{Check, TokenReader, TokenReport};
+pub use verify::{Check, EditionSupply, TokenReader, TokenReport};
 
 /// Chain-side failures outside a mint (connecting, deploying, the local node).
 #[derive(Debug, thiserror::Error)]

@@ -184,9 +184,10 @@ impl Chain {
     }
 
     /// Deploys a LatentEditions (ERC-1155 editions) with the sender as admin and minter.
-    pub async fn deploy_editions(&self, o: &DeployOptions) -> Result<EvmAddress, ChainError> {
+    pub async fn deploy_editions(&self, o: &DeployOptions) -> Result<Deployed, ChainError> {
         let (receiver, bps) = o.royalty()?;
-        let c = crate::contract::LatentEditions::deploy(
+        let failed = |e: &dyn std::fmt::Display| ChainError::Rpc(format!("deploying LatentEditions: {e}"));
+        let receipt = crate::contract::LatentEditions::deploy_builder(
             self.provider.clone(),
             self.sender,
             self.sender,
@@ -194,10 +195,24 @@ impl Chain {
             bps,
             o.contract_uri.clone(),
         )
+        .send()
         .await
-        .map_err(|e| ChainError::Rpc(format!("deploying LatentEditions: {e}")))?;
-        info!(contract = %c.address(), "deployed LatentEditions");
-        Ok(from_alloy(*c.address()))
+        .map_err(|e| failed(&e))?
+        .get_receipt()
+        .await
+        .map_err(|e| failed(&e))?;
+        let (Some(address), Some(block), true) = (receipt.contract_address, receipt.block_number, receipt.status())
+        else {
+            return Err(failed(&format!("transaction {} created no contract", receipt.transaction_hash)));
+        };
+        info!(contract = %address, block, "deployed LatentEditions");
+        Ok(Deployed { address: from_alloy(address), block })
+    }
+
+    /// Whether the contract at `addr` holds ERC-1155 editions (ERC-165 `supportsInterface`
+    /// of ERC-1155) rather than ERC-721 tokens.
+    pub async fn is_editions(&self, addr: EvmAddress) -> Result<bool, ChainError> {
+        is_editions(&self.provider, addr).await
     }
 
     /// True if there is contract code at `addr`.
@@ -216,7 +231,25 @@ impl Chain {
             max_replacements: 5,
             max_fee_per_gas: None,
             l1_fees: L1Fees::None,
+            editions: None,
         }
+    }
+}
+
+/// ERC-1155's ERC-165 interface id.
+const ERC1155_INTERFACE: [u8; 4] = [0xd9, 0xb6, 0x7a, 0x26];
+
+/// Whether the contract at `addr` says it is an ERC-1155 contract. A contract without ERC-165
+/// (or no contract) answers no.
+pub(crate) async fn is_editions(provider: &DynProvider, addr: EvmAddress) -> Result<bool, ChainError> {
+    let c = crate::contract::LatentEditions::new(to_alloy(addr), provider.clone());
+    match c.supportsInterface(ERC1155_INTERFACE.into()).call().await {
+        Ok(yes) => Ok(yes),
+        Err(alloy::contract::Error::TransportError(t)) if t.as_error_resp().is_none() => {
+            Err(ChainError::Rpc(format!("supportsInterface at {addr}: {t}")))
+        }
+        // Reverted or returned nothing: not an ERC-165 contract, so not ERC-1155.
+        Err(_) => Ok(false),
     }
 }
 
@@ -239,8 +272,10 @@ pub struct Deployed {
 /// transaction that stays unmined for `stuck_after` is replaced (same nonce) with fees raised
 /// by 12.5%, so exactly one of them can be mined.
 pub struct EvmMinter {
-    contract: LatentCollection::LatentCollectionInstance<DynProvider>,
-    sender: Address,
+    pub(crate) contract: LatentCollection::LatentCollectionInstance<DynProvider>,
+    pub(crate) sender: Address,
+    /// Set for a LatentEditions contract: each job becomes an ERC-1155 edition.
+    pub(crate) editions: Option<crate::editions::EditionTerms>,
     confirmations: u64,
     stuck_after: Duration,
     max_replacements: u32,
@@ -281,6 +316,19 @@ impl EvmMinter {
         self
     }
 
+    /// Mint ERC-1155 editions on the LatentEditions contract at this address instead of
+    /// ERC-721 tokens: each job's edition is created with its metadata and cap, and its copies
+    /// minted to the recipient under the job id as the mint key.
+    pub fn with_editions(mut self, terms: Option<crate::editions::EditionTerms>) -> Self {
+        self.editions = terms;
+        self
+    }
+
+    /// The ERC-1155 edition terms, when this minter mints editions.
+    pub fn editions(&self) -> Option<crate::editions::EditionTerms> {
+        self.editions
+    }
+
     /// How the chain charges its L1 component (from the network preset).
     pub fn with_l1_fees(mut self, l1_fees: L1Fees) -> Self {
         self.l1_fees = l1_fees;
@@ -307,6 +355,11 @@ impl EvmMinter {
     /// nothing is sent when the token points there already, and an unclear outcome reads the
     /// chain before sending again. Returns the transaction hash when this call sent one.
     pub async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>> {
+        if self.editions.is_some() {
+            return Err(PortError::Permanent(
+                "living NFTs evolve ERC-721 tokens; this minter mints ERC-1155 editions".into(),
+            ));
+        }
         let id = U256::from_str(token_id).map_err(|e| PortError::Permanent(format!("token id `{token_id}`: {e}")))?;
         let there = || async move {
             let now = self
@@ -322,7 +375,10 @@ impl EvmMinter {
             return Ok(None);
         }
         let call = self.contract.setTokenURI(id, uri.to_string()).from(self.sender);
-        let l2_gas = call.estimate_gas().await.map_err(|e| classify("setTokenURI", e))?;
+        let l2_gas = call
+            .estimate_gas()
+            .await
+            .map_err(|e| classify::<LatentCollection::LatentCollectionErrors>("setTokenURI", e))?;
         match self.send_guarded("setTokenURI", call, l2_gas, there).await? {
             Landed::Found(_) => Ok(None),
             Landed::Mined(receipt, tx_hash) if receipt.status() => Ok(Some(tx_hash)),
@@ -374,11 +430,16 @@ impl EvmMinter {
     }
 }
 
-fn classify(what: &str, e: alloy::contract::Error) -> PortError {
+/// A failed call or estimate as a port error: the contract's own refusal (decoded with the
+/// contract's error interface `I`) and reverts are permanent, the RPC's troubles transient.
+pub(crate) fn classify<I: alloy::sol_types::SolInterface + std::fmt::Debug>(
+    what: &str,
+    e: alloy::contract::Error,
+) -> PortError {
     use alloy::contract::Error as E;
     match &e {
         E::TransportError(t) if t.as_error_resp().is_some() => {
-            if let Some(decoded) = e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
+            if let Some(decoded) = e.as_decoded_interface_error::<I>() {
                 return PortError::Permanent(format!("the contract refused the {what}: {decoded:?}"));
             }
             let msg = t.to_string();
@@ -403,6 +464,9 @@ fn classify(what: &str, e: alloy::contract::Error) -> PortError {
 #[async_trait]
 impl Minter for EvmMinter {
     async fn minted_token(&self, job: JobId) -> PortResult<Option<String>> {
+        if self.editions.is_some() {
+            return self.minted_edition(job).await;
+        }
         let id = self
             .contract
             .mintedToken(B256::from(*job.as_bytes()))
@@ -419,6 +483,9 @@ impl Minter for EvmMinter {
                 "metadata CID {metadata_cid} is not a single raw block (CIDv1, raw, sha2-256)"
             ))
         })?;
+        if let Some(terms) = self.editions {
+            return self.mint_edition(job, to, B256::from(digest), terms).await;
+        }
         // Read before write: a redelivered or retried message finds its token and stops here.
         if let Some(token_id) = self.minted_token(job).await? {
             info!(job = %job.short(), token_id, "already minted on chain; nothing sent");
@@ -437,7 +504,7 @@ impl Minter for EvmMinter {
                     warn!(job = %job.short(), token_id = %a.first, "the contract refused a second mint of this job");
                     return Ok(MintReceipt { token_id: a.first.to_string(), tx_hash: None });
                 }
-                return Err(classify("mint", e));
+                return Err(classify::<LatentCollection::LatentCollectionErrors>("mint", e));
             }
         };
         match self.send_guarded("mint", call, l2_gas, || self.minted_token(job)).await? {
@@ -472,7 +539,7 @@ impl TransferSource for EvmMinter {
 }
 
 /// How a guarded send ended.
-enum Landed {
+pub(crate) enum Landed {
     /// The effect is on chain already (an earlier attempt, another worker): what the guard read.
     Found(String),
     /// This send's transaction, mined and confirmed, with its hash.
@@ -484,7 +551,7 @@ impl EvmMinter {
     /// nonce, fees under the cap, replaced with +12.5% fees while it stays unmined, and
     /// `done` (the read-before-write guard) asked again whenever the outcome is unclear, so the
     /// effect lands once.
-    async fn send_guarded<C, D, F>(
+    pub(crate) async fn send_guarded<C, D, F>(
         &self,
         what: &'static str,
         call: alloy::contract::CallBuilder<&DynProvider, C>,

@@ -20,7 +20,7 @@ use latentmint_core::{EvmAddress, JobId};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::contract::LatentCollection;
+use crate::contract::{LatentCollection, LatentEditions};
 use crate::{ChainError, from_alloy, single_token_id, to_alloy};
 
 /// One check and its outcome.
@@ -37,11 +37,13 @@ pub struct Check {
 /// What [`TokenReader::verify`] found for one token (as JSON: everything but the image bytes).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TokenReport {
-    /// The token.
+    /// The token (an edition's id on an ERC-1155 contract).
     pub token_id: String,
-    /// Its owner now.
-    pub owner: EvmAddress,
-    /// `tokenURI(token)`.
+    /// Its owner now (ERC-721; an edition's copies have many holders instead).
+    pub owner: Option<EvmAddress>,
+    /// An edition's copies minted and cap (ERC-1155 only).
+    pub edition: Option<EditionSupply>,
+    /// `tokenURI(token)`, or an edition's `uri(id)`.
     pub token_uri: String,
     /// The checks, in the order they were made; the first failure ends the list when later
     /// checks depend on it.
@@ -67,13 +69,27 @@ impl TokenReport {
     }
 }
 
-/// Read-only access to a LatentCollection contract: no wallet, no key.
+/// The copies of an edition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EditionSupply {
+    /// Copies minted so far.
+    pub minted: u128,
+    /// The cap; 0: an open edition.
+    pub max_supply: u128,
+}
+
+/// Read-only access to a LatentCollection (ERC-721) or LatentEditions (ERC-1155) contract: no
+/// wallet, no key.
 ///
 /// The contract's metadata updates and each signer's role history are read once per reader
 /// and reused for every token it checks (a run checks all its tokens with one reader): a
 /// reader is for one pass of checks, not for watching a chain.
 pub struct TokenReader {
+    /// The contract through the ERC-721 binding; also serves an edition contract's role
+    /// queries and events, which share their ABI (OpenZeppelin AccessControl).
     contract: LatentCollection::LatentCollectionInstance<DynProvider>,
+    /// The same contract as LatentEditions, when it is one.
+    editions: Option<LatentEditions::LatentEditionsInstance<DynProvider>>,
     chain_id: u64,
     /// Where log queries start (the contract's deployment block, or 0).
     from_block: u64,
@@ -102,8 +118,12 @@ impl TokenReader {
                 "there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
             )));
         }
+        let editions = crate::minter::is_editions(&provider, contract)
+            .await?
+            .then(|| LatentEditions::new(to_alloy(contract), provider.clone()));
         Ok(Self {
             contract: LatentCollection::new(to_alloy(contract), provider),
+            editions,
             chain_id,
             from_block: 0,
             metadata_updates: OnceCell::new(),
@@ -120,6 +140,22 @@ impl TokenReader {
         self
     }
 
+    /// Copies of edition `token_id` that `holder` has (ERC-1155 `balanceOf`); an error on an
+    /// ERC-721 contract.
+    pub async fn edition_balance(&self, holder: EvmAddress, token_id: &str) -> Result<u128, ChainError> {
+        let e = self
+            .editions
+            .as_ref()
+            .ok_or_else(|| ChainError::Config(format!("{} is not an ERC-1155 contract", self.contract.address())))?;
+        let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
+        let n = e
+            .balanceOf(to_alloy(holder), id)
+            .call()
+            .await
+            .map_err(|err| ChainError::Rpc(format!("balanceOf: {err}")))?;
+        Ok(u128::try_from(n).unwrap_or(u128::MAX))
+    }
+
     /// The chain id the RPC reported.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
@@ -127,7 +163,15 @@ impl TokenReader {
 
     /// Every token the contract minted, in the order they were minted (its `Transfer` events
     /// from the zero address).
+    /// On an edition contract: every edition with copies minted (its `EditionMinted` events).
     pub async fn minted_tokens(&self) -> Result<Vec<String>, ChainError> {
+        if let Some(e) = &self.editions {
+            let mints = self.logs(e.EditionMinted_filter()).await?;
+            let mut ordered: Vec<_> = mints.into_iter().map(|(ev, at)| (at, ev.id)).collect();
+            ordered.sort_by_key(|(at, _)| *at);
+            let mut seen = std::collections::HashSet::new();
+            return Ok(ordered.into_iter().filter(|(_, id)| seen.insert(*id)).map(|(_, id)| id.to_string()).collect());
+        }
         let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO)).await?;
         let mut ordered: Vec<_> = mints.into_iter().map(|(ev, at)| (at, ev.tokenId)).collect();
         ordered.sort_by_key(|(at, _)| *at);
@@ -149,28 +193,20 @@ impl TokenReader {
     /// everything else is a check in the report.
     pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
-        let owner = self.contract.ownerOf(id).call().await.map_err(|e| {
-            match e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
-                Some(LatentCollection::LatentCollectionErrors::OwnerQueryForNonexistentToken(_)) => {
-                    ChainError::Config(format!(
-                        "token {token_id} does not exist on contract {}: check --token (the whole decimal id; a run lists them in tokens.json) and --contract",
-                        self.contract.address()
-                    ))
-                }
-                _ => ChainError::Rpc(format!(
-                    "ownerOf({token_id}) failed: the token does not exist on this contract, or the RPC failed ({e})"
-                )),
+        let (owner, edition, token_uri) = match &self.editions {
+            Some(e) => {
+                let (supply, uri) = self.edition(e, token_id, id).await?;
+                (None, Some(supply), uri)
             }
-        })?;
-        let token_uri = self
-            .contract
-            .tokenURI(id)
-            .call()
-            .await
-            .map_err(|e| ChainError::Rpc(format!("tokenURI({token_id}): {e}")))?;
+            None => {
+                let (owner, uri) = self.token(token_id, id).await?;
+                (Some(owner), None, uri)
+            }
+        };
         let mut r = TokenReport {
             token_id: token_id.to_string(),
-            owner: from_alloy(owner),
+            owner,
+            edition,
             token_uri: token_uri.clone(),
             checks: Vec::new(),
             metadata: None,
@@ -210,6 +246,49 @@ impl TokenReader {
         Ok(r)
     }
 
+    /// An edition's copies and `uri(id)`; an error when there is no such edition.
+    async fn edition(
+        &self,
+        e: &LatentEditions::LatentEditionsInstance<DynProvider>,
+        token_id: &str,
+        id: U256,
+    ) -> Result<(EditionSupply, String), ChainError> {
+        let made =
+            e.editions(id).call().await.map_err(|err| ChainError::Rpc(format!("editions({token_id}): {err}")))?;
+        if made.metadataDigest.is_zero() {
+            return Err(ChainError::Config(format!(
+                "edition {token_id} does not exist on the ERC-1155 contract {}: check --token (a run lists its editions in tokens.json) and --contract",
+                e.address()
+            )));
+        }
+        let uri = e.uri(id).call().await.map_err(|err| ChainError::Rpc(format!("uri({token_id}): {err}")))?;
+        Ok((EditionSupply { minted: made.minted, max_supply: made.maxSupply }, uri))
+    }
+
+    /// An ERC-721 token's owner and `tokenURI`; an error when there is no such token.
+    async fn token(&self, token_id: &str, id: U256) -> Result<(EvmAddress, String), ChainError> {
+        let owner = self.contract.ownerOf(id).call().await.map_err(|e| {
+            match e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
+                Some(LatentCollection::LatentCollectionErrors::OwnerQueryForNonexistentToken(_)) => {
+                    ChainError::Config(format!(
+                        "token {token_id} does not exist on contract {}: check --token (the whole decimal id; a run lists them in tokens.json) and --contract",
+                        self.contract.address()
+                    ))
+                }
+                _ => ChainError::Rpc(format!(
+                    "ownerOf({token_id}) failed: the token does not exist on this contract, or the RPC failed ({e})"
+                )),
+            }
+        })?;
+        let token_uri = self
+            .contract
+            .tokenURI(id)
+            .call()
+            .await
+            .map_err(|e| ChainError::Rpc(format!("tokenURI({token_id}): {e}")))?;
+        Ok((from_alloy(owner), token_uri))
+    }
+
     /// The signature, its domain, the signer's role and the token's job.
     async fn check_record(&self, r: &mut TokenReport, meta: &TokenMetadata, id: U256) -> Result<(), ChainError> {
         let p = &meta.provenance;
@@ -246,6 +325,17 @@ impl TokenReader {
         let history = self.role_history(role, signer).await?;
         let (held, detail) = role_verdict(&history, set, &signer.to_string(), role_name);
         r.check("the signer held the contract's role when the record was set", held, detail);
+        if let Some(e) = &self.editions {
+            let made = e.editions(id).call().await.map_err(|err| ChainError::Rpc(format!("editions({id}): {err}")))?;
+            let this_job = JobId::from_str(&p.job_id).is_ok_and(|j| B256::from(*j.as_bytes()) == made.jobId);
+            let detail = if this_job {
+                format!("job {} (the edition was created for it)", p.job_id)
+            } else {
+                format!("edition {id} was created for job {}, the record is of job {}", made.jobId, p.job_id)
+            };
+            r.check("the record is this token's job", this_job, detail);
+            return Ok(());
+        }
         let job_token = JobId::from_str(&p.job_id).map(single_token_id);
         let this_job = job_token.as_deref().is_ok_and(|t| U256::from_str(t).is_ok_and(|t| t == id));
         r.check(
@@ -262,7 +352,17 @@ impl TokenReader {
 
     /// Where the token's current record was put behind it: its latest ERC-4906
     /// `MetadataUpdate` (`setTokenURI`), else its mint.
+    /// On an edition contract: its latest `URI` event (`setURI`), else its `EditionCreated`.
     async fn record_set_at(&self, id: U256) -> Result<RecordSet, ChainError> {
+        if let Some(e) = &self.editions {
+            let topic = B256::from(id);
+            if let Some(at) = self.logs(e.URI_filter().topic1(topic)).await?.iter().map(|(_, at)| *at).max() {
+                return Ok(RecordSet { at, how: SetBy::MetadataUpdate });
+            }
+            let created = self.logs(e.EditionCreated_filter().topic1(topic)).await?;
+            let at = created.iter().map(|(_, at)| *at).min().ok_or_else(|| self.no_history(id))?;
+            return Ok(RecordSet { at, how: SetBy::Mint });
+        }
         // `MetadataUpdate`'s token id is not indexed: every update of the contract is read,
         // once per reader.
         let updates = self
@@ -283,14 +383,16 @@ impl TokenReader {
                 mints.iter().map(|(_, at)| *at).min()
             }
         };
-        let at = minted_at.ok_or_else(|| {
-            ChainError::Rpc(format!(
-                "the RPC has no mint event for token {id} from block {}: it does not serve this contract's log \
-                 history; give the block the contract was deployed at (--from-block) or an RPC that keeps logs",
-                self.from_block
-            ))
-        })?;
+        let at = minted_at.ok_or_else(|| self.no_history(id))?;
         Ok(RecordSet { at, how: SetBy::Mint })
+    }
+
+    fn no_history(&self, id: U256) -> ChainError {
+        ChainError::Rpc(format!(
+            "the RPC has no mint event for token {id} from block {}: it does not serve this contract's log \
+             history; give the block the contract was deployed at (--from-block) or an RPC that keeps logs",
+            self.from_block
+        ))
     }
 
     /// Every grant and withdrawal of `role` to `account`, in chain order (read once per reader).

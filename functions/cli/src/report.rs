@@ -39,6 +39,11 @@ pub fn table(jobs: &[Job]) -> String {
 struct Manifest<'a> {
     chain_id: u64,
     contract: String,
+    /// `erc721`, or `erc1155` for editions (then `token_id` is the edition's id).
+    standard: &'static str,
+    /// Copies of each edition minted to its recipient (editions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copies: Option<u64>,
     /// The contract's deployment block, when known: `latentmint verify --from-block`.
     #[serde(skip_serializing_if = "Option::is_none")]
     deployed_block: Option<u64>,
@@ -64,12 +69,15 @@ pub fn manifest(
     jobs: &[Job],
     chain_id: u64,
     (contract, deployed_block): (EvmAddress, Option<u64>),
+    copies: Option<u64>,
     out: &Path,
 ) -> anyhow::Result<()> {
     let ipfs = |cid: &Option<String>| cid.as_ref().map(|c| format!("ipfs://{c}"));
     let doc = Manifest {
         chain_id,
         contract: contract.to_string(),
+        standard: if copies.is_some() { "erc1155" } else { "erc721" },
+        copies,
         deployed_block,
         jobs: jobs
             .iter()

@@ -93,23 +93,57 @@ pub struct DeployArgs {
     /// Folder for run state (the address is recorded there for `run`).
     #[arg(long, default_value = ".latentmint")]
     pub data_dir: PathBuf,
-    /// Also deploy the ERC-1155 edition contract (LatentEditions) for many copies of one image.
+    /// Also deploy the ERC-1155 edition contract (LatentEditions) for many copies of one image
+    /// (a collection with `[editions]` deploys only that one).
     #[arg(long)]
     pub editions: bool,
 }
 
 /// Where a collection's contracts live, remembered between runs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Deployment {
     pub(crate) chain_id: u64,
-    pub(crate) contract: EvmAddress,
+    /// The LatentCollection (ERC-721) contract; absent in the folder of a collection of editions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    contract: Option<EvmAddress>,
     /// The ERC-1155 edition contract, when deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     editions: Option<EvmAddress>,
     /// The block the collection contract was deployed in (recorded since the collector's
     /// check reads the contract's events; absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) block: Option<u64>,
+    block: Option<u64>,
+    /// The block the edition contract was deployed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    editions_block: Option<u64>,
+    /// What the folder's collection mints; a collection may not switch, since its jobs already
+    /// minted as one kind would be minted again as the other.
+    #[serde(default)]
+    pub(crate) standard: Standard,
+}
+
+/// The token standard a collection mints.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Standard {
+    /// One ERC-721 token per job, on LatentCollection.
+    #[default]
+    Erc721,
+    /// One ERC-1155 edition per job, on LatentEditions (`[editions]`).
+    Erc1155,
+}
+
+impl Standard {
+    pub(crate) fn of(c: &Collection) -> Self {
+        if c.file.editions.is_some() { Self::Erc1155 } else { Self::Erc721 }
+    }
+
+    fn contract_name(self) -> &'static str {
+        match self {
+            Self::Erc721 => "LatentCollection (ERC-721)",
+            Self::Erc1155 => "LatentEditions (ERC-1155)",
+        }
+    }
 }
 
 impl Deployment {
@@ -119,6 +153,14 @@ impl Deployment {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{}: no deployment record; is this a run's folder?", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{}: not a deployment record", path.display()))
+    }
+
+    /// The contract the folder's collection mints on, and its deployment block.
+    pub(crate) fn minting(&self) -> Option<(EvmAddress, Option<u64>)> {
+        match self.standard {
+            Standard::Erc721 => self.contract.map(|c| (c, self.block)),
+            Standard::Erc1155 => self.editions.map(|c| (c, self.editions_block)),
+        }
     }
 }
 
@@ -243,6 +285,18 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         )?),
     };
     let record = ws.dir.join("deployment.json");
+    let standard = Standard::of(c);
+    let known = Deployment::read(&ws.dir).ok().filter(|d| d.chain_id == chain_cfg.id());
+    if let Some(d) = &known
+        && d.standard != standard
+    {
+        bail!(
+            "editions: this run's folder {} belongs to a collection that mints on {}, and the collection file now asks for {}; jobs already minted would be minted again as the other kind, so give the collection a new name (a new folder) or put [editions] back as it was",
+            ws.dir.display(),
+            d.standard.contract_name(),
+            standard.contract_name()
+        );
+    }
     let (contract, deployed_block) = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
             bail!(
@@ -250,31 +304,37 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
                 chain_cfg.id()
             );
         }
+        let is_editions = chain.is_editions(addr).await?;
+        if is_editions != (standard == Standard::Erc1155) {
+            bail!(
+                "chain.contract: {addr} is not a {} contract, which this collection mints on{}; give that contract's address, or remove chain.contract to deploy one",
+                standard.contract_name(),
+                if is_editions { " (it is an ERC-1155 contract: add [editions] to mint editions on it)" } else { "" }
+            );
+        }
         (addr, None)
     } else {
-        let known = Deployment::read(&ws.dir).ok().filter(|d| d.chain_id == chain_cfg.id());
-        match known {
-            Some(d) if chain.has_code(d.contract).await? => (d.contract, d.block),
+        match known.as_ref().and_then(Deployment::minting) {
+            Some((addr, block)) if chain.has_code(addr).await? => (addr, block),
             other => {
-                if let Some(d) = other {
-                    warn!(contract = %d.contract, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
+                if let Some((addr, _)) = other {
+                    warn!(contract = %addr, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
                 }
-                let deployed = chain
-                    .deploy_with(
-                        &c.file.collection.name,
-                        &c.file.collection.symbol,
-                        &latentmint_chain::DeployOptions::default(),
-                    )
-                    .await?;
-                std::fs::write(
-                    &record,
-                    serde_json::to_vec_pretty(&Deployment {
-                        chain_id: chain_cfg.id(),
-                        contract: deployed.address,
-                        editions: None,
-                        block: Some(deployed.block),
-                    })?,
-                )?;
+                let opts = latentmint_chain::DeployOptions::default();
+                let mut d = Deployment { chain_id: chain_cfg.id(), standard, ..Deployment::default() };
+                let deployed = match standard {
+                    Standard::Erc721 => {
+                        let x = chain.deploy_with(&c.file.collection.name, &c.file.collection.symbol, &opts).await?;
+                        (d.contract, d.block) = (Some(x.address), Some(x.block));
+                        x
+                    }
+                    Standard::Erc1155 => {
+                        let x = chain.deploy_editions(&opts).await?;
+                        (d.editions, d.editions_block) = (Some(x.address), Some(x.block));
+                        x
+                    }
+                };
+                std::fs::write(&record, serde_json::to_vec_pretty(&d)?)?;
                 (deployed.address, Some(deployed.block))
             }
         }
@@ -284,7 +344,11 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         .minter(contract, chain_cfg.confirmations())
         .with_max_fee_per_gas(cap)
         .with_stuck_after(Duration::from_secs(chain_cfg.stuck_after_secs), 5)
-        .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None));
+        .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None))
+        .with_editions(c.file.editions.map(|e| latentmint_chain::EditionTerms {
+            copies: e.copies.into(),
+            max_supply: e.max_supply.unwrap_or(0).into(),
+        }));
     let signer = Arc::new(chain.provenance_signer(contract));
     Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, deployed_block, _lease: lease })
 }
@@ -525,7 +589,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     report::contact_sheet(&sheet, &sheet_path)?;
     let manifest_path = ws.dir.join("tokens.json");
     let contract = (chain.minter.address(), chain.deployed_block);
-    report::manifest(&jobs, collection.file.chain.id(), contract, &manifest_path)?;
+    let copies = collection.file.editions.map(|e| e.copies);
+    report::manifest(&jobs, collection.file.chain.id(), contract, copies, &manifest_path)?;
 
     let verified = verify(&jobs, &chain, ws.content.as_ref()).await;
     let counts = jobs.iter().fold(BTreeMap::new(), |mut m, j| {
@@ -592,7 +657,14 @@ async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyho
         if let Some(c) = report.checks.iter().find(|c| !c.ok) {
             bail!("token {token}: {}: {}", c.what, c.detail);
         }
-        held += usize::from(report.owner == j.spec.recipient);
+        held += usize::from(match report.owner {
+            Some(owner) => owner == j.spec.recipient,
+            // An edition counts as held while the recipient keeps every copy it was minted.
+            None => {
+                let copies = chain.minter.editions().map_or(1, |t| t.copies);
+                reader.edition_balance(j.spec.recipient, token).await? >= copies
+            }
+        });
         let published = j.metadata_cid.as_deref().map(|c| format!("ipfs://{c}"));
         let evolved = report.metadata.as_ref().is_some_and(|m| m.provenance.evolution.is_some());
         if Some(&report.token_uri) != published.as_ref() && !evolved {
@@ -649,25 +721,25 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         royalty_bps: args.royalty_bps,
         contract_uri: args.contract_uri.clone(),
     };
-    let deployed =
-        chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
-    let addr = deployed.address;
+    let standard = Standard::of(&collection);
     let record = dir.join("deployment.json");
-    let editions = if args.editions { Some(chain.deploy_editions(&opts).await?) } else { None };
-    std::fs::write(
-        &record,
-        serde_json::to_vec_pretty(&Deployment {
-            chain_id: chain_cfg.id(),
-            contract: addr,
-            editions,
-            block: Some(deployed.block),
-        })?,
-    )?;
-    println!("LatentCollection deployed at {addr} on chain {} (recorded in {})", chain_cfg.id(), record.display());
-    if let Some(e) = editions {
-        println!("LatentEditions (ERC-1155) deployed at {e}");
+    let mut d = Deployment { chain_id: chain_cfg.id(), standard, ..Deployment::default() };
+    // A collection of editions mints on LatentEditions only; `--editions` adds one beside an
+    // ERC-721 collection's LatentCollection.
+    if standard == Standard::Erc721 {
+        let c = chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
+        (d.contract, d.block) = (Some(c.address), Some(c.block));
+        println!("LatentCollection (ERC-721) deployed at {} on chain {}", c.address, chain_cfg.id());
     }
-    println!("set chain.contract = \"{addr}\" in the collection file to pin it");
+    if args.editions || standard == Standard::Erc1155 {
+        let e = chain.deploy_editions(&opts).await?;
+        (d.editions, d.editions_block) = (Some(e.address), Some(e.block));
+        println!("LatentEditions (ERC-1155) deployed at {} on chain {}", e.address, chain_cfg.id());
+    }
+    std::fs::write(&record, serde_json::to_vec_pretty(&d)?)?;
+    if let Some((addr, _)) = d.minting() {
+        println!("recorded in {}; set chain.contract = \"{addr}\" in the collection file to pin it", record.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -110,6 +110,9 @@ impl Source {
     async fn of(args: &VerifyArgs) -> anyhow::Result<Self> {
         if let Some(dir) = &args.local_run {
             let deployment = crate::run::Deployment::read(dir).context("--local-run")?;
+            let (contract, from_block) = deployment.minting().with_context(|| {
+                format!("--local-run: {}/deployment.json names no contract for the collection's tokens", dir.display())
+            })?;
             let state = dir.join("chain/anvil-state.json");
             anyhow::ensure!(
                 state.is_file(),
@@ -129,8 +132,8 @@ impl Source {
             .context("--local-run: starting the run's chain")?;
             return Ok(Self {
                 rpc_urls: vec![node.rpc_url.clone()],
-                contract: deployment.contract,
-                from_block: deployment.block.unwrap_or(0),
+                contract,
+                from_block: from_block.unwrap_or(0),
                 content: Box::new(latentmint_embedded::LocalContentStore::new(dir.join("ipfs"))),
                 // A run made before images carried credentials has no CA: nothing to trust then.
                 anchors: std::fs::read_to_string(crate::run::credentials_dir(dir).join("ca.pem")).ok(),
@@ -231,8 +234,14 @@ async fn one(
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(code);
     }
-    println!("token {} on {contract} (chain {}), owned by {}", report.token_id, reader.chain_id(), report.owner);
-    println!("tokenURI {}", report.token_uri);
+    let held = match (report.owner, report.edition) {
+        (Some(owner), _) => format!("owned by {owner}"),
+        (None, Some(e)) if e.max_supply == 0 => format!("an open ERC-1155 edition, {} copies minted", e.minted),
+        (None, Some(e)) => format!("an ERC-1155 edition, {} of at most {} copies minted", e.minted, e.max_supply),
+        (None, None) => "no owner".to_string(),
+    };
+    println!("token {} on {contract} (chain {}), {held}", report.token_id, reader.chain_id());
+    println!("{} {}", if report.edition.is_some() { "uri" } else { "tokenURI" }, report.token_uri);
     for c in &report.checks {
         println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.detail);
     }

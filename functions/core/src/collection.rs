@@ -68,6 +68,55 @@ pub struct CollectionFile {
     /// Living NFTs: tokens evolve when they change hands.
     #[serde(default)]
     pub living: Option<LivingSection>,
+    /// ERC-1155 editions instead of ERC-721 tokens: each image becomes an edition with many
+    /// copies.
+    #[serde(default)]
+    pub editions: Option<EditionsSection>,
+}
+
+/// Most copies one job may mint at once (the contract takes a uint128; this keeps a typo such
+/// as an extra digit from minting millions).
+pub const MAX_EDITION_COPIES: u64 = 1_000_000;
+
+/// `[editions]`: the collection mints ERC-1155 editions on a LatentEditions contract. Each
+/// approved image becomes one edition (its metadata fixed at creation) and `copies` of it go
+/// to the recipient; without this section each image is one ERC-721 token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditionsSection {
+    /// Copies minted to the recipient when the edition is made.
+    #[serde(default = "default_copies")]
+    pub copies: u64,
+    /// The edition's cap, enforced on chain for every later mint too; absent: an open edition.
+    #[serde(default)]
+    pub max_supply: Option<u64>,
+}
+
+fn default_copies() -> u64 {
+    1
+}
+
+impl EditionsSection {
+    /// Checks the numbers.
+    pub fn check(&self) -> Result<(), FieldError> {
+        if self.copies == 0 || self.copies > MAX_EDITION_COPIES {
+            return Err(FieldError::new(
+                "editions.copies",
+                format!("{} is out of range", self.copies),
+                format!("use 1 to {MAX_EDITION_COPIES} copies per edition"),
+            ));
+        }
+        if let Some(cap) = self.max_supply
+            && cap < self.copies
+        {
+            return Err(FieldError::new(
+                "editions.max_supply",
+                format!("{cap} is below editions.copies ({})", self.copies),
+                "raise max_supply to at least the copies minted, or remove it for an open edition",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[living]`: each transfer of a token (not its mint) regenerates its image from the current
@@ -719,6 +768,16 @@ impl Collection {
         if let Some(l) = &f.living {
             l.check(Some(f.generation.steps))?;
         }
+        if let Some(e) = &f.editions {
+            e.check()?;
+            if f.living.is_some() {
+                return Err(FieldError::new(
+                    "living",
+                    "living NFTs evolve ERC-721 tokens (ERC-4906 metadata updates), and [editions] mints ERC-1155 editions",
+                    "remove [living], or remove [editions] to mint one ERC-721 token per image",
+                ));
+            }
+        }
         Ok(Self { file: f, recipient, contract })
     }
 
@@ -907,6 +966,26 @@ seed = 7
         assert_eq!(a[3].params.seed, 7);
         let ids: std::collections::BTreeSet<_> = a.iter().map(|j| j.id).collect();
         assert_eq!(ids.len(), 4, "job ids are unique");
+    }
+
+    #[test]
+    fn editions_have_defaults_and_bad_ones_are_named() {
+        let with = |editions: &str| format!("{GOOD}\n[editions]\n{editions}\n");
+        let e = Collection::from_toml("c.toml", &with("")).unwrap().file.editions.expect("[editions] present");
+        assert_eq!(e, EditionsSection { copies: 1, max_supply: None });
+        let e = Collection::from_toml("c.toml", &with("copies = 25\nmax_supply = 100")).unwrap().file.editions;
+        assert_eq!(e, Some(EditionsSection { copies: 25, max_supply: Some(100) }));
+        assert!(Collection::from_toml("c.toml", GOOD).unwrap().file.editions.is_none(), "absent: ERC-721");
+        for (text, field, fix) in [
+            ("copies = 0", "editions.copies", "use 1 to 1000000"),
+            ("copies = 1000001", "editions.copies", "use 1 to 1000000"),
+            ("copies = 10\nmax_supply = 5", "editions.max_supply", "at least the copies"),
+            ("copies = 1\n[living]", "living", "remove [living], or remove [editions]"),
+            ("supply = 5", "supply", "unknown field"),
+        ] {
+            let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(fix), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -1,0 +1,147 @@
+//! The `Minter` port on a LatentEditions (ERC-1155) contract: each job becomes one edition.
+//!
+//! An edition takes two transactions, `createEdition(job, metadata digest, cap)` and
+//! `mint(key = job, edition, recipient, copies)`, and each is guarded on chain: the contract
+//! refuses a second edition of a job and a second use of a mint key. So a crash between the two,
+//! or after either, heals itself on redelivery: the retry reads `editionOfJob` and
+//! `mintedBy(job)` first, finds what was done, and sends only what is missing.
+
+use alloy::primitives::{B256, U256};
+use alloy::providers::DynProvider;
+use latentmint_core::ports::{MintReceipt, PortError, PortResult};
+use latentmint_core::{EvmAddress, JobId};
+use tracing::{info, warn};
+
+use crate::contract::LatentEditions::{self, LatentEditionsErrors, LatentEditionsInstance};
+use crate::minter::{Landed, classify};
+use crate::{EvmMinter, to_alloy};
+
+/// What each job of an edition collection mints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EditionTerms {
+    /// Copies minted to the job's recipient.
+    pub copies: u128,
+    /// The edition's cap, kept by the contract for every later mint too; 0: an open edition.
+    pub max_supply: u128,
+}
+
+impl EvmMinter {
+    fn editions_contract(&self) -> LatentEditionsInstance<DynProvider> {
+        LatentEditions::new(*self.contract.address(), self.contract.provider().clone())
+    }
+
+    /// The edition whose copies were minted for `job` (`mintedBy(job)`), if any.
+    pub(crate) async fn minted_edition(&self, job: JobId) -> PortResult<Option<String>> {
+        let id = self
+            .editions_contract()
+            .mintedBy(key(job))
+            .call()
+            .await
+            .map_err(|e| PortError::Transient(format!("reading mintedBy(jobId): {e}")))?;
+        Ok((!id.is_zero()).then(|| id.to_string()))
+    }
+
+    /// The edition created for `job` (`editionOfJob(job)`), minted or not.
+    async fn edition_of(&self, job: JobId) -> PortResult<Option<U256>> {
+        let id = self
+            .editions_contract()
+            .editionOfJob(key(job))
+            .call()
+            .await
+            .map_err(|e| PortError::Transient(format!("reading editionOfJob(jobId): {e}")))?;
+        Ok((!id.is_zero()).then_some(id))
+    }
+
+    /// Creates `job`'s edition if need be, then mints its copies to `to`, each step once.
+    pub(crate) async fn mint_edition(
+        &self,
+        job: JobId,
+        to: EvmAddress,
+        digest: B256,
+        terms: EditionTerms,
+    ) -> PortResult<MintReceipt> {
+        if let Some(token_id) = self.minted_edition(job).await? {
+            info!(job = %job.short(), edition = token_id, "edition already minted on chain; nothing sent");
+            return Ok(MintReceipt { token_id, tx_hash: None });
+        }
+        let id = match self.edition_of(job).await? {
+            Some(id) => id,
+            None => self.create_edition(job, digest, terms).await?,
+        };
+        let c = self.editions_contract();
+        // An edition's metadata is fixed when it is made: one made by an earlier attempt must
+        // carry what this job published, or its copies would point at other metadata.
+        let made =
+            c.editions(id).call().await.map_err(|e| PortError::Transient(format!("reading editions({id}): {e}")))?;
+        if made.metadataDigest != digest {
+            return Err(PortError::Permanent(format!(
+                "edition {id} of job {job} was created with metadata digest {}, but the job published {digest}",
+                made.metadataDigest
+            )));
+        }
+        let call = c.mint(key(job), id, to_alloy(to), terms.copies).from(self.sender);
+        let l2_gas = match call.estimate_gas().await {
+            Ok(g) => g,
+            Err(e) => {
+                if let Some(LatentEditionsErrors::AlreadyMinted(a)) =
+                    e.as_decoded_interface_error::<LatentEditionsErrors>()
+                {
+                    warn!(job = %job.short(), edition = %a.id, "the contract refused a second mint of this job");
+                    return Ok(MintReceipt { token_id: a.id.to_string(), tx_hash: None });
+                }
+                return Err(classify::<LatentEditionsErrors>("edition mint", e));
+            }
+        };
+        match self.send_guarded("edition mint", call, l2_gas, || self.minted_edition(job)).await? {
+            Landed::Found(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
+            Landed::Mined(receipt, tx_hash) if receipt.status() => {
+                info!(job = %job.short(), edition = %id, copies = terms.copies, tx = %tx_hash, "edition minted");
+                Ok(MintReceipt { token_id: id.to_string(), tx_hash: Some(tx_hash) })
+            }
+            Landed::Mined(_, tx_hash) => match self.minted_edition(job).await? {
+                Some(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
+                None => Err(PortError::Permanent(format!("edition mint transaction {tx_hash} reverted"))),
+            },
+        }
+    }
+
+    /// `createEdition` for `job`; the edition's id (an earlier attempt's, if it was made meanwhile).
+    async fn create_edition(&self, job: JobId, digest: B256, terms: EditionTerms) -> PortResult<U256> {
+        let c = self.editions_contract();
+        let call = c.createEdition(key(job), digest, terms.max_supply).from(self.sender);
+        let l2_gas = match call.estimate_gas().await {
+            Ok(g) => g,
+            Err(e) => {
+                if let Some(LatentEditionsErrors::EditionExists(x)) =
+                    e.as_decoded_interface_error::<LatentEditionsErrors>()
+                {
+                    return Ok(x.id);
+                }
+                return Err(classify::<LatentEditionsErrors>("createEdition", e));
+            }
+        };
+        let made = || async { Ok(self.edition_of(job).await?.map(|id| id.to_string())) };
+        let found = match self.send_guarded("createEdition", call, l2_gas, made).await? {
+            Landed::Found(id) => Some(id),
+            Landed::Mined(receipt, tx_hash) => {
+                let created = receipt.decoded_log::<LatentEditions::EditionCreated>().map(|l| l.data.id);
+                match created {
+                    Some(id) if receipt.status() => {
+                        info!(job = %job.short(), edition = %id, tx = %tx_hash, "edition created");
+                        return Ok(id);
+                    }
+                    // Reverted: another attempt made it first, or a real failure.
+                    _ => made().await?,
+                }
+            }
+        };
+        found
+            .and_then(|id| id.parse::<U256>().ok())
+            .ok_or_else(|| PortError::Permanent(format!("createEdition for job {job} reverted")))
+    }
+}
+
+/// The job id as the contract's 32-byte key (edition per job, mint key).
+fn key(job: JobId) -> B256 {
+    B256::from(*job.as_bytes())
+}
