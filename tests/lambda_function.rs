@@ -707,3 +707,63 @@ async fn a_mint_message_back_while_its_transaction_is_unmined_replaces_it() {
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
     rig.assert_minted_once(&log).await;
 }
+
+/// A stack deployed with `EditionCopies`: the mint function makes the job's ERC-1155 edition
+/// on a LatentEditions contract and mints its copies to the recipient, once; the same stack
+/// pointed at an ERC-721 contract stops at init and says which parameter to change.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_editions_stack_mints_each_job_as_an_edition_of_its_copies() {
+    let mut s = stack(true).await;
+    let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
+    let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
+    let editions = admin.deploy_editions(&Default::default()).await.unwrap().address;
+    let (minting_key, _) = wallet_in_kms(&s.moto, &admin, editions, "MINTER_ROLE").await;
+    s.refs.extend([
+        ("ChainId", LOCAL_CHAIN_ID.to_string()),
+        ("RpcUrls", node.rpc_url.clone()),
+        ("ContractAddress", editions.to_string()),
+        ("KmsKeyArn", minting_key),
+        ("EditionCopies", "3".to_string()),
+        ("EditionMaxSupply", "10".to_string()),
+    ]);
+    let mut job = job_for("a red circle");
+    job.state = JobState::Published;
+    job.metadata_cid = Some(latentmint_core::cid::cid_of_bytes(b"{\"name\": \"Fn edition\"}"));
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+    jobs.insert_if_absent(&job).await.unwrap();
+    let message = StageMessage::new(Stage::Mint, job.id()).to_body();
+    s.queues().send(Stage::Mint.queue(), &message).await.unwrap();
+    let got = s.queues().receive(Stage::Mint.queue(), 10, Duration::from_secs(60)).await.unwrap();
+    let event = sqs_event(&format!("latentmint-{STAGE}-mint.fifo"), &got[0]);
+    let (response, log) = s.invoke("MintFunction", event.clone()).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+    let minted = jobs.get(job.id()).await.unwrap().unwrap();
+    assert_eq!((minted.state, minted.token_id.as_deref()), (JobState::Minted, Some("1")), "{log}");
+    let e = latentmint_chain::contract::LatentEditions::new(to_alloy(editions), admin.provider().clone());
+    let one = alloy::primitives::U256::from(1);
+    let recipient = to_alloy(EvmAddress::parse_checksummed(RECIPIENT).unwrap());
+    assert_eq!(e.balanceOf(recipient, one).call().await.unwrap(), alloy::primitives::U256::from(3));
+    assert_eq!(e.editions(one).call().await.unwrap().maxSupply, 10);
+
+    // The message again (SQS is at least once), to a fresh instance: nothing more is minted.
+    let (response, log) = s.invoke("MintFunction", event).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+    assert_eq!(e.totalSupply(one).call().await.unwrap(), alloy::primitives::U256::from(3), "{log}");
+
+    // An ERC-721 contract under an editions stack: refused at init, before any event.
+    let erc721 = admin.deploy("Fn", "FN").await.unwrap();
+    s.refs.insert("ContractAddress", erc721.to_string());
+    let api = RuntimeApi::start("MintFunction").await;
+    let mut f = spawn("MintFunction", &s.environment("MintFunction"), &s.moto, &api, &s.log_path("MintFunction"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = f.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {}", s.log("MintFunction"));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = s.log("MintFunction");
+    assert!(log.contains("LATENTMINT_CONTRACT") && log.contains("EditionCopies"), "{log}");
+}

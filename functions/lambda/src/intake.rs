@@ -21,7 +21,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use aws_lambda_events::http::{HeaderValue, Method, header};
 use base64::Engine as _;
 use latentmint_aws::{SecretError, SecretVersions, SharedSecret};
-use latentmint_core::collection::{Collection, CollectionFile};
+use latentmint_core::collection::{Collection, CollectionFile, EditionsSection};
 use latentmint_core::ports::BlobStore;
 use latentmint_core::{EvmAddress, FieldError};
 use latentmint_stages::intake::{Intake, submit};
@@ -42,6 +42,8 @@ pub struct StackChain {
     pub chain_id: u64,
     /// The collection contract the mint function calls.
     pub contract: EvmAddress,
+    /// The editions the mint function makes (ERC-1155); none: ERC-721 tokens.
+    pub editions: Option<EditionsSection>,
 }
 
 /// What a submission did (the `202` body).
@@ -151,7 +153,34 @@ fn collection(text: &str, is_json: bool, stack: StackChain) -> Result<Collection
             "remove it (the stack decides) or submit to the stack of that contract",
         )));
     }
+    match (collection.file.editions, stack.editions) {
+        (Some(_), None) => {
+            return Err(Refused::field(FieldError::new(
+                "editions",
+                "asks for ERC-1155 editions, but this stack mints one ERC-721 token per image",
+                "remove [editions], or submit to a stack deployed with EditionCopies",
+            )));
+        }
+        (Some(asked), Some(minted)) if asked != minted => {
+            return Err(Refused::field(FieldError::new(
+                "editions",
+                format!(
+                    "asks for {} copies (cap {}), but this stack mints {} copies (cap {})",
+                    asked.copies,
+                    cap(asked),
+                    minted.copies,
+                    cap(minted)
+                ),
+                "remove [editions] (the stack decides) or submit to the stack of those editions",
+            )));
+        }
+        _ => {}
+    }
     Ok(collection)
+}
+
+fn cap(e: EditionsSection) -> String {
+    e.max_supply.map_or_else(|| "none".to_string(), |m| m.to_string())
 }
 
 /// Validates a collection file (TOML, or JSON) against the stack and submits its jobs through
@@ -508,7 +537,7 @@ mod tests {
 
     /// The example collection names chain 412346 and no contract.
     fn stack() -> StackChain {
-        StackChain { chain_id: 412_346, contract: EvmAddress::from_bytes([0x11; 20]) }
+        StackChain { chain_id: 412_346, contract: EvmAddress::from_bytes([0x11; 20]), editions: None }
     }
 
     /// A request as API Gateway's HTTP API delivers it (payload format 2.0).
@@ -582,6 +611,25 @@ mod tests {
         assert_eq!(body(&resp)["jobs"].as_u64(), Some(8));
     }
 
+    /// The example collection as editions of `copies` (its `[living]` removed: living NFTs are ERC-721).
+    fn with_editions(copies: u64) -> String {
+        let (start, end) = (NEON.find("[living]").unwrap(), NEON.find("[[traits]]").unwrap());
+        format!("{}[editions]\ncopies = {copies}\n\n{}", &NEON[..start], &NEON[end..])
+    }
+
+    #[tokio::test]
+    async fn a_stack_of_editions_takes_collections_that_agree_with_it() {
+        let r = rig();
+        let editions = StackChain { editions: Some(EditionsSection { copies: 5, max_supply: None }), ..stack() };
+        let resp = handle_http(&r.ports, editions, request("POST", "application/toml", &with_editions(5), false)).await;
+        assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+        // No [editions]: the stack decides, as for the chain and the contract.
+        let (start, end) = (NEON.find("[living]").unwrap(), NEON.find("[[traits]]").unwrap());
+        let plain = format!("{}{}", &NEON[..start], &NEON[end..]);
+        let resp = handle_http(&r.ports, editions, request("POST", "application/toml", &plain, false)).await;
+        assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+    }
+
     #[tokio::test]
     async fn bad_input_is_refused_with_the_field_and_the_fix_and_records_nothing() {
         let r = rig();
@@ -596,6 +644,13 @@ mod tests {
                 stack(),
                 400,
                 Some("chain.contract"),
+            ),
+            (with_editions(5), stack(), 400, Some("editions")),
+            (
+                with_editions(5),
+                StackChain { editions: Some(EditionsSection { copies: 10, max_supply: None }), ..stack() },
+                400,
+                Some("editions"),
             ),
             ("this is not toml [".to_string(), stack(), 400, None),
             (" ".to_string(), stack(), 400, None),

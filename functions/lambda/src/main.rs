@@ -15,6 +15,7 @@
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
+//! | `LATENTMINT_EDITION_COPIES`, `LATENTMINT_EDITION_MAX_SUPPLY` | mint, intake: copies of each ERC-1155 edition and its cap (0 or unset: ERC-721 tokens; 0 cap: open editions) |
 //! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
 //! | `LATENTMINT_WEBHOOK_SECRET_ARN` | intake: the Secrets Manager secret holding the HMAC key of the shops' order webhooks (unset: no webhooks) |
 //! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
@@ -35,7 +36,7 @@ use latentmint_aws::{
     SageMakerGenerator, SharedSecret, SqsQueue, kms_stamper,
 };
 use latentmint_chain::{Chain, EvmProvenanceSigner};
-use latentmint_core::collection::LivingSection;
+use latentmint_core::collection::{EditionsSection, LivingSection};
 use latentmint_core::living::EvolutionState;
 use latentmint_core::network;
 use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
@@ -51,6 +52,27 @@ use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
         .with_context(|| format!("{name} is not set: the stack's template.yaml sets it for each function"))
+}
+
+/// The stack's `[editions]`: `LATENTMINT_EDITION_COPIES` copies of each edition (0 or unset:
+/// the stack mints ERC-721 tokens), capped at `LATENTMINT_EDITION_MAX_SUPPLY` (0 or unset: open).
+fn editions() -> anyhow::Result<Option<EditionsSection>> {
+    let number = |name: &str| -> anyhow::Result<u64> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => {
+                v.trim().parse().with_context(|| format!("{name}: `{v}` is not a whole number"))
+            }
+            _ => Ok(0),
+        }
+    };
+    let copies = number("LATENTMINT_EDITION_COPIES")?;
+    if copies == 0 {
+        return Ok(None);
+    }
+    let cap = number("LATENTMINT_EDITION_MAX_SUPPLY")?;
+    let e = EditionsSection { copies, max_supply: (cap > 0).then_some(cap) };
+    e.check().map_err(|err| anyhow::anyhow!("LATENTMINT_EDITION_COPIES / LATENTMINT_EDITION_MAX_SUPPLY: {err}"))?;
+    Ok(Some(e))
 }
 
 /// The generator of the generate and live functions: SageMaker first, the ONNX fallback, and
@@ -98,6 +120,14 @@ async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> 
     // AWS mode signs through KMS only: no raw key is read here.
     let signer = KmsSigner::new(aws_sdk_kms::Client::new(cfg), env("LATENTMINT_KMS_KEY_ID")?, Some(chain_id)).await?;
     let chain = Chain::connect_signer(&urls, signer, chain_id).await?;
+    let editions = editions()?;
+    // A contract of the other kind would refuse every mint; say so once, at init.
+    if chain.is_editions(contract).await? != editions.is_some() {
+        bail!(
+            "LATENTMINT_CONTRACT: {contract} is not a {} contract; deploy one with `latentmint deploy` and set ContractAddress, or change EditionCopies",
+            if editions.is_some() { "LatentEditions (ERC-1155)" } else { "LatentCollection (ERC-721)" }
+        );
+    }
     let preset = network::by_chain_id(chain_id);
     let m = chain
         .minter(contract, preset.map(|p| p.confirmations).unwrap_or(1))
@@ -110,7 +140,11 @@ async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> 
                 .ok()
                 .and_then(|g| g.parse::<f64>().ok())
                 .map(|g| (g * 1e9) as u128),
-        );
+        )
+        .with_editions(editions.map(|e| latentmint_chain::EditionTerms {
+            copies: e.copies.into(),
+            max_supply: e.max_supply.unwrap_or(0).into(),
+        }));
     Ok(Arc::new(m))
 }
 
@@ -167,6 +201,7 @@ async fn intake_function() -> anyhow::Result<IntakeFunction> {
     let stack = StackChain {
         chain_id: env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?,
         contract: EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?,
+        editions: editions()?,
     };
     let ports = Ports {
         queue: Arc::new(queue),
@@ -232,6 +267,11 @@ async fn live() -> anyhow::Result<Live> {
     let urls: Vec<String> = env("LATENTMINT_RPC_URLS")?.split(',').map(|u| u.trim().to_string()).collect();
     let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
     let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
+    if editions()?.is_some() {
+        bail!(
+            "LATENTMINT_EDITION_COPIES: living NFTs evolve ERC-721 tokens (ERC-4906), and this stack mints ERC-1155 editions; set EditionCopies to 0 or LivingEnabled to false"
+        );
+    }
     // Its own wallet (METADATA_ROLE), so its setTokenURI never races the mint function's nonces.
     let key = env("LATENTMINT_METADATA_KMS_KEY_ID")?;
     let signer = KmsSigner::new(aws_sdk_kms::Client::new(&cfg), key, Some(chain_id)).await?;
