@@ -274,7 +274,10 @@ convolutions one batch-1 call takes 19.1 ms instead of 15.6 ms). A fused attenti
 model's self-attention in 620 us against 383 us for ONNX Runtime's MatMul, Softmax, MatMul:
 at SD's head width the work is arithmetic-bound and ONNX Runtime's kernels are already close
 to the machine's limit, so the fusion was dropped. No gain: the two UNet sessions sharing
-their prepacked weights (ONNX Runtime's PrepackedWeightsContainer), 1.00-1.02x over 80 pairs. What remains is an int8-quantized UNet
+their prepacked weights (ONNX Runtime's PrepackedWeightsContainer), 1.00-1.02x over 80 pairs.
+No gain: OpenVINO 2026.4's CPU plugin (f32 precision, static shapes) on the same UNet, one
+batch-1 call on 1 thread 15.1-15.8 ms against ONNX Runtime's 13.9-14.6 ms, batch 2 on 2
+threads 17.1-17.9 ms against 15.3-15.4 ms for ONNX Runtime's two halves side by side. What remains is an int8-quantized UNet
 (changes the numbers, so it would be opt-in), more cores, or the GPU path.
 """
 
