@@ -197,6 +197,21 @@ fn a_collection_of_editions_runs_end_to_end_and_checks_as_a_collector_would() {
     let (ok, refused) = run(&switched, &data);
     assert!(!ok, "{refused}");
     assert!(refused.contains("editions:") && refused.contains("LatentEditions (ERC-1155)"), "{refused}");
+    // Nor may a deploy record an ERC-721 contract for that folder (refused before connecting).
+    let external = editions_collection(tmp.path(), "rpc_url = \"http://127.0.0.1:1\"\n", false);
+    let deploy = std::process::Command::new(latentmint_bin())
+        .arg("deploy")
+        .arg(&external)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("LATENTMINT_SIGNER_KEY", "refused-before-use")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&deploy.stderr);
+    assert!(!deploy.status.success() && said.contains("editions:"), "{said}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("deployment.json")).unwrap()).unwrap();
+    assert_eq!(record["standard"], "erc1155", "the record is unchanged");
 }
 
 #[tokio::test]

@@ -162,8 +162,8 @@ impl TokenReader {
     }
 
     /// Every token the contract minted, in the order they were minted (its `Transfer` events
-    /// from the zero address).
-    /// On an edition contract: every edition with copies minted (its `EditionMinted` events).
+    /// from the zero address); on an edition contract, every edition with copies minted (its
+    /// `EditionMinted` events).
     pub async fn minted_tokens(&self) -> Result<Vec<String>, ChainError> {
         if let Some(e) = &self.editions {
             let mints = self.logs(e.EditionMinted_filter()).await?;

@@ -155,6 +155,23 @@ impl Deployment {
         serde_json::from_str(&text).with_context(|| format!("{}: not a deployment record", path.display()))
     }
 
+    /// The folder's record for `chain_id`, if any, refusing one made for a collection that
+    /// minted the other `standard`.
+    fn recorded(run_dir: &Path, chain_id: u64, standard: Standard) -> anyhow::Result<Option<Self>> {
+        let known = Self::read(run_dir).ok().filter(|d| d.chain_id == chain_id);
+        if let Some(d) = &known
+            && d.standard != standard
+        {
+            bail!(
+                "editions: this run's folder {} belongs to a collection that mints on {}, and the collection file now asks for {}; jobs already minted would be minted again as the other kind, so give the collection a new name (a new folder) or put [editions] back as it was",
+                run_dir.display(),
+                d.standard.contract_name(),
+                standard.contract_name()
+            );
+        }
+        Ok(known)
+    }
+
     /// The contract the folder's collection mints on, and its deployment block.
     pub(crate) fn minting(&self) -> Option<(EvmAddress, Option<u64>)> {
         match self.standard {
@@ -286,17 +303,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
     };
     let record = ws.dir.join("deployment.json");
     let standard = Standard::of(c);
-    let known = Deployment::read(&ws.dir).ok().filter(|d| d.chain_id == chain_cfg.id());
-    if let Some(d) = &known
-        && d.standard != standard
-    {
-        bail!(
-            "editions: this run's folder {} belongs to a collection that mints on {}, and the collection file now asks for {}; jobs already minted would be minted again as the other kind, so give the collection a new name (a new folder) or put [editions] back as it was",
-            ws.dir.display(),
-            d.standard.contract_name(),
-            standard.contract_name()
-        );
-    }
+    let known = Deployment::recorded(&ws.dir, chain_cfg.id(), standard)?;
     let (contract, deployed_block) = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
             bail!(
@@ -713,8 +720,10 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Some(a) => Some(EvmAddress::parse_checksummed(a).map_err(|e| anyhow::anyhow!("--royalty-receiver: {e}"))?),
         None => None,
     };
-    // Before anything is paid: the folder the address is recorded in must be this collection's.
+    // Before anything is paid: the folder the address is recorded in must be this collection's,
+    // and of the standard it mints.
     let dir = run_dir(&args.data_dir, &collection)?;
+    Deployment::recorded(&dir, chain_cfg.id(), Standard::of(&collection))?;
     let chain = connect(chain_cfg, &urls, &key).await?;
     let opts = latentmint_chain::DeployOptions {
         royalty_receiver: receiver,
