@@ -20,7 +20,9 @@ fn recipient() -> EvmAddress {
     EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap()
 }
 
-async fn setup() -> (LocalNode, EvmMinter, LatentEditions::LatentEditionsInstance<alloy::providers::DynProvider>) {
+type Editions = LatentEditions::LatentEditionsInstance<alloy::providers::DynProvider>;
+
+async fn setup() -> (LocalNode, EvmMinter, Editions) {
     let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.expect("connects");
     let deployed = chain.deploy_editions(&Default::default()).await.expect("deploys");
@@ -30,8 +32,12 @@ async fn setup() -> (LocalNode, EvmMinter, LatentEditions::LatentEditionsInstanc
     (node, minter, contract)
 }
 
-fn digest(cid: &str) -> B256 {
-    B256::from(raw_sha256_digest(cid).expect("a raw CID"))
+/// `createEdition` sent straight to the contract, as an earlier attempt of job `[byte; 32]`
+/// that stopped before minting would have left it.
+async fn create_edition(e: &Editions, byte: u8, metadata_cid: &str, cap: u128) {
+    let digest = B256::from(raw_sha256_digest(metadata_cid).expect("a raw CID"));
+    let sent = e.createEdition(B256::from([byte; 32]), digest, cap).send().await.unwrap();
+    sent.get_receipt().await.unwrap();
 }
 
 #[tokio::test]
@@ -68,13 +74,7 @@ async fn a_crash_between_the_two_transactions_is_healed_by_the_retry() {
     let job = JobId::from_bytes([3; 32]);
     let cid = cid_of_bytes(b"{\"name\":\"crashed\"}");
     // An earlier attempt created the edition and died before minting its copies.
-    e.createEdition(B256::from([3; 32]), digest(&cid), TERMS.max_supply)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    create_edition(&e, 3, &cid, TERMS.max_supply).await;
     assert_eq!(minter.minted_token(job).await.unwrap(), None, "made but not minted is not minted");
 
     let r = minter.mint(job, recipient(), &cid).await.unwrap();
@@ -84,13 +84,7 @@ async fn a_crash_between_the_two_transactions_is_healed_by_the_retry() {
 
     // An edition made with other metadata than the job published is refused, not minted.
     let other = JobId::from_bytes([4; 32]);
-    e.createEdition(B256::from([4; 32]), digest(&cid_of_bytes(b"other")), 0)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    create_edition(&e, 4, &cid_of_bytes(b"other"), 0).await;
     let err = minter.mint(other, recipient(), &cid_of_bytes(b"published")).await.unwrap_err().to_string();
     assert!(err.contains("edition 2") && err.contains("metadata digest"), "{err}");
     assert_eq!(e.totalSupply(U256::from(2)).call().await.unwrap(), U256::ZERO);

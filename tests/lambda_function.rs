@@ -262,6 +262,22 @@ impl Stack {
         Instance { api, _process: process, function: function.to_string(), log }
     }
 
+    /// Starts `function` and waits for it to stop at init, before taking any event: its log.
+    async fn init_failure(&self, function: &str) -> String {
+        let api = RuntimeApi::start(function).await;
+        let mut f = spawn(function, &self.environment(function), &self.moto, &api, &self.log_path(function));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = f.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "still running: {}", self.log(function));
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(!status.success(), "{function} started: {}", self.log(function));
+        self.log(function)
+    }
+
     /// One event for a fresh instance of `function`: its answer and log.
     async fn invoke(&self, function: &str, event: serde_json::Value) -> (serde_json::Value, String) {
         self.start(function).await.invoke(event).await
@@ -499,19 +515,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_generate_function_stops_at_init_naming_a_missing_certificate_chain() {
     let s = stack(false).await;
-    let api = RuntimeApi::start("GenerateFunction").await;
-    let mut f =
-        spawn("GenerateFunction", &s.environment("GenerateFunction"), &s.moto, &api, &s.log_path("GenerateFunction"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = f.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "still running: {}", s.log("GenerateFunction"));
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(!status.success());
-    let log = s.log("GenerateFunction");
+    let log = s.init_failure("GenerateFunction").await;
     assert!(log.contains(CHAIN_KEY) && log.contains("LATENTMINT_CREDENTIALS_CHAIN"), "{log}");
 }
 
@@ -753,17 +757,6 @@ async fn an_editions_stack_mints_each_job_as_an_edition_of_its_copies() {
     // An ERC-721 contract under an editions stack: refused at init, before any event.
     let erc721 = admin.deploy("Fn", "FN").await.unwrap();
     s.refs.insert("ContractAddress", erc721.to_string());
-    let api = RuntimeApi::start("MintFunction").await;
-    let mut f = spawn("MintFunction", &s.environment("MintFunction"), &s.moto, &api, &s.log_path("MintFunction"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = f.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "still running: {}", s.log("MintFunction"));
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(!status.success());
-    let log = s.log("MintFunction");
+    let log = s.init_failure("MintFunction").await;
     assert!(log.contains("LATENTMINT_CONTRACT") && log.contains("EditionCopies"), "{log}");
 }
