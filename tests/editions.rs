@@ -175,6 +175,7 @@ fn a_collection_of_editions_runs_end_to_end_and_checks_as_a_collector_would() {
         .unwrap();
     let said = String::from_utf8_lossy(&one.stdout);
     assert!(said.contains("an ERC-1155 edition, 25 of at most 100 copies minted"), "{said}");
+    assert!(said.contains("held MINTER_ROLE at block") && said.contains("when the edition was created"), "{said}");
     assert!(
         said.contains("the record is this token's job") && said.contains("the edition was created for it"),
         "{said}"

@@ -361,7 +361,7 @@ impl TokenReader {
             }
             let created = self.logs(e.EditionCreated_filter().topic1(topic)).await?;
             let at = created.iter().map(|(_, at)| *at).min().ok_or_else(|| self.no_history(id))?;
-            return Ok(RecordSet { at, how: SetBy::Mint });
+            return Ok(RecordSet { at, how: SetBy::EditionCreated });
         }
         // `MetadataUpdate`'s token id is not indexed: every update of the contract is read,
         // once per reader.
@@ -470,6 +470,8 @@ impl LogAt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SetBy {
     Mint,
+    /// An edition's `createEdition` (ERC-1155).
+    EditionCreated,
     MetadataUpdate,
 }
 
@@ -494,6 +496,7 @@ struct RoleChange {
 fn role_verdict(history: &[RoleChange], set: RecordSet, signer: &str, role: &str) -> (bool, String) {
     let when = match set.how {
         SetBy::Mint => format!("block {}, when the token was minted", set.at.block),
+        SetBy::EditionCreated => format!("block {}, when the edition was created", set.at.block),
         SetBy::MetadataUpdate => format!("block {}, when this record was put behind the token", set.at.block),
     };
     let then = history.iter().take_while(|c| c.at < set.at).last().is_some_and(|c| c.granted);
