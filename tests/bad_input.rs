@@ -151,6 +151,36 @@ fn a_collection_whose_name_shares_another_ones_state_folder() {
     assert_eq!(left, ["collection-name", "pipeline.db"], "nothing written into the other collection's folder");
 }
 
+/// A run folder whose deployment record is damaged (a disk error, a hand edit): the record
+/// names the contract the folder's jobs were minted on, so neither run nor deploy may treat it
+/// as missing and deploy a contract that would mint every job again.
+#[test]
+fn an_unreadable_deployment_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let folder = data.join("bad-input");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("collection-name"), "Bad Input").unwrap();
+    std::fs::write(folder.join("deployment.json"), "{\"chain_id\": 31337, \"contr").unwrap();
+    let file = tmp.path().join("c.toml");
+    let text = collection(GOOD_RECIPIENT, "a circle", &model());
+    std::fs::write(&file, format!("{text}\n[chain]\nchain_id = 31337\nrpc_url = \"http://127.0.0.1:9\"\n")).unwrap();
+    for command in ["run", "deploy"] {
+        let out = Command::new(latentmint_bin())
+            .arg(command)
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("ORT_DYLIB_PATH", ort_library())
+            .env("LATENTMINT_SIGNER_KEY", "0x01")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("deployment.json: unreadable") && stderr.contains("restore it"), "{command}: {stderr}");
+    }
+}
+
 #[test]
 fn missing_collection_file() {
     let out = Command::new(latentmint_bin()).args(["run", "/nonexistent/c.toml"]).output().unwrap();

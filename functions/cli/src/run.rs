@@ -157,8 +157,21 @@ impl Deployment {
 
     /// The folder's record for `chain_id`, if any, refusing one made for a collection that
     /// minted the other `standard`.
+    /// A record that cannot be read is an error, never "none": it names the contract this
+    /// folder's jobs were minted on, and deploying another would mint them all again there.
     fn recorded(run_dir: &Path, chain_id: u64, standard: Standard) -> anyhow::Result<Option<Self>> {
-        let known = Self::read(run_dir).ok().filter(|d| d.chain_id == chain_id);
+        let path = run_dir.join("deployment.json");
+        let known = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(serde_json::from_str::<Self>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: unreadable ({e}); it names the contract this collection mints on: restore it (or set chain.contract to that address), or remove it only if nothing was minted, since a new contract would mint every job again",
+                    path.display()
+                )
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        .filter(|d| d.chain_id == chain_id);
         if let Some(d) = &known
             && d.standard != standard
         {
@@ -170,6 +183,12 @@ impl Deployment {
             );
         }
         Ok(known)
+    }
+
+    /// Writes the record whole or not at all: a run killed mid-write must not leave half a file.
+    fn write(path: &Path, d: &Self) -> anyhow::Result<()> {
+        latentmint_embedded::write_atomic(path, &serde_json::to_vec_pretty(d)?)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The contract the folder's collection mints on, and its deployment block.
@@ -276,6 +295,9 @@ pub(crate) struct ChainSetup {
 
 pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) -> anyhow::Result<ChainSetup> {
     let chain_cfg = &c.file.chain;
+    // The folder's record first: a bad one stops the run before any chain is touched.
+    let standard = Standard::of(c);
+    let known = Deployment::recorded(&ws.dir, chain_cfg.id(), standard)?;
     let urls = chain_cfg.rpc_urls();
     let (node, urls, key) = match urls.first() {
         Some(_) if chain_cfg.kms_key_id.is_some() => (None, urls, String::new()),
@@ -302,8 +324,6 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         )?),
     };
     let record = ws.dir.join("deployment.json");
-    let standard = Standard::of(c);
-    let known = Deployment::recorded(&ws.dir, chain_cfg.id(), standard)?;
     let (contract, deployed_block) = if let Some(addr) = c.contract {
         if !chain.has_code(addr).await? {
             bail!(
@@ -341,7 +361,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
                         x
                     }
                 };
-                std::fs::write(&record, serde_json::to_vec_pretty(&d)?)?;
+                Deployment::write(&record, &d)?;
                 (deployed.address, Some(deployed.block))
             }
         }
@@ -745,7 +765,7 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         (d.editions, d.editions_block) = (Some(e.address), Some(e.block));
         println!("LatentEditions (ERC-1155) deployed at {} on chain {}", e.address, chain_cfg.id());
     }
-    std::fs::write(&record, serde_json::to_vec_pretty(&d)?)?;
+    Deployment::write(&record, &d)?;
     if let Some((addr, _)) = d.minting() {
         println!("recorded in {}; set chain.contract = \"{addr}\" in the collection file to pin it", record.display());
     }
