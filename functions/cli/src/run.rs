@@ -231,7 +231,8 @@ pub(crate) fn run_dir(data_dir: &Path, collection: &Collection) -> anyhow::Resul
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            std::fs::write(&record, name).with_context(|| format!("cannot write {}", record.display()))?;
+            latentmint_embedded::write_atomic(&record, name.as_bytes())
+                .with_context(|| format!("cannot write {}", record.display()))?;
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", record.display())),
     }
