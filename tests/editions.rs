@@ -142,7 +142,8 @@ fn a_collection_of_editions_runs_end_to_end_and_checks_as_a_collector_would() {
     let file = editions_collection(tmp.path(), "", true);
     let (ok, out) = run(&file, &data);
     assert!(ok, "{out}");
-    assert!(out.contains("3 minted") && out.contains("3 held by their recipients"), "{out}");
+    assert!(out.contains("3 minted") && out.contains("3 editions (3 with every copy still held"), "{out}");
+    assert!(out.contains("┆ edition ┆"), "the table heads its id column `edition`: {out}");
 
     let dir = data.join("neon-editions");
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).unwrap()).unwrap();

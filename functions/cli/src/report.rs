@@ -11,11 +11,11 @@ fn short(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
 }
 
-/// The results table.
-pub fn table(jobs: &[Job]) -> String {
+/// The results table; `token` heads the token id column (`edition` for ERC-1155 editions).
+pub fn table(jobs: &[Job], token: &str) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(["job", "prompt", "state", "token", "tx", "image CID", "metadata CID"]);
+    t.set_header(["job", "prompt", "state", token, "tx", "image CID", "metadata CID"]);
     for j in jobs {
         let state = match (&j.state, &j.error) {
             (JobState::Failed | JobState::Rejected, Some(e)) => format!("{} ({})", j.state, short(e, 40)),

@@ -604,7 +604,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let jobs = load_jobs(ws.jobs.as_ref(), &ids).await?;
-    println!("{}", report::table(&jobs));
+    let editions = collection.file.editions.is_some();
+    println!("{}", report::table(&jobs, if editions { "edition" } else { "token" }));
     let mut sheet = Vec::new();
     for j in &jobs {
         let png = match &j.image_key {
@@ -628,6 +629,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
     println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
     match &verified {
+        Ok((n, held)) if editions => println!(
+            "verified on chain: {n} editions ({held} with every copy still held by its recipient), uri -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the edition was created"
+        ),
         Ok((n, held)) => println!(
             "verified on chain: {n} tokens ({held} held by their recipients), tokenURI -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the record was set"
         ),
