@@ -1,7 +1,7 @@
 //! Bad input through the real binary: each gets exit code 2, a message naming the field (or
 //! file) and the fix, and leaves nothing behind (no job, no queue, no token).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use latentmint_e2e::{latentmint_bin, ort_library, tiny_model};
@@ -111,34 +111,52 @@ fn missing_model_file() {
     assert!(e.contains("text_encoder/model.onnx") && e.contains("missing"), "{e}");
 }
 
-/// "Bad Input" and "bad input" share the state folder `bad-input`: the second collection is
-/// refused by every command that would use the folder, before it touches it (or a chain).
-#[test]
-fn a_collection_whose_name_shares_another_ones_state_folder() {
+/// A state folder `bad-input` holding `files`, and a collection file that uses it, on a chain
+/// nothing can reach: (temporary root, data dir, state folder, collection file).
+fn state_folder_with(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let folder = data.join("bad-input");
     std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("collection-name"), "bad input").unwrap();
+    for (name, text) in files {
+        std::fs::write(folder.join(name), text).unwrap();
+    }
     let file = tmp.path().join("c.toml");
     let text = collection(GOOD_RECIPIENT, "a circle", &model());
     std::fs::write(&file, format!("{text}\n[chain]\nchain_id = 31337\nrpc_url = \"http://127.0.0.1:9\"\n")).unwrap();
+    (tmp, data, folder, file)
+}
+
+/// `latentmint ARGS FILE EXTRA --data-dir DATA`, checked to be refused (exit 2): its stderr.
+fn refused_in(data: &Path, file: &Path, args: &[&str], extra: &[&str]) -> String {
+    let out = Command::new(latentmint_bin())
+        .args(args)
+        .arg(file)
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("LATENTMINT_SIGNER_KEY", "0x01")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    stderr
+}
+
+/// "Bad Input" and "bad input" share the state folder `bad-input`: the second collection is
+/// refused by every command that would use the folder, before it touches it (or a chain).
+#[test]
+fn a_collection_whose_name_shares_another_ones_state_folder() {
+    let (_tmp, data, folder, file) = state_folder_with(&[("collection-name", "bad input")]);
     for args in [&["run"][..], &["deploy"], &["review"]] {
-        let mut cmd = Command::new(latentmint_bin());
-        cmd.args(args).arg(&file);
-        if args == ["review"] {
+        let extra: &[&str] = if args == ["review"] {
             std::fs::write(folder.join("pipeline.db"), "").unwrap();
-            cmd.arg("0123abcd");
-        }
-        let out = cmd
-            .arg("--data-dir")
-            .arg(&data)
-            .env("ORT_DYLIB_PATH", ort_library())
-            .env("LATENTMINT_SIGNER_KEY", "0x01")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            &["0123abcd"]
+        } else {
+            &[]
+        };
+        let stderr = refused_in(&data, &file, args, extra);
         assert!(
             stderr.contains("collection.name: `Bad Input` would share the state folder")
                 && stderr.contains("with the collection `bad input`")
@@ -156,27 +174,10 @@ fn a_collection_whose_name_shares_another_ones_state_folder() {
 /// as missing and deploy a contract that would mint every job again.
 #[test]
 fn an_unreadable_deployment_record() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let folder = data.join("bad-input");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("collection-name"), "Bad Input").unwrap();
-    std::fs::write(folder.join("deployment.json"), "{\"chain_id\": 31337, \"contr").unwrap();
-    let file = tmp.path().join("c.toml");
-    let text = collection(GOOD_RECIPIENT, "a circle", &model());
-    std::fs::write(&file, format!("{text}\n[chain]\nchain_id = 31337\nrpc_url = \"http://127.0.0.1:9\"\n")).unwrap();
+    let (_tmp, data, _, file) =
+        state_folder_with(&[("collection-name", "Bad Input"), ("deployment.json", "{\"chain_id\": 31337, \"contr")]);
     for command in ["run", "deploy"] {
-        let out = Command::new(latentmint_bin())
-            .arg(command)
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(&data)
-            .env("ORT_DYLIB_PATH", ort_library())
-            .env("LATENTMINT_SIGNER_KEY", "0x01")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        let stderr = refused_in(&data, &file, &[command], &[]);
         assert!(stderr.contains("deployment.json: unreadable") && stderr.contains("restore it"), "{command}: {stderr}");
     }
 }
