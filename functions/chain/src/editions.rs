@@ -25,6 +25,12 @@ pub struct EditionTerms {
     pub max_supply: u128,
 }
 
+impl From<latentmint_core::collection::EditionsSection> for EditionTerms {
+    fn from(e: latentmint_core::collection::EditionsSection) -> Self {
+        Self { copies: e.copies.into(), max_supply: e.max_supply.unwrap_or(0).into() }
+    }
+}
+
 impl EvmMinter {
     fn editions_contract(&self) -> LatentEditionsInstance<DynProvider> {
         LatentEditions::new(*self.contract.address(), self.contract.provider().clone())

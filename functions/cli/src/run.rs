@@ -373,10 +373,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         .with_max_fee_per_gas(cap)
         .with_stuck_after(Duration::from_secs(chain_cfg.stuck_after_secs), 5)
         .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None))
-        .with_editions(c.file.editions.map(|e| latentmint_chain::EditionTerms {
-            copies: e.copies.into(),
-            max_supply: e.max_supply.unwrap_or(0).into(),
-        }));
+        .with_editions(c.file.editions.map(Into::into));
     let signer = Arc::new(chain.provenance_signer(contract));
     Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, deployed_block, _lease: lease })
 }

@@ -141,10 +141,7 @@ async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> 
                 .and_then(|g| g.parse::<f64>().ok())
                 .map(|g| (g * 1e9) as u128),
         )
-        .with_editions(editions.map(|e| latentmint_chain::EditionTerms {
-            copies: e.copies.into(),
-            max_supply: e.max_supply.unwrap_or(0).into(),
-        }));
+        .with_editions(editions.map(Into::into));
     Ok(Arc::new(m))
 }
 
