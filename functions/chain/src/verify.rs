@@ -193,14 +193,15 @@ impl TokenReader {
     /// everything else is a check in the report.
     pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
-        let (owner, edition, token_uri) = match &self.editions {
+        // An edition's job comes with its supply, for the record check below.
+        let (owner, edition, edition_job, token_uri) = match &self.editions {
             Some(e) => {
-                let (supply, uri) = self.edition(e, token_id, id).await?;
-                (None, Some(supply), uri)
+                let (supply, job, uri) = self.edition(e, token_id, id).await?;
+                (None, Some(supply), Some(job), uri)
             }
             None => {
                 let (owner, uri) = self.token(token_id, id).await?;
-                (Some(owner), None, uri)
+                (Some(owner), None, None, uri)
             }
         };
         let mut r = TokenReport {
@@ -240,19 +241,20 @@ impl TokenReader {
             }
         };
 
-        self.check_record(&mut r, &meta, id).await?;
+        self.check_record(&mut r, &meta, id, edition_job).await?;
         self.check_image(&mut r, &meta, content).await;
         r.metadata = Some(meta);
         Ok(r)
     }
 
-    /// An edition's copies and `uri(id)`; an error when there is no such edition.
+    /// An edition's copies, the job it was created for and `uri(id)`; an error when there is no
+    /// such edition.
     async fn edition(
         &self,
         e: &LatentEditions::LatentEditionsInstance<DynProvider>,
         token_id: &str,
         id: U256,
-    ) -> Result<(EditionSupply, String), ChainError> {
+    ) -> Result<(EditionSupply, B256, String), ChainError> {
         let made =
             e.editions(id).call().await.map_err(|err| ChainError::Rpc(format!("editions({token_id}): {err}")))?;
         if made.metadataDigest.is_zero() {
@@ -262,7 +264,7 @@ impl TokenReader {
             )));
         }
         let uri = e.uri(id).call().await.map_err(|err| ChainError::Rpc(format!("uri({token_id}): {err}")))?;
-        Ok((EditionSupply { minted: made.minted, max_supply: made.maxSupply }, uri))
+        Ok((EditionSupply { minted: made.minted, max_supply: made.maxSupply }, made.jobId, uri))
     }
 
     /// An ERC-721 token's owner and `tokenURI`; an error when there is no such token.
@@ -290,7 +292,14 @@ impl TokenReader {
     }
 
     /// The signature, its domain, the signer's role and the token's job.
-    async fn check_record(&self, r: &mut TokenReport, meta: &TokenMetadata, id: U256) -> Result<(), ChainError> {
+    /// `edition_job`: on an edition contract, the job the edition was created for.
+    async fn check_record(
+        &self,
+        r: &mut TokenReport,
+        meta: &TokenMetadata,
+        id: U256,
+        edition_job: Option<B256>,
+    ) -> Result<(), ChainError> {
         let p = &meta.provenance;
         let signer = match crate::provenance::verify(p) {
             Ok(s) => s,
@@ -325,13 +334,12 @@ impl TokenReader {
         let history = self.role_history(role, signer).await?;
         let (held, detail) = role_verdict(&history, set, &signer.to_string(), role_name);
         r.check("the signer held the contract's role when the record was set", held, detail);
-        if let Some(e) = &self.editions {
-            let made = e.editions(id).call().await.map_err(|err| ChainError::Rpc(format!("editions({id}): {err}")))?;
-            let this_job = JobId::from_str(&p.job_id).is_ok_and(|j| B256::from(*j.as_bytes()) == made.jobId);
+        if let Some(made_for) = edition_job {
+            let this_job = JobId::from_str(&p.job_id).is_ok_and(|j| B256::from(*j.as_bytes()) == made_for);
             let detail = if this_job {
                 format!("job {} (the edition was created for it)", p.job_id)
             } else {
-                format!("edition {id} was created for job {}, the record is of job {}", made.jobId, p.job_id)
+                format!("edition {id} was created for job {made_for}, the record is of job {}", p.job_id)
             };
             r.check("the record is this token's job", this_job, detail);
             return Ok(());
