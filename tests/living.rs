@@ -215,6 +215,15 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let bad = check(&file_of("forged.json", &forged));
     assert_eq!(bad.status.code(), Some(1), "a changed record is refused");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("changed after signing"));
+    // The lineage it prints is signed too: a record claiming another parent is refused.
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("evolution 1 of ipfs://"), "{ok:?}");
+    let mut other_parent = child.clone();
+    if let Some(e) = other_parent.provenance.evolution.as_mut() {
+        e.parent_metadata = format!("ipfs://{}", latentmint_core::cid::cid_of_bytes(b"another token's metadata"));
+    }
+    let bad = check(&file_of("other-parent.json", &other_parent));
+    assert_eq!(bad.status.code(), Some(1), "a changed lineage is refused");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("changed after signing"));
 
     // Watching again: the event was handled, nothing is sent.
     let again = live(&file, &data, &minter_key);

@@ -154,23 +154,28 @@ async fn endpoint_down_falls_back_to_onnx_and_says_so() {
     assert!(img.png.starts_with(b"\x89PNG"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn garbage_from_the_endpoint_is_named_and_falls_back() {
-    // An HTTP server that answers every request with 200 and a body that is not the contract.
+/// An HTTP server that answers every request with 200 and `body` (`content_type`).
+fn answering(content_type: &'static str, body: String) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten().take(8) {
             let mut buf = [0u8; 65536];
             let _ = stream.read(&mut buf);
-            let body = "<html>502 from a proxy</html>";
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
     });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_from_the_endpoint_is_named_and_falls_back() {
+    // A body that is not the contract, as a proxy in the way might send.
+    let url = answering("text/html", "<html>502 from a proxy</html>".into());
     let sm = SageMakerGenerator::new(client(&url), "latentmint-garbage");
     let err = sm.generate(&request(64)).await.unwrap_err().to_string();
     assert!(err.contains("endpoint latentmint-garbage") && err.contains("not a latentmint response"), "{err}");
@@ -184,6 +189,19 @@ async fn garbage_from_the_endpoint_is_named_and_falls_back() {
     let img = g.generate(&request(64)).await.unwrap();
     assert_eq!(img.record.backend, "onnx-cpu");
     assert!(img.record.fallback_reason.unwrap().contains("not a latentmint response"));
+
+    // The contract's shape, but a model digest that is not the digest over its files: it
+    // would go into the signed record, so it is refused here.
+    let body = serde_json::json!({
+        "version": 1, "image_png_base64": "", "prompt_truncated": false, "elapsed_ms": 1,
+        "parameters": {"prompt": "p", "negative_prompt": "", "seed": 1, "steps": 2, "guidance": 1.0,
+                       "width": 64, "height": 64, "scheduler": "ddim"},
+        "model": {"id": "sd", "sha256": "ab".repeat(32), "files": {"unet/model.onnx": "cd".repeat(32)}},
+        "generator": {"name": "other", "version": "1", "backend": "onnx-cuda"}
+    });
+    let sm = SageMakerGenerator::new(client(&answering("application/json", body.to_string())), "latentmint-foreign");
+    let err = sm.generate(&request(64)).await.unwrap_err().to_string();
+    assert!(err.contains("endpoint latentmint-foreign named its model wrongly: model.sha256 is"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

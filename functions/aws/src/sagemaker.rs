@@ -331,6 +331,9 @@ impl SageMakerGenerator {
                 "endpoint {name} returned something that is not a latentmint response ({e}): {head:?}"
             ))
         })?;
+        resp.model
+            .check()
+            .map_err(|e| PortError::Transient(format!("endpoint {name} named its model wrongly: {e}")))?;
         if resp.parameters != api_req {
             return Err(PortError::Transient(format!(
                 "endpoint {name} ran other parameters than asked ({:?} instead of {:?})",

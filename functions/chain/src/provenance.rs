@@ -2,9 +2,13 @@
 //! vouches for each image's generation record, and anyone can check it with any EIP-712
 //! library, or `latentmint provenance <metadata.json>`.
 //!
-//! Domain: `{name: "latentmint", version: "1", chainId, verifyingContract: <collection>}`.
-//! The typed struct is [`ProvenanceRecord`]; hex digests become `bytes32`, guidance its
-//! decimal text as written in the JSON, the generator `"<name> <version> <backend>"`.
+//! Domain: `{name: "latentmint", version: "2", chainId, verifyingContract: <collection>}`.
+//! The typed struct is [`ProvenanceRecord`]: every field of the JSON record but the signature
+//! itself, so nothing a collector reads next to "signed by" can be changed unseen (version 1
+//! left the LoRA adapters, the model's file list and a living NFT's evolution record out, and
+//! is no longer accepted). Hex digests become `bytes32`; numbers the JSON writes as decimals
+//! (guidance, strengths, scales) their decimal text as written; the model's files go in path
+//! order; an evolution record is a list of zero or one.
 
 use std::sync::Arc;
 
@@ -18,24 +22,67 @@ use latentmint_core::ports::{PortError, PortResult, ProvenanceSigner};
 use crate::from_alloy;
 
 /// The scheme tag recorded with each signature.
-pub const SCHEME: &str = "eip712:latentmint-provenance-v1";
+pub const SCHEME: &str = "eip712:latentmint-provenance-v2";
 
 alloy::sol! {
+    /// One model file and its SHA-256.
+    #[derive(Debug)]
+    struct ModelFile {
+        string path;
+        bytes32 sha256;
+    }
+
+    /// A LoRA adapter merged into the model.
+    #[derive(Debug)]
+    struct Adapter {
+        string name;
+        bytes32 sha256;
+        string scale;
+    }
+
+    /// The on-chain event that made a living NFT evolve.
+    #[derive(Debug)]
+    struct Trigger {
+        uint64 chainId;
+        uint64 blockNumber;
+        bytes32 txHash;
+        uint64 logIndex;
+    }
+
+    /// What an evolved image grew from.
+    #[derive(Debug)]
+    struct Evolution {
+        uint32 generation;
+        string parentMetadata;
+        string parentImage;
+        Trigger trigger;
+        string strength;
+    }
+
     /// What the publisher signs about one image.
     #[derive(Debug)]
     struct ProvenanceRecord {
+        string schema;
         bytes32 jobId;
+        string modelId;
         bytes32 modelSha256;
-        bytes32 imageSha256;
+        ModelFile[] modelFiles;
         string prompt;
         string negativePrompt;
+        bool promptTruncated;
         uint64 seed;
         uint32 steps;
         string guidance;
         string scheduler;
         uint32 width;
         uint32 height;
-        string generator;
+        string generatorName;
+        string generatorVersion;
+        string backend;
+        string fallbackReason;
+        Adapter[] adapters;
+        bytes32 imageSha256;
+        Evolution[] evolution;
     }
 }
 
@@ -45,23 +92,68 @@ fn digest(field: &str, hex_text: &str) -> Result<B256, String> {
 
 /// The EIP-712 hash a signature over `p` signs.
 pub fn signing_hash(p: &Provenance, chain_id: u64, contract: Address) -> Result<B256, String> {
+    let model_files = p
+        .model
+        .files
+        .iter()
+        .map(|(path, sha)| Ok(ModelFile { path: path.clone(), sha256: digest(&format!("model.files[{path}]"), sha)? }))
+        .collect::<Result<_, String>>()?;
+    let adapters = p
+        .adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            Ok(Adapter {
+                name: a.name.clone(),
+                sha256: digest(&format!("adapters[{i}].sha256"), &a.sha256)?,
+                scale: a.scale.to_string(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let evolution = p
+        .evolution
+        .iter()
+        .map(|e| {
+            Ok(Evolution {
+                generation: e.generation,
+                parentMetadata: e.parent_metadata.clone(),
+                parentImage: e.parent_image.clone(),
+                trigger: Trigger {
+                    chainId: e.trigger.chain_id,
+                    blockNumber: e.trigger.block,
+                    txHash: digest("evolution.trigger.tx_hash", &e.trigger.tx_hash)?,
+                    logIndex: e.trigger.log_index,
+                },
+                strength: e.strength.to_string(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
     let record = ProvenanceRecord {
+        schema: p.schema.clone(),
         jobId: digest("job_id", &p.job_id)?,
+        modelId: p.model.id.clone(),
         modelSha256: digest("model.sha256", &p.model.sha256)?,
-        imageSha256: digest("image_sha256", &p.image_sha256)?,
+        modelFiles: model_files,
         prompt: p.prompt.clone(),
         negativePrompt: p.negative_prompt.clone(),
+        promptTruncated: p.prompt_truncated,
         seed: p.seed,
         steps: p.steps,
         guidance: p.guidance.to_string(),
         scheduler: p.scheduler.clone(),
         width: p.width,
         height: p.height,
-        generator: format!("{} {} {}", p.generator.name, p.generator.version, p.generator.backend),
+        generatorName: p.generator.name.clone(),
+        generatorVersion: p.generator.version.clone(),
+        backend: p.generator.backend.clone(),
+        fallbackReason: p.generator.fallback_reason.clone().unwrap_or_default(),
+        adapters,
+        imageSha256: digest("image_sha256", &p.image_sha256)?,
+        evolution,
     };
     let domain = eip712_domain! {
         name: "latentmint",
-        version: "1",
+        version: "2",
         chain_id: chain_id,
         verifying_contract: contract,
     };
@@ -72,6 +164,13 @@ pub fn signing_hash(p: &Provenance, chain_id: u64, contract: Address) -> Result<
 /// to the address it names.
 pub fn verify(p: &Provenance) -> Result<latentmint_core::EvmAddress, String> {
     let s = p.signature.as_ref().ok_or("provenance.signature: the record is not signed")?;
+    if s.scheme == "eip712:latentmint-provenance-v1" {
+        return Err(format!(
+            "provenance.signature.scheme: `{}` signed only part of the record (not the LoRA adapters, the \
+             model's file list or the evolution record) and is no longer accepted; records are signed as {SCHEME}",
+            s.scheme
+        ));
+    }
     if s.scheme != SCHEME {
         return Err(format!("provenance.signature.scheme: `{}` is not {SCHEME}", s.scheme));
     }
@@ -134,11 +233,28 @@ impl ProvenanceSigner for EvmProvenanceSigner {
 #[cfg(test)]
 mod tests {
     use alloy::signers::local::PrivateKeySigner;
+    use latentmint_core::job::AdapterRecord;
+    use latentmint_core::living::{EvolutionRecord, Trigger};
 
     use super::*;
 
+    /// A record with every optional part set, so that each is seen to be signed.
     fn record() -> Provenance {
-        Provenance { width: 64, height: 64, steps: 20, ..Provenance::for_tests() }
+        let mut p = Provenance { width: 64, height: 64, steps: 20, ..Provenance::for_tests() };
+        p.model.files = [("unet/model.onnx", "01"), ("vae_decoder/model.onnx", "02")]
+            .into_iter()
+            .map(|(path, byte)| (path.to_string(), byte.repeat(32)))
+            .collect();
+        p.adapters = vec![AdapterRecord { name: "brand.safetensors".into(), sha256: "03".repeat(32), scale: 0.8 }];
+        p.generator.fallback_reason = Some("endpoint throttled".into());
+        p.evolution = Some(EvolutionRecord {
+            generation: 2,
+            parent_metadata: "ipfs://bafkreiparentmetadata".into(),
+            parent_image: "ipfs://bafkreiparentimage".into(),
+            trigger: Trigger { chain_id: 412_346, block: 9, tx_hash: format!("0x{}", "04".repeat(32)), log_index: 1 },
+            strength: 0.4,
+        });
+        p
     }
 
     #[tokio::test]
@@ -152,18 +268,51 @@ mod tests {
         // Survives the JSON round trip a collector's tool makes.
         let back: Provenance = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(verify(&back), Ok(who));
-        for change in [
-            (|p: &mut Provenance| p.prompt.push('!')) as fn(&mut Provenance),
-            |p| p.seed += 1,
-            |p| p.image_sha256 = "00".repeat(32),
-            |p| p.model.sha256 = "00".repeat(32),
-            |p| p.guidance = 8.0,
-            |p| p.generator.backend = "sagemaker:x".into(),
-        ] {
+        // Every field a collector reads is signed, the optional parts included.
+        type Change = (&'static str, fn(&mut Provenance));
+        let changes: [Change; 23] = [
+            ("schema", |p| p.schema.push('x')),
+            ("job", |p| p.job_id = "00".repeat(32)),
+            ("model id", |p| p.model.id.push('x')),
+            ("model digest", |p| p.model.sha256 = "00".repeat(32)),
+            ("a model file's digest", |p| {
+                p.model.files.insert("unet/model.onnx".into(), "00".repeat(32));
+            }),
+            ("a model file's path", |p| {
+                let d = p.model.files.remove("unet/model.onnx").unwrap_or_default();
+                p.model.files.insert("unet/other.onnx".into(), d);
+            }),
+            ("prompt", |p| p.prompt.push('!')),
+            ("negative prompt", |p| p.negative_prompt.push('!')),
+            ("truncation", |p| p.prompt_truncated = true),
+            ("seed", |p| p.seed += 1),
+            ("steps", |p| p.steps += 1),
+            ("guidance", |p| p.guidance = 8.0),
+            ("scheduler", |p| p.scheduler = "euler".into()),
+            ("size", |p| p.width = 128),
+            ("backend", |p| p.generator.backend = "sagemaker:x".into()),
+            ("fallback reason", |p| p.generator.fallback_reason = None),
+            ("image", |p| p.image_sha256 = "00".repeat(32)),
+            ("an adapter's scale", |p| p.adapters[0].scale = 1.0),
+            ("an adapter's digest", |p| p.adapters[0].sha256 = "00".repeat(32)),
+            ("the adapters", |p| p.adapters.clear()),
+            ("the parent", |p| {
+                if let Some(e) = p.evolution.as_mut() {
+                    e.parent_metadata = "ipfs://bafkreiother".into();
+                }
+            }),
+            ("the trigger", |p| {
+                if let Some(e) = p.evolution.as_mut() {
+                    e.trigger.log_index += 1;
+                }
+            }),
+            ("the evolution", |p| p.evolution = None),
+        ];
+        for (what, change) in changes {
             let mut tampered = p.clone();
             change(&mut tampered);
-            let e = verify(&tampered).unwrap_err();
-            assert!(e.contains("changed after signing"), "{e}");
+            let e = verify(&tampered).expect_err(what);
+            assert!(e.contains("changed after signing"), "{what}: {e}");
         }
         // Another domain (contract) is another signature.
         let mut moved = p.clone();
@@ -172,5 +321,20 @@ mod tests {
         }
         assert!(verify(&moved).is_err());
         assert!(verify(&record()).unwrap_err().contains("not signed"));
+        // A record signed under the first scheme, which left parts of it unsigned, is refused
+        // by name.
+        let mut old = p.clone();
+        if let Some(s) = old.signature.as_mut() {
+            s.scheme = "eip712:latentmint-provenance-v1".into();
+        }
+        assert!(verify(&old).unwrap_err().contains("no longer accepted"));
+    }
+
+    #[test]
+    fn a_digest_that_is_not_hex_is_named() {
+        let mut p = record();
+        p.adapters[0].sha256 = "not hex".into();
+        let e = signing_hash(&p, 1, Address::ZERO).unwrap_err();
+        assert!(e.starts_with("provenance.adapters[0].sha256:"), "{e}");
     }
 }

@@ -135,6 +135,9 @@ fn provenance(
                 "job {} · model {} ({}) · seed {} · image sha256 {}",
                 p.job_id, p.model.id, p.model.sha256, p.seed, p.image_sha256
             );
+            for a in &p.adapters {
+                println!("LoRA {} (sha256 {}) at scale {}", a.name, a.sha256, a.scale);
+            }
             if let Some(e) = &p.evolution {
                 println!(
                     "evolution {} of {} (transfer {} log {})",

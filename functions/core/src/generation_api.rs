@@ -110,6 +110,26 @@ pub struct ApiModel {
     pub files: BTreeMap<String, String>,
 }
 
+impl ApiModel {
+    /// Checks that the digests are SHA-256 hex and that `sha256` is the digest over `files`
+    /// ([`crate::metadata::model_digest`]), as the engine computes them: they go into the signed
+    /// provenance record, so a foreign or broken endpoint is caught here, not at publish.
+    pub fn check(&self) -> Result<(), String> {
+        let is_digest = |d: &str| d.len() == 64 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if let Some((path, d)) = self.files.iter().find(|(_, d)| !is_digest(d)) {
+            return Err(format!("model.files[{path}]: `{d}` is not a SHA-256 in lowercase hex"));
+        }
+        if !is_digest(&self.sha256) {
+            return Err(format!("model.sha256: `{}` is not a SHA-256 in lowercase hex", self.sha256));
+        }
+        let over_files = crate::metadata::model_digest(&self.files);
+        if !self.files.is_empty() && over_files != self.sha256 {
+            return Err(format!("model.sha256 is {}, but its files' digest is {over_files}", self.sha256));
+        }
+        Ok(())
+    }
+}
+
 /// The program that served a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiGenerator {
@@ -164,5 +184,25 @@ mod tests {
         assert!(!serde_json::to_string(&r).unwrap().contains("num_images"));
         let r = ApiRequest { num_images: 3, ..r };
         assert!(serde_json::to_string(&r).unwrap().contains(r#""num_images":3"#));
+    }
+
+    #[test]
+    fn a_model_is_named_by_digests_that_agree() {
+        let files: BTreeMap<String, String> =
+            [("unet/model.onnx".to_string(), "ab".repeat(32)), ("vae_decoder/model.onnx".into(), "cd".repeat(32))]
+                .into();
+        let sha256 = crate::metadata::model_digest(&files);
+        let good = ApiModel { id: "m".into(), sha256: sha256.clone(), files: files.clone() };
+        assert_eq!(good.check(), Ok(()));
+        let bare = ApiModel { files: BTreeMap::new(), ..good.clone() };
+        assert_eq!(bare.check(), Ok(()), "a model that lists no files is named by its digest alone");
+        let other = ApiModel { sha256: "ef".repeat(32), ..good.clone() };
+        assert!(other.check().unwrap_err().contains("its files' digest is"));
+        let upper = ApiModel { sha256: sha256.to_uppercase(), ..good.clone() };
+        assert!(upper.check().unwrap_err().starts_with("model.sha256:"));
+        let mut odd = files;
+        odd.insert("text_encoder/model.onnx".into(), "not hex".into());
+        let odd = ApiModel { files: odd, ..good };
+        assert!(odd.check().unwrap_err().starts_with("model.files[text_encoder/model.onnx]:"));
     }
 }
