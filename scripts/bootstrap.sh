@@ -85,6 +85,12 @@ if [[ $WITH_TESTS == 1 ]]; then
     (cd "$VEC" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/cid-vectors failed (registry.npmjs.org unreachable?)"
   fi
+  REF="$ROOT/tests/eip712-reference"
+  if [[ ! -d "$REF/node_modules/ethers" ]]; then
+    say "installing ethers 6.17.0 from npm (independent EIP-712 reference for the provenance tests)"
+    (cd "$REF" && npm ci --no-audit --no-fund --loglevel=error) \
+      || die "npm ci in tests/eip712-reference failed (registry.npmjs.org unreachable?)"
+  fi
   NODE_DIR="$ROOT/tests/ipfs-node"
   if [[ ! -x "$NODE_DIR/node_modules/.bin/jsipfs" ]]; then
     say "installing ipfs 0.66.1 (js-ipfs) from npm (a real IPFS node for the pinning tests)"

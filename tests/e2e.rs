@@ -6,6 +6,7 @@ mod blob_conformance;
 mod chain_guard;
 mod cid_vectors;
 mod editions;
+mod eip712_reference;
 mod engine_parity;
 mod evolution_store_conformance;
 mod fp16;

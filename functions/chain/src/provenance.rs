@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Signature};
 use alloy::signers::Signer;
-use alloy::sol_types::{SolStruct, eip712_domain};
+use alloy::sol_types::{Eip712Domain, SolStruct, eip712_domain};
+use alloy_dyn_abi::TypedData;
 use async_trait::async_trait;
 use latentmint_core::metadata::{Provenance, ProvenanceSignature};
 use latentmint_core::ports::{PortError, PortResult, ProvenanceSigner};
@@ -26,14 +27,14 @@ pub const SCHEME: &str = "eip712:latentmint-provenance-v2";
 
 alloy::sol! {
     /// One model file and its SHA-256.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct ModelFile {
         string path;
         bytes32 sha256;
     }
 
     /// A LoRA adapter merged into the model.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct Adapter {
         string name;
         bytes32 sha256;
@@ -41,7 +42,7 @@ alloy::sol! {
     }
 
     /// The on-chain event that made a living NFT evolve.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct Trigger {
         uint64 chainId;
         uint64 blockNumber;
@@ -50,7 +51,7 @@ alloy::sol! {
     }
 
     /// What an evolved image grew from.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct Evolution {
         uint32 generation;
         string parentMetadata;
@@ -60,7 +61,7 @@ alloy::sol! {
     }
 
     /// What the publisher signs about one image.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct ProvenanceRecord {
         string schema;
         bytes32 jobId;
@@ -90,8 +91,8 @@ fn digest(field: &str, hex_text: &str) -> Result<B256, String> {
     hex_text.parse::<B256>().map_err(|_| format!("provenance.{field}: `{hex_text}` is not a 32-byte hex digest"))
 }
 
-/// The EIP-712 hash a signature over `p` signs.
-pub fn signing_hash(p: &Provenance, chain_id: u64, contract: Address) -> Result<B256, String> {
+/// The typed struct for `p`.
+fn typed_record(p: &Provenance) -> Result<ProvenanceRecord, String> {
     let model_files = p
         .model
         .files
@@ -128,7 +129,7 @@ pub fn signing_hash(p: &Provenance, chain_id: u64, contract: Address) -> Result<
             })
         })
         .collect::<Result<_, String>>()?;
-    let record = ProvenanceRecord {
+    Ok(ProvenanceRecord {
         schema: p.schema.clone(),
         jobId: digest("job_id", &p.job_id)?,
         modelId: p.model.id.clone(),
@@ -150,14 +151,53 @@ pub fn signing_hash(p: &Provenance, chain_id: u64, contract: Address) -> Result<
         adapters,
         imageSha256: digest("image_sha256", &p.image_sha256)?,
         evolution,
-    };
-    let domain = eip712_domain! {
+    })
+}
+
+fn domain(chain_id: u64, contract: Address) -> Eip712Domain {
+    eip712_domain! {
         name: "latentmint",
         version: "2",
         chain_id: chain_id,
         verifying_contract: contract,
-    };
-    Ok(record.eip712_signing_hash(&domain))
+    }
+}
+
+/// The EIP-712 hash a signature over `p` signs.
+pub fn signing_hash(p: &Provenance, chain_id: u64, contract: Address) -> Result<B256, String> {
+    Ok(typed_record(p)?.eip712_signing_hash(&domain(chain_id, contract)))
+}
+
+/// The signed record as EIP-712 typed data (the JSON `eth_signTypedData_v4` takes), under the
+/// domain its signature names, so that any EIP-712 tool can check the signature. Integers are
+/// written as decimal strings: a seed above 2^53 would lose digits as a JSON number in
+/// JavaScript.
+pub fn typed_data(p: &Provenance) -> Result<serde_json::Value, String> {
+    let s = p.signature.as_ref().ok_or("provenance.signature: the record is not signed")?;
+    let (chain_id, contract) = signed_domain(s)?;
+    let typed = TypedData::from_struct(&typed_record(p)?, Some(domain(chain_id, contract)));
+    let mut json = serde_json::to_value(&typed).map_err(|e| format!("typed data: {e}"))?;
+    if let Some(message) = json.get_mut("message") {
+        integers_as_text(message);
+    }
+    Ok(json)
+}
+
+fn integers_as_text(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) => *v = serde_json::Value::String(n.to_string()),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integers_as_text),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integers_as_text),
+        _ => {}
+    }
+}
+
+/// The chain id and contract a signature names.
+fn signed_domain(s: &ProvenanceSignature) -> Result<(u64, Address), String> {
+    let contract = s.verifying_contract.parse().map_err(|_| {
+        format!("provenance.signature.verifying_contract: `{}` is not an address", s.verifying_contract)
+    })?;
+    Ok((s.chain_id, contract))
 }
 
 /// Checks `p.signature` against the record: returns the signer when the signature recovers
@@ -174,14 +214,12 @@ pub fn verify(p: &Provenance) -> Result<latentmint_core::EvmAddress, String> {
     if s.scheme != SCHEME {
         return Err(format!("provenance.signature.scheme: `{}` is not {SCHEME}", s.scheme));
     }
-    let contract: Address = s.verifying_contract.parse().map_err(|_| {
-        format!("provenance.signature.verifying_contract: `{}` is not an address", s.verifying_contract)
-    })?;
+    let (chain_id, contract) = signed_domain(s)?;
     let claimed: Address =
         s.signer.parse().map_err(|_| format!("provenance.signature.signer: `{}` is not an address", s.signer))?;
     let sig: Signature =
         s.signature.parse().map_err(|_| "provenance.signature.signature: not a 65-byte hex signature".to_string())?;
-    let hash = signing_hash(p, s.chain_id, contract)?;
+    let hash = signing_hash(p, chain_id, contract)?;
     let recovered = sig.recover_address_from_prehash(&hash).map_err(|e| format!("provenance.signature: {e}"))?;
     if recovered != claimed {
         return Err(format!(
@@ -328,6 +366,22 @@ mod tests {
             s.scheme = "eip712:latentmint-provenance-v1".into();
         }
         assert!(verify(&old).unwrap_err().contains("no longer accepted"));
+    }
+
+    #[tokio::test]
+    async fn the_typed_data_is_the_signed_struct_under_the_signed_domain() {
+        let signer = EvmProvenanceSigner::new(Arc::new(PrivateKeySigner::random()), 42_161, Address::repeat_byte(0x33));
+        // A seed JavaScript's numbers cannot hold.
+        let mut p = Provenance { seed: u64::MAX - 6, ..record() };
+        assert!(typed_data(&p).unwrap_err().contains("not signed"));
+        p.signature = Some(signer.sign(&p).await.unwrap());
+        let json = typed_data(&p).unwrap();
+        assert_eq!(json["primaryType"], "ProvenanceRecord");
+        assert_eq!(json["domain"]["version"], "2");
+        assert_eq!(json["message"]["seed"], (u64::MAX - 6).to_string());
+        assert_eq!(json["message"]["evolution"][0]["trigger"]["blockNumber"], "9");
+        let back: TypedData = serde_json::from_value(json).unwrap();
+        assert_eq!(back.eip712_signing_hash().unwrap(), signing_hash(&p, 42_161, Address::repeat_byte(0x33)).unwrap());
     }
 
     #[test]

@@ -59,6 +59,11 @@ enum Command {
         /// The CA certificate (PEM) that vouches for the image's Content Credentials signer.
         #[arg(long, value_name = "PEM", requires = "image")]
         credentials_ca: Option<PathBuf>,
+        /// Print the signed record as EIP-712 typed data (what `eth_signTypedData_v4` takes)
+        /// instead of checking it, to check the signature (`provenance.signature.signature`)
+        /// with any EIP-712 tool.
+        #[arg(long, conflicts_with_all = ["image", "credentials_ca"])]
+        typed_data: bool,
     },
 }
 
@@ -90,7 +95,8 @@ fn main() -> ExitCode {
         Command::Deploy(args) => tokio_main(run::deploy(args)),
         Command::Live(args) => tokio_main(live::live(args)),
         Command::Verify(args) => tokio_main(verify::verify(args)),
-        Command::Provenance { file, image, credentials_ca } => {
+        Command::Provenance { file, typed_data: true, .. } => print_typed_data(&file),
+        Command::Provenance { file, image, credentials_ca, .. } => {
             provenance(&file, image.as_deref(), credentials_ca.as_deref())
         }
     };
@@ -116,6 +122,20 @@ fn cid(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn read_metadata(file: &std::path::Path) -> anyhow::Result<latentmint_core::metadata::TokenMetadata> {
+    use anyhow::Context;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not latentmint token metadata", file.display()))
+}
+
+fn print_typed_data(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let m = read_metadata(file)?;
+    let typed = latentmint_chain::provenance::typed_data(&m.provenance)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!("{}", serde_json::to_string_pretty(&typed)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn provenance(
     file: &std::path::Path,
     image: Option<&std::path::Path>,
@@ -123,9 +143,7 @@ fn provenance(
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let anchors = credentials_ca.map(credentials::read_anchors).transpose()?;
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let m: latentmint_core::metadata::TokenMetadata = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not latentmint token metadata", file.display()))?;
+    let m = read_metadata(file)?;
     let p = &m.provenance;
     match latentmint_chain::provenance::verify(p) {
         Ok(signer) => {
