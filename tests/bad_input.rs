@@ -208,7 +208,9 @@ fn verify_arguments() {
     let e = verify(&[&rpc[..], &contract[..], &["--token", "0x1f", "--ipfs-dir", dir]].concat());
     assert!(e.contains("--token") && e.contains("decimal"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1"]].concat());
-    assert!(e.contains("--ipfs-api") || e.contains("--ipfs-dir"), "{e}");
+    assert!(e.contains("--gateway") && e.contains("--ipfs-api") && e.contains("--ipfs-dir"), "{e}");
+    let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--gateway", "ipfs.io"]].concat());
+    assert!(e.contains("--gateway") && e.contains("https://ipfs.io"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", "/no/such/folder"]].concat());
     assert!(e.contains("--ipfs-dir") && e.contains("/no/such/folder"), "{e}");
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir, "--from-block", "latest"]].concat());

@@ -1,9 +1,10 @@
 //! The Kubo RPC pinner against a real IPFS node (js-ipfs, offline, on 127.0.0.1): the node's
 //! CIDs equal ours for a one-block file, a multi-chunk file and an empty one; what is pinned
-//! comes back from the API and from the node's own gateway, checked against its CID.
+//! comes back from the API and from the node's own gateway, checked against its CID; a
+//! collector's check reads a run's tokens through either.
 
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::ports::{JobStore, Pinner};
+use latentmint_core::ports::{ContentSource, JobStore, Pinner};
 use latentmint_e2e::IpfsNode;
 use latentmint_ipfs::KuboPinner;
 
@@ -56,6 +57,10 @@ async fn the_node_agrees_with_our_cids_and_serves_what_it_pinned() {
     let cid = cid_of_bytes(br#"{"name":"token"}"#);
     let body = http_get(&node.gateway, &format!("/ipfs/{cid}"));
     assert_eq!(body, br#"{"name":"token"}"#);
+    // And through the gateway adapter, a file of three chunks (a dag-pb root) included.
+    let gateway = latentmint_ipfs::Gateway::new(&node.gateway).unwrap();
+    let big = content(600_000, 7);
+    assert_eq!(gateway.fetch(&cid_of_bytes(&big)).await.unwrap(), big);
 }
 
 /// The whole local run with `[ipfs] api_url`: every token's metadata and image are pinned on
@@ -127,4 +132,14 @@ async fn a_run_pins_its_tokens_on_the_node() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("2 tokens minted by") && stdout.contains("verified: 2 of 2 tokens"), "{stdout}");
     assert_eq!(stdout.matches("ok   ").count(), 2, "{stdout}");
+
+    // A collector without an IPFS node reads the same content through the node's HTTP gateway.
+    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
+        .args(["verify", "--rpc-url", &chain.rpc_url, "--contract", deployment["contract"].as_str().unwrap()])
+        .args(["--all", "--gateway", &node.gateway, "--from-block", &deployment["block"].to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("verified: 2 of 2 tokens"), "{stdout}");
 }

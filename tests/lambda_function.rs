@@ -443,7 +443,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     assert_eq!(published.state, JobState::Published);
     let metadata_cid = published.metadata_cid.clone().expect("metadata CID");
     let ipfs_api = latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap();
-    let metadata = latentmint_core::ports::Pinner::fetch(&ipfs_api, &metadata_cid).await.unwrap();
+    let metadata = latentmint_core::ports::ContentSource::fetch(&ipfs_api, &metadata_cid).await.unwrap();
     let metadata: TokenMetadata = serde_json::from_slice(&metadata).unwrap();
     let signer = latentmint_chain::provenance::verify(&metadata.provenance).expect("a valid provenance signature");
     assert_eq!(to_alloy(signer), wallet, "provenance signed in KMS by the minting key");
@@ -486,7 +486,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     // The evolved image, from IPFS: an edit of the minted image, stamped by the live function.
     let fetch = |cid: String| {
         let api = &ipfs_api;
-        async move { latentmint_core::ports::Pinner::fetch(api, &cid).await.unwrap() }
+        async move { latentmint_core::ports::ContentSource::fetch(api, &cid).await.unwrap() }
     };
     let new_metadata: TokenMetadata =
         serde_json::from_slice(&fetch(evolved.trim_start_matches("ipfs://").to_string()).await).unwrap();

@@ -13,7 +13,7 @@ use alloy::primitives::U256;
 use latentmint_chain::{Chain, EvmMinter, LocalNode, to_alloy};
 use latentmint_core::EvmAddress;
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::{Pinner, ProvenanceSigner};
+use latentmint_core::ports::{ContentSource, Pinner, ProvenanceSigner};
 use latentmint_e2e::{anvil, latentmint_bin, latentmint_run, ort_library, tiny_model};
 use latentmint_embedded::LocalContentStore;
 

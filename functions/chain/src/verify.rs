@@ -15,7 +15,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::sol_types::SolEvent;
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::Pinner;
+use latentmint_core::ports::ContentSource;
 use latentmint_core::{EvmAddress, JobId};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OnceCell};
@@ -191,7 +191,7 @@ impl TokenReader {
     /// role when the record was set, the token's job) → image bytes (CID and the record's
     /// SHA-256). An error only when the chain cannot be read or the token does not exist;
     /// everything else is a check in the report.
-    pub async fn verify(&self, token_id: &str, content: &dyn Pinner) -> Result<TokenReport, ChainError> {
+    pub async fn verify(&self, token_id: &str, content: &dyn ContentSource) -> Result<TokenReport, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;
         // An edition's job comes with its supply, for the record check below.
         let (owner, edition, edition_job, token_uri) = match &self.editions {
@@ -434,7 +434,7 @@ impl TokenReader {
     }
 
     /// The image behind the metadata: its CID and the record's SHA-256.
-    async fn check_image(&self, r: &mut TokenReport, meta: &TokenMetadata, content: &dyn Pinner) {
+    async fn check_image(&self, r: &mut TokenReport, meta: &TokenMetadata, content: &dyn ContentSource) {
         let Some(image_cid) = meta.image_cid() else {
             r.check("image is content-addressed", false, format!("image is `{}`, not ipfs://<CID>", meta.image));
             return;

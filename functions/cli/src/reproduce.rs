@@ -9,7 +9,7 @@ use anyhow::Context;
 use latentmint_chain::TokenReport;
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
-use latentmint_core::ports::{Generator, Pinner};
+use latentmint_core::ports::{ContentSource, Generator};
 use latentmint_core::qa::{PixelDiff, decode_rgb};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use sha2::{Digest, Sha256};
@@ -51,7 +51,7 @@ fn listed(meta: &TokenMetadata) -> String {
 pub async fn reproduce(
     report: &mut TokenReport,
     generator: &OnnxGenerator,
-    content: &dyn Pinner,
+    content: &dyn ContentSource,
 ) -> anyhow::Result<()> {
     let (Some(meta), Some(minted)) = (report.metadata.clone(), report.image.clone()) else {
         anyhow::bail!("the token's metadata and image must check out before the image can be made again");

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args};
 use latentmint_chain::{TokenReader, TokenReport};
 use latentmint_core::EvmAddress;
-use latentmint_core::ports::Pinner;
+use latentmint_core::ports::ContentSource;
 use serde::Serialize;
 
 /// Arguments of `latentmint verify`.
@@ -24,7 +24,7 @@ pub struct VerifyArgs {
     /// A local run's folder (`.latentmint/<collection>`) instead of a chain and a content
     /// source: its saved chain is started with anvil on 127.0.0.1 (read only), its contract and
     /// deployment block come from its deployment.json, its content from its content store.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["rpc_urls", "contract", "ipfs_api", "ipfs_dir", "from_block"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["rpc_urls", "contract", "ipfs_api", "ipfs_dir", "gateway", "from_block"])]
     local_run: Option<PathBuf>,
     /// anvil binary for --local-run.
     #[arg(long, env = "LATENTMINT_ANVIL", requires = "local_run")]
@@ -36,11 +36,15 @@ pub struct VerifyArgs {
     #[arg(long)]
     all: bool,
     /// Fetch content from an IPFS node's RPC API (kubo's, e.g. http://127.0.0.1:5001).
-    #[arg(long, conflicts_with = "ipfs_dir", required_unless_present_any = ["ipfs_dir", "local_run"])]
+    #[arg(long, conflicts_with_all = ["ipfs_dir", "gateway"])]
     ipfs_api: Option<String>,
     /// Fetch content from a local content store (a run's `.latentmint/<collection>/ipfs`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "gateway")]
     ipfs_dir: Option<PathBuf>,
+    /// Fetch content from an IPFS HTTP gateway (e.g. https://ipfs.io): no IPFS node needed.
+    /// What it sends is checked against each CID, so it need not be trusted.
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
     /// Read the contract's events (role grants, mints, metadata updates) from this block on:
     /// the block it was deployed at, for RPCs that limit the range of a log query.
     #[arg(long, default_value_t = 0)]
@@ -99,7 +103,7 @@ struct Source {
     rpc_urls: Vec<String>,
     contract: EvmAddress,
     from_block: u64,
-    content: Box<dyn Pinner>,
+    content: Box<dyn ContentSource>,
     /// CAs trusted to vouch for Content Credentials signers (PEM).
     anchors: Option<String>,
     /// The run's saved chain, served while the checks last.
@@ -142,13 +146,16 @@ impl Source {
         }
         let contract = args.contract.as_deref().context("--contract: give the collection contract")?;
         let contract = EvmAddress::parse_any_case(contract).map_err(|e| anyhow::anyhow!("--contract: {e}"))?;
-        let content: Box<dyn Pinner> = match (&args.ipfs_api, &args.ipfs_dir) {
-            (Some(api), _) => Box::new(latentmint_ipfs::KuboPinner::new(api, None).context("--ipfs-api")?),
-            (None, Some(dir)) => {
+        let content: Box<dyn ContentSource> = match (&args.ipfs_api, &args.ipfs_dir, &args.gateway) {
+            (Some(api), _, _) => Box::new(latentmint_ipfs::KuboPinner::new(api, None).context("--ipfs-api")?),
+            (None, Some(dir), _) => {
                 anyhow::ensure!(dir.is_dir(), "--ipfs-dir: {} is not a folder", dir.display());
                 Box::new(latentmint_embedded::LocalContentStore::new(dir))
             }
-            (None, None) => anyhow::bail!("give --ipfs-api or --ipfs-dir: where the token's content can be fetched"),
+            (None, None, Some(url)) => Box::new(latentmint_ipfs::Gateway::new(url).context("--gateway")?),
+            (None, None, None) => anyhow::bail!(
+                "give --gateway (e.g. https://ipfs.io), --ipfs-api or --ipfs-dir: where the token's content can be fetched"
+            ),
         };
         let anchors = args.credentials_ca.as_deref().map(crate::credentials::read_anchors).transpose()?;
         Ok(Self {
@@ -165,7 +172,7 @@ impl Source {
 /// Runs the checks on tokens, making images again when asked, with the model loaded once.
 struct Checker<'a> {
     args: &'a VerifyArgs,
-    content: &'a dyn Pinner,
+    content: &'a dyn ContentSource,
     generator: Option<latentmint_diffusion::OnnxGenerator>,
     anchors: Option<String>,
 }

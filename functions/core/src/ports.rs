@@ -132,14 +132,21 @@ pub trait Generator: Send + Sync {
     async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage>;
 }
 
-/// Content-addressed storage (a local store, an IPFS node, a pinning service).
+/// Reads content by CID (a local store, an IPFS node, an HTTP gateway). What it returns is
+/// checked against the CID, so the source need not be trusted.
 #[async_trait]
-pub trait Pinner: Send + Sync {
+pub trait ContentSource: Send + Sync {
+    /// Fetches content by CID.
+    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>>;
+}
+
+/// Content-addressed storage (a local store, an IPFS node, a pinning service): a content
+/// source that also takes content.
+#[async_trait]
+pub trait Pinner: ContentSource {
     /// Stores and pins `bytes`; returns the CID the store computed (the caller compares it
     /// with its own).
     async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String>;
-    /// Fetches content by CID.
-    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>>;
 }
 
 /// A confirmed mint.

@@ -4,7 +4,7 @@ use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::ports::{BlobStore, Pinner, PortError, PortResult};
+use latentmint_core::ports::{BlobStore, ContentSource, Pinner, PortError, PortResult};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PortError + '_ {
     move |e| {
@@ -90,7 +90,10 @@ impl Pinner for LocalContentStore {
         }
         Ok(cid)
     }
+}
 
+#[async_trait]
+impl ContentSource for LocalContentStore {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         let p = self.path_of(cid)?;
         let bytes = std::fs::read(&p).map_err(io(&p))?;

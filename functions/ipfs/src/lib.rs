@@ -5,13 +5,18 @@
 //! same API. Files are added with kubo's CIDv1 settings (raw leaves, 256 KiB chunks, base32),
 //! so the node's CID can be compared with the one computed locally (the publish stage refuses
 //! a pinner that disagrees), and fetched bytes are checked against the CID they were asked by.
+//! Read only, the `ContentSource` port on an HTTP gateway ([`Gateway`]), checked the same way.
+
+mod gateway;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::ports::{Pinner, PortError, PortResult};
+use latentmint_core::ports::{ContentSource, Pinner, PortError, PortResult};
 use serde::Deserialize;
+
+pub use gateway::{Gateway, MAX_GATEWAY_BYTES};
 
 /// A Kubo RPC API endpoint.
 #[derive(Clone, Debug)]
@@ -107,7 +112,10 @@ impl Pinner for KuboPinner {
         })?;
         Ok(added.hash)
     }
+}
 
+#[async_trait]
+impl ContentSource for KuboPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         let resp = self.send("cat", self.post("cat").query(&[("arg", cid)])).await?;
         let bytes = resp.bytes().await.map_err(|e| self.classify("cat", e))?.to_vec();

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use latentmint_core::metadata::{Provenance, ProvenanceSignature};
 use latentmint_core::ports::{
-    BlobStore, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt, Minter, Pinner, PortError,
-    PortResult, ProvenanceSigner,
+    BlobStore, ContentSource, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt, Minter, Pinner,
+    PortError, PortResult, ProvenanceSigner,
 };
 use latentmint_core::{EvmAddress, JobId, Stage};
 use latentmint_stages::{Disposition, Ports, process};
@@ -96,6 +96,10 @@ impl Pinner for NotInThisFunction {
     async fn pin(&self, _: &str, _: Vec<u8>) -> PortResult<String> {
         self.refuse("IPFS pinner")
     }
+}
+
+#[async_trait]
+impl ContentSource for NotInThisFunction {
     async fn fetch(&self, _: &str) -> PortResult<Vec<u8>> {
         self.refuse("IPFS pinner")
     }

@@ -156,6 +156,10 @@ impl Pinner for RecordingPinner {
         self.pinned.lock().unwrap().push(cid.clone());
         Ok(cid)
     }
+}
+
+#[async_trait]
+impl ContentSource for RecordingPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         self.inner.fetch(cid).await
     }
@@ -169,6 +173,10 @@ impl Pinner for LyingPinner {
     async fn pin(&self, _name: &str, _bytes: Vec<u8>) -> PortResult<String> {
         Ok(cid_of_bytes(b"something else"))
     }
+}
+
+#[async_trait]
+impl ContentSource for LyingPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         Err(PortError::NotFound(cid.into()))
     }

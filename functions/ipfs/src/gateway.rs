@@ -1,0 +1,167 @@
+//! Reading content through an IPFS HTTP gateway (`GET <gateway>/ipfs/<cid>`): a public one
+//! (`https://ipfs.io`, `https://dweb.link`), a pinning service's, or a node's own. What a
+//! collector without an IPFS node has. Read only; every answer is checked against the CID it
+//! was asked by, so the gateway need not be trusted.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latentmint_core::cid::{cid_of_bytes, is_cid};
+use latentmint_core::ports::{ContentSource, PortError, PortResult};
+
+/// Most bytes taken from a gateway for one CID: a token's metadata or image is far smaller
+/// (images are at most 2048x2048), so a gateway sending more is cut off.
+pub const MAX_GATEWAY_BYTES: usize = 64 << 20;
+
+/// An IPFS HTTP gateway.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Gateway {
+    /// The gateway at `url` (e.g. `https://ipfs.io`; a trailing `/ipfs` is taken off).
+    pub fn new(url: &str) -> PortResult<Self> {
+        let base = url.trim_end_matches('/');
+        let base = base.strip_suffix("/ipfs").unwrap_or(base).to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(PortError::Permanent(format!(
+                "gateway `{url}` is not an HTTP(S) URL; use e.g. https://ipfs.io or http://127.0.0.1:8080"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // A public gateway may first have to find the content on the network.
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| PortError::Permanent(format!("HTTP client: {e}")))?;
+        Ok(Self { http, base })
+    }
+
+    fn failed(&self, cid: &str, e: reqwest::Error) -> PortError {
+        PortError::Transient(format!("gateway {} for {cid}: {e}", self.base))
+    }
+}
+
+#[async_trait]
+impl ContentSource for Gateway {
+    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
+        // Only a CID goes into the path: nothing else can be asked of the gateway.
+        if !is_cid(cid) {
+            return Err(PortError::Permanent(format!("`{cid}` is not a CID")));
+        }
+        let url = format!("{}/ipfs/{cid}", self.base);
+        let mut resp = self.http.get(&url).send().await.map_err(|e| self.failed(cid, e))?;
+        let status = resp.status();
+        if status.as_u16() == 404 || status.as_u16() == 410 {
+            return Err(PortError::NotFound(format!(
+                "gateway {} has no {cid} (HTTP {status}): is it pinned, and is the pinning node reachable from the gateway?",
+                self.base
+            )));
+        }
+        if !status.is_success() {
+            let msg = format!("gateway {} for {cid}: HTTP {status}", self.base);
+            return Err(if status.is_client_error() && status.as_u16() != 429 {
+                PortError::Permanent(msg)
+            } else {
+                PortError::Transient(msg)
+            });
+        }
+        let too_big = || {
+            PortError::Permanent(format!(
+                "gateway {} for {cid}: more than {MAX_GATEWAY_BYTES} bytes, far more than a token's metadata or image",
+                self.base
+            ))
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_GATEWAY_BYTES as u64) {
+            return Err(too_big());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.failed(cid, e))? {
+            if bytes.len() + chunk.len() > MAX_GATEWAY_BYTES {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let got = cid_of_bytes(&bytes);
+        if got != cid {
+            return Err(PortError::Permanent(format!(
+                "gateway {} returned bytes for {cid} whose CID is {got}: not the content asked for",
+                self.base
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A gateway on 127.0.0.1 that answers every request with `status` and `body`, and keeps
+    /// the paths it was asked for.
+    fn gateway(status: &'static str, body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let seen = paths.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 8192];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if let Some(path) = head.split_whitespace().nth(1) {
+                    seen.lock().unwrap().push(path.to_string());
+                }
+                let _ =
+                    write!(stream, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(&body);
+            }
+        });
+        (url, paths)
+    }
+
+    #[tokio::test]
+    async fn content_comes_from_ipfs_cid_and_is_checked_against_it() {
+        let body = br#"{"name":"Neon Shapes #1"}"#.to_vec();
+        let cid = cid_of_bytes(&body);
+        let (url, paths) = gateway("200 OK", body.clone());
+        // A trailing /ipfs/ is the same gateway.
+        let g = Gateway::new(&format!("{url}/ipfs/")).unwrap();
+        assert_eq!(g.fetch(&cid).await.unwrap(), body);
+        assert_eq!(*paths.lock().unwrap(), vec![format!("/ipfs/{cid}")]);
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_sends_other_bytes_is_caught() {
+        let (url, _) = gateway("200 OK", b"something else".to_vec());
+        let cid = cid_of_bytes(b"what was minted");
+        let e = Gateway::new(&url).unwrap().fetch(&cid).await.unwrap_err();
+        assert!(matches!(&e, PortError::Permanent(m) if m.contains("whose CID is") && m.contains(&url)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn missing_content_oversize_answers_and_non_cids_are_named() {
+        let cid = cid_of_bytes(b"x");
+        let (url, _) = gateway("404 Not Found", Vec::new());
+        let e = Gateway::new(&url).unwrap().fetch(&cid).await.unwrap_err();
+        assert!(matches!(&e, PortError::NotFound(m) if m.contains("is it pinned")), "{e}");
+
+        let (url, _) = gateway("200 OK", vec![0; MAX_GATEWAY_BYTES + 1]);
+        let e = Gateway::new(&url).unwrap().fetch(&cid).await.unwrap_err();
+        assert!(e.to_string().contains("more than 67108864 bytes"), "{e}");
+
+        let (url, paths) = gateway("200 OK", Vec::new());
+        let e = Gateway::new(&url).unwrap().fetch("../../etc/passwd").await.unwrap_err();
+        assert!(e.to_string().contains("is not a CID"), "{e}");
+        assert!(paths.lock().unwrap().is_empty(), "nothing was asked of the gateway");
+
+        let (url, _) = gateway("503 Service Unavailable", Vec::new());
+        assert!(matches!(Gateway::new(&url).unwrap().fetch(&cid).await, Err(PortError::Transient(_))));
+        assert!(Gateway::new("ipfs.io").unwrap_err().to_string().contains("https://ipfs.io"));
+    }
+}
