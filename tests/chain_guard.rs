@@ -242,3 +242,20 @@ async fn a_second_sender_on_one_wallet_is_refused() {
     let sent = chain.provider().get_transaction_count(to_alloy(chain.sender())).await.unwrap();
     assert_eq!(sent, 0, "nothing was sent from the wallet");
 }
+
+#[tokio::test]
+async fn a_paused_contract_makes_mints_wait_not_fail() {
+    let (_node, _chain, minter) = setup().await;
+    minter.contract().pause().send().await.unwrap().get_receipt().await.unwrap();
+    let job = JobId::from_bytes([6; 32]);
+    let cid = cid_of_bytes(b"metadata");
+    // Transient: the message is retried (and, past its retries, resumed by a later submit);
+    // the job is not failed for good, which would leave it never minted.
+    match minter.mint(job, recipient(), &cid).await {
+        Err(latentmint_core::ports::PortError::Transient(m)) => assert!(m.contains("paused"), "{m}"),
+        other => panic!("a pause must be transient, got {other:?}"),
+    }
+    assert_eq!(minter.total_supply().await.unwrap(), 0);
+    minter.contract().unpause().send().await.unwrap().get_receipt().await.unwrap();
+    assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(job));
+}

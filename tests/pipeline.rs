@@ -224,3 +224,53 @@ async fn killed_demo_mode_run_resumes_on_its_own_chain() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("token 1 does not exist on contract 0x") && stderr.contains("tokens.json"), "{stderr}");
 }
+
+/// A paused contract holds a batch: each mint is retried until its message is dead-lettered,
+/// and the run ends unsettled (exit 1) with its jobs published, none failed. Unpaused, running
+/// the same command again resumes them, and each is minted once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_held_by_a_paused_contract_resumes_when_run_again() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
+    let key = node.dev_key(0).unwrap().to_string();
+    let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
+    let contract = chain.deploy("Paused", "PSD").await.unwrap();
+    let minter = chain.minter(contract, 1);
+    minter.contract().pause().send().await.unwrap().get_receipt().await.unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("paused.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[collection]\nname = \"Paused\"\nsymbol = \"PSD\"\nrecipient = \"{RECIPIENT}\"\n\
+             [generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n\
+             [review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n\
+             [chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\ncontract = \"{contract}\"\n\
+             [[prompts]]\ntext = \"a red circle\"\ncount = 2\n",
+            tiny_model().display(),
+            node.rpc_url
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let run = || {
+        latentmint_run(&file, &data).args(["--max-receives", "2"]).env("LATENTMINT_SIGNER_KEY", &key).output().unwrap()
+    };
+
+    let held = run();
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success(), "an unsettled batch is a failed run\n{stderr}");
+    assert!(stderr.contains("the contract is paused") && stderr.contains("run again to resume"), "{stderr}");
+    let store = SqliteJobStore::open(&data.join("paused/pipeline.db")).unwrap();
+    assert_eq!(count(&store, |s| s == JobState::Published).await, 2, "published and waiting, not failed");
+    assert_eq!(minter.total_supply().await.unwrap(), 0);
+
+    minter.contract().unpause().send().await.unwrap().get_receipt().await.unwrap();
+    let resumed = run();
+    let (stdout, stderr) = (String::from_utf8_lossy(&resumed.stdout), String::from_utf8_lossy(&resumed.stderr));
+    assert!(resumed.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("2 jobs (0 new, 2 resumed)"), "{stderr}");
+    assert!(stdout.contains("verified on chain: 2 tokens"), "{stdout}");
+    assert_eq!(minter.total_supply().await.unwrap(), 2, "each job minted once");
+    assert_eq!(count(&store, |s| s == JobState::Minted).await, 2);
+}

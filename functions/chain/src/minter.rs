@@ -430,13 +430,26 @@ impl EvmMinter {
     }
 }
 
+alloy::sol! {
+    /// OpenZeppelin `Pausable`'s refusal while the contract is paused (both our contracts).
+    error EnforcedPause();
+}
+
 /// A failed call or estimate as a port error: the contract's own refusal (decoded with the
 /// contract's error interface `I`) and reverts are permanent, the RPC's troubles transient.
+/// A pause is transient: the operator paused minting on purpose and will lift it, and a job
+/// failed for it would never be minted.
 pub(crate) fn classify<I: alloy::sol_types::SolInterface + std::fmt::Debug>(
     what: &str,
     e: alloy::contract::Error,
 ) -> PortError {
     use alloy::contract::Error as E;
+    use alloy::sol_types::SolError;
+    if e.as_revert_data().is_some_and(|d| d.starts_with(&EnforcedPause::SELECTOR)) {
+        return PortError::Transient(format!(
+            "the contract is paused: the {what} waits until a PAUSER_ROLE holder calls unpause()"
+        ));
+    }
     match &e {
         E::TransportError(t) if t.as_error_resp().is_some() => {
             if let Some(decoded) = e.as_decoded_interface_error::<I>() {

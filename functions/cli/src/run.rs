@@ -536,15 +536,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         minter: chain.minter.clone(),
         signer: chain.signer.clone(),
     };
-    let mut fresh = 0;
+    // Submitting again sends each unsettled job on to the stage it waits for: a job whose
+    // message was dead-lettered in an earlier run (a paused contract, an RPC down) resumes.
+    let (mut fresh, mut resumed) = (0, 0);
     for spec in specs.iter().cloned() {
-        if intake::submit(&ports, spec).await? == intake::Intake::Queued {
-            fresh += 1;
+        match intake::submit(&ports, spec).await? {
+            intake::Intake::Queued => fresh += 1,
+            intake::Intake::Requeued(_) => resumed += 1,
+            intake::Intake::Known(_) => {}
         }
     }
     let ids: Vec<JobId> = specs.iter().map(|s| s.id).collect();
+    let resumed = if resumed > 0 { format!(", {resumed} resumed") } else { String::new() };
     eprintln!(
-        "latentmint: {} jobs ({} new) from {} · contract {} on chain {} ({})",
+        "latentmint: {} jobs ({} new{resumed}) from {} · contract {} on chain {} ({})",
         ids.len(),
         fresh,
         args.collection.display(),
@@ -585,7 +590,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if busy {
             idle_since = None;
         } else if idle_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(3) {
-            warn!("no work left in any queue but some jobs are unsettled: see the dead-letter queues");
+            warn!(
+                "no work left in any queue but some jobs are unsettled: their messages ran out of retries \
+                 (see the dead-letter queues); run again to resume them"
+            );
             break false;
         }
         tokio::select! {

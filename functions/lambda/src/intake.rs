@@ -55,10 +55,12 @@ pub struct Accepted {
     pub jobs: usize,
     /// New jobs, queued for generation.
     pub queued: usize,
-    /// Known jobs still waiting for generation, queued again.
+    /// Known jobs not yet settled, sent again to the stage each waits for (its message may
+    /// have been lost, or dead-lettered when its retries ran out): how a stalled batch resumes.
     pub requeued: usize,
-    /// Known jobs past generation: nothing done.
-    pub already_past_generation: usize,
+    /// Known jobs no stage moves on (minted, rejected, failed, or awaiting an operator's
+    /// decision): left as they are.
+    pub unchanged: usize,
     /// Every job id of the file.
     pub job_ids: Vec<String>,
 }
@@ -202,15 +204,15 @@ pub async fn submit_text(ports: &Ports, stack: StackChain, text: &str, is_json: 
         jobs: specs.len(),
         queued: 0,
         requeued: 0,
-        already_past_generation: 0,
+        unchanged: 0,
         job_ids: specs.iter().map(|s| s.id.to_string()).collect(),
     };
     for spec in specs {
         let id = spec.id;
         match submit(ports, spec).await {
             Ok(Intake::Queued) => accepted.queued += 1,
-            Ok(Intake::Requeued) => accepted.requeued += 1,
-            Ok(Intake::Known(_)) => accepted.already_past_generation += 1,
+            Ok(Intake::Requeued(_)) => accepted.requeued += 1,
+            Ok(Intake::Known(_)) => accepted.unchanged += 1,
             Err(e) => {
                 // Transient (throttled, unreachable): the caller retries. Anything else is the
                 // stack's fault, not the request's.
@@ -486,8 +488,9 @@ async fn webhook(
     let job_id = spec.id.to_string();
     let state = match submit(ports, spec).await {
         Ok(Intake::Queued) => "queued",
-        Ok(Intake::Requeued) => "requeued",
-        Ok(Intake::Known(_)) => "already_past_generation",
+        Ok(Intake::Requeued(_)) => "requeued",
+        // The job's own state: what the shop can tell its buyer (`minted`, `awaiting_review`, ...).
+        Ok(Intake::Known(state)) => state.as_str(),
         Err(e) => {
             let status = if matches!(e, StageError::Retry(_)) { 503 } else { 500 };
             return Err(Refused::new(status, format!("recording the order failed ({e}); the shop's retry is safe")));

@@ -80,11 +80,12 @@ impl Generator for ScriptedGenerator {
     }
 }
 
-/// An in-memory contract: refuses a job twice, counts transactions.
+/// An in-memory contract: refuses a job twice, counts transactions, can be paused.
 #[derive(Default)]
 struct GuardedMinter {
     tokens: Mutex<HashMap<JobId, (String, EvmAddress, String)>>,
     txs: AtomicUsize,
+    paused: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -93,6 +94,9 @@ impl Minter for GuardedMinter {
         Ok(self.tokens.lock().unwrap().get(&job).map(|t| t.0.clone()))
     }
     async fn mint(&self, job: JobId, to: EvmAddress, uri: &str) -> PortResult<MintReceipt> {
+        if self.paused.load(Ordering::SeqCst) {
+            return Err(PortError::Transient("the contract is paused".into()));
+        }
         let mut t = self.tokens.lock().unwrap();
         if let Some(existing) = t.get(&job) {
             return Ok(MintReceipt { token_id: existing.0.clone(), tx_hash: None });
@@ -273,7 +277,7 @@ async fn resubmitting_and_redelivering_does_no_work_twice() {
     let s = specs(&["a red circle"]).remove(0);
     intake::submit(&r.ports, s.clone()).await.unwrap();
     // A retried request before generation re-queues (the first message may have been lost).
-    assert_eq!(intake::submit(&r.ports, s.clone()).await.unwrap(), intake::Intake::Requeued);
+    assert_eq!(intake::submit(&r.ports, s.clone()).await.unwrap(), intake::Intake::Requeued(Stage::Generate));
     drain(&r).await;
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1, "two generate messages, one generation");
     assert_eq!(intake::submit(&r.ports, s.clone()).await.unwrap(), intake::Intake::Known(JobState::Minted));
@@ -284,6 +288,47 @@ async fn resubmitting_and_redelivering_does_no_work_twice() {
     drain(&r).await;
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
+    let r = rig(None);
+    let s = specs(&["a red circle", "a blue square"]);
+    r.minter.paused.store(true, Ordering::SeqCst);
+    for spec in &s {
+        intake::submit(&r.ports, spec.clone()).await.unwrap();
+    }
+    drain(&r).await;
+    // Each mint was retried until its message went to the dead-letter queue: the jobs wait,
+    // published, neither failed nor minted.
+    assert_eq!(r.queue.stats("mint").await.unwrap().dead, 2);
+    for spec in &s {
+        assert_eq!(state(&r, spec.id).await, JobState::Published);
+    }
+    // Unpaused, the same submission sends each job on to the stage it waits for.
+    r.minter.paused.store(false, Ordering::SeqCst);
+    for spec in &s {
+        assert_eq!(intake::submit(&r.ports, spec.clone()).await.unwrap(), intake::Intake::Requeued(Stage::Mint));
+    }
+    drain(&r).await;
+    for spec in &s {
+        assert_eq!(state(&r, spec.id).await, JobState::Minted);
+    }
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 2);
+    assert_eq!(r.generator.calls.load(Ordering::SeqCst), 2, "nothing made again");
+}
+
+#[test]
+fn each_unsettled_state_waits_for_one_stage() {
+    use intake::waiting_for;
+    assert_eq!(waiting_for(JobState::Queued), Some(Stage::Generate));
+    assert_eq!(waiting_for(JobState::Generated), Some(Stage::Review));
+    assert_eq!(waiting_for(JobState::Approved), Some(Stage::Publish));
+    assert_eq!(waiting_for(JobState::Published), Some(Stage::Mint));
+    // An operator moves a job awaiting review on; the others are final.
+    for s in [JobState::AwaitingReview, JobState::Rejected, JobState::Minted, JobState::Failed] {
+        assert_eq!(waiting_for(s), None, "{s}");
+    }
 }
 
 #[tokio::test]
