@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use latentmint_aws::SqsQueue;
 use latentmint_core::ports::Queue;
+use latentmint_core::{Stage, StageMessage};
 use latentmint_e2e::Moto;
 use latentmint_embedded::SqliteQueue;
 
@@ -62,6 +63,28 @@ async fn sqs_behaves_the_same() {
     moto.queue_with_dlq("latentmint-test-mint", ".fifo").await;
     let fifo = SqsQueue::new(sqs.clone(), "latentmint-test-").with_fifo("mint", "0xWallet");
     conformance(&fifo, "mint").await;
+
+    // Content deduplication (five minutes): the same stage message sent twice is one message
+    // (a re-send after a crash). Intake's resend of a job's message is a body of its own, so
+    // it is delivered even while the message it replaces sits in the dead-letter queue.
+    let job = latentmint_core::JobId::from_bytes([3; 32]);
+    let first = StageMessage::new(Stage::Mint, job).to_body();
+    fifo.send("mint", &first).await.unwrap();
+    fifo.send("mint", &first).await.unwrap();
+    for n in 1..=2 {
+        let d = fifo.receive("mint", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!((d.len(), d[0].receive_count), (1, n), "one message, however often it was sent");
+        fifo.nack("mint", &d[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    assert!(fifo.receive("mint", 10, Duration::from_secs(60)).await.unwrap().is_empty(), "no third delivery");
+    assert_eq!(fifo.stats("mint").await.unwrap().dead, 2, "dead-lettered, with the poison message");
+    // SQS would drop the same body again for five minutes, dead-lettered or not (moto 5.2
+    // forgets it once it leaves the queue, so that part is AWS's documented behaviour only).
+    assert_ne!(StageMessage::resend(Stage::Mint, job, 1).to_body(), first);
+    fifo.send("mint", &StageMessage::resend(Stage::Mint, job, 1).to_body()).await.unwrap();
+    let d = fifo.receive("mint", 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(d.len(), 1, "the resend is delivered");
+    assert_eq!(StageMessage::parse(&d[0].body, Stage::Mint).unwrap().job_id, job);
 
     // A queue the stack does not have is a configuration error that names the fix.
     let err = SqsQueue::new(sqs, "latentmint-test-").send("nope", "x").await.unwrap_err().to_string();

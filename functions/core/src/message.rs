@@ -57,6 +57,12 @@ pub struct StageMessage {
     pub stage: Stage,
     /// Which job.
     pub job_id: JobId,
+    /// Set when intake sends the message again for a job it already knows (a token of the
+    /// send, e.g. its time): the body differs from the message it replaces, so a FIFO queue's
+    /// deduplication (by content, five minutes) does not drop it while that one sits in a
+    /// dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend: Option<u64>,
 }
 
 /// A message body that could not be understood.
@@ -81,7 +87,13 @@ pub enum MessageError {
 impl StageMessage {
     /// A message for `stage` about `job_id`.
     pub fn new(stage: Stage, job_id: JobId) -> Self {
-        Self { v: MESSAGE_VERSION, stage, job_id }
+        Self { v: MESSAGE_VERSION, stage, job_id, resend: None }
+    }
+
+    /// A message for `stage` about `job_id` that replaces an earlier one which may be lost or
+    /// dead-lettered; `token` tells it apart from that one (see [`StageMessage::resend`]).
+    pub fn resend(stage: Stage, job_id: JobId, token: u64) -> Self {
+        Self { resend: Some(token), ..Self::new(stage, job_id) }
     }
 
     /// JSON body.
@@ -115,5 +127,10 @@ mod tests {
         let v2 = m.to_body().replace("\"v\":1", "\"v\":2");
         assert!(matches!(StageMessage::parse(&v2, Stage::Mint), Err(MessageError::Version(2))));
         assert!(matches!(StageMessage::parse("nope", Stage::Mint), Err(MessageError::Malformed(_))));
+        // A resend is a body of its own, and reads as the same request.
+        let again = StageMessage::resend(Stage::Mint, id, 1_764_000_000_000);
+        assert_ne!(again.to_body(), m.to_body());
+        assert_eq!(StageMessage::parse(&again.to_body(), Stage::Mint).unwrap().job_id, id);
+        assert!(!m.to_body().contains("resend"), "first sends keep their one body");
     }
 }

@@ -7,6 +7,8 @@
 //! is how a stalled batch is resumed. Every stage is idempotent, so a message sent twice costs
 //! a no-op.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use latentmint_core::{Job, JobSpec, JobState, Stage, StageMessage};
 
 use crate::{Ports, StageError};
@@ -44,6 +46,13 @@ pub async fn submit(ports: &Ports, spec: JobSpec) -> Result<Intake, StageError> 
         return Ok(Intake::Known(current.state));
     };
     // Sent after the insert: a crash in between is healed by the next submit, which re-sends.
-    ports.queue.send(stage.queue(), &StageMessage::new(stage, current.id()).to_body()).await?;
+    let message = if inserted {
+        StageMessage::new(stage, current.id())
+    } else {
+        // Its own body, or a FIFO queue would take it for the one it replaces (see resend).
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        StageMessage::resend(stage, current.id(), now)
+    };
+    ports.queue.send(stage.queue(), &message.to_body()).await?;
     Ok(if inserted { Intake::Queued } else { Intake::Requeued(stage) })
 }
