@@ -259,3 +259,23 @@ async fn a_paused_contract_makes_mints_wait_not_fail() {
     minter.contract().unpause().send().await.unwrap().get_receipt().await.unwrap();
     assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(job));
 }
+
+#[tokio::test]
+async fn a_wallet_not_yet_granted_the_minter_role_waits_for_it() {
+    let (node, _chain, admin) = setup().await;
+    // A second wallet on the same contract, before anyone grants it MINTER_ROLE.
+    let other = Chain::connect(&node.rpc_url, node.dev_key(1).unwrap(), CHAIN_ID).await.unwrap();
+    let contract = latentmint_chain::from_alloy(*admin.contract().address());
+    let minter = other.minter(contract, 1);
+    let job = JobId::from_bytes([7; 32]);
+    let cid = cid_of_bytes(b"metadata");
+    match minter.mint(job, recipient(), &cid).await {
+        Err(latentmint_core::ports::PortError::Transient(m)) => {
+            assert!(m.contains(&format!("grantRole(MINTER_ROLE, {})", other.sender())), "{m}")
+        }
+        other => panic!("a missing role must be transient, got {other:?}"),
+    }
+    let role = admin.contract().MINTER_ROLE().call().await.unwrap();
+    admin.contract().grantRole(role, to_alloy(other.sender())).send().await.unwrap().get_receipt().await.unwrap();
+    assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(job));
+}

@@ -433,22 +433,38 @@ impl EvmMinter {
 alloy::sol! {
     /// OpenZeppelin `Pausable`'s refusal while the contract is paused (both our contracts).
     error EnforcedPause();
+    /// OpenZeppelin `AccessControl`'s refusal of a sender without the role.
+    error AccessControlUnauthorizedAccount(address account, bytes32 neededRole);
 }
 
 /// A failed call or estimate as a port error: the contract's own refusal (decoded with the
 /// contract's error interface `I`) and reverts are permanent, the RPC's troubles transient.
-/// A pause is transient: the operator paused minting on purpose and will lift it, and a job
-/// failed for it would never be minted.
+/// Two refusals are the operator's to lift, so they are transient: a pause, and a sender
+/// without the role (a new key not yet granted it). A job failed for either would never be
+/// minted; retried, and resumed by a later submit, it is minted once the operator acts.
 pub(crate) fn classify<I: alloy::sol_types::SolInterface + std::fmt::Debug>(
     what: &str,
     e: alloy::contract::Error,
 ) -> PortError {
     use alloy::contract::Error as E;
     use alloy::sol_types::SolError;
-    if e.as_revert_data().is_some_and(|d| d.starts_with(&EnforcedPause::SELECTOR)) {
-        return PortError::Transient(format!(
-            "the contract is paused: the {what} waits until a PAUSER_ROLE holder calls unpause()"
-        ));
+    if let Some(data) = e.as_revert_data() {
+        if data.starts_with(&EnforcedPause::SELECTOR) {
+            return PortError::Transient(format!(
+                "the contract is paused: the {what} waits until a PAUSER_ROLE holder calls unpause()"
+            ));
+        }
+        if let Ok(refused) = AccessControlUnauthorizedAccount::abi_decode(&data) {
+            let role = ["MINTER_ROLE", "METADATA_ROLE", "PAUSER_ROLE"]
+                .into_iter()
+                .find(|name| alloy::primitives::keccak256(name) == refused.neededRole)
+                .map_or_else(|| refused.neededRole.to_string(), str::to_string);
+            return PortError::Transient(format!(
+                "the sending wallet {} lacks {role}, which the {what} needs: it waits until an admin grants it \
+                 (grantRole({role}, {}))",
+                refused.account, refused.account
+            ));
+        }
     }
     match &e {
         E::TransportError(t) if t.as_error_resp().is_some() => {
