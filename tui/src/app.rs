@@ -64,6 +64,9 @@ pub enum Action {
     None,
     /// Approve (true) or reject (false) these jobs: the marked ones, or else the selected one.
     Decide(Vec<JobId>, bool),
+    /// Send every job that is not settled on to the stage it waits for (`R`): after a stall
+    /// whose cause is gone, for jobs whose messages were dead-lettered.
+    Resume,
 }
 
 impl App {
@@ -125,6 +128,7 @@ impl App {
         let n = self.rows().len();
         match key {
             'q' => self.quit = true,
+            'R' => return Action::Resume,
             'f' => {
                 self.view = if self.view == View::Staging { View::Stopped } else { View::Staging };
                 self.selected = 0;

@@ -62,6 +62,7 @@ struct Backend {
     jobs: Box<dyn JobStore>,
     blobs: Box<dyn BlobStore>,
     after_decision: &'static str,
+    after_resume: &'static str,
 }
 
 async fn backend(args: &Args) -> anyhow::Result<Backend> {
@@ -76,6 +77,7 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
                 // The run keeps its images next to its database.
                 blobs: Box::new(FsBlobStore::new(db.parent().unwrap_or(Path::new(".")).join("blobs"))),
                 after_decision: "a running `latentmint run` picks it up",
+                after_resume: "a running `latentmint run` picks them up (or run it again)",
             })
         }
         (None, Some(prefix), Some(table), Some(bucket)) => {
@@ -91,6 +93,7 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
                     bucket.clone(),
                 )),
                 after_decision: "the stack's publish function picks it up",
+                after_resume: "the stack's functions pick them up",
             })
         }
         _ => bail!("give a run's pipeline.db, or --queue-prefix, --jobs-table and --bucket of a deployed stack"),
@@ -124,6 +127,24 @@ async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, 
         status.push_str(&failed.join(" · "));
     }
     status
+}
+
+/// Sends every unsettled job on to the stage it waits for, and says how many went where.
+async fn resume(b: &Backend) -> String {
+    match latentmint_stages::intake::resume(b.jobs.as_ref(), b.queue.as_ref()).await {
+        Ok(sent) if sent.is_empty() => "nothing to resume: every job is settled or awaits review".into(),
+        Ok(sent) => {
+            let per_stage: Vec<String> = Stage::ALL
+                .iter()
+                .filter_map(|stage| {
+                    let n = sent.iter().filter(|(_, s)| s == stage).count();
+                    (n > 0).then(|| format!("{n} to {}", stage.queue()))
+                })
+                .collect();
+            format!("resumed {} jobs ({}); {}", sent.len(), per_stage.join(", "), b.after_resume)
+        }
+        Err(e) => format!("resume stopped: {e}; press R again (a job sent twice is done once)"),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -160,8 +181,12 @@ fn main() -> anyhow::Result<()> {
                 KeyCode::Esc => 'q',
                 _ => continue,
             };
-            if let Action::Decide(ids, approve) = app.on_key(c) {
-                app.status = rt.block_on(decide_all(&b, &ids, approve, &args.operator));
+            match app.on_key(c) {
+                Action::Decide(ids, approve) => {
+                    app.status = rt.block_on(decide_all(&b, &ids, approve, &args.operator));
+                }
+                Action::Resume => app.status = rt.block_on(resume(&b)),
+                Action::None => {}
             }
         }
         Ok(())
@@ -297,6 +322,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn r_resumes_stalled_jobs_at_the_stage_each_waits_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let b = Backend {
+            queue: Box::new(SqliteQueue::open(&db, 5).unwrap()),
+            jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
+            blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
+            after_decision: "picked up",
+            after_resume: "picked up",
+        };
+        let mut app = App::default();
+        assert_eq!(app.on_key('R'), Action::Resume);
+        assert_eq!(resume(&b).await, "nothing to resume: every job is settled or awaits review");
+        // Two jobs whose mint messages ran out of retries, one whose publish did, one waiting
+        // for an operator (not the dashboard's to move on).
+        let stalled = [("one", JobState::Published), ("two", JobState::Published), ("three", JobState::Approved)];
+        for (prompt, state) in stalled {
+            let mut j = waiting_job(prompt);
+            j.state = state;
+            b.jobs.insert_if_absent(&j).await.unwrap();
+        }
+        b.jobs.insert_if_absent(&waiting_job("four")).await.unwrap();
+        assert_eq!(resume(&b).await, "resumed 3 jobs (1 to publish, 2 to mint); picked up");
+        assert_eq!(b.queue.stats("mint").await.unwrap().visible, 2);
+        assert_eq!(b.queue.stats("publish").await.unwrap().visible, 1);
+        assert_eq!(b.queue.stats("review").await.unwrap().visible, 0);
+    }
+
+    #[tokio::test]
     async fn a_marked_batch_is_decided_at_once_and_a_job_decided_elsewhere_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("p.db");
@@ -305,6 +359,7 @@ mod tests {
             jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
             blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
             after_decision: "picked up",
+            after_resume: "picked up",
         };
         let batch = [waiting_job("one"), waiting_job("two"), waiting_job("three")];
         for j in &batch {

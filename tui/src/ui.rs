@@ -56,7 +56,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
                 [Constraint::Length(1), Constraint::Length(9), Constraint::Length(6), Constraint::Min(10)],
                 ["", "job", "score", "prompt"],
                 format!(
-                    " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, f stopped jobs, q quit) ",
+                    " QA staging: {} waiting{marked}  (space mark, * all, a approve, r reject, f stopped jobs, R resume stalled, q quit) ",
                     app.snapshot.staging.len()
                 ),
             )
@@ -71,7 +71,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
                 [Constraint::Length(9), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)],
                 ["job", "state", "why", "prompt"],
                 format!(
-                    " Stopped: {} failed or rejected  (f staging queue, j/k move, q quit) ",
+                    " Stopped: {} failed or rejected  (f staging queue, j/k move, R resume stalled, q quit) ",
                     app.snapshot.stopped.len()
                 ),
             )

@@ -9,7 +9,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use latentmint_core::{Job, JobSpec, JobState, Stage, StageMessage};
+use latentmint_core::ports::{JobStore, Queue};
+use latentmint_core::{Job, JobId, JobSpec, JobState, Stage, StageMessage};
 
 use crate::{Ports, StageError};
 
@@ -37,6 +38,29 @@ pub fn waiting_for(state: JobState) -> Option<Stage> {
     }
 }
 
+/// A token that tells a resend apart from the message it replaces (see
+/// [`StageMessage::resend`]): the time, in milliseconds.
+fn resend_token() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Sends every job that is not settled on to the stage it waits for: what an operator does
+/// once the cause of a stall is gone (the contract unpaused, the RPC back), for jobs whose
+/// messages were dead-lettered, from the dashboard (`R`) or for a whole stack. A job already on
+/// its way gets a second message, which its stage ignores (a job still `queued` may be
+/// generated twice at worst; one result is kept). Returns the jobs sent on, and where.
+pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Vec<(JobId, Stage)>, StageError> {
+    let token = resend_token();
+    let mut sent = Vec::new();
+    for job in jobs.list(None).await? {
+        if let Some(stage) = waiting_for(job.state) {
+            queue.send(stage.queue(), &StageMessage::resend(stage, job.id(), token).to_body()).await?;
+            sent.push((job.id(), stage));
+        }
+    }
+    Ok(sent)
+}
+
 /// Records `spec` and queues its generation (or, for a known job, the stage it waits for).
 pub async fn submit(ports: &Ports, spec: JobSpec) -> Result<Intake, StageError> {
     let job = Job::new(spec);
@@ -50,8 +74,7 @@ pub async fn submit(ports: &Ports, spec: JobSpec) -> Result<Intake, StageError> 
         StageMessage::new(stage, current.id())
     } else {
         // Its own body, or a FIFO queue would take it for the one it replaces (see resend).
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        StageMessage::resend(stage, current.id(), now)
+        StageMessage::resend(stage, current.id(), resend_token())
     };
     ports.queue.send(stage.queue(), &message.to_body()).await?;
     Ok(if inserted { Intake::Queued } else { Intake::Requeued(stage) })

@@ -318,6 +318,27 @@ async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), 2, "nothing made again");
 }
 
+#[tokio::test]
+async fn resume_sends_every_unsettled_job_on_and_nothing_is_done_twice() {
+    let r = rig(None);
+    let s = specs(&["a red circle", "a blue square"]);
+    r.minter.paused.store(true, Ordering::SeqCst);
+    for spec in &s {
+        intake::submit(&r.ports, spec.clone()).await.unwrap();
+    }
+    drain(&r).await;
+    r.minter.paused.store(false, Ordering::SeqCst);
+    let sent = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
+    assert_eq!(sent.iter().map(|(_, stage)| *stage).collect::<Vec<_>>(), vec![Stage::Mint, Stage::Mint]);
+    drain(&r).await;
+    for spec in &s {
+        assert_eq!(state(&r, spec.id).await, JobState::Minted);
+    }
+    // Settled jobs wait for nothing: resuming again sends nothing.
+    assert!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().is_empty());
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 2);
+}
+
 #[test]
 fn each_unsettled_state_waits_for_one_stage() {
     use intake::waiting_for;
