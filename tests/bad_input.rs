@@ -243,3 +243,37 @@ fn verify_arguments() {
     let e = verify(&[&rpc[..], &contract[..], &["--token", "1", "--ipfs-dir", dir]].concat());
     assert!(e.contains("127.0.0.1:9"), "{e}");
 }
+
+/// `latentmint review FILE JOB --retry` sends a failed job back to the stage that failed it;
+/// a prefix that names no failed job, and a retry that would also reject, are refused.
+#[tokio::test]
+async fn a_failed_job_is_retried_by_its_prefix_and_nothing_else_is() {
+    use latentmint_core::ports::JobStore;
+    let (_tmp, data, folder, file) = state_folder_with(&[("collection-name", "Bad Input")]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let spec = latentmint_core::collection::Collection::from_toml("c.toml", &text).unwrap().jobs().unwrap().remove(0);
+    let mut job = latentmint_core::Job::new(spec);
+    job.state = latentmint_core::JobState::Failed;
+    job.metadata_cid = Some(latentmint_core::cid::cid_of_bytes(b"metadata"));
+    job.error = Some("the contract refused the mint".into());
+    let jobs = latentmint_embedded::SqliteJobStore::open(&folder.join("pipeline.db")).unwrap();
+    jobs.insert_if_absent(&job).await.unwrap();
+    let prefix = job.id().short();
+
+    let stderr = refused_in(&data, &file, &["review"], &["ffffffff", "--retry"]);
+    assert!(stderr.contains("no job failed matches `ffffffff` (1 failed)"), "{stderr}");
+    let stderr = refused_in(&data, &file, &["review"], &[&prefix, "--retry", "--reject"]);
+    assert!(stderr.contains("--retry") && stderr.contains("--reject"), "{stderr}");
+
+    let out = Command::new(latentmint_bin())
+        .args(["review"])
+        .arg(&file)
+        .args([&prefix, "--retry", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(failed: the contract refused the mint) goes back to the mint stage"), "{stdout}");
+    assert_eq!(jobs.get(job.id()).await.unwrap().unwrap().state, latentmint_core::JobState::Published);
+}

@@ -67,6 +67,8 @@ pub enum Action {
     /// Send every job that is not settled on to the stage it waits for (`R`): after a stall
     /// whose cause is gone, for jobs whose messages were dead-lettered.
     Resume,
+    /// Send this failed job back to the stage that failed it (`t`), its cause fixed.
+    Retry(JobId),
 }
 
 impl App {
@@ -136,6 +138,15 @@ impl App {
             ' ' | '*' | 'a' | 'r' if self.view == View::Stopped => {
                 self.status = "decisions are made in the staging queue: f shows it".into();
             }
+            't' => match self.rows().get(self.selected) {
+                Some(job) if self.view == View::Stopped && job.state == JobState::Failed => {
+                    return Action::Retry(job.id());
+                }
+                Some(_) if self.view == View::Stopped => {
+                    self.status = "a rejected job was decided, not failed: it is not retried".into();
+                }
+                _ => self.status = "t retries a failed job: f lists them".into(),
+            },
             'j' | '↓' if n > 0 => self.selected = (self.selected + 1).min(n - 1),
             'k' | '↑' => self.selected = self.selected.saturating_sub(1),
             ' ' => {

@@ -147,6 +147,14 @@ async fn resume(b: &Backend) -> String {
     }
 }
 
+/// Sends failed job `id` back to the stage that failed it, and says where.
+async fn retry(b: &Backend, id: latentmint_core::JobId) -> String {
+    match latentmint_stages::intake::retry(b.jobs.as_ref(), b.queue.as_ref(), id).await {
+        Ok(stage) => format!("job {} goes back to the {} stage; {}", id.short(), stage.queue(), b.after_resume),
+        Err(e) => format!("job {}: {e}", id.short()),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -186,6 +194,7 @@ fn main() -> anyhow::Result<()> {
                     app.status = rt.block_on(decide_all(&b, &ids, approve, &args.operator));
                 }
                 Action::Resume => app.status = rt.block_on(resume(&b)),
+                Action::Retry(id) => app.status = rt.block_on(retry(&b, id)),
                 Action::None => {}
             }
         }
@@ -348,6 +357,40 @@ mod tests {
         assert_eq!(b.queue.stats("mint").await.unwrap().visible, 2);
         assert_eq!(b.queue.stats("publish").await.unwrap().visible, 1);
         assert_eq!(b.queue.stats("review").await.unwrap().visible, 0);
+    }
+
+    #[tokio::test]
+    async fn t_retries_the_selected_failed_job_and_not_a_rejected_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let b = Backend {
+            queue: Box::new(SqliteQueue::open(&db, 5).unwrap()),
+            jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
+            blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
+            after_decision: "picked up",
+            after_resume: "picked up",
+        };
+        let mut failed = waiting_job("failed at mint");
+        (failed.state, failed.metadata_cid) = (JobState::Failed, Some("bafkreimeta".into()));
+        failed.error = Some("the contract refused the mint".into());
+        let mut rejected = waiting_job("rejected by ada");
+        (rejected.state, rejected.error) = (JobState::Rejected, Some("rejected by ada".into()));
+        b.jobs.insert_if_absent(&failed).await.unwrap();
+        b.jobs.insert_if_absent(&rejected).await.unwrap();
+        let mut app = App::default();
+        assert!(matches!(app.on_key('t'), Action::None) && app.status.contains("f lists them"));
+        app.on_key('f');
+        app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
+        let row = |app: &App, prompt: &str| app.rows().iter().position(|j| j.spec.prompt == prompt).unwrap();
+        app.selected = row(&app, "rejected by ada");
+        assert_eq!(app.on_key('t'), Action::None);
+        assert!(app.status.contains("not retried"), "{}", app.status);
+        app.selected = row(&app, "failed at mint");
+        assert_eq!(app.on_key('t'), Action::Retry(failed.id()));
+        let status = retry(&b, failed.id()).await;
+        assert_eq!(status, format!("job {} goes back to the mint stage; picked up", failed.id().short()));
+        assert_eq!(b.jobs.get(failed.id()).await.unwrap().unwrap().state, JobState::Published);
+        assert_eq!(b.queue.stats("mint").await.unwrap().visible, 1);
     }
 
     #[tokio::test]

@@ -71,7 +71,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
                 [Constraint::Length(9), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)],
                 ["job", "state", "why", "prompt"],
                 format!(
-                    " Stopped: {} failed or rejected  (f staging queue, j/k move, R resume stalled, q quit) ",
+                    " Stopped: {} failed or rejected  (t retry failed, f staging queue, j/k move, R resume stalled, q quit) ",
                     app.snapshot.stopped.len()
                 ),
             )

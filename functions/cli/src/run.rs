@@ -68,6 +68,10 @@ pub struct ReviewArgs {
     /// Approve (default) or reject.
     #[arg(long)]
     pub reject: bool,
+    /// Instead of deciding a job awaiting review, send a failed job back to the stage that
+    /// failed it, once its cause is fixed (the job is matched among the failed ones).
+    #[arg(long, conflicts_with = "reject")]
+    pub retry: bool,
     /// Who decides (recorded on the job).
     #[arg(long, env = "USER", default_value = "operator")]
     pub operator: String,
@@ -723,14 +727,27 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     run_dir(&args.data_dir, &collection)?;
     let queue = SqliteQueue::open(&db, 5)?;
     let jobs = SqliteJobStore::open(&db)?;
-    let waiting = jobs.list(Some(JobState::AwaitingReview)).await?;
+    let (among, what) =
+        if args.retry { (JobState::Failed, "failed") } else { (JobState::AwaitingReview, "awaiting review") };
+    let candidates = jobs.list(Some(among)).await?;
     let matches: Vec<&Job> =
-        waiting.iter().filter(|j| j.id().to_string().starts_with(&args.job.to_lowercase())).collect();
+        candidates.iter().filter(|j| j.id().to_string().starts_with(&args.job.to_lowercase())).collect();
     let job = match matches.as_slice() {
         [one] => *one,
-        [] => bail!("no job awaiting review matches `{}` ({} waiting)", args.job, waiting.len()),
-        _ => bail!("`{}` matches {} jobs awaiting review; give more digits", args.job, matches.len()),
+        [] => bail!("no job {what} matches `{}` ({} {what})", args.job, candidates.len()),
+        _ => bail!("`{}` matches {} jobs {what}; give more digits", args.job, matches.len()),
     };
+    if args.retry {
+        let why = job.error.clone().unwrap_or_default();
+        let stage = latentmint_stages::intake::retry(&jobs, &queue, job.id()).await?;
+        println!(
+            "job {} (failed: {why}) goes back to the {} stage; run `latentmint run {}` to continue",
+            job.id().short(),
+            stage.queue(),
+            args.collection.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let state = latentmint_stages::review::decide(&jobs, &queue, job.id(), !args.reject, &args.operator).await?;
     println!("job {} is now {state}; run `latentmint run {}` to continue", job.id().short(), args.collection.display());
     Ok(ExitCode::SUCCESS)

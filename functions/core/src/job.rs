@@ -472,6 +472,27 @@ impl Job {
         Ok(())
     }
 
+    /// An operator sends a failed job back to where it stopped, once the cause is fixed (a
+    /// model file restored, a pinning service replaced, a contract setting corrected): to the
+    /// state its recorded progress shows, so the stage that failed it runs again. `published`
+    /// when its metadata is pinned, `approved` when it was approved, `generated` when it has an
+    /// image, else `queued`. Safe for exactly-once: a job is never failed after its mint, a
+    /// mint reads the chain before it sends, and the contract refuses a job twice.
+    pub fn record_retry(&mut self) -> Result<JobState, TransitionError> {
+        let to = if self.metadata_cid.is_some() {
+            JobState::Published
+        } else if self.reviewed_by.is_some() {
+            JobState::Approved
+        } else if self.image_key.is_some() {
+            JobState::Generated
+        } else {
+            JobState::Queued
+        };
+        self.advance(&[JobState::Failed], to)?;
+        self.error = None;
+        Ok(to)
+    }
+
     /// A permanent failure. A minted job can never be marked failed.
     pub fn record_failure(&mut self, reason: String) -> Result<(), TransitionError> {
         self.advance(
@@ -523,6 +544,25 @@ mod tests {
             elapsed_ms: 1,
             image_sha256: "00".into(),
         }
+    }
+
+    #[test]
+    fn a_failed_job_is_retried_from_where_it_stopped() {
+        let mut j = Job::new(spec());
+        j.record_failure("the model file is missing".into()).unwrap();
+        assert_eq!(j.record_retry(), Ok(JobState::Queued));
+        assert_eq!(j.error, None);
+        j.record_generation("k".into(), record()).unwrap();
+        j.record_qa(QaReport::for_tests(0.9), JobState::Approved).unwrap();
+        j.record_failure("the pinning service refused".into()).unwrap();
+        assert_eq!(j.record_retry(), Ok(JobState::Approved));
+        j.record_publication("bafyimage".into(), "bafymeta".into()).unwrap();
+        j.record_failure("the contract refused the mint".into()).unwrap();
+        assert_eq!(j.record_retry(), Ok(JobState::Published));
+        // Only failed jobs: a minted (or rejected) one stays as it is.
+        j.record_mint("1".into(), None).unwrap();
+        assert!(j.record_retry().is_err());
+        assert_eq!(j.state, JobState::Minted);
     }
 
     #[test]

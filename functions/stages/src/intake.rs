@@ -61,6 +61,19 @@ pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Vec<(JobId
     Ok(sent)
 }
 
+/// Sends failed job `id` back to where it stopped ([`Job::record_retry`]) and on to the stage
+/// that failed it: an operator's retry once the cause is fixed. Returns that stage.
+pub async fn retry(jobs: &dyn JobStore, queue: &dyn Queue, id: JobId) -> Result<Stage, StageError> {
+    let mut job = jobs.get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))?;
+    let to = job.record_retry().map_err(|e| StageError::Fail(format!("{e}: only a failed job can be retried")))?;
+    if !jobs.update(&job, JobState::Failed).await? {
+        return Err(StageError::Fail(format!("job {} changed while it was being retried; look again", id.short())));
+    }
+    let stage = waiting_for(to).ok_or_else(|| StageError::Fail(format!("job {} went back to {to}", id.short())))?;
+    queue.send(stage.queue(), &StageMessage::resend(stage, id, resend_token()).to_body()).await?;
+    Ok(stage)
+}
+
 /// Records `spec` and queues its generation (or, for a known job, the stage it waits for).
 pub async fn submit(ports: &Ports, spec: JobSpec) -> Result<Intake, StageError> {
     let job = Job::new(spec);

@@ -339,6 +339,25 @@ async fn resume_sends_every_unsettled_job_on_and_nothing_is_done_twice() {
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test]
+async fn a_failed_job_is_retried_at_the_stage_that_failed_it() {
+    // The pinner lies: publication fails the job for good.
+    let r = rig(Some(Arc::new(LyingPinner)));
+    let s = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, s.clone()).await.unwrap();
+    drain(&r).await;
+    assert_eq!(state(&r, s.id).await, JobState::Failed);
+    // Resuming does not touch it: failed is final until an operator says otherwise.
+    assert!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().is_empty());
+    assert_eq!(intake::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap(), Stage::Publish);
+    let job = r.jobs.get(s.id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.error), (JobState::Approved, None));
+    assert_eq!(r.queue.stats("publish").await.unwrap().visible, 1);
+    // A job that is not failed is refused by name.
+    let e = intake::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap_err().to_string();
+    assert!(e.contains("only a failed job can be retried"), "{e}");
+}
+
 #[test]
 fn each_unsettled_state_waits_for_one_stage() {
     use intake::waiting_for;
