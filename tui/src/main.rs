@@ -330,8 +330,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn r_resumes_stalled_jobs_at_the_stage_each_waits_for() {
+    /// The dashboard's ports on a fresh local database (kept while the folder lives).
+    fn local_backend() -> (tempfile::TempDir, Backend) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("p.db");
         let b = Backend {
@@ -341,6 +341,12 @@ mod tests {
             after_decision: "picked up",
             after_resume: "picked up",
         };
+        (dir, b)
+    }
+
+    #[tokio::test]
+    async fn r_resumes_stalled_jobs_at_the_stage_each_waits_for() {
+        let (_dir, b) = local_backend();
         let mut app = App::default();
         assert_eq!(app.on_key('R'), Action::Resume);
         assert_eq!(resume(&b).await, "nothing to resume: every job is settled or awaits review");
@@ -361,15 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn t_retries_the_selected_failed_job_and_not_a_rejected_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("p.db");
-        let b = Backend {
-            queue: Box::new(SqliteQueue::open(&db, 5).unwrap()),
-            jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
-            blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
-            after_decision: "picked up",
-            after_resume: "picked up",
-        };
+        let (_dir, b) = local_backend();
         let mut failed = waiting_job("failed at mint");
         (failed.state, failed.metadata_cid) = (JobState::Failed, Some("bafkreimeta".into()));
         failed.error = Some("the contract refused the mint".into());
@@ -395,15 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_marked_batch_is_decided_at_once_and_a_job_decided_elsewhere_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("p.db");
-        let b = Backend {
-            queue: Box::new(SqliteQueue::open(&db, 5).unwrap()),
-            jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
-            blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
-            after_decision: "picked up",
-            after_resume: "picked up",
-        };
+        let (_dir, b) = local_backend();
         let batch = [waiting_job("one"), waiting_job("two"), waiting_job("three")];
         for j in &batch {
             b.jobs.insert_if_absent(j).await.unwrap();

@@ -290,8 +290,9 @@ async fn resubmitting_and_redelivering_does_no_work_twice() {
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
+/// Two jobs whose mints met a paused contract until their messages were dead-lettered (the
+/// contract is still paused).
+async fn stalled_at_mint() -> (Rig, Vec<latentmint_core::JobSpec>) {
     let r = rig(None);
     let s = specs(&["a red circle", "a blue square"]);
     r.minter.paused.store(true, Ordering::SeqCst);
@@ -299,6 +300,12 @@ async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
         intake::submit(&r.ports, spec.clone()).await.unwrap();
     }
     drain(&r).await;
+    (r, s)
+}
+
+#[tokio::test]
+async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
+    let (r, s) = stalled_at_mint().await;
     // Each mint was retried until its message went to the dead-letter queue: the jobs wait,
     // published, neither failed nor minted.
     assert_eq!(r.queue.stats("mint").await.unwrap().dead, 2);
@@ -320,13 +327,7 @@ async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
 
 #[tokio::test]
 async fn resume_sends_every_unsettled_job_on_and_nothing_is_done_twice() {
-    let r = rig(None);
-    let s = specs(&["a red circle", "a blue square"]);
-    r.minter.paused.store(true, Ordering::SeqCst);
-    for spec in &s {
-        intake::submit(&r.ports, spec.clone()).await.unwrap();
-    }
-    drain(&r).await;
+    let (r, s) = stalled_at_mint().await;
     r.minter.paused.store(false, Ordering::SeqCst);
     let sent = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
     assert_eq!(sent.iter().map(|(_, stage)| *stage).collect::<Vec<_>>(), vec![Stage::Mint, Stage::Mint]);
