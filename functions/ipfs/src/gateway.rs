@@ -61,12 +61,7 @@ impl ContentSource for Gateway {
             )));
         }
         if !status.is_success() {
-            let msg = format!("gateway {} for {cid}: HTTP {status}", self.base);
-            return Err(if status.is_client_error() && status.as_u16() != 429 {
-                PortError::Permanent(msg)
-            } else {
-                PortError::Transient(msg)
-            });
+            return Err(crate::by_status(Some(status), format!("gateway {} for {cid}: HTTP {status}", self.base)));
         }
         let too_big = || {
             PortError::Permanent(format!(

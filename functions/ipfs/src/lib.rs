@@ -58,13 +58,8 @@ impl KuboPinner {
         }
     }
 
-    /// Transport trouble and 5xx pass; a refusal (4xx) is the request's or the config's.
     fn classify(&self, what: &str, e: reqwest::Error) -> PortError {
-        let msg = format!("IPFS {what} at {}: {e}", self.api);
-        match e.status() {
-            Some(s) if s.is_client_error() && s.as_u16() != 429 => PortError::Permanent(msg),
-            _ => PortError::Transient(msg),
-        }
+        by_status(e.status(), format!("IPFS {what} at {}: {e}", self.api))
     }
 
     async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> PortResult<reqwest::Response> {
@@ -74,12 +69,16 @@ impl KuboPinner {
             return Ok(resp);
         }
         let body: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
-        let msg = format!("IPFS {what} at {}: HTTP {status}: {body}", self.api);
-        Err(if status.is_client_error() && status.as_u16() != 429 {
-            PortError::Permanent(msg)
-        } else {
-            PortError::Transient(msg)
-        })
+        Err(by_status(Some(status), format!("IPFS {what} at {}: HTTP {status}: {body}", self.api)))
+    }
+}
+
+/// Transport trouble, throttling (429) and 5xx pass; any other refusal (4xx) is the request's
+/// or the configuration's, and retrying will not help.
+fn by_status(status: Option<reqwest::StatusCode>, msg: String) -> PortError {
+    match status {
+        Some(s) if s.is_client_error() && s.as_u16() != 429 => PortError::Permanent(msg),
+        _ => PortError::Transient(msg),
     }
 }
 
