@@ -11,13 +11,14 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use latentmint_chain::provenance::{EvmProvenanceSigner, signing_hash};
 use latentmint_core::job::AdapterRecord;
-use latentmint_core::living::{EvolutionRecord, Trigger};
+use latentmint_core::living::{EvolutionRecord, OracleReading, Trigger};
 use latentmint_core::metadata::{Provenance, TokenMetadata};
 use latentmint_core::ports::ProvenanceSigner;
 use latentmint_e2e::{latentmint_bin, repo_root};
 use serde_json::Value;
 
-/// A record with every part set, and a seed above 2^53 (JavaScript's exact integers).
+/// A record with every part set (a feed's answer included), and a seed above 2^53
+/// (JavaScript's exact integers).
 fn record() -> Provenance {
     let mut p = Provenance { seed: 9_007_199_254_740_993, ..Provenance::for_tests() };
     p.model.files = [("text_encoder/model.onnx", "0a"), ("unet/model.onnx", "0b")]
@@ -38,6 +39,13 @@ fn record() -> Provenance {
             log_index: 4,
         },
         strength: 0.35,
+        oracle: Some(OracleReading {
+            feed: "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419".into(),
+            round: "110680464442257320247".into(),
+            answer: "-150000000000".into(),
+            decimals: 8,
+            mood: "under a stormy sky".into(),
+        }),
     });
     p
 }

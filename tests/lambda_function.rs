@@ -508,6 +508,51 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     // The next tick finds nothing new.
     let (tick, log) = s.invoke("LiveFunction", serde_json::json!({"source": "aws.scheduler"})).await;
     assert_eq!(tick["evolved"], serde_json::json!([]), "{tick}\n{log}");
+
+    // The same stack deployed with LivingOracle: the tokens live by a price feed (the
+    // stand-in from infra/contracts, placed on anvil), and an answer in a new mood evolves them.
+    let artifact: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latentmint_e2e::repo_root().join("infra/contracts/artifacts/PriceFeedStub.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let feed = alloy::primitives::Address::repeat_byte(0xfe);
+    let code = artifact["deployedBytecode"]["object"].as_str().unwrap();
+    let _: serde_json::Value = admin.provider().raw_request("anvil_setCode".into(), (feed, code)).await.unwrap();
+    alloy::sol! {
+        #[sol(rpc)]
+        contract PriceFeedStub {
+            function updateAnswer(int256 answer) external;
+        }
+    }
+    PriceFeedStub::new(feed, admin.provider().clone())
+        .updateAnswer(alloy::primitives::I256::try_from(150_000_000_000i64).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    s.refs.extend([
+        ("LivingPrompt", "{prompt}, {mood}".to_string()),
+        (
+            "LivingOracle",
+            serde_json::json!({"feed": feed.to_string(), "moods": [
+                {"below": 2000, "words": "under a stormy sky"}, {"words": "in bright sunshine"}]})
+            .to_string(),
+        ),
+    ]);
+    let (tick, log) = s.invoke("LiveFunction", serde_json::json!({"source": "aws.scheduler"})).await;
+    assert_eq!(tick["evolved"], serde_json::json!([token]), "{tick}\n{log}");
+    let by_feed: TokenMetadata = serde_json::from_slice(
+        &fetch(collection.token_uri(&token).await.unwrap().trim_start_matches("ipfs://").to_string()).await,
+    )
+    .unwrap();
+    assert!(by_feed.provenance.prompt.ends_with(", under a stormy sky"), "{}", by_feed.provenance.prompt);
+    let reading = by_feed.provenance.evolution.and_then(|e| e.oracle).expect("the feed's answer in the record");
+    assert_eq!((reading.answer.as_str(), reading.decimals), ("150000000000", 8));
+    let (tick, log) = s.invoke("LiveFunction", serde_json::json!({"source": "aws.scheduler"})).await;
+    assert_eq!(tick["evolved"], serde_json::json!([]), "one answer, one evolution\n{tick}\n{log}");
 }
 
 /// With a Content Credentials key configured but its certificate chain not uploaded, the

@@ -415,3 +415,99 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert_eq!(first_failure(kept), "signed for this contract and chain");
     assert_eq!(first_failure(moved), "image fetched");
 }
+
+alloy::sol! {
+    #[sol(rpc)]
+    contract PriceFeedStub {
+        function updateAnswer(int256 answer) external;
+    }
+}
+
+/// `[living.oracle]`: a price feed (the stand-in from infra/contracts, placed on anvil) moves
+/// the collection between moods. An answer in another mood evolves every token once, an answer
+/// in the same mood evolves nothing, transfers evolve nothing, and each new record names the
+/// answer that made it and checks out from the chain inwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_price_feed_moving_into_another_mood_evolves_every_token_once() {
+    use alloy::providers::Provider;
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = node.dev_key(0).unwrap().to_string();
+    let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
+    let alice = Chain::connect(&node.rpc_url, node.dev_key(1).unwrap(), CHAIN_ID).await.unwrap().sender();
+    let artifact: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latentmint_e2e::repo_root().join("infra/contracts/artifacts/PriceFeedStub.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let feed = alloy::primitives::Address::repeat_byte(0xfe);
+    let _: serde_json::Value = chain
+        .provider()
+        .raw_request("anvil_setCode".into(), (feed, artifact["deployedBytecode"]["object"].as_str().unwrap()))
+        .await
+        .unwrap();
+    let post = |usd: i64| {
+        let feed = PriceFeedStub::new(feed, chain.provider().clone());
+        async move {
+            let answer = alloy::primitives::I256::try_from(usd * 100_000_000).unwrap();
+            feed.updateAnswer(answer).send().await.unwrap().get_receipt().await.unwrap();
+        }
+    };
+    let text = collection(&node.rpc_url, alice)
+        .replace("name = \"Living Test\"", "name = \"Living Oracle\"")
+        .replace("prompt = \"{prompt}, generation {generation}\"", "prompt = \"{prompt}, {mood}\"")
+        .replace("max_generations = 1", "max_generations = 4")
+        .replace(
+            "[[prompts]]\ntext = \"a red square\"",
+            &format!(
+                "[living.oracle]\nfeed = \"{feed}\"\n\
+                 [[living.oracle.moods]]\nbelow = 2000\nwords = \"under a stormy sky\"\n\
+                 [[living.oracle.moods]]\nwords = \"in bright sunshine\"\n\n[[prompts]]\ntext = \"a red square\""
+            ),
+        );
+    let file = dir.path().join("oracle.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = latentmint_run(&file, &data).env("LATENTMINT_SIGNER_KEY", &key).output().unwrap();
+    assert!(out.status.success(), "run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("living-oracle/deployment.json")).unwrap()).unwrap();
+    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
+    let m = chain.minter(contract, 1);
+    let ids = minted(&m).await;
+    assert_eq!(ids.len(), 2);
+
+    let quiet = live(&file, &data, &key);
+    assert!(quiet.contains("watching the price feed") && quiet.contains("0 evolution(s)"), "{quiet}");
+    // A transfer evolves nothing in a collection that lives by its feed.
+    transfer(&node, contract, 1, chain.sender(), ids[0]).await;
+    post(1500).await;
+    assert!(live(&file, &data, &key).contains("2 evolution(s)"), "the first answer sets the mood");
+    post(1800).await;
+    assert!(live(&file, &data, &key).contains("0 evolution(s)"), "the same mood changes nothing");
+    post(2500).await;
+    assert!(live(&file, &data, &key).contains("2 evolution(s)"), "another mood evolves every token");
+    assert!(live(&file, &data, &key).contains("0 evolution(s)"), "each answer is acted on once");
+    assert_eq!(metadata_update_count(&m).await, 4);
+
+    let store = LocalContentStore::new(data.join("living-oracle/ipfs"));
+    let uri = m.token_uri(&ids[1].to_string()).await.unwrap();
+    let now: TokenMetadata =
+        serde_json::from_slice(&store.fetch(uri.trim_start_matches("ipfs://")).await.unwrap()).unwrap();
+    assert!(now.provenance.prompt.ends_with("a blue circle, in bright sunshine"), "{}", now.provenance.prompt);
+    let evolution = now.provenance.evolution.clone().expect("an evolution record");
+    assert_eq!(evolution.generation, 2);
+    let reading = evolution.oracle.expect("the feed's answer");
+    assert_eq!((reading.answer.as_str(), reading.decimals), ("250000000000", 8));
+    assert_eq!(reading.feed, latentmint_chain::from_alloy(feed).to_string());
+    assert_eq!(latentmint_chain::provenance::verify(&now.provenance), Ok(chain.sender()));
+
+    // A collector's check of every token, from the chain inwards.
+    let out = Command::new(latentmint_bin())
+        .args(["verify", "--rpc-url", &node.rpc_url, "--contract", &contract.to_string(), "--all", "--ipfs-dir"])
+        .arg(data.join("living-oracle/ipfs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("verified: 2 of 2 tokens"), "{stdout}");
+}

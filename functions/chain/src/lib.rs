@@ -7,6 +7,7 @@
 
 pub mod contract;
 mod editions;
+mod feed;
 mod lease;
 mod minter;
 mod node;
@@ -14,6 +15,7 @@ pub mod provenance;
 mod verify;
 
 pub use editions::EditionTerms;
+pub use feed::FeedReader;
 pub use lease::WalletLease;
 pub use minter::{Chain, DeployOptions, Deployed, EvmMinter, from_alloy, single_token_id, to_alloy};
 pub use node::LocalNode;

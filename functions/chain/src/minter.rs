@@ -340,6 +340,11 @@ impl EvmMinter {
         from_alloy(*self.contract.address())
     }
 
+    /// The price feed at `address`, read through this minter's RPC.
+    pub fn feed(&self, address: EvmAddress) -> crate::FeedReader {
+        crate::FeedReader::new(self.contract.provider().clone(), address)
+    }
+
     /// The contract binding (for tests and tools).
     pub fn contract(&self) -> &LatentCollection::LatentCollectionInstance<DynProvider> {
         &self.contract
@@ -393,17 +398,25 @@ impl EvmMinter {
 
     /// Transfers between wallets (mints and burns left out) in blocks `from..=to`, in chain order.
     pub async fn transfers(&self, from: u64, to: u64) -> Result<Vec<Transfer>, ChainError> {
-        let logs = self
-            .contract
-            .Transfer_filter()
-            .from_block(from)
-            .to_block(to)
-            .query()
-            .await
-            .map_err(|e| ChainError::Rpc(format!("eth_getLogs Transfer {from}..={to}: {e}")))?;
+        self.transfer_logs(from, to, false).await
+    }
+
+    /// Mints (transfers from the zero address) in blocks `from..=to`, in chain order.
+    pub async fn mints(&self, from: u64, to: u64) -> Result<Vec<Transfer>, ChainError> {
+        self.transfer_logs(from, to, true).await
+    }
+
+    async fn transfer_logs(&self, from: u64, to: u64, mints: bool) -> Result<Vec<Transfer>, ChainError> {
+        let mut query = self.contract.Transfer_filter().from_block(from).to_block(to);
+        if mints {
+            query = query.topic1(B256::ZERO);
+        }
+        let logs =
+            query.query().await.map_err(|e| ChainError::Rpc(format!("eth_getLogs Transfer {from}..={to}: {e}")))?;
         let mut out: Vec<Transfer> = logs
             .into_iter()
-            .filter(|(t, _)| !t.from.is_zero() && !t.to.is_zero())
+            // Between wallets, or from nobody: a burn is neither.
+            .filter(|(t, _)| !t.to.is_zero() && t.from.is_zero() == mints)
             .filter_map(|(t, log)| {
                 Some(Transfer {
                     token_id: t.tokenId.to_string(),
@@ -564,6 +577,10 @@ impl TransferSource for EvmMinter {
 
     async fn transfers(&self, from: u64, to: u64) -> PortResult<Vec<Transfer>> {
         EvmMinter::transfers(self, from, to).await.map_err(|e| PortError::Transient(e.to_string()))
+    }
+
+    async fn mints(&self, from: u64, to: u64) -> PortResult<Vec<Transfer>> {
+        EvmMinter::mints(self, from, to).await.map_err(|e| PortError::Transient(e.to_string()))
     }
 }
 

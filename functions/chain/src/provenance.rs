@@ -50,6 +50,16 @@ alloy::sol! {
         uint64 logIndex;
     }
 
+    /// A price feed's answer that made a living NFT evolve.
+    #[derive(Debug, serde::Serialize)]
+    struct OracleReading {
+        address feed;
+        string round;
+        string answer;
+        uint8 decimals;
+        string mood;
+    }
+
     /// What an evolved image grew from.
     #[derive(Debug, serde::Serialize)]
     struct Evolution {
@@ -58,6 +68,7 @@ alloy::sol! {
         string parentImage;
         Trigger trigger;
         string strength;
+        OracleReading[] oracle;
     }
 
     /// What the publisher signs about one image.
@@ -126,6 +137,21 @@ fn typed_record(p: &Provenance) -> Result<ProvenanceRecord, String> {
                     logIndex: e.trigger.log_index,
                 },
                 strength: e.strength.to_string(),
+                oracle: e
+                    .oracle
+                    .iter()
+                    .map(|o| {
+                        Ok(OracleReading {
+                            feed: o.feed.parse().map_err(|_| {
+                                format!("provenance.evolution.oracle.feed: `{}` is not an address", o.feed)
+                            })?,
+                            round: o.round.clone(),
+                            answer: o.answer.clone(),
+                            decimals: o.decimals,
+                            mood: o.mood.clone(),
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
             })
         })
         .collect::<Result<_, String>>()?;
@@ -291,6 +317,13 @@ mod tests {
             parent_image: "ipfs://bafkreiparentimage".into(),
             trigger: Trigger { chain_id: 412_346, block: 9, tx_hash: format!("0x{}", "04".repeat(32)), log_index: 1 },
             strength: 0.4,
+            oracle: Some(latentmint_core::living::OracleReading {
+                feed: "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419".into(),
+                round: "110680464442257320247".into(),
+                answer: "150000000000".into(),
+                decimals: 8,
+                mood: "under a stormy sky".into(),
+            }),
         });
         p
     }
@@ -308,7 +341,7 @@ mod tests {
         assert_eq!(verify(&back), Ok(who));
         // Every field a collector reads is signed, the optional parts included.
         type Change = (&'static str, fn(&mut Provenance));
-        let changes: [Change; 23] = [
+        let changes: [Change; 24] = [
             ("schema", |p| p.schema.push('x')),
             ("job", |p| p.job_id = "00".repeat(32)),
             ("model id", |p| p.model.id.push('x')),
@@ -342,6 +375,11 @@ mod tests {
             ("the trigger", |p| {
                 if let Some(e) = p.evolution.as_mut() {
                     e.trigger.log_index += 1;
+                }
+            }),
+            ("the oracle's answer", |p| {
+                if let Some(o) = p.evolution.as_mut().and_then(|e| e.oracle.as_mut()) {
+                    o.answer = "250000000000".into();
                 }
             }),
             ("the evolution", |p| p.evolution = None),

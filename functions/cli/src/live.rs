@@ -1,6 +1,8 @@
 //! `latentmint live`: living NFTs on one machine. Watches the collection's contract for
 //! transfers between wallets and evolves each transferred token ([`latentmint_stages::evolve`]):
-//! a new image grown from its current one, new metadata pinned, `setTokenURI` (ERC-4906).
+//! a new image grown from its current one, new metadata pinned, `setTokenURI` (ERC-4906). With
+//! `[living.oracle]` it watches a price feed instead, and every token evolves when the feed's
+//! answer moves into another mood.
 //!
 //! Transfers are read in chain order, `chain.confirmations` behind the head; the scan cursor
 //! and each evolution's state live in `<data dir>/<collection>/living.db`, so a restart picks
@@ -22,7 +24,7 @@ use crate::run::{RunArgs, Workspace, build_generator, load_collection, setup_cha
 pub struct LiveArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Handle the transfers up to the chain's head, then exit (default: keep watching).
+    /// Handle the events up to the chain's head, then exit (default: keep watching).
     #[arg(long)]
     pub once: bool,
     /// Seconds between scans when watching.
@@ -55,30 +57,48 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         store: &store,
         signer: chain.signer.as_ref(),
     };
-    let watch = Watch {
-        source: chain.minter.as_ref(),
-        cursor: format!("{chain_id}:{}", chain.minter.address()),
-        chain_id,
-        lag: collection.file.chain.confirmations().saturating_sub(1),
-        from_block: args.from_block.unwrap_or(0),
+    let cursor = format!("{chain_id}:{}", chain.minter.address());
+    let (lag, from_block) = (collection.file.chain.confirmations().saturating_sub(1), args.from_block.unwrap_or(0));
+    let watch = Watch { source: chain.minter.as_ref(), cursor: cursor.clone(), chain_id, lag, from_block };
+    // With [living.oracle] the tokens live by the feed's answers, not by their transfers.
+    let feed = match &living.oracle {
+        Some(o) => Some(chain.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("{e}"))?)),
+        None => None,
     };
-    eprintln!(
-        "latentmint live: watching {} on chain {chain_id} ({}) for transfers",
-        chain.minter.address(),
-        chain.rpc_url
-    );
+    let oracle_watch = feed.as_ref().map(|feed| evolve::OracleWatch {
+        tokens: chain.minter.as_ref(),
+        feed,
+        feed_address: feed.address().to_string(),
+        cursor: format!("{cursor}:feed:{}", feed.address()),
+        chain_id,
+        lag,
+        from_block,
+    });
+    match &feed {
+        Some(f) => eprintln!(
+            "latentmint live: watching the price feed {} on chain {chain_id} ({}) for {}'s moods",
+            f.address(),
+            chain.rpc_url,
+            chain.minter.address()
+        ),
+        None => eprintln!(
+            "latentmint live: watching {} on chain {chain_id} ({}) for transfers",
+            chain.minter.address(),
+            chain.rpc_url
+        ),
+    }
     let mut evolved = 0usize;
     let outcome = loop {
-        match evolve::scan(&ports, &living, &watch, None).await {
+        match evolve::scan_collection(&ports, &living, &watch, oracle_watch.as_ref(), None).await {
             Ok(done) => {
-                for (t, state) in done {
+                for (token, state) in done {
                     match state {
                         EvolutionState::Updated { metadata_cid, tx_hash, .. } => {
                             evolved += 1;
                             let tx = tx_hash.as_deref().unwrap_or("already on chain");
-                            eprintln!("token {} evolved: ipfs://{metadata_cid} (setTokenURI {tx})", t.token_id);
+                            eprintln!("token {token} evolved: ipfs://{metadata_cid} (setTokenURI {tx})");
                         }
-                        EvolutionState::Skipped { reason, .. } => eprintln!("token {} stays: {reason}", t.token_id),
+                        EvolutionState::Skipped { reason, .. } => eprintln!("token {token} stays: {reason}"),
                         EvolutionState::Published { .. } => {}
                     }
                 }

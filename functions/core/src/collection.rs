@@ -134,6 +134,96 @@ pub struct LivingSection {
     /// Evolutions per token; transfers after that leave it as it is.
     #[serde(default = "default_max_generations")]
     pub max_generations: u32,
+    /// `[living.oracle]`: evolve on a price feed's answers instead of on transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<OracleSection>,
+}
+
+/// Most moods an oracle section may name.
+pub const MAX_MOODS: usize = 16;
+
+/// `[living.oracle]`: the collection lives by the world, not by its trades. Each time a
+/// Chainlink-style price feed (AggregatorV3: `AnswerUpdated` events, `decimals()`) answers
+/// with a value in another mood than its last answer, every token evolves once, its prompt
+/// given that mood's words (`{mood}` in `living.prompt`). Transfers then evolve nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OracleSection {
+    /// The feed's aggregator contract (EIP-55 or lower case).
+    pub feed: String,
+    /// The moods, in rising order: each but the last covers answers below its `below` (in the
+    /// feed's units, its decimals applied), the last everything above.
+    pub moods: Vec<Mood>,
+}
+
+/// One band of answers and the words it gives the prompt.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mood {
+    /// Answers below this (and at or above the previous mood's) are this mood; the last mood
+    /// has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    /// What `{mood}` becomes in the prompt.
+    pub words: String,
+}
+
+impl OracleSection {
+    /// The feed's address, checked.
+    pub fn feed_address(&self) -> Result<EvmAddress, FieldError> {
+        EvmAddress::parse_any_case(&self.feed).map_err(|e| {
+            FieldError::new(
+                "living.oracle.feed",
+                e.to_string(),
+                "give the price feed's aggregator address (0x + 40 hex digits)",
+            )
+        })
+    }
+
+    /// The index of the mood `answer` (in the feed's units) falls in.
+    pub fn mood_of(&self, answer: f64) -> usize {
+        self.moods.iter().position(|m| m.below.is_none_or(|b| answer < b)).unwrap_or(self.moods.len().saturating_sub(1))
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        self.feed_address()?;
+        let fix = "list the moods in rising order, each but the last with `below`, e.g. \
+                   [{ below = 2000, words = \"under a stormy sky\" }, { words = \"in bright sunshine\" }]";
+        if self.moods.len() < 2 || self.moods.len() > MAX_MOODS {
+            return Err(FieldError::new(
+                "living.oracle.moods",
+                format!("has {} moods; a feed needs 2 to {MAX_MOODS} to move between", self.moods.len()),
+                fix,
+            ));
+        }
+        let mut last = f64::NEG_INFINITY;
+        for (i, m) in self.moods.iter().enumerate() {
+            let field = format!("living.oracle.moods[{i}]");
+            if m.words.trim().is_empty() || m.words.chars().count() > 200 {
+                return Err(FieldError::new(
+                    format!("{field}.words"),
+                    "must be 1 to 200 characters",
+                    "write the words the prompt gets in this mood",
+                ));
+            }
+            let is_last = i + 1 == self.moods.len();
+            match (m.below, is_last) {
+                (Some(b), false) if b.is_finite() && b > last => last = b,
+                (None, true) => {}
+                (Some(_), true) => {
+                    return Err(FieldError::new(format!("{field}.below"), "is set on the last mood", fix));
+                }
+                _ => {
+                    return Err(FieldError::new(
+                        format!("{field}.below"),
+                        "is missing, not a number, or not above the previous mood's",
+                        fix,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl LivingSection {
@@ -156,6 +246,24 @@ impl LivingSection {
                 "must contain {prompt} and stay within the prompt length limit",
                 "write e.g. \"{prompt}, weathered, generation {generation}\"",
             ));
+        }
+        match (&self.oracle, self.prompt.contains("{mood}")) {
+            (Some(oracle), true) => oracle.check()?,
+            (Some(_), false) => {
+                return Err(FieldError::new(
+                    "living.prompt",
+                    "has no {mood}, so the oracle's moods would not show",
+                    "write e.g. \"{prompt}, {mood}\"",
+                ));
+            }
+            (None, true) => {
+                return Err(FieldError::new(
+                    "living.prompt",
+                    "has {mood} but there is no [living.oracle] to give it",
+                    "add [living.oracle] with a feed and moods, or take {mood} out",
+                ));
+            }
+            (None, false) => {}
         }
         if self.max_generations == 0 {
             return Err(FieldError::new(
@@ -1006,6 +1114,44 @@ seed = 7
             let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn an_oracle_gives_moods_in_rising_order_and_bad_ones_are_named() {
+        const FEED: &str = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419";
+        let with = |prompt: &str, moods: &str| {
+            format!("{GOOD}\n[living]\nprompt = \"{prompt}\"\n[living.oracle]\nfeed = \"{FEED}\"\n{moods}\n")
+        };
+        let two = "[[living.oracle.moods]]\nbelow = 2000\nwords = \"under a stormy sky\"\n\
+                   [[living.oracle.moods]]\nwords = \"in bright sunshine\"";
+        let c = Collection::from_toml("c.toml", &with("{prompt}, {mood}", two)).unwrap();
+        let oracle = c.file.living.and_then(|l| l.oracle).expect("[living.oracle] present");
+        assert_eq!(oracle.feed_address().unwrap().to_string(), FEED);
+        assert_eq!((oracle.mood_of(1999.99), oracle.mood_of(2000.0), oracle.mood_of(-5.0)), (0, 1, 0));
+        for (prompt, moods, field) in [
+            ("{prompt}", two, "living.prompt: has no {mood}"),
+            ("{prompt}, {mood}", "[[living.oracle.moods]]\nwords = \"always\"", "living.oracle.moods: has 1 moods"),
+            ("{prompt}, {mood}", &two.replace("below = 2000\n", ""), "living.oracle.moods[0].below"),
+            ("{prompt}, {mood}", &format!("{two}\nbelow = 9"), "living.oracle.moods[1].below: is set on the last"),
+            ("{prompt}, {mood}", &two.replace("under a stormy sky", " "), "living.oracle.moods[0].words"),
+        ] {
+            let e = Collection::from_toml("c.toml", &with(prompt, moods)).unwrap_err().to_string();
+            assert!(e.contains(field), "{moods}: {e}");
+        }
+        let falling = format!("{two}\n[[living.oracle.moods]]\nwords = \"x\"").replacen(
+            "words = \"in bright sunshine\"",
+            "below = 1000\nwords = \"in bright sunshine\"",
+            1,
+        );
+        let e = Collection::from_toml("c.toml", &with("{prompt}, {mood}", &falling)).unwrap_err().to_string();
+        assert!(e.contains("living.oracle.moods[1].below: is missing, not a number, or not above"), "{e}");
+        let e = Collection::from_toml("c.toml", &with("{prompt}, {mood}", two).replace(FEED, "0x12")).unwrap_err();
+        assert!(e.to_string().contains("living.oracle.feed"), "{e}");
+        // {mood} without an oracle has nothing to fill it.
+        let e = Collection::from_toml("c.toml", &format!("{GOOD}\n[living]\nprompt = \"{{prompt}}, {{mood}}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has {mood} but there is no [living.oracle]"), "{e}");
     }
 
     #[test]

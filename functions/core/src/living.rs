@@ -58,6 +58,47 @@ pub struct EvolutionRecord {
     pub trigger: Trigger,
     /// img2img strength used.
     pub strength: f32,
+    /// Set when the event was a price feed's answer (`[living.oracle]`): what it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<OracleReading>,
+}
+
+/// A price feed's answer that moved the collection into another mood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OracleReading {
+    /// The feed (EIP-55).
+    pub feed: String,
+    /// Its round id (decimal).
+    pub round: String,
+    /// The answer as the feed gives it (a decimal integer, `decimals` not applied).
+    pub answer: String,
+    /// The feed's decimals.
+    pub decimals: u8,
+    /// The mood's words, as they went into the prompt.
+    pub mood: String,
+}
+
+/// One `AnswerUpdated` event of a price feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The answer (a decimal integer, the feed's decimals not applied).
+    pub answer: String,
+    /// Round id (decimal).
+    pub round: String,
+    /// Block number.
+    pub block: u64,
+    /// Transaction hash (0x-prefixed).
+    pub tx_hash: String,
+    /// Log index in the block.
+    pub log_index: u64,
+}
+
+impl Answer {
+    /// The answer in the feed's units: `answer / 10^decimals`.
+    pub fn value(&self, decimals: u8) -> Option<f64> {
+        let raw: f64 = self.answer.parse().ok()?;
+        Some(raw / 10f64.powi(i32::from(decimals)))
+    }
 }
 
 /// Where one evolution stands. Written before and after the one on-chain step, so a crash
@@ -101,15 +142,22 @@ pub enum Plan {
         negative_prompt: String,
         /// Seed derived from the trigger.
         seed: u64,
-        /// The record that goes into the new metadata.
-        record: EvolutionRecord,
+        /// The record that goes into the new metadata (boxed: a plan is mostly this).
+        record: Box<EvolutionRecord>,
     },
     /// The token has evolved `living.max_generations` times already.
     Exhausted,
 }
 
-/// Plans the evolution of a token whose current metadata (at `parent_uri`) is `parent`.
-pub fn plan(living: &LivingSection, parent_uri: &str, parent: &TokenMetadata, trigger: Trigger) -> Plan {
+/// Plans the evolution of a token whose current metadata (at `parent_uri`) is `parent`; with
+/// `reading`, the feed's answer that caused it (its mood fills `{mood}`).
+pub fn plan(
+    living: &LivingSection,
+    parent_uri: &str,
+    parent: &TokenMetadata,
+    trigger: Trigger,
+    reading: Option<OracleReading>,
+) -> Plan {
     let p = &parent.provenance;
     let generation = p.evolution.as_ref().map_or(0, |e| e.generation) + 1;
     if generation > living.max_generations {
@@ -117,7 +165,12 @@ pub fn plan(living: &LivingSection, parent_uri: &str, parent: &TokenMetadata, tr
     }
     // The token's original prompt, not the last evolution's, so prompts do not pile up.
     let base = base_prompt(parent);
-    let prompt = living.prompt.replace("{prompt}", base).replace("{generation}", &generation.to_string());
+    let mood = reading.as_ref().map_or("", |r| r.mood.as_str());
+    let prompt = living
+        .prompt
+        .replace("{prompt}", base)
+        .replace("{generation}", &generation.to_string())
+        .replace("{mood}", mood);
     let mut h = Sha256::new();
     h.update(b"latentmint/evolution/v1\0");
     h.update(trigger.key().as_bytes());
@@ -128,13 +181,14 @@ pub fn plan(living: &LivingSection, parent_uri: &str, parent: &TokenMetadata, tr
         prompt,
         negative_prompt: p.negative_prompt.clone(),
         seed,
-        record: EvolutionRecord {
+        record: Box::new(EvolutionRecord {
             generation,
             parent_metadata: parent_uri.to_string(),
             parent_image: parent.image.clone(),
             trigger,
             strength: living.strength,
-        },
+            oracle: reading,
+        }),
     }
 }
 
@@ -185,7 +239,12 @@ mod tests {
     use super::*;
 
     fn living() -> LivingSection {
-        LivingSection { strength: 0.5, prompt: "{prompt}, generation {generation}".into(), max_generations: 2 }
+        LivingSection {
+            strength: 0.5,
+            prompt: "{prompt}, generation {generation}".into(),
+            max_generations: 2,
+            oracle: None,
+        }
     }
 
     fn trigger(log_index: u64) -> Trigger {
@@ -213,15 +272,15 @@ mod tests {
     #[test]
     fn an_evolution_is_a_function_of_its_event() {
         let parent = minted();
-        let a = plan(&living(), "ipfs://parent", &parent, trigger(1));
-        assert_eq!(a, plan(&living(), "ipfs://parent", &parent, trigger(1)), "same event, same plan");
+        let a = plan(&living(), "ipfs://parent", &parent, trigger(1), None);
+        assert_eq!(a, plan(&living(), "ipfs://parent", &parent, trigger(1), None), "same event, same plan");
         let Plan::Evolve { prompt, seed, record, negative_prompt } = a else { panic!("should evolve") };
         assert_eq!(prompt, "a red circle, generation 1");
         assert_eq!(negative_prompt, "blurry");
         assert_eq!(record.generation, 1);
         assert_eq!(record.parent_metadata, "ipfs://parent");
         assert_eq!(record.parent_image, "ipfs://parent-image");
-        let Plan::Evolve { seed: other, .. } = plan(&living(), "ipfs://parent", &parent, trigger(2)) else {
+        let Plan::Evolve { seed: other, .. } = plan(&living(), "ipfs://parent", &parent, trigger(2), None) else {
             panic!("should evolve")
         };
         assert_ne!(seed, other, "another event, another seed");
@@ -229,12 +288,34 @@ mod tests {
     }
 
     #[test]
-    fn generations_count_up_from_the_original_prompt_and_stop_at_the_limit() {
-        let parent = minted();
-        let Plan::Evolve { prompt, record, .. } = plan(&living(), "ipfs://p0", &parent, trigger(1)) else {
+    fn a_feeds_answer_gives_its_mood_to_the_prompt_and_is_recorded() {
+        let living = LivingSection { prompt: "{prompt}, {mood}".into(), ..living() };
+        let reading = OracleReading {
+            feed: "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419".into(),
+            round: "18446744073709562301".into(),
+            answer: "150000000000".into(),
+            decimals: 8,
+            mood: "under a stormy sky".into(),
+        };
+        let Plan::Evolve { prompt, record, .. } =
+            plan(&living, "ipfs://parent", &minted(), trigger(1), Some(reading.clone()))
+        else {
             panic!("should evolve")
         };
-        let first = evolved_metadata(&parent, "img1", &prompt, &generated(11), record);
+        assert_eq!(prompt, "a red circle, under a stormy sky");
+        assert_eq!(record.oracle, Some(reading));
+        let answer =
+            Answer { answer: "150000000000".into(), round: "1".into(), block: 1, tx_hash: "0x".into(), log_index: 0 };
+        assert_eq!(answer.value(8), Some(1500.0));
+    }
+
+    #[test]
+    fn generations_count_up_from_the_original_prompt_and_stop_at_the_limit() {
+        let parent = minted();
+        let Plan::Evolve { prompt, record, .. } = plan(&living(), "ipfs://p0", &parent, trigger(1), None) else {
+            panic!("should evolve")
+        };
+        let first = evolved_metadata(&parent, "img1", &prompt, &generated(11), *record);
         assert_eq!(first.image, "ipfs://img1");
         assert_eq!(first.provenance.seed, 11);
         assert_eq!(first.provenance.job_id, parent.provenance.job_id, "still the same token's job");
@@ -242,13 +323,13 @@ mod tests {
             |m: &TokenMetadata, k: &str| m.attributes.iter().find(|a| a.trait_type == k).map(|a| a.value.clone());
         assert_eq!(attr(&first, "generation").as_deref(), Some("1"));
         assert_eq!(attr(&first, "colour").as_deref(), Some("red"), "traits stay");
-        let Plan::Evolve { prompt, record, .. } = plan(&living(), "ipfs://p1", &first, trigger(2)) else {
+        let Plan::Evolve { prompt, record, .. } = plan(&living(), "ipfs://p1", &first, trigger(2), None) else {
             panic!("should evolve")
         };
         assert_eq!(prompt, "a red circle, generation 2", "from the original prompt, not the evolved one");
-        let second = evolved_metadata(&first, "img2", &prompt, &generated(12), record);
+        let second = evolved_metadata(&first, "img2", &prompt, &generated(12), *record);
         assert_eq!(second.attributes.iter().filter(|a| a.trait_type == "generation").count(), 1);
-        assert_eq!(plan(&living(), "ipfs://p2", &second, trigger(3)), Plan::Exhausted);
+        assert_eq!(plan(&living(), "ipfs://p2", &second, trigger(3), None), Plan::Exhausted);
         // The record survives the JSON round trip a collector's tool would make.
         let back: TokenMetadata = serde_json::from_slice(&second.to_json()).unwrap();
         assert_eq!(back.provenance.evolution.map(|e| e.generation), Some(2));

@@ -321,6 +321,7 @@ mod tests {
             parent_image: "ipfs://bafkreiparent".into(),
             trigger: crate::living::Trigger { chain_id: 1, block: 2, tx_hash: "0x01".into(), log_index: 0 },
             strength: 0.4,
+            oracle: None,
         });
         let e = evolved.generation_request(None).unwrap_err();
         assert_eq!(e.field, "provenance.evolution.parent_image");

@@ -199,6 +199,18 @@ pub trait TransferSource: Send + Sync {
     async fn head(&self) -> PortResult<u64>;
     /// Transfers between wallets in blocks `from..=to`, in chain order.
     async fn transfers(&self, from: u64, to: u64) -> PortResult<Vec<crate::living::Transfer>>;
+    /// Mints (transfers from the zero address) in blocks `from..=to`, in chain order: the
+    /// tokens an oracle's answer evolves.
+    async fn mints(&self, from: u64, to: u64) -> PortResult<Vec<crate::living::Transfer>>;
+}
+
+/// Reads a Chainlink-style price feed (AggregatorV3): what `[living.oracle]` evolves on.
+#[async_trait]
+pub trait OracleSource: Send + Sync {
+    /// The feed's decimals.
+    async fn decimals(&self) -> PortResult<u8>;
+    /// Its `AnswerUpdated` events in blocks `from..=to`, in chain order.
+    async fn answers(&self, from: u64, to: u64) -> PortResult<Vec<crate::living::Answer>>;
 }
 
 /// Signs provenance records as the publisher (the minting wallet: a local key, or KMS).

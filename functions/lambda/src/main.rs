@@ -20,6 +20,7 @@
 //! | `LATENTMINT_WEBHOOK_SECRET_ARN` | intake: the Secrets Manager secret holding the HMAC key of the shops' order webhooks (unset: no webhooks) |
 //! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
 //! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live: the collection's `[living]` |
+//! | `LATENTMINT_LIVING_ORACLE` | live: the collection's `[living.oracle]` as JSON (empty: evolve on transfers) |
 //!
 //! Adapters are created once per Lambda instance (init), not per event. A stage is only given
 //! the adapters it uses; the others answer with an error that names the misrouting.
@@ -286,6 +287,7 @@ async fn live() -> anyhow::Result<Live> {
         max_generations: number("LATENTMINT_LIVING_MAX_GENERATIONS", "16")
             .parse()
             .context("LATENTMINT_LIVING_MAX_GENERATIONS")?,
+        oracle: living_oracle(std::env::var("LATENTMINT_LIVING_ORACLE").ok().as_deref())?,
     };
     // The same rules as a collection file's [living]; each token's own steps apply later.
     living.check(None).map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_*: {e}"))?;
@@ -301,8 +303,21 @@ async fn live() -> anyhow::Result<Live> {
     })
 }
 
-/// One scheduled tick: evolve the tokens transferred since the last one, stopping a minute
-/// before the invocation's deadline (the cursor keeps the rest for the next tick).
+/// `LATENTMINT_LIVING_ORACLE`: a collection file's `[living.oracle]` as JSON
+/// (`{"feed": "0x…", "moods": [{"below": 2000, "words": "…"}, {"words": "…"}]}`); empty or
+/// unset: the tokens live by their transfers.
+fn living_oracle(json: Option<&str>) -> anyhow::Result<Option<latentmint_core::collection::OracleSection>> {
+    match json.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => serde_json::from_str(text).map(Some).context(
+            "LATENTMINT_LIVING_ORACLE: not {\"feed\": \"0x…\", \"moods\": [{\"below\": 2000, \"words\": \"…\"}, {\"words\": \"…\"}]}",
+        ),
+    }
+}
+
+/// One scheduled tick: evolve the tokens transferred since the last one (or, with an oracle,
+/// every token when the feed's answer moved into another mood), stopping a minute before the
+/// invocation's deadline (the cursor keeps the rest for the next tick).
 async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_runtime::Error> {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64)?;
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(Duration::from_secs(60));
@@ -320,14 +335,25 @@ async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_ru
         lag: l.confirmations.saturating_sub(1),
         from_block: 0,
     };
-    let done = evolve::scan(&ports, &l.living, &watch, Some(std::time::Instant::now() + left))
+    let feed = match &l.living.oracle {
+        Some(o) => Some(l.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_ORACLE: {e}"))?)),
+        None => None,
+    };
+    let oracle = feed.as_ref().map(|feed| evolve::OracleWatch {
+        tokens: &l.minter,
+        feed,
+        feed_address: feed.address().to_string(),
+        cursor: format!("{}:feed:{}", watch.cursor, feed.address()),
+        chain_id: l.chain_id,
+        lag: watch.lag,
+        from_block: 0,
+    });
+    let deadline = Some(std::time::Instant::now() + left);
+    let done = evolve::scan_collection(&ports, &l.living, &watch, oracle.as_ref(), deadline)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let evolved: Vec<&str> = done
-        .iter()
-        .filter(|(_, s)| matches!(s, EvolutionState::Updated { .. }))
-        .map(|(t, _)| t.token_id.as_str())
-        .collect();
+    let evolved: Vec<&str> =
+        done.iter().filter(|(_, s)| matches!(s, EvolutionState::Updated { .. })).map(|(t, _)| t.as_str()).collect();
     tracing::info!(evolved = evolved.len(), handled = done.len(), "living tick");
     Ok(serde_json::json!({ "handled": done.len(), "evolved": evolved }))
 }
@@ -365,4 +391,30 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move { Ok::<_, lambda_runtime::Error>(latentmint_lambda::handle(&ports, stage, event.payload, fifo).await) }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oracle_comes_as_json_and_is_checked_with_the_rest_of_living() {
+        assert_eq!(living_oracle(None).unwrap(), None);
+        assert_eq!(living_oracle(Some(" ")).unwrap(), None, "the template's empty default");
+        let json = r#"{"feed": "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419",
+                       "moods": [{"below": 2000, "words": "under a stormy sky"}, {"words": "in bright sunshine"}]}"#;
+        let oracle = living_oracle(Some(json)).unwrap().expect("an oracle");
+        assert_eq!(oracle.mood_of(2500.0), 1);
+        let living = LivingSection {
+            strength: 0.5,
+            prompt: "{prompt}, {mood}".into(),
+            max_generations: 4,
+            oracle: Some(oracle),
+        };
+        assert!(living.check(None).is_ok());
+        let e = living_oracle(Some(r#"{"feed": "0x1"}"#)).unwrap_err();
+        assert!(format!("{e:#}").contains("LATENTMINT_LIVING_ORACLE"), "{e:#}");
+        let without_mood = LivingSection { prompt: "{prompt}".into(), ..living };
+        assert!(without_mood.check(None).unwrap_err().to_string().contains("has no {mood}"));
+    }
 }

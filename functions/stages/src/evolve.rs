@@ -6,10 +6,11 @@
 //! on-chain step, and the chain is read before writing, so a crash is resumed, not repeated.
 
 use latentmint_core::collection::LivingSection;
-use latentmint_core::living::{EvolutionState, Plan, Transfer, Trigger, evolved_metadata, plan};
+use latentmint_core::living::{EvolutionState, OracleReading, Plan, Transfer, Trigger, evolved_metadata, plan};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{
-    EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, Pinner, ProvenanceSigner, TransferSource,
+    EvolutionStore, GenerationRequest, Generator, InitImage, MetadataUpdater, OracleSource, Pinner, ProvenanceSigner,
+    TransferSource,
 };
 use latentmint_core::{GenerationParams, JobId};
 use tracing::{info, warn};
@@ -46,14 +47,19 @@ pub struct Evolved {
     pub did_work: bool,
 }
 
-/// Evolves `token_id` for the transfer `trigger`.
+/// Evolves `token_id` for the event `trigger`: its transfer, or (with `reading`) a price
+/// feed's answer, which evolves every token, each once.
 pub async fn run(
     p: &EvolvePorts<'_>,
     living: &LivingSection,
     trigger: Trigger,
     token_id: &str,
+    reading: Option<OracleReading>,
 ) -> Result<Evolved, StageError> {
-    let key = trigger.key();
+    let key = match reading {
+        Some(_) => format!("{}/{token_id}", trigger.key()),
+        None => trigger.key(),
+    };
     let metadata_cid = match p.store.get(&key).await? {
         Some(done @ (EvolutionState::Updated { .. } | EvolutionState::Skipped { .. })) => {
             return Ok(Evolved { state: done, did_work: false });
@@ -65,7 +71,8 @@ pub async fn run(
             let parent_bytes = p.pinner.fetch(cid_of_uri(&parent_uri)?).await?;
             let parent: TokenMetadata = serde_json::from_slice(&parent_bytes)
                 .map_err(|e| StageError::Fail(format!("metadata {parent_uri} of token {token_id} is not ours: {e}")))?;
-            let Plan::Evolve { prompt, negative_prompt, seed, record } = plan(living, &parent_uri, &parent, trigger)
+            let Plan::Evolve { prompt, negative_prompt, seed, record } =
+                plan(living, &parent_uri, &parent, trigger, reading)
             else {
                 let state = EvolutionState::Skipped {
                     token_id: token_id.into(),
@@ -98,7 +105,7 @@ pub async fn run(
             let generation = record.generation;
             let name = format!("{}-evolution-{generation}", pp.job_id);
             let image_cid = pin_checked(p.pinner, &format!("{name}.png"), out.png).await?;
-            let mut metadata = evolved_metadata(&parent, &image_cid, &prompt, &out.record, record);
+            let mut metadata = evolved_metadata(&parent, &image_cid, &prompt, &out.record, *record);
             metadata.provenance.signature = Some(p.signer.sign(&metadata.provenance).await?);
             let metadata_cid = pin_checked(p.pinner, &format!("{name}.json"), metadata.to_json()).await?;
             p.store
@@ -158,7 +165,7 @@ pub async fn scan(
                 log_index: t.log_index,
             };
             let key = trigger.key();
-            match run(p, living, trigger, &t.token_id).await {
+            match run(p, living, trigger, &t.token_id, None).await {
                 // Handled by an earlier scan that stopped later in this range.
                 Ok(Evolved { did_work: false, .. }) => {}
                 Ok(Evolved { state, .. }) => done.push((t, state)),
@@ -178,4 +185,115 @@ pub async fn scan(
         from = to + 1;
     }
     Ok(done)
+}
+
+/// Where a collection's price feed is read (`[living.oracle]`).
+pub struct OracleWatch<'a> {
+    /// The collection's mints: the tokens an answer evolves.
+    pub tokens: &'a dyn TransferSource,
+    /// The feed.
+    pub feed: &'a dyn OracleSource,
+    /// The feed's address (EIP-55), for the record.
+    pub feed_address: String,
+    /// Name of the scan cursor (chain, contract and feed); the last mood is kept under it too.
+    pub cursor: String,
+    /// Chain id (part of each event's key).
+    pub chain_id: u64,
+    /// Blocks kept behind the head: `chain.confirmations - 1`.
+    pub lag: u64,
+    /// First block when the watch has no cursor yet: the collection's deployment block.
+    pub from_block: u64,
+}
+
+/// Handles every confirmed answer of the feed after the cursor, in chain order: an answer in
+/// another mood than the last one evolves every token minted by then, each once; an answer in
+/// the same mood changes nothing. The mood of the last answer acted on is kept with the
+/// cursor, so a restart neither repeats nor misses a change. Stops early (cursor saved) once
+/// `deadline` passes. Returns what happened to each token that did work in this call.
+pub async fn scan_oracle(
+    p: &EvolvePorts<'_>,
+    living: &LivingSection,
+    watch: &OracleWatch<'_>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<(String, EvolutionState)>, StageError> {
+    let oracle =
+        living.oracle.as_ref().ok_or_else(|| StageError::Fail("the collection has no [living.oracle]".into()))?;
+    let decimals = watch.feed.decimals().await?;
+    let mood_key = format!("{}:mood", watch.cursor);
+    let head = watch.tokens.head().await?;
+    let safe = head.saturating_sub(watch.lag);
+    let mut from = p.store.cursor(&watch.cursor).await?.unwrap_or(watch.from_block);
+    // The last mood acted on, plus one (0: none yet, so the first answer sets the mood).
+    let mut last = p.store.cursor(&mood_key).await?.unwrap_or(0);
+    let mut done = Vec::new();
+    while from <= safe {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        let to = (from + LOG_RANGE - 1).min(safe);
+        for answer in watch.feed.answers(from, to).await? {
+            let value = answer
+                .value(decimals)
+                .ok_or_else(|| StageError::Fail(format!("the feed's answer `{}` is not a number", answer.answer)))?;
+            let mood = oracle.mood_of(value);
+            if mood as u64 + 1 == last {
+                continue;
+            }
+            let trigger = Trigger {
+                chain_id: watch.chain_id,
+                block: answer.block,
+                tx_hash: answer.tx_hash.clone(),
+                log_index: answer.log_index,
+            };
+            let reading = OracleReading {
+                feed: watch.feed_address.clone(),
+                round: answer.round.clone(),
+                answer: answer.answer.clone(),
+                decimals,
+                mood: oracle.moods[mood].words.clone(),
+            };
+            info!(answer = %answer.answer, mood = %reading.mood, block = answer.block, "the feed moved into another mood");
+            for minted in watch.tokens.mints(watch.from_block, answer.block).await? {
+                // Minted after the answer in its own block: it was made in the new world.
+                if (minted.block, minted.log_index) > (answer.block, answer.log_index) {
+                    continue;
+                }
+                let token = minted.token_id;
+                match run(p, living, trigger.clone(), &token, Some(reading.clone())).await {
+                    Ok(Evolved { did_work: false, .. }) => {}
+                    Ok(Evolved { state, .. }) => done.push((token, state)),
+                    Err(e @ StageError::Retry(_)) => return Err(e),
+                    Err(StageError::Fail(why)) => {
+                        warn!(token = %token, "evolution refused: {why}");
+                        let state = EvolutionState::Skipped { token_id: token.clone(), reason: why };
+                        p.store.put(&format!("{}/{token}", trigger.key()), &state).await?;
+                        done.push((token, state));
+                    }
+                }
+            }
+            last = mood as u64 + 1;
+            p.store.set_cursor(&mood_key, last).await?;
+        }
+        p.store.set_cursor(&watch.cursor, to + 1).await?;
+        from = to + 1;
+    }
+    Ok(done)
+}
+
+/// One pass of a collection's watch: its feed's answers when it lives by a price feed
+/// (`oracle`, from `[living.oracle]`), else its transfers. Returns each token that did work,
+/// with where its evolution ended.
+pub async fn scan_collection(
+    p: &EvolvePorts<'_>,
+    living: &LivingSection,
+    transfers: &Watch<'_>,
+    oracle: Option<&OracleWatch<'_>>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<(String, EvolutionState)>, StageError> {
+    match oracle {
+        Some(w) => scan_oracle(p, living, w, deadline).await,
+        None => {
+            Ok(scan(p, living, transfers, deadline).await?.into_iter().map(|(t, state)| (t.token_id, state)).collect())
+        }
+    }
 }

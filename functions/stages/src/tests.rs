@@ -542,8 +542,8 @@ impl EvolutionStore for MemEvolutions {
     }
 }
 
-/// A chain with a fixed list of transfers.
-struct Transfers(u64, Vec<latentmint_core::living::Transfer>);
+/// A chain with a fixed head, list of transfers and list of mints.
+struct Transfers(u64, Vec<latentmint_core::living::Transfer>, Vec<latentmint_core::living::Transfer>);
 
 #[async_trait]
 impl TransferSource for Transfers {
@@ -552,6 +552,22 @@ impl TransferSource for Transfers {
     }
     async fn transfers(&self, from: u64, to: u64) -> PortResult<Vec<latentmint_core::living::Transfer>> {
         Ok(self.1.iter().filter(|t| (from..=to).contains(&t.block)).cloned().collect())
+    }
+    async fn mints(&self, from: u64, to: u64) -> PortResult<Vec<latentmint_core::living::Transfer>> {
+        Ok(self.2.iter().filter(|t| (from..=to).contains(&t.block)).cloned().collect())
+    }
+}
+
+/// A price feed with fixed answers.
+struct Feed(u8, Vec<latentmint_core::living::Answer>);
+
+#[async_trait]
+impl OracleSource for Feed {
+    async fn decimals(&self) -> PortResult<u8> {
+        Ok(self.0)
+    }
+    async fn answers(&self, from: u64, to: u64) -> PortResult<Vec<latentmint_core::living::Answer>> {
+        Ok(self.1.iter().filter(|a| (from..=to).contains(&a.block)).cloned().collect())
     }
 }
 
@@ -586,23 +602,23 @@ async fn a_transfer_evolves_its_token_once_even_when_the_update_is_cut_off() {
     uris.uris.lock().unwrap().insert(token.clone(), minted_uri.clone());
     let store = MemEvolutions::default();
     let ports = evolve_ports(&r, &uris, &store);
-    let living = LivingSection { strength: 0.6, prompt: "{prompt}, older".into(), max_generations: 3 };
+    let living = LivingSection { strength: 0.6, prompt: "{prompt}, older".into(), max_generations: 3, oracle: None };
 
     // The pointer update fails after the new image and metadata are pinned (a crash there).
     uris.fail_next.store(1, Ordering::SeqCst);
-    let err = evolve::run(&ports, &living, transfer(1), &token).await.unwrap_err();
+    let err = evolve::run(&ports, &living, transfer(1), &token, None).await.unwrap_err();
     assert!(matches!(err, StageError::Retry(_)), "{err:?}");
     assert!(matches!(store.get(&transfer(1).key()).await.unwrap(), Some(EvolutionState::Published { .. })));
     let generated = r.generator.calls.load(Ordering::SeqCst);
 
     // The retry only moves the pointer: no second image, one transaction.
-    let done = evolve::run(&ports, &living, transfer(1), &token).await.unwrap();
+    let done = evolve::run(&ports, &living, transfer(1), &token, None).await.unwrap();
     assert!(done.did_work);
     let EvolutionState::Updated { metadata_cid, tx_hash, .. } = done.state else { panic!("{done:?}") };
     assert_eq!(tx_hash.as_deref(), Some("0xset1"));
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), generated, "resumed, not regenerated");
     assert_eq!(uris.token_uri(&token).await.unwrap(), format!("ipfs://{metadata_cid}"));
-    let again = evolve::run(&ports, &living, transfer(1), &token).await.unwrap();
+    let again = evolve::run(&ports, &living, transfer(1), &token, None).await.unwrap();
     assert_eq!(again, Evolved { state: again.state.clone(), did_work: false });
     assert_eq!(uris.txs.load(Ordering::SeqCst), 1, "the event is acted on once");
 
@@ -630,8 +646,8 @@ async fn metadata_that_is_not_pinned_content_is_refused_for_good() {
     uris.uris.lock().unwrap().insert(token.clone(), "https://example.com/1.json".into());
     let store = MemEvolutions::default();
     let ports = evolve_ports(&r, &uris, &store);
-    let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 1 };
-    let err = evolve::run(&ports, &living, transfer(2), &token).await.unwrap_err();
+    let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 1, oracle: None };
+    let err = evolve::run(&ports, &living, transfer(2), &token, None).await.unwrap_err();
     assert!(matches!(&err, StageError::Fail(m) if m.contains("ipfs://")), "{err:?}");
     assert_eq!(uris.txs.load(Ordering::SeqCst), 0);
 }
@@ -643,7 +659,7 @@ async fn a_scan_moves_its_cursor_only_past_handled_transfers() {
     uris.uris.lock().unwrap().insert(token.clone(), minted_uri);
     let store = MemEvolutions::default();
     let ports = evolve_ports(&r, &uris, &store);
-    let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 4 };
+    let living = LivingSection { strength: 0.5, prompt: "{prompt}".into(), max_generations: 4, oracle: None };
     let moved = latentmint_core::living::Transfer {
         token_id: token.clone(),
         block: 3,
@@ -651,7 +667,7 @@ async fn a_scan_moves_its_cursor_only_past_handled_transfers() {
         log_index: 0,
     };
     // Block 9 is the head but not yet confirmed (lag 2): only blocks up to 7 are read.
-    let chain = Transfers(9, vec![moved.clone()]);
+    let chain = Transfers(9, vec![moved.clone()], vec![]);
     let watch = evolve::Watch { source: &chain, cursor: "c".into(), chain_id: 31_337, lag: 2, from_block: 0 };
 
     uris.fail_next.store(1, Ordering::SeqCst);
@@ -664,4 +680,81 @@ async fn a_scan_moves_its_cursor_only_past_handled_transfers() {
     assert_eq!(store.cursor("c").await.unwrap(), Some(8));
     assert!(evolve::scan(&ports, &living, &watch, None).await.unwrap().is_empty(), "nothing new");
     assert_eq!(uris.txs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_answer_in_another_mood_evolves_every_token_minted_by_then_once() {
+    use latentmint_core::collection::{Mood, OracleSection};
+    use latentmint_core::living::{Answer, Transfer};
+    let r = rig(None);
+    let s = specs(&["a red circle", "a blue square"]);
+    for spec in &s {
+        intake::submit(&r.ports, spec.clone()).await.unwrap();
+    }
+    drain(&r).await;
+    let uris = Uris::default();
+    let tokens: Vec<String> = s
+        .iter()
+        .map(|spec| {
+            let (token, _, cid) = r.minter.tokens.lock().unwrap()[&spec.id].clone();
+            uris.uris.lock().unwrap().insert(token.clone(), format!("ipfs://{cid}"));
+            token
+        })
+        .collect();
+    let store = MemEvolutions::default();
+    let ports = evolve_ports(&r, &uris, &store);
+    let feed_address = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419".to_string();
+    let living = LivingSection {
+        strength: 0.5,
+        prompt: "{prompt}, {mood}".into(),
+        max_generations: 4,
+        oracle: Some(OracleSection {
+            feed: feed_address.clone(),
+            moods: vec![
+                Mood { below: Some(2000.0), words: "under a stormy sky".into() },
+                Mood { below: None, words: "in bright sunshine".into() },
+            ],
+        }),
+    };
+    let at = |block, log_index| (block, format!("0x{:064x}", block * 100 + log_index), log_index);
+    let minted = |token: &str, block| {
+        let (block, tx_hash, log_index) = at(block, 0);
+        Transfer { token_id: token.into(), block, tx_hash, log_index }
+    };
+    let answer = |value: &str, block| {
+        let (block, tx_hash, log_index) = at(block, 1);
+        Answer { answer: value.into(), round: block.to_string(), block, tx_hash, log_index }
+    };
+    // The second token is minted after the first answer: only later answers evolve it.
+    let chain = Transfers(20, vec![], vec![minted(&tokens[0], 1), minted(&tokens[1], 6)]);
+    // 8 decimals: 1500, then 1800 (the same mood), then 2500.
+    let feed = Feed(8, vec![answer("150000000000", 5), answer("180000000000", 7), answer("250000000000", 9)]);
+    let watch = evolve::OracleWatch {
+        tokens: &chain,
+        feed: &feed,
+        feed_address: feed_address.clone(),
+        cursor: "o".into(),
+        chain_id: 31_337,
+        lag: 0,
+        from_block: 0,
+    };
+    let done = evolve::scan_oracle(&ports, &living, &watch, None).await.unwrap();
+    let evolved: Vec<&str> = done.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(evolved, [tokens[0].as_str(), tokens[0].as_str(), tokens[1].as_str()]);
+    assert_eq!(uris.txs.load(Ordering::SeqCst), 3);
+    let req = r.generator.last.lock().unwrap().clone().expect("a generation");
+    assert!(req.prompt.ends_with(", in bright sunshine"), "{}", req.prompt);
+    // The record says which answer moved it.
+    let EvolutionState::Updated { metadata_cid, .. } = &done[2].1 else { panic!("{done:?}") };
+    let child: TokenMetadata = serde_json::from_slice(&r.ports.pinner.fetch(metadata_cid).await.unwrap()).unwrap();
+    let reading = child.provenance.evolution.and_then(|e| e.oracle).expect("the feed's reading");
+    assert_eq!(
+        (reading.answer.as_str(), reading.decimals, reading.mood.as_str()),
+        ("250000000000", 8, "in bright sunshine")
+    );
+    assert_eq!(reading.feed, feed_address);
+    // Scanning again changes nothing; the last mood is remembered.
+    assert!(evolve::scan_oracle(&ports, &living, &watch, None).await.unwrap().is_empty());
+    assert_eq!(store.cursor("o:mood").await.unwrap(), Some(2));
+    assert_eq!(uris.txs.load(Ordering::SeqCst), 3);
 }
