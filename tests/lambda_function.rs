@@ -394,6 +394,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
     let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
     let contract = admin.deploy("Fn", "FN").await.unwrap();
+    let deployed_at = admin.provider().get_block_number().await.unwrap();
     let (minting_key, wallet) = wallet_in_kms(&s.moto, &admin, contract, "MINTER_ROLE").await;
     let (metadata_key, metadata_wallet) = wallet_in_kms(&s.moto, &admin, contract, "METADATA_ROLE").await;
     let ipfs = IpfsNode::start();
@@ -401,6 +402,8 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
         ("ChainId", LOCAL_CHAIN_ID.to_string()),
         ("RpcUrls", node.rpc_url.clone()),
         ("ContractAddress", contract.to_string()),
+        // The live function reads events from the deployment on, not from genesis.
+        ("ContractDeployBlock", deployed_at.to_string()),
         ("KmsKeyArn", minting_key),
         ("MetadataKmsKeyArn", metadata_key),
         ("IpfsApiUrl", ipfs.api.clone()),

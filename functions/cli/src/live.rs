@@ -30,7 +30,8 @@ pub struct LiveArgs {
     /// Seconds between scans when watching.
     #[arg(long, default_value_t = 5)]
     pub poll_secs: u64,
-    /// First block to scan when this collection has never been watched (default 0).
+    /// First block to scan when this collection has never been watched (default: the block
+    /// the run recorded its contract's deployment at, else 0).
     #[arg(long)]
     pub from_block: Option<u64>,
 }
@@ -58,7 +59,10 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         signer: chain.signer.as_ref(),
     };
     let cursor = format!("{chain_id}:{}", chain.minter.address());
-    let (lag, from_block) = (collection.file.chain.confirmations().saturating_sub(1), args.from_block.unwrap_or(0));
+    let (lag, from_block) = (
+        collection.file.chain.confirmations().saturating_sub(1),
+        args.from_block.or(chain.deployed_block).unwrap_or(0),
+    );
     let watch = Watch { source: chain.minter.as_ref(), cursor: cursor.clone(), chain_id, lag, from_block };
     // With [living.oracle] the tokens live by the feed's answers, not by their transfers.
     let feed = match &living.oracle {

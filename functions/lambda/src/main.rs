@@ -21,6 +21,7 @@
 //! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
 //! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live: the collection's `[living]` |
 //! | `LATENTMINT_LIVING_ORACLE` | live: the collection's `[living.oracle]` as JSON (empty: evolve on transfers) |
+//! | `LATENTMINT_FROM_BLOCK` | live: the contract's deployment block, where the watches start |
 //!
 //! Adapters are created once per Lambda instance (init), not per event. A stage is only given
 //! the adapters it uses; the others answer with an error that names the misrouting.
@@ -258,6 +259,8 @@ struct Live {
     living: LivingSection,
     chain_id: u64,
     confirmations: u64,
+    /// Where the watches start when they have no cursor yet: the contract's deployment block.
+    from_block: u64,
 }
 
 async fn live() -> anyhow::Result<Live> {
@@ -300,6 +303,9 @@ async fn live() -> anyhow::Result<Live> {
         living,
         chain_id,
         confirmations,
+        from_block: number("LATENTMINT_FROM_BLOCK", "0")
+            .parse()
+            .context("LATENTMINT_FROM_BLOCK: not a block number")?,
     })
 }
 
@@ -333,7 +339,7 @@ async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_ru
         cursor: format!("{}:{}", l.chain_id, l.minter.address()),
         chain_id: l.chain_id,
         lag: l.confirmations.saturating_sub(1),
-        from_block: 0,
+        from_block: l.from_block,
     };
     let feed = match &l.living.oracle {
         Some(o) => Some(l.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_ORACLE: {e}"))?)),
@@ -346,7 +352,7 @@ async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_ru
         cursor: format!("{}:feed:{}", watch.cursor, feed.address()),
         chain_id: l.chain_id,
         lag: watch.lag,
-        from_block: 0,
+        from_block: l.from_block,
     });
     let deadline = Some(std::time::Instant::now() + left);
     let done = evolve::scan_collection(&ports, &l.living, &watch, oracle.as_ref(), deadline)

@@ -226,6 +226,9 @@ pub async fn scan_oracle(
     // The last mood acted on, plus one (0: none yet, so the first answer sets the mood).
     let mut last = p.store.cursor(&mood_key).await?.unwrap_or(0);
     let mut done = Vec::new();
+    // The collection's mints, read once per call in log-range windows as far as the answers
+    // need them (public RPCs cap a log query's range).
+    let (mut minted, mut minted_to) = (Vec::new(), watch.from_block);
     while from <= safe {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
@@ -253,12 +256,18 @@ pub async fn scan_oracle(
                 mood: oracle.moods[mood].words.clone(),
             };
             info!(answer = %answer.answer, mood = %reading.mood, block = answer.block, "the feed moved into another mood");
-            for minted in watch.tokens.mints(watch.from_block, answer.block).await? {
-                // Minted after the answer in its own block: it was made in the new world.
-                if (minted.block, minted.log_index) > (answer.block, answer.log_index) {
-                    continue;
-                }
-                let token = minted.token_id;
+            while minted_to <= answer.block {
+                let end = (minted_to + LOG_RANGE - 1).min(answer.block);
+                minted.extend(watch.tokens.mints(minted_to, end).await?);
+                minted_to = end + 1;
+            }
+            // Minted after the answer in its own block: it was made in the new world.
+            let tokens: Vec<String> = minted
+                .iter()
+                .filter(|m: &&Transfer| (m.block, m.log_index) <= (answer.block, answer.log_index))
+                .map(|m| m.token_id.clone())
+                .collect();
+            for token in tokens {
                 match run(p, living, trigger.clone(), &token, Some(reading.clone())).await {
                     Ok(Evolved { did_work: false, .. }) => {}
                     Ok(Evolved { state, .. }) => done.push((token, state)),
