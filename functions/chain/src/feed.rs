@@ -28,15 +28,14 @@ impl FeedReader {
     pub fn new(provider: DynProvider, address: EvmAddress) -> Self {
         Self { feed: AggregatorV3::new(to_alloy(address), provider) }
     }
-
-    /// The feed's address.
-    pub fn address(&self) -> EvmAddress {
-        from_alloy(*self.feed.address())
-    }
 }
 
 #[async_trait]
 impl OracleSource for FeedReader {
+    fn address(&self) -> String {
+        from_alloy(*self.feed.address()).to_string()
+    }
+
     async fn decimals(&self) -> PortResult<u8> {
         self.feed.decimals().call().await.map_err(|e| {
             PortError::Transient(format!("decimals() of the price feed {}: {e} (is it an aggregator?)", self.address()))

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use latentmint_core::living::EvolutionState;
+use latentmint_core::ports::OracleSource;
 use latentmint_embedded::SqliteEvolutionStore;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 use tracing::warn;
@@ -58,26 +59,19 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         store: &store,
         signer: chain.signer.as_ref(),
     };
-    let cursor = format!("{chain_id}:{}", chain.minter.address());
-    let (lag, from_block) = (
-        collection.file.chain.confirmations().saturating_sub(1),
-        args.from_block.or(chain.deployed_block).unwrap_or(0),
-    );
-    let watch = Watch { source: chain.minter.as_ref(), cursor: cursor.clone(), chain_id, lag, from_block };
+    let from_block = args.from_block.or(chain.deployed_block).unwrap_or(0);
+    let watch = Watch {
+        source: chain.minter.as_ref(),
+        cursor: format!("{chain_id}:{}", chain.minter.address()),
+        chain_id,
+        lag: collection.file.chain.confirmations().saturating_sub(1),
+        from_block,
+    };
     // With [living.oracle] the tokens live by the feed's answers, not by their transfers.
     let feed = match &living.oracle {
         Some(o) => Some(chain.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("{e}"))?)),
         None => None,
     };
-    let oracle_watch = feed.as_ref().map(|feed| evolve::OracleWatch {
-        tokens: chain.minter.as_ref(),
-        feed,
-        feed_address: feed.address().to_string(),
-        cursor: format!("{cursor}:feed:{}", feed.address()),
-        chain_id,
-        lag,
-        from_block,
-    });
     match &feed {
         Some(f) => eprintln!(
             "latentmint live: watching the price feed {} on chain {chain_id} ({}) for {}'s moods",
@@ -93,7 +87,8 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     }
     let mut evolved = 0usize;
     let outcome = loop {
-        match evolve::scan_collection(&ports, &living, &watch, oracle_watch.as_ref(), None).await {
+        let feed = feed.as_ref().map(|f| f as &dyn OracleSource);
+        match evolve::scan_collection(&ports, &living, &watch, feed, None).await {
             Ok(done) => {
                 for (token, state) in done {
                     match state {

@@ -207,6 +207,8 @@ pub trait TransferSource: Send + Sync {
 /// Reads a Chainlink-style price feed (AggregatorV3): what `[living.oracle]` evolves on.
 #[async_trait]
 pub trait OracleSource: Send + Sync {
+    /// The feed's address (EIP-55), for the record.
+    fn address(&self) -> String;
     /// The feed's decimals.
     async fn decimals(&self) -> PortResult<u8>;
     /// Its `AnswerUpdated` events in blocks `from..=to`, in chain order.

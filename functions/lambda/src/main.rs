@@ -345,19 +345,10 @@ async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_ru
         Some(o) => Some(l.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_ORACLE: {e}"))?)),
         None => None,
     };
-    let oracle = feed.as_ref().map(|feed| evolve::OracleWatch {
-        tokens: &l.minter,
-        feed,
-        feed_address: feed.address().to_string(),
-        cursor: format!("{}:feed:{}", watch.cursor, feed.address()),
-        chain_id: l.chain_id,
-        lag: watch.lag,
-        from_block: l.from_block,
-    });
     let deadline = Some(std::time::Instant::now() + left);
-    let done = evolve::scan_collection(&ports, &l.living, &watch, oracle.as_ref(), deadline)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let feed = feed.as_ref().map(|f| f as &dyn latentmint_core::ports::OracleSource);
+    let done =
+        evolve::scan_collection(&ports, &l.living, &watch, feed, deadline).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let evolved: Vec<&str> =
         done.iter().filter(|(_, s)| matches!(s, EvolutionState::Updated { .. })).map(|(t, _)| t.as_str()).collect();
     tracing::info!(evolved = evolved.len(), handled = done.len(), "living tick");

@@ -187,42 +187,28 @@ pub async fn scan(
     Ok(done)
 }
 
-/// Where a collection's price feed is read (`[living.oracle]`).
-pub struct OracleWatch<'a> {
-    /// The collection's mints: the tokens an answer evolves.
-    pub tokens: &'a dyn TransferSource,
-    /// The feed.
-    pub feed: &'a dyn OracleSource,
-    /// The feed's address (EIP-55), for the record.
-    pub feed_address: String,
-    /// Name of the scan cursor (chain, contract and feed); the last mood is kept under it too.
-    pub cursor: String,
-    /// Chain id (part of each event's key).
-    pub chain_id: u64,
-    /// Blocks kept behind the head: `chain.confirmations - 1`.
-    pub lag: u64,
-    /// First block when the watch has no cursor yet: the collection's deployment block.
-    pub from_block: u64,
-}
-
-/// Handles every confirmed answer of the feed after the cursor, in chain order: an answer in
-/// another mood than the last one evolves every token minted by then, each once; an answer in
-/// the same mood changes nothing. The mood of the last answer acted on is kept with the
-/// cursor, so a restart neither repeats nor misses a change. Stops early (cursor saved) once
-/// `deadline` passes. Returns what happened to each token that did work in this call.
+/// Handles every confirmed answer of `feed` after its cursor, in chain order: an answer in
+/// another mood than the last one evolves every token of the collection (`watch`: its mints,
+/// chain, lag and first block) minted by then, each once; an answer in the same mood changes
+/// nothing. The mood of the last answer acted on is kept next to the feed's cursor, so a
+/// restart neither repeats nor misses a change. Stops early (cursor saved) once `deadline`
+/// passes. Returns what happened to each token that did work in this call.
 pub async fn scan_oracle(
     p: &EvolvePorts<'_>,
     living: &LivingSection,
-    watch: &OracleWatch<'_>,
+    watch: &Watch<'_>,
+    feed: &dyn OracleSource,
     deadline: Option<std::time::Instant>,
 ) -> Result<Vec<(String, EvolutionState)>, StageError> {
     let oracle =
         living.oracle.as_ref().ok_or_else(|| StageError::Fail("the collection has no [living.oracle]".into()))?;
-    let decimals = watch.feed.decimals().await?;
-    let mood_key = format!("{}:mood", watch.cursor);
-    let head = watch.tokens.head().await?;
+    let decimals = feed.decimals().await?;
+    let feed_address = feed.address();
+    let cursor = format!("{}:feed:{feed_address}", watch.cursor);
+    let mood_key = format!("{cursor}:mood");
+    let head = watch.source.head().await?;
     let safe = head.saturating_sub(watch.lag);
-    let mut from = p.store.cursor(&watch.cursor).await?.unwrap_or(watch.from_block);
+    let mut from = p.store.cursor(&cursor).await?.unwrap_or(watch.from_block);
     // The last mood acted on, plus one (0: none yet, so the first answer sets the mood).
     let mut last = p.store.cursor(&mood_key).await?.unwrap_or(0);
     let mut done = Vec::new();
@@ -234,7 +220,7 @@ pub async fn scan_oracle(
             break;
         }
         let to = (from + LOG_RANGE - 1).min(safe);
-        for answer in watch.feed.answers(from, to).await? {
+        for answer in feed.answers(from, to).await? {
             let value = answer
                 .value(decimals)
                 .ok_or_else(|| StageError::Fail(format!("the feed's answer `{}` is not a number", answer.answer)))?;
@@ -249,7 +235,7 @@ pub async fn scan_oracle(
                 log_index: answer.log_index,
             };
             let reading = OracleReading {
-                feed: watch.feed_address.clone(),
+                feed: feed_address.clone(),
                 round: answer.round.clone(),
                 answer: answer.answer.clone(),
                 decimals,
@@ -258,7 +244,7 @@ pub async fn scan_oracle(
             info!(answer = %answer.answer, mood = %reading.mood, block = answer.block, "the feed moved into another mood");
             while minted_to <= answer.block {
                 let end = (minted_to + LOG_RANGE - 1).min(answer.block);
-                minted.extend(watch.tokens.mints(minted_to, end).await?);
+                minted.extend(watch.source.mints(minted_to, end).await?);
                 minted_to = end + 1;
             }
             // Minted after the answer in its own block: it was made in the new world.
@@ -283,26 +269,24 @@ pub async fn scan_oracle(
             last = mood as u64 + 1;
             p.store.set_cursor(&mood_key, last).await?;
         }
-        p.store.set_cursor(&watch.cursor, to + 1).await?;
+        p.store.set_cursor(&cursor, to + 1).await?;
         from = to + 1;
     }
     Ok(done)
 }
 
 /// One pass of a collection's watch: its feed's answers when it lives by a price feed
-/// (`oracle`, from `[living.oracle]`), else its transfers. Returns each token that did work,
+/// (`feed`, from `[living.oracle]`), else its transfers. Returns each token that did work,
 /// with where its evolution ended.
 pub async fn scan_collection(
     p: &EvolvePorts<'_>,
     living: &LivingSection,
-    transfers: &Watch<'_>,
-    oracle: Option<&OracleWatch<'_>>,
+    watch: &Watch<'_>,
+    feed: Option<&dyn OracleSource>,
     deadline: Option<std::time::Instant>,
 ) -> Result<Vec<(String, EvolutionState)>, StageError> {
-    match oracle {
-        Some(w) => scan_oracle(p, living, w, deadline).await,
-        None => {
-            Ok(scan(p, living, transfers, deadline).await?.into_iter().map(|(t, state)| (t.token_id, state)).collect())
-        }
+    match feed {
+        Some(feed) => scan_oracle(p, living, watch, feed, deadline).await,
+        None => Ok(scan(p, living, watch, deadline).await?.into_iter().map(|(t, state)| (t.token_id, state)).collect()),
     }
 }

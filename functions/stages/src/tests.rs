@@ -563,6 +563,9 @@ struct Feed(u8, Vec<latentmint_core::living::Answer>);
 
 #[async_trait]
 impl OracleSource for Feed {
+    fn address(&self) -> String {
+        "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419".into()
+    }
     async fn decimals(&self) -> PortResult<u8> {
         Ok(self.0)
     }
@@ -729,16 +732,8 @@ async fn an_answer_in_another_mood_evolves_every_token_minted_by_then_once() {
     let chain = Transfers(20, vec![], vec![minted(&tokens[0], 1), minted(&tokens[1], 6)]);
     // 8 decimals: 1500, then 1800 (the same mood), then 2500.
     let feed = Feed(8, vec![answer("150000000000", 5), answer("180000000000", 7), answer("250000000000", 9)]);
-    let watch = evolve::OracleWatch {
-        tokens: &chain,
-        feed: &feed,
-        feed_address: feed_address.clone(),
-        cursor: "o".into(),
-        chain_id: 31_337,
-        lag: 0,
-        from_block: 0,
-    };
-    let done = evolve::scan_oracle(&ports, &living, &watch, None).await.unwrap();
+    let watch = evolve::Watch { source: &chain, cursor: "o".into(), chain_id: 31_337, lag: 0, from_block: 0 };
+    let done = evolve::scan_oracle(&ports, &living, &watch, &feed, None).await.unwrap();
     let evolved: Vec<&str> = done.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(evolved, [tokens[0].as_str(), tokens[0].as_str(), tokens[1].as_str()]);
     assert_eq!(uris.txs.load(Ordering::SeqCst), 3);
@@ -754,7 +749,7 @@ async fn an_answer_in_another_mood_evolves_every_token_minted_by_then_once() {
     );
     assert_eq!(reading.feed, feed_address);
     // Scanning again changes nothing; the last mood is remembered.
-    assert!(evolve::scan_oracle(&ports, &living, &watch, None).await.unwrap().is_empty());
-    assert_eq!(store.cursor("o:mood").await.unwrap(), Some(2));
+    assert!(evolve::scan_oracle(&ports, &living, &watch, &feed, None).await.unwrap().is_empty());
+    assert_eq!(store.cursor(&format!("o:feed:{feed_address}:mood")).await.unwrap(), Some(2));
     assert_eq!(uris.txs.load(Ordering::SeqCst), 3);
 }
