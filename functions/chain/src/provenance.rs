@@ -233,7 +233,8 @@ pub fn verify(p: &Provenance) -> Result<latentmint_core::EvmAddress, String> {
     if s.scheme == "eip712:latentmint-provenance-v1" {
         return Err(format!(
             "provenance.signature.scheme: `{}` signed only part of the record (not the LoRA adapters, the \
-             model's file list or the evolution record) and is no longer accepted; records are signed as {SCHEME}",
+             model's file list or the evolution record) and is no longer accepted: the token was published by a \
+             latentmint before records were signed as {SCHEME} (a local run's: remove its state folder and run again)",
             s.scheme
         ));
     }
