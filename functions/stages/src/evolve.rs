@@ -47,6 +47,12 @@ pub struct Evolved {
     pub did_work: bool,
 }
 
+/// Where the evolution of `token_id` for `trigger` is recorded: the event alone for a transfer
+/// (one token), the event and the token for a feed's answer (every token).
+fn evolution_key(trigger: &Trigger, token_id: &str, by_feed: bool) -> String {
+    if by_feed { format!("{}/{token_id}", trigger.key()) } else { trigger.key() }
+}
+
 /// Evolves `token_id` for the event `trigger`: its transfer, or (with `reading`) a price
 /// feed's answer, which evolves every token, each once.
 pub async fn run(
@@ -56,10 +62,7 @@ pub async fn run(
     token_id: &str,
     reading: Option<OracleReading>,
 ) -> Result<Evolved, StageError> {
-    let key = match reading {
-        Some(_) => format!("{}/{token_id}", trigger.key()),
-        None => trigger.key(),
-    };
+    let key = evolution_key(&trigger, token_id, reading.is_some());
     let metadata_cid = match p.store.get(&key).await? {
         Some(done @ (EvolutionState::Updated { .. } | EvolutionState::Skipped { .. })) => {
             return Ok(Evolved { state: done, did_work: false });
@@ -254,6 +257,11 @@ pub async fn scan_oracle(
                 .map(|m| m.token_id.clone())
                 .collect();
             for token in tokens {
+                // A big collection takes several calls: the answer's tokens done so far are
+                // recorded, and the cursor and mood stay where they were for the next call.
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Ok(done);
+                }
                 match run(p, living, trigger.clone(), &token, Some(reading.clone())).await {
                     Ok(Evolved { did_work: false, .. }) => {}
                     Ok(Evolved { state, .. }) => done.push((token, state)),
@@ -261,7 +269,7 @@ pub async fn scan_oracle(
                     Err(StageError::Fail(why)) => {
                         warn!(token = %token, "evolution refused: {why}");
                         let state = EvolutionState::Skipped { token_id: token.clone(), reason: why };
-                        p.store.put(&format!("{}/{token}", trigger.key()), &state).await?;
+                        p.store.put(&evolution_key(&trigger, &token, true), &state).await?;
                         done.push((token, state));
                     }
                 }

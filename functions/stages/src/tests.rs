@@ -733,6 +733,10 @@ async fn an_answer_in_another_mood_evolves_every_token_minted_by_then_once() {
     // 8 decimals: 1500, then 1800 (the same mood), then 2500.
     let feed = Feed(8, vec![answer("150000000000", 5), answer("180000000000", 7), answer("250000000000", 9)]);
     let watch = evolve::Watch { source: &chain, cursor: "o".into(), chain_id: 31_337, lag: 0, from_block: 0 };
+    // A call already out of time reads nothing and moves nothing.
+    let past = Some(std::time::Instant::now());
+    assert!(evolve::scan_oracle(&ports, &living, &watch, &feed, past).await.unwrap().is_empty());
+    assert_eq!(uris.txs.load(Ordering::SeqCst), 0);
     let done = evolve::scan_oracle(&ports, &living, &watch, &feed, None).await.unwrap();
     let evolved: Vec<&str> = done.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(evolved, [tokens[0].as_str(), tokens[0].as_str(), tokens[1].as_str()]);
