@@ -124,6 +124,32 @@ pub async fn run(
     Ok(Evolved { state, did_work: true })
 }
 
+/// One event of a scan: [`run`], and where it ended when it did work. An event that can never
+/// evolve its token (foreign metadata, a refused update) is recorded as skipped, so the watch
+/// moves on; a transient error stops the scan, which leaves its cursor before this range and
+/// comes back to it (what was done is recorded, so it is not done twice).
+async fn handle(
+    p: &EvolvePorts<'_>,
+    living: &LivingSection,
+    trigger: Trigger,
+    token_id: &str,
+    reading: Option<OracleReading>,
+) -> Result<Option<EvolutionState>, StageError> {
+    let key = evolution_key(&trigger, token_id, reading.is_some());
+    match run(p, living, trigger, token_id, reading).await {
+        // Handled by an earlier scan that stopped later in this range.
+        Ok(Evolved { did_work: false, .. }) => Ok(None),
+        Ok(Evolved { state, .. }) => Ok(Some(state)),
+        Err(e @ StageError::Retry(_)) => Err(e),
+        Err(StageError::Fail(why)) => {
+            warn!(token = %token_id, "evolution refused: {why}");
+            let state = EvolutionState::Skipped { token_id: token_id.into(), reason: why };
+            p.store.put(&key, &state).await?;
+            Ok(Some(state))
+        }
+    }
+}
+
 /// Most blocks asked for in one `eth_getLogs` (public RPCs cap the range).
 pub const LOG_RANGE: u64 = 5_000;
 
@@ -167,21 +193,8 @@ pub async fn scan(
                 tx_hash: t.tx_hash.clone(),
                 log_index: t.log_index,
             };
-            let key = trigger.key();
-            match run(p, living, trigger, &t.token_id, None).await {
-                // Handled by an earlier scan that stopped later in this range.
-                Ok(Evolved { did_work: false, .. }) => {}
-                Ok(Evolved { state, .. }) => done.push((t, state)),
-                // Retried on the next scan: the cursor stays before this range.
-                Err(e @ StageError::Retry(_)) => return Err(e),
-                // This event can never evolve its token (foreign metadata, a refused update):
-                // recorded, so the watch moves on.
-                Err(StageError::Fail(why)) => {
-                    warn!(token = %t.token_id, "evolution refused: {why}");
-                    let state = EvolutionState::Skipped { token_id: t.token_id.clone(), reason: why };
-                    p.store.put(&key, &state).await?;
-                    done.push((t, state));
-                }
+            if let Some(state) = handle(p, living, trigger, &t.token_id, None).await? {
+                done.push((t, state));
             }
         }
         p.store.set_cursor(&watch.cursor, to + 1).await?;
@@ -262,16 +275,8 @@ pub async fn scan_oracle(
                 if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                     return Ok(done);
                 }
-                match run(p, living, trigger.clone(), &token, Some(reading.clone())).await {
-                    Ok(Evolved { did_work: false, .. }) => {}
-                    Ok(Evolved { state, .. }) => done.push((token, state)),
-                    Err(e @ StageError::Retry(_)) => return Err(e),
-                    Err(StageError::Fail(why)) => {
-                        warn!(token = %token, "evolution refused: {why}");
-                        let state = EvolutionState::Skipped { token_id: token.clone(), reason: why };
-                        p.store.put(&evolution_key(&trigger, &token, true), &state).await?;
-                        done.push((token, state));
-                    }
+                if let Some(state) = handle(p, living, trigger.clone(), &token, Some(reading.clone())).await? {
+                    done.push((token, state));
                 }
             }
             last = mood as u64 + 1;
