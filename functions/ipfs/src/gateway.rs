@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use latentmint_core::cid::{cid_of_bytes, is_cid};
+use latentmint_core::cid::is_cid;
 use latentmint_core::ports::{ContentSource, PortError, PortResult};
 
 /// Most bytes taken from a gateway for one CID: a token's metadata or image is far smaller
@@ -79,14 +79,7 @@ impl ContentSource for Gateway {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let got = cid_of_bytes(&bytes);
-        if got != cid {
-            return Err(PortError::Permanent(format!(
-                "gateway {} returned bytes for {cid} whose CID is {got}: not the content asked for",
-                self.base
-            )));
-        }
-        Ok(bytes)
+        crate::checked(cid, bytes, &format!("gateway {}", self.base))
     }
 }
 
@@ -94,6 +87,8 @@ impl ContentSource for Gateway {
 mod tests {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
+
+    use latentmint_core::cid::cid_of_bytes;
 
     use super::*;
 

@@ -118,15 +118,19 @@ impl ContentSource for KuboPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         let resp = self.send("cat", self.post("cat").query(&[("arg", cid)])).await?;
         let bytes = resp.bytes().await.map_err(|e| self.classify("cat", e))?.to_vec();
-        let got = cid_of_bytes(&bytes);
-        if got != cid {
-            return Err(PortError::Permanent(format!(
-                "IPFS cat {cid} at {}: the node returned bytes whose CID is {got}",
-                self.api
-            )));
-        }
-        Ok(bytes)
+        checked(cid, bytes, &format!("the IPFS node at {}", self.api))
     }
+}
+
+/// `bytes` if they are the content `cid` names; else a permanent error naming `source`.
+fn checked(cid: &str, bytes: Vec<u8>, source: &str) -> PortResult<Vec<u8>> {
+    let got = cid_of_bytes(&bytes);
+    if got != cid {
+        return Err(PortError::Permanent(format!(
+            "{source} returned bytes for {cid} whose CID is {got}: not the content asked for"
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
