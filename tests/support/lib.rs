@@ -163,9 +163,32 @@ pub struct Moto {
     pub url: String,
 }
 
+/// Whether the server on `port` is moto: its own API answers 200.
+fn moto_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    if write!(s, "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
+}
+
 impl Moto {
-    /// Starts one on a free port and waits until it answers.
+    /// Starts one on a free port and waits until it answers as moto. The port is free when
+    /// picked, but another test's server may take it before moto (a slow Python start) binds
+    /// it: then moto exits, or the port answers as something else, and another port is tried.
     pub fn start() -> Self {
+        for _ in 0..5 {
+            if let Some(moto) = Self::start_once() {
+                return moto;
+            }
+        }
+        panic!("moto_server did not start on any of 5 ports");
+    }
+
+    fn start_once() -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         // moto's server, with KMS signing of digests completed (see the script).
         let child = std::process::Command::new(tools_python())
@@ -175,13 +198,18 @@ impl Moto {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("moto_server starts");
-        let moto = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let mut moto = Self { child, url: format!("http://127.0.0.1:{port}") };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+        loop {
+            if moto.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if moto_answers(port) {
+                return Some(moto);
+            }
+            assert!(std::time::Instant::now() < deadline, "moto_server did not answer on {port} within 30 s");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        moto
     }
 
     /// The SDK configuration every client here is built from: this server, static test
