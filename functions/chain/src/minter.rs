@@ -15,9 +15,12 @@ use alloy::providers::{DynProvider, PendingTransactionError, Provider, ProviderB
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
+use latentmint_core::batch::{BatchId, BatchPlan};
 use latentmint_core::living::Transfer;
 use latentmint_core::network::L1Fees;
-use latentmint_core::ports::{MetadataUpdater, MintReceipt, Minter, PortError, PortResult, TransferSource};
+use latentmint_core::ports::{
+    BatchReceipt, MetadataUpdater, MintReceipt, Minter, PortError, PortResult, TransferSource,
+};
 use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
 
@@ -552,6 +555,115 @@ impl Minter for EvmMinter {
         match self.send_guarded("mint", call, l2_gas, || self.minted_token(job)).await? {
             Landed::Found(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
             Landed::Mined(receipt, tx_hash) => self.finish(job, *receipt, tx_hash).await,
+        }
+    }
+
+    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>> {
+        self.no_batches_of_editions()?;
+        let first = self
+            .contract
+            .mintedToken(B256::from(*batch.as_bytes()))
+            .call()
+            .await
+            .map_err(|e| PortError::Transient(format!("reading mintedToken(batchId): {e}")))?;
+        if first.is_zero() {
+            return Ok(None);
+        }
+        // Sequential ids; a single mint's id (top bit set) is never a batch key's answer.
+        u64::try_from(first).map(Some).map_err(|_| {
+            PortError::Permanent(format!("batch {batch}: mintedToken answered {first}, not a batch's first token"))
+        })
+    }
+
+    async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt> {
+        self.no_batches_of_editions()?;
+        // The contract stores the directory CID's 32-byte digest and rebuilds `ipfs://<dir>/<i>`.
+        let digest = latentmint_core::cid::dag_pb_sha256_digest(&plan.directory_cid).ok_or_else(|| {
+            PortError::Permanent(format!(
+                "batch {}: directory CID {} is not a dag-pb CIDv1 with sha2-256",
+                plan.id, plan.directory_cid
+            ))
+        })?;
+        if plan.jobs.is_empty() || plan.recipients.len() != plan.jobs.len() {
+            return Err(PortError::Permanent(format!(
+                "batch {}: {} jobs but {} recipients",
+                plan.id,
+                plan.jobs.len(),
+                plan.recipients.len()
+            )));
+        }
+        // Read before write: a retried batch finds its tokens and sends nothing.
+        if let Some(first) = self.minted_batch(plan.id).await? {
+            info!(batch = %plan.id.short(), first, "batch already minted on chain; nothing sent");
+            return Ok(BatchReceipt { first, tx_hash: None });
+        }
+        let key = B256::from(*plan.id.as_bytes());
+        let (digest, root) = (B256::from(digest), B256::ZERO);
+        // One recipient: ERC721A writes ownership once for the whole batch.
+        match plan.single_recipient() {
+            Some(to) => {
+                let count = U256::from(plan.jobs.len());
+                let call = self.contract.mintBatch(key, to_alloy(to), count, digest, root).from(self.sender);
+                self.send_batch(plan, call).await
+            }
+            None => {
+                let to: Vec<Address> = plan.recipients.iter().map(|r| to_alloy(*r)).collect();
+                let call = self.contract.mintBatchTo(key, to, digest, root).from(self.sender);
+                self.send_batch(plan, call).await
+            }
+        }
+    }
+}
+
+impl EvmMinter {
+    fn no_batches_of_editions(&self) -> PortResult<()> {
+        if self.editions.is_some() {
+            return Err(PortError::Permanent(
+                "ERC-1155 editions are minted one job at a time; batches are for ERC-721 collections (set chain.batch_size = 1)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Estimates and sends a batch mint under the batch's guard.
+    async fn send_batch<C: alloy::contract::CallDecoder>(
+        &self,
+        plan: &BatchPlan,
+        call: alloy::contract::CallBuilder<&DynProvider, C>,
+    ) -> PortResult<BatchReceipt> {
+        let l2_gas = match call.estimate_gas().await {
+            Ok(g) => g,
+            Err(e) => {
+                if let Some(LatentCollection::LatentCollectionErrors::AlreadyMinted(a)) =
+                    e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>()
+                {
+                    warn!(batch = %plan.id.short(), first = %a.first, "the contract refused a second mint of this batch");
+                    let first = u64::try_from(a.first)
+                        .map_err(|_| PortError::Permanent(format!("batch first token {}", a.first)))?;
+                    return Ok(BatchReceipt { first, tx_hash: None });
+                }
+                return Err(classify::<LatentCollection::LatentCollectionErrors>("batch mint", e));
+            }
+        };
+        let found = || async { Ok(self.minted_batch(plan.id).await?.map(|f| f.to_string())) };
+        match self.send_guarded("batch mint", call, l2_gas, found).await? {
+            Landed::Found(first) => {
+                let first = first.parse().map_err(|_| PortError::Permanent(format!("batch first token `{first}`")))?;
+                Ok(BatchReceipt { first, tx_hash: None })
+            }
+            Landed::Mined(receipt, tx_hash) => {
+                // Mined: the chain now says where the batch starts, reverted or not (a revert
+                // can be another sender's copy of this batch landing first).
+                match self.minted_batch(plan.id).await? {
+                    Some(first) => {
+                        let tx_hash = receipt.status().then_some(tx_hash);
+                        info!(batch = %plan.id.short(), first, jobs = plan.jobs.len(), gas = receipt.gas_used, "batch minted");
+                        Ok(BatchReceipt { first, tx_hash })
+                    }
+                    None => Err(PortError::Permanent(format!("batch mint transaction {tx_hash} reverted"))),
+                }
+            }
         }
     }
 }

@@ -63,6 +63,12 @@ pub enum DirectoryError {
 /// by name bytewise, and a UnixFS `Directory` node (no sharding: fine up to thousands of
 /// entries). A batch's metadata lives here: token *i* is `<dir>/<i>`.
 pub fn directory_cid<N: AsRef<str>, B: AsRef<[u8]>>(files: &[(N, B)]) -> Result<String, DirectoryError> {
+    Ok(directory_block(files)?.0)
+}
+
+/// Like [`directory_cid`], with the directory node's block: what a store keeps under the CID,
+/// and what a reader parses with [`directory_links`] to find a file's CID.
+pub fn directory_block<N: AsRef<str>, B: AsRef<[u8]>>(files: &[(N, B)]) -> Result<(String, Vec<u8>), DirectoryError> {
     let mut entries: Vec<(&str, Link)> = Vec::with_capacity(files.len());
     for (name, bytes) in files {
         let name = name.as_ref();
@@ -89,7 +95,132 @@ pub fn directory_cid<N: AsRef<str>, B: AsRef<[u8]>>(files: &[(N, B)]) -> Result<
     let mut data = Vec::new();
     put_varint_field(&mut data, 1, 1);
     put_bytes_field(&mut node, 1, &data);
-    Ok(sha256_cid(DAG_PB, &node).to_string())
+    Ok((sha256_cid(DAG_PB, &node).to_string(), node))
+}
+
+/// A block that is not what its CID names, or not a UnixFS directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The CID does not parse, or is not CIDv1 with sha2-256.
+    #[error("`{0}` is not a CIDv1 with a sha2-256 hash")]
+    NotACid(String),
+    /// The bytes hash to something else.
+    #[error("the block fetched for {0} does not hash to it: not the content asked for")]
+    Mismatch(String),
+    /// Not a dag-pb UnixFS directory node.
+    #[error("block {cid} is not a UnixFS directory: {why}")]
+    NotADirectory {
+        /// The block's CID.
+        cid: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Checks that `block` is the block `cid` names: its sha2-256 digest is the CID's.
+pub fn check_block(cid: &str, block: &[u8]) -> Result<(), BlockError> {
+    let c = Cid::try_from(cid).map_err(|_| BlockError::NotACid(cid.to_string()))?;
+    if c.version() != cid::Version::V1 || c.hash().code() != SHA2_256 {
+        return Err(BlockError::NotACid(cid.to_string()));
+    }
+    if c.hash().digest() != Sha256::digest(block).as_ref() as &[u8] {
+        return Err(BlockError::Mismatch(cid.to_string()));
+    }
+    Ok(())
+}
+
+/// The entries (name, CID) of the flat UnixFS directory whose block is `block`, after checking
+/// the block against `cid`: a reader trusts a directory listing only through its CID.
+pub fn directory_links(cid: &str, block: &[u8]) -> Result<Vec<(String, String)>, BlockError> {
+    check_block(cid, block)?;
+    let bad = |why: &str| BlockError::NotADirectory { cid: cid.to_string(), why: why.to_string() };
+    let c = Cid::try_from(cid).map_err(|_| BlockError::NotACid(cid.to_string()))?;
+    if c.codec() != DAG_PB {
+        return Err(bad("not a dag-pb block"));
+    }
+    let mut links = Vec::new();
+    let mut is_directory = false;
+    let mut r = block;
+    while !r.is_empty() {
+        let (field, value) = read_bytes_field(&mut r).ok_or_else(|| bad("malformed protobuf"))?;
+        match field {
+            2 => {
+                let (mut hash, mut name) = (None, None);
+                let mut l = value;
+                while !l.is_empty() {
+                    let (f, v) = read_field(&mut l).ok_or_else(|| bad("malformed link"))?;
+                    match (f, v) {
+                        (1, Field::Bytes(b)) => {
+                            hash = Some(Cid::try_from(b).map_err(|_| bad("a link's hash is not a CID"))?)
+                        }
+                        (2, Field::Bytes(b)) => {
+                            name = Some(String::from_utf8(b.to_vec()).map_err(|_| bad("a link's name is not UTF-8"))?)
+                        }
+                        _ => {}
+                    }
+                }
+                let hash = hash.ok_or_else(|| bad("a link has no hash"))?;
+                links.push((name.unwrap_or_default(), hash.to_string()));
+            }
+            1 => {
+                // UnixFS Data: field 1 is the node type, 1 = Directory.
+                let mut d = value;
+                while !d.is_empty() {
+                    if let (1, Field::Varint(t)) = read_field(&mut d).ok_or_else(|| bad("malformed UnixFS data"))? {
+                        is_directory = t == 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !is_directory {
+        return Err(bad("its UnixFS type is not Directory"));
+    }
+    Ok(links)
+}
+
+/// A protobuf field's value (only the wire types dag-pb and UnixFS use).
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+fn read_varint(r: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = r.split_first()?;
+        *r = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn read_field<'a>(r: &mut &'a [u8]) -> Option<(u64, Field<'a>)> {
+    let key = read_varint(r)?;
+    match key & 7 {
+        0 => Some((key >> 3, Field::Varint(read_varint(r)?))),
+        2 => {
+            let len = usize::try_from(read_varint(r)?).ok()?;
+            if len > r.len() {
+                return None;
+            }
+            let (v, rest) = r.split_at(len);
+            *r = rest;
+            Some((key >> 3, Field::Bytes(v)))
+        }
+        _ => None,
+    }
+}
+
+fn read_bytes_field<'a>(r: &mut &'a [u8]) -> Option<(u64, &'a [u8])> {
+    match read_field(r)? {
+        (f, Field::Bytes(b)) => Some((f, b)),
+        _ => None,
+    }
 }
 
 /// The sha2-256 digest of a CIDv1 dag-pb CID (what a directory or a multi-chunk file gets).
@@ -249,6 +380,24 @@ mod tests {
         assert_eq!(directory_cid(&empty).unwrap(), "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354");
         assert_eq!(directory_cid(&[("a/b", b"x")]), Err(DirectoryError::BadName("a/b".into())));
         assert_eq!(directory_cid(&[("x", b"1"), ("x", b"2")]), Err(DirectoryError::Duplicate("x".into())));
+    }
+
+    #[test]
+    fn directory_blocks_list_their_files_and_are_checked_against_their_cid() {
+        let files = [("0", b"first".as_slice()), ("1", b"second".as_slice())];
+        let (cid, block) = directory_block(&files).unwrap();
+        assert_eq!(cid, directory_cid(&files).unwrap());
+        let links = directory_links(&cid, &block).unwrap();
+        assert_eq!(links, vec![("0".to_string(), cid_of_bytes(b"first")), ("1".to_string(), cid_of_bytes(b"second"))]);
+        let mut tampered = block.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(directory_links(&cid, &tampered), Err(BlockError::Mismatch(cid.clone())));
+        // A file's block is not a directory, even when it is the block its CID names.
+        let file = cid_of_bytes(b"first");
+        assert!(check_block(&file, b"first").is_ok());
+        assert!(matches!(directory_links(&file, b"first"), Err(BlockError::NotADirectory { .. })));
+        assert_eq!(check_block("nonsense", b""), Err(BlockError::NotACid("nonsense".into())));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ```text
 //! Queued ──generate──> Generated ──review──> Approved ──publish──> Published ──mint──> Minted
 //!                                    │  └──> AwaitingReview ──operator──> Approved | Rejected
-//!                                    └─────> Rejected
+//!                                    └─────> Rejected          Published ──claim──> Minting ──mint──> Minted
 //! any non-final state ──(permanent error)──> Failed
 //! ```
 //! Every transition is checked here; stores only persist what these methods allow, with a
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::address::EvmAddress;
+use crate::batch::BatchSlot;
 use crate::collection::ReviewSection;
 use crate::qa::QaReport;
 
@@ -208,6 +209,9 @@ pub enum JobState {
     Rejected,
     /// Metadata built and pinned.
     Published,
+    /// Claimed for a batch (see [`crate::batch`]): minted with the batch's other jobs, once
+    /// every one of them is claimed.
+    Minting,
     /// Token minted and confirmed.
     Minted,
     /// A permanent error; see the job's `error`.
@@ -216,13 +220,14 @@ pub enum JobState {
 
 impl JobState {
     /// All states, in pipeline order.
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         Self::Queued,
         Self::Generated,
         Self::AwaitingReview,
         Self::Approved,
         Self::Rejected,
         Self::Published,
+        Self::Minting,
         Self::Minted,
         Self::Failed,
     ];
@@ -245,8 +250,9 @@ impl JobState {
             Self::Approved => 3,
             Self::Rejected => 3,
             Self::Published => 4,
-            Self::Minted => 5,
-            Self::Failed => 6,
+            Self::Minting => 5,
+            Self::Minted => 6,
+            Self::Failed => 7,
         }
     }
 
@@ -259,6 +265,7 @@ impl JobState {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Published => "published",
+            Self::Minting => "minting",
             Self::Minted => "minted",
             Self::Failed => "failed",
         }
@@ -360,6 +367,9 @@ pub struct Job {
     pub image_cid: Option<String>,
     /// CID of the metadata JSON.
     pub metadata_cid: Option<String>,
+    /// Its place in a batch, while and after it is minted with others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSlot>,
     /// Token id (decimal; uint256 on chain).
     pub token_id: Option<String>,
     /// Transaction that minted it.
@@ -392,6 +402,7 @@ impl Job {
             reviewed_by: None,
             image_cid: None,
             metadata_cid: None,
+            batch: None,
             token_id: None,
             tx_hash: None,
             error: None,
@@ -454,9 +465,23 @@ impl Job {
         Ok(())
     }
 
-    /// Token minted.
+    /// Claimed for a batch: from here it is minted only with that batch.
+    pub fn claim_for_batch(&mut self, slot: BatchSlot) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Published], JobState::Minting)?;
+        self.batch = Some(slot);
+        Ok(())
+    }
+
+    /// A batch that was never sent lets its job go, to be planned again.
+    pub fn release_batch(&mut self) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Minting], JobState::Published)?;
+        self.batch = None;
+        Ok(())
+    }
+
+    /// Token minted (alone, or with its batch).
     pub fn record_mint(&mut self, token_id: String, tx_hash: Option<String>) -> Result<(), TransitionError> {
-        self.advance(&[JobState::Published], JobState::Minted)?;
+        self.advance(&[JobState::Published, JobState::Minting], JobState::Minted)?;
         self.token_id = Some(token_id);
         self.tx_hash = tx_hash;
         Ok(())
@@ -467,6 +492,7 @@ impl Job {
     /// is now. Only the local runner's reconciliation calls this, after reading the chain.
     pub fn record_token_lost(&mut self) -> Result<(), TransitionError> {
         self.advance(&[JobState::Minted], JobState::Published)?;
+        self.batch = None;
         self.token_id = None;
         self.tx_hash = None;
         Ok(())
@@ -489,6 +515,8 @@ impl Job {
             JobState::Queued
         };
         self.advance(&[JobState::Failed], to)?;
+        // A batch that failed was never minted: the job is planned afresh.
+        self.batch = None;
         self.error = None;
         Ok(to)
     }
@@ -496,7 +524,7 @@ impl Job {
     /// A permanent failure. A minted job can never be marked failed.
     pub fn record_failure(&mut self, reason: String) -> Result<(), TransitionError> {
         self.advance(
-            &[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published],
+            &[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published, JobState::Minting],
             JobState::Failed,
         )?;
         self.error = Some(reason);
@@ -563,6 +591,26 @@ mod tests {
         j.record_mint("1".into(), None).unwrap();
         assert!(j.record_retry().is_err());
         assert_eq!(j.state, JobState::Minted);
+    }
+
+    #[test]
+    fn a_batch_claim_is_taken_only_from_published_and_released_only_unminted() {
+        let mut j = Job::new(spec());
+        let slot = BatchSlot { batch: crate::batch::BatchId::of(&[j.id()]), index: 0 };
+        assert!(j.claim_for_batch(slot).is_err(), "only a published job is claimed");
+        j.record_generation("k".into(), record()).unwrap();
+        j.record_qa(QaReport::for_tests(0.9), JobState::Approved).unwrap();
+        j.record_publication("a".into(), "b".into()).unwrap();
+        j.claim_for_batch(slot).unwrap();
+        assert!(j.claim_for_batch(slot).is_err(), "never claimed twice");
+        j.release_batch().unwrap();
+        assert_eq!((j.state, j.batch), (JobState::Published, None));
+        j.claim_for_batch(slot).unwrap();
+        j.record_mint("7".into(), Some("0xabc".into())).unwrap();
+        assert!(j.release_batch().is_err(), "a minted job stays minted");
+        assert_eq!(j.batch, Some(slot), "the slot stays on the minted job");
+        let back: Job = serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
+        assert_eq!(back, j);
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //! - [`message`]: the message each stage sends the next;
 //! - [`qa`]: automatic image checks for the review stage;
 //! - [`metadata`] and [`cid`]: ERC-721 metadata with provenance, and kubo-compatible CIDs;
+//! - [`batch`]: published jobs minted together, and how a batch stays exactly-once;
 //! - [`ports`]: the traits adapters implement.
 
 pub mod address;
+pub mod batch;
 pub mod cid;
 pub mod collection;
 pub mod field;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::address::EvmAddress;
+use crate::batch::{BatchId, BatchPlan};
 use crate::job::{GenerationParams, GenerationRecord, Job, JobId, JobState};
 
 /// An adapter failed. The stage decides from the kind whether to retry.
@@ -138,6 +139,9 @@ pub trait Generator: Send + Sync {
 pub trait ContentSource: Send + Sync {
     /// Fetches content by CID.
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>>;
+    /// Fetches the one block `cid` names, as stored (a directory's node, where `fetch` would
+    /// not make sense), checked against the CID.
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>>;
 }
 
 /// Content-addressed storage (a local store, an IPFS node, a pinning service): a content
@@ -147,6 +151,9 @@ pub trait Pinner: ContentSource {
     /// Stores and pins `bytes`; returns the CID the store computed (the caller compares it
     /// with its own).
     async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String>;
+    /// Stores and pins a flat directory of `files` (name, bytes) called `name`; returns the
+    /// directory's CID as the store computed it.
+    async fn pin_directory(&self, name: &str, files: Vec<(String, Vec<u8>)>) -> PortResult<String>;
 }
 
 /// A confirmed mint.
@@ -166,6 +173,20 @@ pub trait Minter: Send + Sync {
     /// Mints one token for `job` to `to` whose metadata has CID `metadata_cid`. If the chain
     /// says the job is already minted, returns that token (no second token can exist).
     async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt>;
+    /// The first token of `batch`, if it is minted (read from the chain).
+    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>>;
+    /// Mints `plan` in one transaction: token `first + i` to its i-th recipient, metadata file
+    /// `i` of its directory. If the chain says the batch is minted, returns its first token.
+    async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt>;
+}
+
+/// A confirmed batch mint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReceipt {
+    /// The batch's first token id; job `i` got `first + i`.
+    pub first: u64,
+    /// Transaction hash, when this call sent one.
+    pub tx_hash: Option<String>,
 }
 
 /// Reads and moves a token's metadata pointer: how a living NFT shows its new image.

@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
-use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::cid::{check_block, cid_of_bytes, directory_block};
 use latentmint_core::ports::{BlobStore, ContentSource, Pinner, PortError, PortResult};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PortError + '_ {
@@ -90,6 +90,19 @@ impl Pinner for LocalContentStore {
         }
         Ok(cid)
     }
+
+    async fn pin_directory(&self, _name: &str, files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
+        let (cid, block) = directory_block(&files).map_err(|e| PortError::Permanent(e.to_string()))?;
+        for (_, bytes) in files {
+            self.pin("", bytes).await?;
+        }
+        // Kept as a block beside the objects: `fetch` serves files, `fetch_block` nodes.
+        let p = self.root.join("blocks").join(&cid);
+        if !p.exists() {
+            write_atomic(&p, &block)?;
+        }
+        Ok(cid)
+    }
 }
 
 #[async_trait]
@@ -103,6 +116,19 @@ impl ContentSource for LocalContentStore {
                 "content store object {cid} is corrupt: its bytes hash to {actual}"
             )));
         }
+        Ok(bytes)
+    }
+
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
+        let node = self.path_of(cid)?.with_file_name("blocks").join(cid);
+        // A single-chunk file's object is its one raw block.
+        let bytes = match std::fs::read(&node) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.fetch(cid).await?,
+            Err(e) => return Err(io(&node)(e)),
+        };
+        check_block(cid, &bytes)
+            .map_err(|e| PortError::Permanent(format!("content store block {cid} is corrupt or not one block: {e}")))?;
         Ok(bytes)
     }
 }
@@ -131,5 +157,17 @@ mod tests {
         std::fs::write(d.path().join(&cid), b"tampered").unwrap();
         let e = s.fetch(&cid).await.unwrap_err().to_string();
         assert!(e.contains("corrupt"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn directories_are_kept_as_a_node_block_and_their_files() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalContentStore::new(d.path());
+        let files = vec![("0".to_string(), b"a".to_vec()), ("1".to_string(), b"b".to_vec())];
+        let cid = s.pin_directory("batch", files.clone()).await.unwrap();
+        assert_eq!(cid, latentmint_core::cid::directory_cid(&files).unwrap());
+        let links = latentmint_core::cid::directory_links(&cid, &s.fetch_block(&cid).await.unwrap()).unwrap();
+        assert_eq!(s.fetch(&links[1].1).await.unwrap(), b"b");
+        assert_eq!(s.fetch_block(&links[0].1).await.unwrap(), b"a", "a one-chunk file is its own block");
     }
 }

@@ -47,12 +47,30 @@ impl Gateway {
 #[async_trait]
 impl ContentSource for Gateway {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
+        let bytes = self.get(cid, false).await?;
+        crate::checked(cid, bytes, &format!("gateway {}", self.base))
+    }
+
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
+        let bytes = self.get(cid, true).await?;
+        crate::checked_block(cid, bytes, &format!("gateway {}", self.base))
+    }
+}
+
+impl Gateway {
+    /// The content at `/ipfs/<cid>`, or with `block` the one block itself (the trustless
+    /// gateway's raw block response).
+    async fn get(&self, cid: &str, block: bool) -> PortResult<Vec<u8>> {
         // Only a CID goes into the path: nothing else can be asked of the gateway.
         if !is_cid(cid) {
             return Err(PortError::Permanent(format!("`{cid}` is not a CID")));
         }
         let url = format!("{}/ipfs/{cid}", self.base);
-        let mut resp = self.http.get(&url).send().await.map_err(|e| self.failed(cid, e))?;
+        let mut req = self.http.get(&url);
+        if block {
+            req = req.query(&[("format", "raw")]).header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+        }
+        let mut resp = req.send().await.map_err(|e| self.failed(cid, e))?;
         let status = resp.status();
         if status.as_u16() == 404 || status.as_u16() == 410 {
             return Err(PortError::NotFound(format!(
@@ -79,7 +97,7 @@ impl ContentSource for Gateway {
             }
             bytes.extend_from_slice(&chunk);
         }
-        crate::checked(cid, bytes, &format!("gateway {}", self.base))
+        Ok(bytes)
     }
 }
 

@@ -28,9 +28,21 @@ pub struct KuboPinner {
 
 #[derive(Deserialize)]
 struct Added {
+    #[serde(rename = "Name", default)]
+    name: String,
     #[serde(rename = "Hash")]
     hash: String,
 }
+
+/// kubo's `add` settings for CIDv1 as computed locally (see `latentmint_core::cid`).
+const ADD_OPTIONS: [(&str, &str); 6] = [
+    ("cid-version", "1"),
+    ("raw-leaves", "true"),
+    ("chunker", "size-262144"),
+    ("cid-base", "base32"),
+    ("hash", "sha2-256"),
+    ("pin", "true"),
+];
 
 impl KuboPinner {
     /// The node at `api` (e.g. `http://127.0.0.1:5001`); `authorization` is sent as the
@@ -91,25 +103,52 @@ impl Pinner for KuboPinner {
             .mime_str("application/octet-stream")
             .map_err(|e| PortError::Permanent(format!("multipart: {e}")))?;
         let form = reqwest::multipart::Form::new().part("file", part);
-        let req = self
-            .post("add")
-            .query(&[
-                ("cid-version", "1"),
-                ("raw-leaves", "true"),
-                ("chunker", "size-262144"),
-                ("cid-base", "base32"),
-                ("hash", "sha2-256"),
-                ("pin", "true"),
-            ])
-            .multipart(form);
+        let added = self.add(form).await?;
+        // One JSON object per added entry; the file is the last (and only) one.
+        added.into_iter().last().map(|a| a.hash).ok_or_else(|| self.no_answer(""))
+    }
+
+    async fn pin_directory(&self, name: &str, files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
+        if name.is_empty() || name.contains('/') {
+            return Err(PortError::Permanent(format!("directory name `{name}`: use a non-empty name without `/`")));
+        }
+        // The directory as its own part, then each file under it: the layout kubo's and
+        // js-ipfs's clients send for `ipfs add -r`.
+        let dir = reqwest::multipart::Part::bytes(Vec::new())
+            .file_name(name.to_string())
+            .mime_str("application/x-directory")
+            .map_err(|e| PortError::Permanent(format!("multipart: {e}")))?;
+        let mut form = reqwest::multipart::Form::new().part("file", dir);
+        for (file, bytes) in files {
+            let part = reqwest::multipart::Part::bytes(bytes)
+                .file_name(format!("{name}/{file}"))
+                .mime_str("application/octet-stream")
+                .map_err(|e| PortError::Permanent(format!("multipart: {e}")))?;
+            form = form.part("file", part);
+        }
+        let added = self.add(form).await?;
+        added.into_iter().find(|a| a.name == name).map(|a| a.hash).ok_or_else(|| self.no_answer(name))
+    }
+}
+
+impl KuboPinner {
+    /// `add` with kubo's CIDv1 settings; the node's answer line per entry.
+    async fn add(&self, form: reqwest::multipart::Form) -> PortResult<Vec<Added>> {
+        let req = self.post("add").query(&ADD_OPTIONS).multipart(form);
         let resp = self.send("add", req).await?;
         let text = resp.text().await.map_err(|e| self.classify("add", e))?;
-        // One JSON object per added entry; the file is the last (and only) one.
-        let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
-        let added: Added = serde_json::from_str(last).map_err(|e| {
-            PortError::Transient(format!("IPFS add at {}: not a Kubo RPC answer ({e}): {last:.120}", self.api))
-        })?;
-        Ok(added.hash)
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| {
+                    PortError::Transient(format!("IPFS add at {}: not a Kubo RPC answer ({e}): {l:.120}", self.api))
+                })
+            })
+            .collect()
+    }
+
+    fn no_answer(&self, name: &str) -> PortError {
+        PortError::Transient(format!("IPFS add at {}: the node named no CID for `{name}`", self.api))
     }
 }
 
@@ -120,6 +159,18 @@ impl ContentSource for KuboPinner {
         let bytes = resp.bytes().await.map_err(|e| self.classify("cat", e))?.to_vec();
         checked(cid, bytes, &format!("the IPFS node at {}", self.api))
     }
+
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
+        let resp = self.send("block/get", self.post("block/get").query(&[("arg", cid)])).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.classify("block/get", e))?.to_vec();
+        checked_block(cid, bytes, &format!("the IPFS node at {}", self.api))
+    }
+}
+
+/// `block` if it is the block `cid` names; else a permanent error naming `source`.
+fn checked_block(cid: &str, block: Vec<u8>, source: &str) -> PortResult<Vec<u8>> {
+    latentmint_core::cid::check_block(cid, &block).map_err(|e| PortError::Permanent(format!("{source}: {e}")))?;
+    Ok(block)
 }
 
 /// `bytes` if they are the content `cid` names; else a permanent error naming `source`.

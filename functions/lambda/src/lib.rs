@@ -11,10 +11,11 @@ pub mod intake;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use latentmint_core::batch::{BatchId, BatchPlan};
 use latentmint_core::metadata::{Provenance, ProvenanceSignature};
 use latentmint_core::ports::{
-    BlobStore, ContentSource, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt, Minter, Pinner,
-    PortError, PortResult, ProvenanceSigner,
+    BatchReceipt, BlobStore, ContentSource, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt,
+    Minter, Pinner, PortError, PortResult, ProvenanceSigner,
 };
 use latentmint_core::{EvmAddress, JobId, Stage};
 use latentmint_stages::{Disposition, Ports, process};
@@ -96,11 +97,17 @@ impl Pinner for NotInThisFunction {
     async fn pin(&self, _: &str, _: Vec<u8>) -> PortResult<String> {
         self.refuse("IPFS pinner")
     }
+    async fn pin_directory(&self, _: &str, _: Vec<(String, Vec<u8>)>) -> PortResult<String> {
+        self.refuse("IPFS pinner")
+    }
 }
 
 #[async_trait]
 impl ContentSource for NotInThisFunction {
     async fn fetch(&self, _: &str) -> PortResult<Vec<u8>> {
+        self.refuse("IPFS pinner")
+    }
+    async fn fetch_block(&self, _: &str) -> PortResult<Vec<u8>> {
         self.refuse("IPFS pinner")
     }
 }
@@ -111,6 +118,12 @@ impl Minter for NotInThisFunction {
         self.refuse("minter")
     }
     async fn mint(&self, _: JobId, _: EvmAddress, _: &str) -> PortResult<MintReceipt> {
+        self.refuse("minter")
+    }
+    async fn minted_batch(&self, _: BatchId) -> PortResult<Option<u64>> {
+        self.refuse("minter")
+    }
+    async fn mint_batch(&self, _: &BatchPlan) -> PortResult<BatchReceipt> {
         self.refuse("minter")
     }
 }

@@ -33,7 +33,7 @@ pub fn waiting_for(state: JobState) -> Option<Stage> {
         JobState::Queued => Some(Stage::Generate),
         JobState::Generated => Some(Stage::Review),
         JobState::Approved => Some(Stage::Publish),
-        JobState::Published => Some(Stage::Mint),
+        JobState::Published | JobState::Minting => Some(Stage::Mint),
         JobState::AwaitingReview | JobState::Rejected | JobState::Minted | JobState::Failed => None,
     }
 }

@@ -141,8 +141,65 @@ pub async fn process(ports: &Ports, stage: Stage, delivery: &Delivery) -> Dispos
             return Disposition::Retry(Duration::ZERO, e.to_string());
         }
     };
-    let id = msg.job_id;
-    match run_stage(ports, stage, id).await {
+    let result = run_stage(ports, stage, msg.job_id).await;
+    settle(ports, stage, delivery, msg.job_id, result).await
+}
+
+/// Processes the deliveries of one receive from `stage`'s queue, one disposition per delivery
+/// in order. The mint stage mints the published jobs among them together, at most `batch` per
+/// transaction ([`mint::run_many`]); with `batch` 1, and on every other stage, this is
+/// [`process`] on each delivery in turn.
+pub async fn process_all(ports: &Ports, stage: Stage, deliveries: &[Delivery], batch: usize) -> Vec<Disposition> {
+    if stage != Stage::Mint || batch <= 1 {
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            out.push(process(ports, stage, d).await);
+        }
+        return out;
+    }
+    let mut parsed = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        match StageMessage::parse(&d.body, stage) {
+            Ok(m) => parsed.push(Ok(m.job_id)),
+            Err(e) => {
+                error!(queue = stage.queue(), message_id = %d.message_id, "unreadable message: {e}");
+                parsed.push(Err(Disposition::Retry(Duration::ZERO, e.to_string())));
+            }
+        }
+    }
+    let mut ids: Vec<JobId> = parsed.iter().filter_map(|p| p.as_ref().ok().copied()).collect();
+    // The same job twice in one receive (a resend beside the original) is minted once.
+    ids.sort();
+    ids.dedup();
+    let results: std::collections::HashMap<JobId, Result<StageOutcome, StageError>> =
+        ids.iter().copied().zip(mint::run_many(ports, &ids, batch).await).collect();
+    let mut out = Vec::with_capacity(deliveries.len());
+    for (d, p) in deliveries.iter().zip(parsed) {
+        out.push(match p {
+            Err(disposition) => disposition,
+            Ok(id) => {
+                let result = match results.get(&id) {
+                    Some(Ok(o)) => Ok(o.clone()),
+                    Some(Err(StageError::Retry(m))) => Err(StageError::Retry(m.clone())),
+                    Some(Err(StageError::Fail(m))) => Err(StageError::Fail(m.clone())),
+                    None => Err(StageError::Retry(format!("job {} was not minted", id.short()))),
+                };
+                settle(ports, stage, d, id, result).await
+            }
+        });
+    }
+    out
+}
+
+/// What becomes of `delivery` once its job's stage ended with `result`.
+async fn settle(
+    ports: &Ports,
+    stage: Stage,
+    delivery: &Delivery,
+    id: JobId,
+    result: Result<StageOutcome, StageError>,
+) -> Disposition {
+    match result {
         Ok(outcome) => {
             if let Some(next) = outcome.next
                 && let Err(e) = ports.queue.send(next.queue(), &StageMessage::new(next, id).to_body()).await

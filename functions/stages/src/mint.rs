@@ -1,14 +1,31 @@
-//! Mint: one token per job, guarded on chain. The minter reads the chain before sending, and
-//! the contract refuses a job id twice, so a crash between the mint and the job store write
-//! heals itself on redelivery: the retry finds the token and records it.
+//! Mint: one token per job, guarded on chain, either alone or with other jobs in one batch.
+//!
+//! Alone ([`run`]): the minter reads the chain before sending, and the contract refuses a job
+//! id twice, so a crash between the mint and the job store write heals itself on redelivery:
+//! the retry finds the token and records it.
+//!
+//! In batches ([`run_many`]): the published jobs of one receive are planned into batches (see
+//! `latentmint_core::batch` for why a plan is fixed, stored and claimed before anything is
+//! sent); a batch's transaction goes out under the batch id, which the contract refuses twice,
+//! so a retry finds the batch on chain and records its tokens.
 
-use latentmint_core::{JobId, JobState};
+use std::collections::BTreeMap;
+
+use latentmint_core::batch::{BatchId, BatchPlan, Member, token_ids};
+use latentmint_core::ports::PortError;
+use latentmint_core::{Job, JobId, JobState};
+use tracing::{info, warn};
 
 use crate::{Ports, StageError, StageOutcome, load, save};
 
-/// Runs the mint for `id`.
+/// Runs the mint for `id` alone.
 pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
+    if job.state == JobState::Minting {
+        // Claimed for a batch: minted only with it.
+        let mut settled = settle(ports, claimed_batch(&job)?).await?;
+        return settled.remove(&id).ok_or_else(|| StageError::Fail(format!("job {id} is not in its batch's plan")));
+    }
     if job.state != JobState::Published {
         return Ok(StageOutcome { job_id: id, state: job.state, next: None, did_work: false });
     }
@@ -20,4 +37,252 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
         return Ok(StageOutcome { job_id: id, state: current.state, next: None, did_work: false });
     }
     Ok(StageOutcome::done(&job, None))
+}
+
+/// Mints the jobs `ids` (one receive of the mint queue), at most `max` per transaction: jobs
+/// already claimed for a batch finish that batch; the other published ones are planned into
+/// new batches in the order given (a batch of one is minted alone, which is cheaper). Returns
+/// one result per id, in order.
+pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<StageOutcome, StageError>> {
+    let mut results: BTreeMap<JobId, Result<StageOutcome, StageError>> = BTreeMap::new();
+    let mut claimed: Vec<BatchId> = Vec::new();
+    for &id in ids {
+        match load(ports, id).await {
+            Ok(job) if job.state == JobState::Published => {}
+            Ok(job) if job.state == JobState::Minting => match claimed_batch(&job) {
+                Ok(b) if !claimed.contains(&b) => claimed.push(b),
+                Ok(_) => {}
+                Err(e) => {
+                    results.insert(id, Err(e));
+                }
+            },
+            Ok(job) => {
+                results.insert(id, Ok(StageOutcome { job_id: id, state: job.state, next: None, did_work: false }));
+            }
+            Err(e) => {
+                results.insert(id, Err(e));
+            }
+        }
+    }
+    // Batches planned before (a crash, a retry) first: their plans may hold jobs received
+    // here as published, which must not go into a new plan.
+    for b in claimed {
+        settle_into(ports, ids, b, &mut results).await;
+    }
+    let mut fresh = Vec::new();
+    let pending: Vec<JobId> = ids.iter().copied().filter(|id| !results.contains_key(id)).collect();
+    for id in pending {
+        match load(ports, id).await {
+            Ok(job) if job.state == JobState::Published => fresh.push(job),
+            Ok(job) => {
+                results.insert(id, Ok(StageOutcome { job_id: id, state: job.state, next: None, did_work: false }));
+            }
+            Err(e) => {
+                results.insert(id, Err(e));
+            }
+        }
+    }
+    for group in fresh.chunks(max.max(1)) {
+        if let [job] = group {
+            results.insert(job.id(), run(ports, job.id()).await);
+            continue;
+        }
+        match plan(ports, group).await {
+            Ok(b) => settle_into(ports, ids, b, &mut results).await,
+            Err(e) => {
+                for job in group {
+                    results.insert(job.id(), Err(copy(&e)));
+                }
+            }
+        }
+    }
+    ids.iter()
+        .map(|id| {
+            results
+                .remove(id)
+                .unwrap_or_else(|| Err(StageError::Retry(format!("job {} was planned again", id.short()))))
+        })
+        .collect()
+}
+
+/// Settles batch `b` and files the outcome under each of `ids` in it.
+async fn settle_into(
+    ports: &Ports,
+    ids: &[JobId],
+    b: BatchId,
+    results: &mut BTreeMap<JobId, Result<StageOutcome, StageError>>,
+) {
+    match settle(ports, b).await {
+        Ok(outcomes) => {
+            results.extend(outcomes.into_iter().filter(|(id, _)| ids.contains(id)).map(|(id, o)| (id, Ok(o))))
+        }
+        Err(e) => {
+            // Every job of the batch shares its fate; only the ones received here report it.
+            for &id in ids {
+                if !results.contains_key(&id) && in_batch(ports, id, b).await {
+                    results.insert(id, Err(copy(&e)));
+                }
+            }
+        }
+    }
+}
+
+fn copy(e: &StageError) -> StageError {
+    match e {
+        StageError::Retry(m) => StageError::Retry(m.clone()),
+        StageError::Fail(m) => StageError::Fail(m.clone()),
+    }
+}
+
+fn claimed_batch(job: &Job) -> Result<BatchId, StageError> {
+    job.batch
+        .map(|s| s.batch)
+        .ok_or_else(|| StageError::Fail(format!("job {} is minting but names no batch", job.id().short())))
+}
+
+async fn in_batch(ports: &Ports, id: JobId, batch: BatchId) -> bool {
+    matches!(ports.jobs.get(id).await, Ok(Some(j)) if j.batch.is_some_and(|s| s.batch == batch))
+}
+
+/// Each job's signed metadata, as the publish stage stored it before pinning.
+async fn metadata_of(ports: &Ports, job: &Job) -> Result<Vec<u8>, StageError> {
+    Ok(ports.blobs.get(&format!("metadata/{}.json", job.id())).await?)
+}
+
+/// Plans `group` as one batch, stores the plan and claims its jobs. Returns the batch to
+/// settle; a job that could not be claimed (another worker got there first) makes the plan
+/// void and its claims are released.
+async fn plan(ports: &Ports, group: &[Job]) -> Result<BatchId, StageError> {
+    let mut members = Vec::with_capacity(group.len());
+    for job in group {
+        let metadata_cid = job
+            .metadata_cid
+            .clone()
+            .ok_or_else(|| StageError::Fail(format!("published job {} has no metadata CID", job.id().short())))?;
+        members.push(Member {
+            job: job.id(),
+            recipient: job.spec.recipient,
+            metadata_cid,
+            metadata: metadata_of(ports, job).await?,
+        });
+    }
+    let plan = BatchPlan::new(members).map_err(|e| StageError::Fail(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| StageError::Fail(format!("batch plan: {e}")))?;
+    ports.blobs.put(&BatchPlan::key(plan.id), bytes).await?;
+    for job in group {
+        let mut claimed = job.clone();
+        let slot = plan.slot(job.id()).ok_or_else(|| StageError::Fail("a planned job is not in its plan".into()))?;
+        claimed.claim_for_batch(slot).map_err(|e| StageError::Fail(e.to_string()))?;
+        if save(ports, &claimed, JobState::Published).await?.is_some() {
+            release(ports, &plan).await?;
+            return Err(StageError::Retry(format!(
+                "job {} changed while batch {} was planned; planning again",
+                job.id().short(),
+                plan.id.short()
+            )));
+        }
+    }
+    info!(batch = %plan.id.short(), jobs = plan.jobs.len(), "batch planned");
+    Ok(plan.id)
+}
+
+/// Lets go of every job still claimed for `plan`: it was never sent.
+async fn release(ports: &Ports, plan: &BatchPlan) -> Result<(), StageError> {
+    for &id in &plan.jobs {
+        let Some(mut job) = ports.jobs.get(id).await? else { continue };
+        if job.state == JobState::Minting && job.batch.is_some_and(|s| s.batch == plan.id) {
+            job.release_batch().map_err(|e| StageError::Fail(e.to_string()))?;
+            save(ports, &job, JobState::Minting).await?;
+        }
+    }
+    warn!(batch = %plan.id.short(), "batch released unsent; its jobs are planned again");
+    Ok(())
+}
+
+/// Finishes batch `id`: makes sure every job of its plan is claimed for it (a crash may have
+/// come between two claims), finds it on chain or pins its directory and sends it, and
+/// records each job's token.
+async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutcome>, StageError> {
+    let plan: BatchPlan = match ports.blobs.get(&BatchPlan::key(id)).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| StageError::Fail(format!("batch plan {}: {e}", BatchPlan::key(id))))?,
+        Err(PortError::NotFound(_)) => {
+            return Err(StageError::Fail(format!(
+                "batch {id}: its plan ({}) is missing from the blob store",
+                BatchPlan::key(id)
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut jobs = Vec::with_capacity(plan.jobs.len());
+    for &job_id in &plan.jobs {
+        let mut job = load(ports, job_id).await?;
+        let ours = job.batch.is_some_and(|s| s.batch == id);
+        match job.state {
+            JobState::Minting | JobState::Minted if ours => {}
+            JobState::Published if job.batch.is_none() => {
+                let slot =
+                    plan.slot(job_id).ok_or_else(|| StageError::Fail("a planned job is not in its plan".into()))?;
+                job.claim_for_batch(slot).map_err(|e| StageError::Fail(e.to_string()))?;
+                if save(ports, &job, JobState::Published).await?.is_some() {
+                    release(ports, &plan).await?;
+                    return Err(StageError::Retry(format!(
+                        "batch {} lost job {}; planned again",
+                        id.short(),
+                        job_id.short()
+                    )));
+                }
+            }
+            // Minted alone, failed, or in another batch: this plan can never be sent whole.
+            _ => {
+                release(ports, &plan).await?;
+                return Err(StageError::Retry(format!(
+                    "batch {}: job {} is {} elsewhere; its other jobs are planned again",
+                    id.short(),
+                    job_id.short(),
+                    job.state
+                )));
+            }
+        }
+        jobs.push(job);
+    }
+    let receipt = match ports.minter.minted_batch(id).await? {
+        Some(first) => latentmint_core::ports::BatchReceipt { first, tx_hash: None },
+        None => {
+            pin_directory(ports, &plan, &jobs).await?;
+            ports.minter.mint_batch(&plan).await?
+        }
+    };
+    let tokens = token_ids(receipt.first, plan.jobs.len());
+    let mut outcomes = BTreeMap::new();
+    for (mut job, token) in jobs.into_iter().zip(tokens) {
+        if job.state == JobState::Minted {
+            outcomes.insert(job.id(), StageOutcome { job_id: job.id(), state: job.state, next: None, did_work: false });
+            continue;
+        }
+        job.record_mint(token, receipt.tx_hash.clone()).map_err(|e| StageError::Fail(e.to_string()))?;
+        let outcome = match save(ports, &job, JobState::Minting).await? {
+            None => StageOutcome::done(&job, None),
+            Some(current) => StageOutcome { job_id: job.id(), state: current.state, next: None, did_work: false },
+        };
+        outcomes.insert(job.id(), outcome);
+    }
+    info!(batch = %id.short(), first = receipt.first, jobs = plan.jobs.len(), "batch minted");
+    Ok(outcomes)
+}
+
+/// Pins the batch's metadata directory, and checks the pinner's CID against the plan's.
+async fn pin_directory(ports: &Ports, plan: &BatchPlan, jobs: &[Job]) -> Result<(), StageError> {
+    let mut files = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        files.push((i.to_string(), metadata_of(ports, job).await?));
+    }
+    let theirs = ports.pinner.pin_directory(&format!("batch-{}", plan.id), files).await?;
+    if theirs != plan.directory_cid {
+        return Err(StageError::Fail(format!(
+            "the pinner returned CID {theirs} for batch {}'s metadata directory, but the plan computed {}; refusing to mint",
+            plan.id, plan.directory_cid
+        )));
+    }
+    Ok(())
 }

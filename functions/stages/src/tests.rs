@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use latentmint_core::batch::{BatchId, BatchPlan};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::collection::{Collection, LivingSection};
 use latentmint_core::living::{EvolutionState, Trigger};
@@ -84,6 +85,7 @@ impl Generator for ScriptedGenerator {
 #[derive(Default)]
 struct GuardedMinter {
     tokens: Mutex<HashMap<JobId, (String, EvmAddress, String)>>,
+    batches: Mutex<HashMap<BatchId, (u64, BatchPlan)>>,
     txs: AtomicUsize,
     paused: std::sync::atomic::AtomicBool,
 }
@@ -105,6 +107,23 @@ impl Minter for GuardedMinter {
         t.insert(job, (id.clone(), to, uri.to_string()));
         self.txs.fetch_add(1, Ordering::SeqCst);
         Ok(MintReceipt { token_id: id, tx_hash: Some(format!("0xtx{}", t.len())) })
+    }
+    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>> {
+        Ok(self.batches.lock().unwrap().get(&batch).map(|b| b.0))
+    }
+    async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt> {
+        if self.paused.load(Ordering::SeqCst) {
+            return Err(PortError::Transient("the contract is paused".into()));
+        }
+        let mut b = self.batches.lock().unwrap();
+        if let Some(existing) = b.get(&plan.id) {
+            return Ok(BatchReceipt { first: existing.0, tx_hash: None });
+        }
+        // Sequential ids from 1000, as ERC721A's, apart from the single mints' ids.
+        let first = 1000 + b.values().map(|(_, p)| p.jobs.len() as u64).sum::<u64>();
+        b.insert(plan.id, (first, plan.clone()));
+        self.txs.fetch_add(1, Ordering::SeqCst);
+        Ok(BatchReceipt { first, tx_hash: Some(format!("0xbatch{}", b.len())) })
     }
 }
 
@@ -160,12 +179,20 @@ impl Pinner for RecordingPinner {
         self.pinned.lock().unwrap().push(cid.clone());
         Ok(cid)
     }
+    async fn pin_directory(&self, name: &str, files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
+        let cid = self.inner.pin_directory(name, files).await?;
+        self.pinned.lock().unwrap().push(cid.clone());
+        Ok(cid)
+    }
 }
 
 #[async_trait]
 impl ContentSource for RecordingPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         self.inner.fetch(cid).await
+    }
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
+        self.inner.fetch_block(cid).await
     }
 }
 
@@ -177,11 +204,17 @@ impl Pinner for LyingPinner {
     async fn pin(&self, _name: &str, _bytes: Vec<u8>) -> PortResult<String> {
         Ok(cid_of_bytes(b"something else"))
     }
+    async fn pin_directory(&self, _name: &str, _files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
+        Ok(cid_of_bytes(b"something else"))
+    }
 }
 
 #[async_trait]
 impl ContentSource for LyingPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
+        Err(PortError::NotFound(cid.into()))
+    }
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
         Err(PortError::NotFound(cid.into()))
     }
 }
@@ -756,4 +789,183 @@ async fn an_answer_in_another_mood_evolves_every_token_minted_by_then_once() {
     assert!(evolve::scan_oracle(&ports, &living, &watch, &feed, None).await.unwrap().is_empty());
     assert_eq!(store.cursor(&format!("o:feed:{feed_address}:mood")).await.unwrap(), Some(2));
     assert_eq!(uris.txs.load(Ordering::SeqCst), 3);
+}
+
+/// Runs every stage but the mint until the queues before it are quiet: the jobs wait,
+/// published, in the mint queue.
+async fn publish_all(r: &Rig) {
+    loop {
+        let mut any = false;
+        for stage in [Stage::Generate, Stage::Review, Stage::Publish] {
+            for d in r.queue.receive(stage.queue(), 10, Duration::from_secs(30)).await.unwrap() {
+                any = true;
+                match process(&r.ports, stage, &d).await {
+                    Disposition::Ack(_) => r.queue.ack(stage.queue(), &d.receipt).await.unwrap(),
+                    Disposition::Retry(..) => r.queue.nack(stage.queue(), &d.receipt, Duration::ZERO).await.unwrap(),
+                }
+            }
+        }
+        if !any {
+            return;
+        }
+    }
+}
+
+/// One receive of up to `n` mint messages, minted in batches of at most `batch`.
+async fn mint_receive(r: &Rig, n: usize, batch: usize) -> Vec<Disposition> {
+    let got = r.queue.receive(Stage::Mint.queue(), n, Duration::from_secs(30)).await.unwrap();
+    let out = crate::process_all(&r.ports, Stage::Mint, &got, batch).await;
+    for (d, disp) in got.iter().zip(&out) {
+        match disp {
+            Disposition::Ack(_) => r.queue.ack(Stage::Mint.queue(), &d.receipt).await.unwrap(),
+            Disposition::Retry(..) => r.queue.nack(Stage::Mint.queue(), &d.receipt, Duration::ZERO).await.unwrap(),
+        }
+    }
+    out
+}
+
+async fn published(r: &Rig, n: usize) -> Vec<latentmint_core::Job> {
+    let s = specs(&["a red circle", "a blue square", "a green ring", "a pink star", "a gold moon"]);
+    for spec in s.iter().take(n) {
+        intake::submit(&r.ports, spec.clone()).await.unwrap();
+    }
+    publish_all(r).await;
+    let mut jobs = Vec::new();
+    for spec in s.iter().take(n) {
+        let j = r.jobs.get(spec.id).await.unwrap().unwrap();
+        assert_eq!(j.state, JobState::Published);
+        jobs.push(j);
+    }
+    jobs
+}
+
+/// The plan the mint stage would make of `jobs`, stored, with the first `claimed` jobs claimed
+/// for it: where a mint worker that crashed mid-way left things.
+async fn planned(r: &Rig, jobs: &[latentmint_core::Job], claimed: usize) -> BatchPlan {
+    let mut members = Vec::new();
+    for j in jobs {
+        members.push(latentmint_core::batch::Member {
+            job: j.id(),
+            recipient: j.spec.recipient,
+            metadata_cid: j.metadata_cid.clone().unwrap(),
+            metadata: r.ports.blobs.get(&format!("metadata/{}.json", j.id())).await.unwrap(),
+        });
+    }
+    let plan = BatchPlan::new(members).unwrap();
+    r.ports.blobs.put(&BatchPlan::key(plan.id), serde_json::to_vec(&plan).unwrap()).await.unwrap();
+    for j in jobs.iter().take(claimed) {
+        let mut c = j.clone();
+        c.claim_for_batch(plan.slot(j.id()).unwrap()).unwrap();
+        assert!(r.jobs.update(&c, JobState::Published).await.unwrap());
+    }
+    plan
+}
+
+#[tokio::test]
+async fn the_published_jobs_of_one_receive_are_minted_in_one_transaction() {
+    let r = rig(None);
+    let jobs = published(&r, 3).await;
+    let out = mint_receive(&r, 10, 50).await;
+    assert!(out.iter().all(|d| matches!(d, Disposition::Ack(_))), "{out:?}");
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1, "one transaction for the three");
+    let plan = r.minter.batches.lock().unwrap().values().next().unwrap().1.clone();
+    // Token first + i is the plan's job i, and file i of the pinned directory is its metadata.
+    let block = r.ports.pinner.fetch_block(&plan.directory_cid).await.unwrap();
+    let links = latentmint_core::cid::directory_links(&plan.directory_cid, &block).unwrap();
+    for (i, id) in plan.jobs.iter().enumerate() {
+        let j = r.jobs.get(*id).await.unwrap().unwrap();
+        assert_eq!(j.state, JobState::Minted);
+        assert_eq!(j.token_id, Some((1000 + i as u64).to_string()));
+        assert_eq!(j.batch.map(|s| (s.batch, s.index)), Some((plan.id, i as u32)));
+        assert!(links.contains(&(i.to_string(), j.metadata_cid.clone().unwrap())));
+    }
+    let mut ids: Vec<JobId> = jobs.iter().map(|j| j.id()).collect();
+    ids.sort();
+    let mut planned_ids = plan.jobs.clone();
+    planned_ids.sort();
+    assert_eq!(ids, planned_ids);
+    // Redelivered, the messages mint nothing more.
+    for j in &jobs {
+        r.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, j.id()).to_body()).await.unwrap();
+    }
+    mint_receive(&r, 10, 50).await;
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn batches_hold_at_most_the_configured_size_and_a_lone_job_is_minted_alone() {
+    let r = rig(None);
+    published(&r, 5).await;
+    mint_receive(&r, 10, 2).await;
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 3, "2 + 2 + 1");
+    assert_eq!(r.minter.batches.lock().unwrap().len(), 2);
+    assert_eq!(r.minter.tokens.lock().unwrap().len(), 1, "the fifth alone, as a single mint");
+}
+
+#[tokio::test]
+async fn a_crash_between_two_claims_is_finished_by_the_retry_with_the_same_plan() {
+    let r = rig(None);
+    let jobs = published(&r, 3).await;
+    let plan = planned(&r, &jobs, 1).await;
+    // The retry receives the messages in another order: the stored plan still decides.
+    let out = mint_receive(&r, 10, 50).await;
+    assert!(out.iter().all(|d| matches!(d, Disposition::Ack(_))), "{out:?}");
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
+    assert!(r.minter.batches.lock().unwrap().contains_key(&plan.id), "the stored plan was sent");
+    for j in &jobs {
+        assert_eq!(state(&r, j.id()).await, JobState::Minted);
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_the_batch_was_sent_records_its_tokens_and_sends_nothing() {
+    let r = rig(None);
+    let jobs = published(&r, 2).await;
+    mint_receive(&r, 10, 50).await;
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
+    // The job store writes after the transaction were lost.
+    for j in &jobs {
+        let mut lost = r.jobs.get(j.id()).await.unwrap().unwrap();
+        let token = lost.token_id.take();
+        lost.state = JobState::Minting;
+        assert!(r.jobs.update(&lost, JobState::Minted).await.unwrap());
+        r.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, j.id()).to_body()).await.unwrap();
+        // One at a time, as a worker with batches of 1 would.
+        mint_receive(&r, 1, 1).await;
+        assert_eq!(r.jobs.get(j.id()).await.unwrap().unwrap().token_id, token);
+    }
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_plan_whose_job_was_minted_alone_is_released_and_nothing_is_minted_twice() {
+    let r = rig(None);
+    let jobs = published(&r, 2).await;
+    planned(&r, &jobs, 1).await;
+    // Meanwhile the second job was minted alone (an older worker, before batching was on).
+    crate::mint::run(&r.ports, jobs[1].id()).await.unwrap();
+    // The plan can never be sent whole: its claim is released and the job minted alone.
+    let out = mint_receive(&r, 10, 50).await;
+    assert!(out.iter().all(|d| matches!(d, Disposition::Ack(_))), "{out:?}");
+    let first = r.jobs.get(jobs[0].id()).await.unwrap().unwrap();
+    assert_eq!((first.state, first.batch), (JobState::Minted, None));
+    assert!(r.minter.batches.lock().unwrap().is_empty(), "the void plan was never sent");
+    assert_eq!(r.minter.tokens.lock().unwrap().len(), 2, "one token per job");
+}
+
+#[tokio::test]
+async fn a_pinner_that_names_another_directory_stops_the_batch_before_it_is_sent() {
+    let r = rig(None);
+    let jobs = published(&r, 2).await;
+    let mut ports = r.ports.clone();
+    ports.pinner = Arc::new(LyingPinner);
+    let got = r.queue.receive(Stage::Mint.queue(), 10, Duration::from_secs(30)).await.unwrap();
+    let out = crate::process_all(&ports, Stage::Mint, &got, 50).await;
+    assert!(out.iter().all(|d| matches!(d, Disposition::Ack(None))), "{out:?}");
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 0);
+    for j in &jobs {
+        let j = r.jobs.get(j.id()).await.unwrap().unwrap();
+        assert_eq!(j.state, JobState::Failed);
+        assert!(j.error.as_deref().unwrap_or_default().contains("refusing to mint"), "{:?}", j.error);
+    }
 }
