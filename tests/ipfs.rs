@@ -61,10 +61,30 @@ async fn the_node_agrees_with_our_cids_and_serves_what_it_pinned() {
     let gateway = latentmint_ipfs::Gateway::new(&node.gateway).unwrap();
     let big = content(600_000, 7);
     assert_eq!(gateway.fetch(&cid_of_bytes(&big)).await.unwrap(), big);
+
+    // A batch's metadata directory: the node builds the directory we computed, and its node
+    // block comes back from the API, checked.
+    let files: Vec<(String, Vec<u8>)> =
+        (0..12).map(|i| (i.to_string(), format!("{{\"n\":{i}}}").into_bytes())).collect();
+    let ours = latentmint_core::cid::directory_cid(&files).unwrap();
+    assert_eq!(pinner.pin_directory("batch-1", files.clone()).await.unwrap(), ours, "the node's directory CID");
+    let links = latentmint_core::cid::directory_links(&ours, &pinner.fetch_block(&ours).await.unwrap()).unwrap();
+    assert_eq!(links.len(), 12);
+    for (name, bytes) in &files {
+        assert!(links.contains(&(name.clone(), cid_of_bytes(bytes))), "entry {name}");
+    }
+    // A file's block is the file when it is one chunk.
+    let one = cid_of_bytes(&files[3].1);
+    assert_eq!(pinner.fetch_block(&one).await.unwrap(), files[3].1);
+    // js-ipfs's gateway predates the Trustless Gateway's raw blocks: it answers a directory
+    // with a listing page, and is named as such.
+    let e = gateway.fetch_block(&ours).await.unwrap_err().to_string();
+    assert!(e.contains("not a raw block") && e.contains("--ipfs-api"), "{e}");
 }
 
-/// The whole local run with `[ipfs] api_url`: every token's metadata and image are pinned on
-/// the node, and the run's own on-chain check reads them back from it.
+/// The whole local run with `[ipfs] api_url` and batches of two: every token's metadata and
+/// image are pinned on the node (a batch's metadata as a directory), and the run's own
+/// on-chain check reads them back from it; so do collectors, through the API and the gateway.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_pins_its_tokens_on_the_node() {
     let node = IpfsNode::start();
@@ -75,8 +95,8 @@ async fn a_run_pins_its_tokens_on_the_node() {
         format!(
             "[collection]\nname = \"Pinned\"\nsymbol = \"PIN\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
              [generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n\
-             [review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n\
-             [ipfs]\napi_url = \"{}\"\n[[prompts]]\ntext = \"a red circle\"\ncount = 2\n",
+             [review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n[chain]\nbatch_size = 2\n\
+             [ipfs]\napi_url = \"{}\"\n[[prompts]]\ntext = \"a red circle\"\ncount = 3\n",
             latentmint_e2e::tiny_model().display(),
             node.api
         ),
@@ -89,7 +109,7 @@ async fn a_run_pins_its_tokens_on_the_node() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("verified on chain: 2 tokens"), "{stdout}");
+    assert!(stdout.contains("verified on chain: 3 tokens"), "{stdout}");
     // Nothing went to the local content folder: the node holds it all.
     assert!(!tmp.path().join("data/pinned/ipfs").exists());
 
@@ -108,7 +128,11 @@ async fn a_run_pins_its_tokens_on_the_node() {
     .unwrap();
     let jobs = latentmint_embedded::SqliteJobStore::open(&dir.join("pipeline.db")).unwrap();
     let minted = jobs.list(Some(latentmint_core::JobState::Minted)).await.unwrap();
-    assert_eq!(minted.len(), 2);
+    assert_eq!(minted.len(), 3);
+    // Two in one batch (token i is file i of its directory), the third alone.
+    let batched: Vec<_> = minted.iter().filter(|j| j.batch.is_some()).collect();
+    assert_eq!(batched.len(), 2, "{minted:?}");
+    assert_eq!(batched[0].tx_hash, batched[1].tx_hash, "one transaction for the batch");
     for job in minted {
         let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
             .args(["verify", "--rpc-url", &chain.rpc_url, "--contract", deployment["contract"].as_str().unwrap()])
@@ -121,6 +145,7 @@ async fn a_run_pins_its_tokens_on_the_node() {
             stdout.contains("held MINTER_ROLE at block") && stdout.contains("verified: every check holds"),
             "{stdout}"
         );
+        assert_eq!(job.batch.is_some(), stdout.contains("metadata is in the batch directory"), "{stdout}");
     }
     // The whole collection at once, from the deployment block the run recorded.
     let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
@@ -130,16 +155,32 @@ async fn a_run_pins_its_tokens_on_the_node() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("2 tokens minted by") && stdout.contains("verified: 2 of 2 tokens"), "{stdout}");
-    assert_eq!(stdout.matches("ok   ").count(), 2, "{stdout}");
+    assert!(stdout.contains("3 tokens minted by") && stdout.contains("verified: 3 of 3 tokens"), "{stdout}");
+    assert_eq!(stdout.matches("ok   ").count(), 3, "{stdout}");
 
-    // A collector without an IPFS node reads the same content through the node's HTTP gateway.
-    let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
-        .args(["verify", "--rpc-url", &chain.rpc_url, "--contract", deployment["contract"].as_str().unwrap()])
-        .args(["--all", "--gateway", &node.gateway, "--from-block", &deployment["block"].to_string()])
-        .output()
-        .unwrap();
+    // A collector without an IPFS node reads the same content through the node's HTTP gateway:
+    // the token minted alone checks out; a batch token needs its directory's raw block, which
+    // js-ipfs's gateway cannot serve, and the check says so instead of passing unchecked.
+    let verify_through_gateway = |token: &str| {
+        std::process::Command::new(latentmint_e2e::latentmint_bin())
+            .args(["verify", "--rpc-url", &chain.rpc_url, "--contract", deployment["contract"].as_str().unwrap()])
+            .args(["--token", token, "--gateway", &node.gateway, "--from-block", &deployment["block"].to_string()])
+            .output()
+            .unwrap()
+    };
+    let alone = batched_out(&jobs).await;
+    let out = verify_through_gateway(alone.0.token_id.as_deref().unwrap());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("verified: 2 of 2 tokens"), "{stdout}");
+    assert!(out.status.success() && stdout.contains("verified: every check holds"), "{stdout}");
+    let out = verify_through_gateway(alone.1.token_id.as_deref().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && stdout.contains("Trustless Gateway"), "{stdout}");
+}
+
+/// The job minted alone and one minted in a batch.
+async fn batched_out(jobs: &latentmint_embedded::SqliteJobStore) -> (latentmint_core::Job, latentmint_core::Job) {
+    let minted = jobs.list(Some(latentmint_core::JobState::Minted)).await.unwrap();
+    let alone = minted.iter().find(|j| j.batch.is_none()).expect("a job minted alone").clone();
+    let batched = minted.iter().find(|j| j.batch.is_some()).expect("a job minted in a batch").clone();
+    (alone, batched)
 }

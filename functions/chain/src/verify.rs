@@ -48,6 +48,9 @@ pub struct TokenReport {
     /// The checks, in the order they were made; the first failure ends the list when later
     /// checks depend on it.
     pub checks: Vec<Check>,
+    /// The CID the metadata was fetched by: the tokenURI's, or for a batch token the
+    /// directory's entry for it.
+    pub metadata_cid: Option<String>,
     /// The metadata, when it could be fetched and read.
     pub metadata: Option<TokenMetadata>,
     /// The image bytes, when they matched their CID.
@@ -210,18 +213,29 @@ impl TokenReader {
             edition,
             token_uri: token_uri.clone(),
             checks: Vec::new(),
+            metadata_cid: None,
             metadata: None,
             image: None,
         };
 
-        let Some(meta_cid) = token_uri.strip_prefix("ipfs://").filter(|c| !c.contains('/')) else {
-            r.check(
-                "metadata is content-addressed",
-                false,
-                format!("tokenURI is `{token_uri}`, not ipfs://<CID> (batch tokens, ipfs://<directory>/<n>, are not checked here)"),
-            );
-            return Ok(r);
+        let (meta_cid, batch_position) = match token_uri.strip_prefix("ipfs://").map(|p| p.split_once('/')) {
+            Some(None) => (token_uri["ipfs://".len()..].to_string(), None),
+            // A batch token: file <n> of the batch's directory.
+            Some(Some((dir, n))) if edition.is_none() => match self.batch_entry(&mut r, id, dir, n, content).await? {
+                Some((cid, place)) => (cid, Some(place)),
+                None => return Ok(r),
+            },
+            _ => {
+                r.check(
+                    "metadata is content-addressed",
+                    false,
+                    format!("tokenURI is `{token_uri}`, not ipfs://<CID> or a batch's ipfs://<directory CID>/<n>"),
+                );
+                return Ok(r);
+            }
         };
+        let meta_cid = meta_cid.as_str();
+        r.metadata_cid = Some(meta_cid.to_string());
         let bytes = match content.fetch(meta_cid).await {
             Ok(b) => b,
             Err(e) => {
@@ -241,10 +255,58 @@ impl TokenReader {
             }
         };
 
-        self.check_record(&mut r, &meta, id, edition_job).await?;
+        self.check_record(&mut r, &meta, id, edition_job, batch_position).await?;
         self.check_image(&mut r, &meta, content).await;
         r.metadata = Some(meta);
         Ok(r)
+    }
+
+    /// For a batch token whose tokenURI is `ipfs://<dir>/<n>`: that `n` is the token's place in
+    /// its batch, and the CID the directory (checked against its CID) lists for file `n`, with
+    /// the place. `None` when a check failed (it is in the report).
+    async fn batch_entry(
+        &self,
+        r: &mut TokenReport,
+        id: U256,
+        dir: &str,
+        n: &str,
+        content: &dyn ContentSource,
+    ) -> Result<Option<(String, u64)>, ChainError> {
+        let first =
+            self.contract.batchStart(id).call().await.map_err(|e| ChainError::Rpc(format!("batchStart({id}): {e}")))?;
+        let place = id.checked_sub(first).and_then(|p| u64::try_from(p).ok());
+        let named = n.parse::<u64>().ok();
+        if !r.check(
+            "the tokenURI names the token's place in its batch",
+            place.is_some() && place == named,
+            format!("batch from token {first}; token {id} is entry {place:?}, the tokenURI names `{n}`"),
+        ) {
+            return Ok(None);
+        }
+        let block = match content.fetch_block(dir).await {
+            Ok(b) => b,
+            Err(e) => {
+                r.check("batch directory fetched", false, format!("{dir}: {e}"));
+                return Ok(None);
+            }
+        };
+        let links = match latentmint_core::cid::directory_links(dir, &block) {
+            Ok(l) => l,
+            Err(e) => {
+                r.check("batch directory matches the tokenURI's CID", false, e.to_string());
+                return Ok(None);
+            }
+        };
+        let Some((_, cid)) = links.into_iter().find(|(name, _)| name == n) else {
+            r.check("metadata is in the batch directory", false, format!("directory {dir} has no entry `{n}`"));
+            return Ok(None);
+        };
+        r.check(
+            "metadata is in the batch directory",
+            true,
+            format!("entry {n} of {dir} (checked against its CID) is {cid}"),
+        );
+        Ok(Some((cid, named.unwrap_or_default())))
     }
 
     /// An edition's copies, the job it was created for and `uri(id)`; an error when there is no
@@ -299,6 +361,7 @@ impl TokenReader {
         meta: &TokenMetadata,
         id: U256,
         edition_job: Option<B256>,
+        batch_position: Option<u64>,
     ) -> Result<(), ChainError> {
         let p = &meta.provenance;
         let signer = match crate::provenance::verify(p) {
@@ -342,6 +405,30 @@ impl TokenReader {
                 format!("edition {id} was created for job {made_for}, the record is of job {}", p.job_id)
             };
             r.check("the record is this token's job", this_job, detail);
+            return Ok(());
+        }
+        if let Some(n) = batch_position {
+            // The chain binds the token to entry n of the batch's directory, and so to this
+            // signed record; the job must have no token of its own besides.
+            let job = match JobId::from_str(&p.job_id) {
+                Ok(j) => j,
+                Err(e) => {
+                    r.check("the record is this token's job", false, format!("provenance.job_id `{}`: {e}", p.job_id));
+                    return Ok(());
+                }
+            };
+            let alone = self
+                .contract
+                .mintedToken(B256::from(*job.as_bytes()))
+                .call()
+                .await
+                .map_err(|e| ChainError::Rpc(format!("mintedToken(job): {e}")))?;
+            let detail = if alone.is_zero() {
+                format!("job {} (entry {n} of the batch the chain committed to; no other token of this job)", p.job_id)
+            } else {
+                format!("job {} was also minted alone, as token {alone}", p.job_id)
+            };
+            r.check("the record is this token's job", alone.is_zero(), detail);
             return Ok(());
         }
         let job_token = JobId::from_str(&p.job_id).map(single_token_id);

@@ -26,7 +26,7 @@ use latentmint_credentials::{Credentialed, LocalIdentity, Stamper};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
 use latentmint_ipfs::KuboPinner;
-use latentmint_stages::{Disposition, Ports, intake, process};
+use latentmint_stages::{Disposition, Ports, intake, process_all};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -387,7 +387,14 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
 /// store missed is recorded.
 async fn reconcile(ws: &Workspace, minter: &EvmMinter) -> anyhow::Result<()> {
     for mut job in ws.jobs.list(Some(JobState::Minted)).await? {
-        match minter.minted_token(job.id()).await? {
+        // A batch's token is first + the job's place in it.
+        let on_chain = match job.batch {
+            Some(slot) => {
+                minter.minted_batch(slot.batch).await?.map(|first| (first + u64::from(slot.index)).to_string())
+            }
+            None => minter.minted_token(job.id()).await?,
+        };
+        match on_chain {
             Some(t) if Some(&t) == job.token_id.as_ref() => {}
             Some(t) => {
                 warn!(job = %job.id().short(), token = %t, "job store had another token id; taking the chain's");
@@ -414,14 +421,45 @@ fn visibility(stage: Stage) -> Duration {
     }
 }
 
+/// What the mint worker receives at most at once, and so mints together (`chain.batch_size`);
+/// every other stage takes one message at a time.
+fn receive_max(stage: Stage, batch: usize) -> usize {
+    if stage == Stage::Mint { batch.max(1) } else { 1 }
+}
+
+/// The mint messages of one batch: after the first, more are gathered while jobs are still on
+/// their way (some stage before the mint has work) until the batch is full, so a collection
+/// run locally is minted in as few transactions as its batch size allows. A short pause with
+/// nothing upstream ends the gathering, and it never lasts more than a minute.
+async fn gather(
+    ports: &Ports,
+    mut got: Vec<latentmint_core::ports::Delivery>,
+    batch: usize,
+) -> Vec<latentmint_core::ports::Delivery> {
+    let started = Instant::now();
+    let mut quiet = 0;
+    while got.len() < batch && quiet < 5 && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let more = ports.queue.receive(Stage::Mint.queue(), batch - got.len(), visibility(Stage::Mint)).await;
+        let more = more.unwrap_or_default();
+        let mut upstream = false;
+        for s in [Stage::Generate, Stage::Review, Stage::Publish] {
+            upstream |= ports.queue.stats(s.queue()).await.is_ok_and(|st| st.visible + st.in_flight > 0);
+        }
+        quiet = if more.is_empty() && !upstream { quiet + 1 } else { 0 };
+        got.extend(more);
+    }
+    got
+}
+
 /// One consumer of one stage queue, until `stop` turns true.
-async fn worker(ports: Ports, stage: Stage, mut stop: watch::Receiver<bool>) {
+async fn worker(ports: Ports, stage: Stage, batch: usize, mut stop: watch::Receiver<bool>) {
     let queue = ports.queue.clone();
     loop {
         if *stop.borrow() {
             return;
         }
-        let deliveries = match queue.receive(stage.queue(), 1, visibility(stage)).await {
+        let deliveries = match queue.receive(stage.queue(), receive_max(stage, batch), visibility(stage)).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(queue = stage.queue(), "receive failed: {e}");
@@ -435,8 +473,11 @@ async fn worker(ports: Ports, stage: Stage, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        for d in deliveries {
-            let result = match process(&ports, stage, &d).await {
+        let deliveries =
+            if receive_max(stage, batch) > 1 { gather(&ports, deliveries, batch).await } else { deliveries };
+        let dispositions = process_all(&ports, stage, &deliveries, receive_max(stage, batch)).await;
+        for (d, disposition) in deliveries.into_iter().zip(dispositions) {
+            let result = match disposition {
                 Disposition::Ack(_) => queue.ack(stage.queue(), &d.receipt).await,
                 Disposition::Retry(delay, why) => {
                     warn!(queue = stage.queue(), attempt = d.receive_count, "retrying in {delay:?}: {why}");
@@ -563,8 +604,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let batch = collection.file.chain.batch_size as usize;
     let workers: Vec<_> =
-        Stage::ALL.into_iter().map(|s| tokio::spawn(worker(ports.clone(), s, stop_rx.clone()))).collect();
+        Stage::ALL.into_iter().map(|s| tokio::spawn(worker(ports.clone(), s, batch, stop_rx.clone()))).collect();
 
     let mp = MultiProgress::with_draw_target(if args.no_progress {
         ProgressDrawTarget::hidden()
@@ -706,10 +748,15 @@ async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyho
                 reader.edition_balance(j.spec.recipient, token).await? >= copies
             }
         });
-        let published = j.metadata_cid.as_deref().map(|c| format!("ipfs://{c}"));
+        // A batch token's metadata is an entry of its batch's directory, found by the reader.
         let evolved = report.metadata.as_ref().is_some_and(|m| m.provenance.evolution.is_some());
-        if Some(&report.token_uri) != published.as_ref() && !evolved {
-            bail!("token {token}: tokenURI is {}, the job published {:?}", report.token_uri, j.metadata_cid);
+        if report.metadata_cid != j.metadata_cid && !evolved {
+            bail!(
+                "token {token}: tokenURI {} leads to metadata {:?}, the job published {:?}",
+                report.token_uri,
+                report.metadata_cid,
+                j.metadata_cid
+            );
         }
         n += 1;
     }

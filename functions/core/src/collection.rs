@@ -447,6 +447,14 @@ pub struct ChainSection {
     /// on every chain but the local one: raw private keys are for local dev chains only.
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    /// The most tokens minted in one transaction (`mintBatch`: one metadata directory and, to
+    /// one recipient, one ownership write for the whole batch). 1: each job minted alone.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+fn default_batch_size() -> u32 {
+    1
 }
 
 fn default_stuck_after() -> u64 {
@@ -495,6 +503,7 @@ impl Default for ChainSection {
             confirmations: None,
             stuck_after_secs: default_stuck_after(),
             kms_key_id: None,
+            batch_size: default_batch_size(),
         }
     }
 }
@@ -876,6 +885,28 @@ impl Collection {
         if let Some(l) = &f.living {
             l.check(Some(f.generation.steps))?;
         }
+        let batch = f.chain.batch_size;
+        if batch == 0 || batch as usize > crate::batch::MAX_BATCH {
+            return Err(FieldError::new(
+                "chain.batch_size",
+                format!("{batch} is out of range"),
+                format!("use 1 (each token minted alone) to {}", crate::batch::MAX_BATCH),
+            ));
+        }
+        if batch > 1 && (f.editions.is_some() || f.living.is_some()) {
+            return Err(FieldError::new(
+                "chain.batch_size",
+                format!(
+                    "{batch} mints tokens in batches, but {} mints one job at a time",
+                    if f.editions.is_some() {
+                        "[editions] (ERC-1155)"
+                    } else {
+                        "[living] (each token evolves on its own record)"
+                    }
+                ),
+                "set chain.batch_size = 1, or remove that section",
+            ));
+        }
         if let Some(e) = &f.editions {
             e.check()?;
             if f.living.is_some() {
@@ -1093,6 +1124,22 @@ seed = 7
         ] {
             let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
             assert!(e.contains(field) && e.contains(fix), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn batch_size_defaults_to_one_and_bad_ones_are_named() {
+        assert_eq!(Collection::from_toml("c.toml", GOOD).unwrap().file.chain.batch_size, 1);
+        let with = |extra: &str| format!("{GOOD}\n[chain]\nbatch_size = {extra}\n");
+        assert_eq!(Collection::from_toml("c.toml", &with("50")).unwrap().file.chain.batch_size, 50);
+        for (text, fix) in [
+            ("0", "use 1 (each token minted alone) to 100"),
+            ("101", "use 1 (each token minted alone) to 100"),
+            ("10\n[editions]", "set chain.batch_size = 1, or remove that section"),
+            ("10\n[living]", "set chain.batch_size = 1, or remove that section"),
+        ] {
+            let e = Collection::from_toml("c.toml", &with(text)).unwrap_err().to_string();
+            assert!(e.contains("chain.batch_size") && e.contains(fix), "{text}: {e}");
         }
     }
 

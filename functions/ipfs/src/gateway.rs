@@ -57,6 +57,9 @@ impl ContentSource for Gateway {
     }
 }
 
+/// The Trustless Gateway's media type for one raw block.
+const RAW_BLOCK: &str = "application/vnd.ipld.raw";
+
 impl Gateway {
     /// The content at `/ipfs/<cid>`, or with `block` the one block itself (the trustless
     /// gateway's raw block response).
@@ -68,7 +71,7 @@ impl Gateway {
         let url = format!("{}/ipfs/{cid}", self.base);
         let mut req = self.http.get(&url);
         if block {
-            req = req.query(&[("format", "raw")]).header(reqwest::header::ACCEPT, "application/vnd.ipld.raw");
+            req = req.query(&[("format", "raw")]).header(reqwest::header::ACCEPT, RAW_BLOCK);
         }
         let mut resp = req.send().await.map_err(|e| self.failed(cid, e))?;
         let status = resp.status();
@@ -80,6 +83,16 @@ impl Gateway {
         }
         if !status.is_success() {
             return Err(crate::by_status(Some(status), format!("gateway {} for {cid}: HTTP {status}", self.base)));
+        }
+        let media = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if block && !media.starts_with(RAW_BLOCK) {
+            // An older gateway answers a directory with an HTML listing instead.
+            return Err(PortError::Permanent(format!(
+                "gateway {} answered {cid} with `{media}`, not a raw block: it does not implement the Trustless \
+                 Gateway's raw block responses (?format=raw), which a batch token's directory needs; use a gateway \
+                 that does (Kubo 0.19 or later, ipfs.io, dweb.link) or --ipfs-api",
+                self.base
+            )));
         }
         let too_big = || {
             PortError::Permanent(format!(
@@ -113,6 +126,12 @@ mod tests {
     /// A gateway on 127.0.0.1 that answers every request with `status` and `body`, and keeps
     /// the paths it was asked for.
     fn gateway(status: &'static str, body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+        typed_gateway(status, "application/octet-stream", body)
+    }
+
+    /// Like [`gateway`], answering with `media` as the content type; keeps each request's path
+    /// and Accept header.
+    fn typed_gateway(status: &'static str, media: &'static str, body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let paths = Arc::new(Mutex::new(Vec::new()));
@@ -125,8 +144,14 @@ mod tests {
                 if let Some(path) = head.split_whitespace().nth(1) {
                     seen.lock().unwrap().push(path.to_string());
                 }
-                let _ =
-                    write!(stream, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                if let Some(accept) = head.lines().find(|l| l.to_ascii_lowercase().starts_with("accept:")) {
+                    seen.lock().unwrap().push(accept.to_ascii_lowercase());
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: {media}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = stream.write_all(&body);
             }
         });
@@ -141,7 +166,25 @@ mod tests {
         // A trailing /ipfs/ is the same gateway.
         let g = Gateway::new(&format!("{url}/ipfs/")).unwrap();
         assert_eq!(g.fetch(&cid).await.unwrap(), body);
-        assert_eq!(*paths.lock().unwrap(), vec![format!("/ipfs/{cid}")]);
+        assert_eq!(paths.lock().unwrap()[0], format!("/ipfs/{cid}"));
+    }
+
+    #[tokio::test]
+    async fn blocks_are_asked_for_as_raw_blocks_and_checked_against_their_cid() {
+        let files = [("0", b"a".as_slice()), ("1", b"b".as_slice())];
+        let (dir, block) = latentmint_core::cid::directory_block(&files).unwrap();
+        let (url, seen) = typed_gateway("200 OK", "application/vnd.ipld.raw", block.clone());
+        assert_eq!(Gateway::new(&url).unwrap().fetch_block(&dir).await.unwrap(), block);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, [format!("/ipfs/{dir}?format=raw"), "accept: application/vnd.ipld.raw".to_string()]);
+        // Another block under the right media type is caught by its hash.
+        let (url, _) = typed_gateway("200 OK", "application/vnd.ipld.raw", b"not it".to_vec());
+        let e = Gateway::new(&url).unwrap().fetch_block(&dir).await.unwrap_err().to_string();
+        assert!(e.contains("does not hash to it"), "{e}");
+        // A gateway that answers with a listing page is named as one without raw blocks.
+        let (url, _) = typed_gateway("200 OK", "text/html; charset=utf-8", b"<html>".to_vec());
+        let e = Gateway::new(&url).unwrap().fetch_block(&dir).await.unwrap_err().to_string();
+        assert!(e.contains("Trustless") && e.contains("--ipfs-api"), "{e}");
     }
 
     #[tokio::test]

@@ -18,41 +18,62 @@ use latentmint_core::ports::{
     Minter, Pinner, PortError, PortResult, ProvenanceSigner,
 };
 use latentmint_core::{EvmAddress, JobId, Stage};
-use latentmint_stages::{Disposition, Ports, process};
+use latentmint_stages::{Disposition, Ports, process, process_all};
 use tracing::{error, warn};
 
 /// Handles one SQS event for `stage`. On a FIFO queue (`fifo`) the first failure stops the
 /// batch and every record after it is returned unprocessed, so a message group keeps its order
-/// (one sender per wallet).
-pub async fn handle(ports: &Ports, stage: Stage, event: SqsEvent, fifo: bool) -> SqsBatchResponse {
+/// (one sender per wallet). With `batch` above 1 the mint stage mints the event's published jobs
+/// together, at most `batch` per transaction ([`latentmint_stages::process_all`]).
+pub async fn handle(ports: &Ports, stage: Stage, event: SqsEvent, fifo: bool, batch: usize) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    let mut stopped = false;
+    let mut deliveries = Vec::with_capacity(event.records.len());
     for record in event.records {
         let (Some(message_id), Some(receipt)) = (record.message_id, record.receipt_handle) else {
             error!(queue = stage.queue(), "an SQS record without message id or receipt handle; skipped");
             continue;
         };
+        let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+        deliveries.push(Delivery { message_id, receipt, body: record.body.unwrap_or_default(), receive_count });
+    }
+    if stage == Stage::Mint && batch > 1 {
+        // One transaction for the lot: order within it is the plan's, so nothing is held back.
+        let dispositions = process_all(ports, stage, &deliveries, batch).await;
+        for (delivery, disposition) in deliveries.into_iter().zip(dispositions) {
+            settle(ports, stage, delivery, disposition, &mut response).await;
+        }
+        return response;
+    }
+    let mut stopped = false;
+    for delivery in deliveries {
         if stopped {
-            response.add_failure(message_id);
+            response.add_failure(delivery.message_id);
             continue;
         }
-        let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let delivery = Delivery { message_id, receipt, body: record.body.unwrap_or_default(), receive_count };
-        match process(ports, stage, &delivery).await {
-            Disposition::Ack(_) => {}
-            Disposition::Retry(delay, why) => {
-                warn!(queue = stage.queue(), message_id = %delivery.message_id, ?delay, "retrying: {why}");
-                // The backoff becomes the message's visibility; Lambda keeps the message
-                // because it is reported as failed.
-                if let Err(e) = ports.queue.nack(stage.queue(), &delivery.receipt, delay).await {
-                    warn!(queue = stage.queue(), "could not set the retry delay: {e}");
-                }
-                response.add_failure(delivery.message_id);
-                stopped = fifo;
-            }
-        }
+        let disposition = process(ports, stage, &delivery).await;
+        stopped = fifo && matches!(disposition, Disposition::Retry(..));
+        settle(ports, stage, delivery, disposition, &mut response).await;
     }
     response
+}
+
+/// Reports `delivery` as failed when it is to be retried, after setting its backoff.
+async fn settle(
+    ports: &Ports,
+    stage: Stage,
+    delivery: Delivery,
+    disposition: Disposition,
+    response: &mut SqsBatchResponse,
+) {
+    if let Disposition::Retry(delay, why) = disposition {
+        warn!(queue = stage.queue(), message_id = %delivery.message_id, ?delay, "retrying: {why}");
+        // The backoff becomes the message's visibility; Lambda keeps the message because it
+        // is reported as failed.
+        if let Err(e) = ports.queue.nack(stage.queue(), &delivery.receipt, delay).await {
+            warn!(queue = stage.queue(), "could not set the retry delay: {e}");
+        }
+        response.add_failure(delivery.message_id);
+    }
 }
 
 /// A port this function does not use: a message that reaches it was routed to the wrong queue.
@@ -190,7 +211,7 @@ mod tests {
         let unknown = StageMessage::new(Stage::Review, JobId::from_bytes([7; 32])).to_body();
         let ev = event(&r, &["not a stage message".to_string(), unknown]).await;
         let first = ev.records[0].message_id.clone().unwrap();
-        let resp = handle(&r.ports, Stage::Review, ev, false).await;
+        let resp = handle(&r.ports, Stage::Review, ev, false, 1).await;
         assert_eq!(ids(&resp), [first], "only the retry is reported");
         // Its visibility was set to the backoff (0 for garbage): it is back, received twice.
         let again = r.queue.receive("review", 10, Duration::from_secs(60)).await.unwrap();
@@ -204,7 +225,7 @@ mod tests {
         let unknown = StageMessage::new(Stage::Review, JobId::from_bytes([7; 32])).to_body();
         let ev = event(&r, &["garbage".to_string(), unknown]).await;
         let all: Vec<String> = ev.records.iter().map(|m| m.message_id.clone().unwrap()).collect();
-        let resp = handle(&r.ports, Stage::Review, ev, true).await;
+        let resp = handle(&r.ports, Stage::Review, ev, true, 1).await;
         assert_eq!(ids(&resp), all, "order within the message group is kept");
     }
 

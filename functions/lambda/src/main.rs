@@ -147,6 +147,22 @@ async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> 
     Ok(Arc::new(m))
 }
 
+/// `LATENTMINT_MINT_BATCH`: the most jobs of one SQS event the mint function mints in one
+/// transaction (1 when unset).
+fn mint_batch() -> anyhow::Result<usize> {
+    let Ok(text) = std::env::var("LATENTMINT_MINT_BATCH") else { return Ok(1) };
+    let n: usize = text.trim().parse().with_context(|| format!("LATENTMINT_MINT_BATCH `{text}`: not a number"))?;
+    if !(1..=latentmint_core::batch::MAX_BATCH).contains(&n) {
+        bail!("LATENTMINT_MINT_BATCH {n}: use 1 (each job alone) to {}", latentmint_core::batch::MAX_BATCH);
+    }
+    if n > 1 && editions()?.is_some() {
+        bail!(
+            "LATENTMINT_MINT_BATCH {n}: editions are minted one job at a time; set MintBatchSize to 1, or EditionCopies to 0"
+        );
+    }
+    Ok(n)
+}
+
 async fn ports(stage: Stage) -> anyhow::Result<Ports> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?)
@@ -157,11 +173,11 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
         jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
         blobs: Arc::new(S3BlobStore::stage_blobs(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?)),
         generator: if stage == Stage::Generate { generator(stage, &cfg).await? } else { none() },
-        pinner: match stage {
-            Stage::Publish => {
-                Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?)
-            }
-            _ => none(),
+        // The publish function pins metadata; a minting batch pins its metadata directory.
+        pinner: if stage == Stage::Publish || (stage == Stage::Mint && mint_batch()? > 1) {
+            Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?)
+        } else {
+            none()
         },
         minter: if stage == Stage::Mint { minter(&cfg).await? } else { none() },
         signer: if stage == Stage::Publish { provenance_signer(&cfg).await? } else { none() },
@@ -383,9 +399,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let stage: Stage = name.parse().map_err(|e: String| anyhow::anyhow!("LATENTMINT_STAGE: {e}, or intake"))?;
     let ports = ports(stage).await?;
     let fifo = stage == Stage::Mint;
+    let batch = if stage == Stage::Mint { mint_batch()? } else { 1 };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let ports = ports.clone();
-        async move { Ok::<_, lambda_runtime::Error>(latentmint_lambda::handle(&ports, stage, event.payload, fifo).await) }
+        async move {
+            Ok::<_, lambda_runtime::Error>(latentmint_lambda::handle(&ports, stage, event.payload, fifo, batch).await)
+        }
     }))
     .await
 }
