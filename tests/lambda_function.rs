@@ -155,7 +155,17 @@ fn spawn(function: &str, env: &[(String, String)], moto: &Moto, api: &RuntimeApi
 /// An SQS event of one record, the message `d` received from `queue`, as Lambda's event source
 /// mapping delivers it (its receipt handle too: a function that retries it sets its visibility).
 fn sqs_event(queue: &str, d: &Delivery) -> serde_json::Value {
-    serde_json::json!({"Records": [{
+    sqs_batch_event(queue, std::slice::from_ref(d))
+}
+
+/// An SQS event of the messages `ds`, in order.
+fn sqs_batch_event(queue: &str, ds: &[Delivery]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = ds.iter().map(|d| sqs_record(queue, d)).collect();
+    serde_json::json!({ "Records": records })
+}
+
+fn sqs_record(queue: &str, d: &Delivery) -> serde_json::Value {
+    serde_json::json!({
         "messageId": d.message_id,
         "receiptHandle": d.receipt,
         "body": d.body,
@@ -165,7 +175,7 @@ fn sqs_event(queue: &str, d: &Delivery) -> serde_json::Value {
         "eventSource": "aws:sqs",
         "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{queue}"),
         "awsRegion": "us-east-1"
-    }]})
+    })
 }
 
 /// The collection a studio POSTs: one prompt, the stack's chain (none named).
@@ -807,4 +817,68 @@ async fn an_editions_stack_mints_each_job_as_an_edition_of_its_copies() {
     s.refs.insert("ContractAddress", erc721.to_string());
     let log = s.init_failure("MintFunction").await;
     assert!(log.contains("LATENTMINT_CONTRACT") && log.contains("EditionCopies"), "{log}");
+}
+
+/// A stack deployed with `MintBatchSize`: the published jobs of one SQS event are minted in one
+/// transaction from the mint function's KMS wallet, token `first + i` for the plan's job `i`,
+/// their metadata pinned as one directory on the IPFS node; the same event again sends nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batching_stack_mints_the_jobs_of_one_event_in_one_transaction() {
+    let mut s = stack(true).await;
+    let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
+    let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
+    let contract = admin.deploy("Fn", "FN").await.unwrap();
+    let (minting_key, wallet) = wallet_in_kms(&s.moto, &admin, contract, "MINTER_ROLE").await;
+    let ipfs = IpfsNode::start();
+    s.refs.extend([
+        ("ChainId", LOCAL_CHAIN_ID.to_string()),
+        ("RpcUrls", node.rpc_url.clone()),
+        ("ContractAddress", contract.to_string()),
+        ("KmsKeyArn", minting_key),
+        ("IpfsApiUrl", ipfs.api.clone()),
+        ("MintBatchSize", "5".to_string()),
+    ]);
+    // Three jobs as the publish function leaves them: signed metadata kept in the bucket.
+    let blobs = S3BlobStore::stage_blobs(s.moto.s3(), BUCKET);
+    let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
+    for (i, prompt) in ["a red circle", "a blue square", "a green ring"].into_iter().enumerate() {
+        let mut job = job_for(prompt);
+        let metadata = format!("{{\"name\": \"Fn #{i}\"}}").into_bytes();
+        job.state = JobState::Published;
+        job.metadata_cid = Some(latentmint_core::cid::cid_of_bytes(&metadata));
+        blobs.put(&format!("metadata/{}.json", job.id()), metadata).await.unwrap();
+        jobs.insert_if_absent(&job).await.unwrap();
+        s.queues().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await.unwrap();
+    }
+    let got = s.queues().receive(Stage::Mint.queue(), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got.len(), 3, "one event of three records");
+    let event = sqs_batch_event(&format!("latentmint-{STAGE}-mint.fifo"), &got);
+    let (response, log) = s.invoke("MintFunction", event.clone()).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+    assert!(log.contains("batch minted"), "{log}");
+
+    let minted = jobs.list(Some(JobState::Minted)).await.unwrap();
+    assert_eq!(minted.len(), 3, "{log}");
+    assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1, "one transaction for the three");
+    let collection = admin.minter(contract, 1);
+    let pinner = latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap();
+    let slot = minted[0].batch.expect("minted in a batch");
+    let first = latentmint_core::ports::Minter::minted_batch(&collection, slot.batch).await.unwrap().unwrap();
+    for job in &minted {
+        let slot = job.batch.expect("minted in a batch");
+        let token = (first + u64::from(slot.index)).to_string();
+        assert_eq!(job.token_id.as_deref(), Some(token.as_str()));
+        let uri = collection.token_uri(&token).await.unwrap();
+        let (dir, entry) = uri.trim_start_matches("ipfs://").split_once('/').expect("ipfs://<dir>/<i>");
+        assert_eq!(entry, slot.index.to_string());
+        let block = latentmint_core::ports::ContentSource::fetch_block(&pinner, dir).await.unwrap();
+        let links = latentmint_core::cid::directory_links(dir, &block).unwrap();
+        assert!(links.contains(&(entry.to_string(), job.metadata_cid.clone().unwrap())), "{links:?}");
+    }
+
+    // The same event to a fresh instance (SQS is at least once): nothing more is sent.
+    let (response, log) = s.invoke("MintFunction", event).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
+    assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1);
+    assert_eq!(collection.total_supply().await.unwrap(), 3);
 }

@@ -274,3 +274,75 @@ async fn a_batch_held_by_a_paused_contract_resumes_when_run_again() {
     assert_eq!(minter.total_supply().await.unwrap(), 2, "each job minted once");
     assert_eq!(count(&store, |s| s == JobState::Minted).await, 2);
 }
+
+/// Batches of four on a chain that mines every two seconds: the run is killed while a batch is
+/// minting (its jobs claimed, its transaction perhaps sent and not yet mined). The restart
+/// finishes that very batch: every job minted once, each batch in one transaction, token
+/// `first + i` the plan's job `i`.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_a_batch_is_minting_finishes_that_batch_once() {
+    let node = LocalNode::spawn_with(&anvil(), CHAIN_ID, None, &["--block-time", "2"]).await.unwrap();
+    let key = node.dev_key(0).unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("batches.toml");
+    let text = collection(&node.rpc_url)
+        .replace("Kill Test", "Batch Kill")
+        .replace(&format!("chain_id = {CHAIN_ID}\n"), &format!("chain_id = {CHAIN_ID}\nbatch_size = 4\n"));
+    std::fs::write(&file, text).unwrap();
+    let data = tmp.path().join("data");
+    let db = data.join("batch-kill/pipeline.db");
+
+    let mut run = spawn_run(&file, &data, &key);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        assert!(Instant::now() < deadline, "no batch was ever minting");
+        assert!(run.try_wait().unwrap().is_none(), "the run finished before a batch was caught minting");
+        if db.exists()
+            && let Ok(store) = SqliteJobStore::open(&db)
+            && count(&store, |s| s == JobState::Minting).await > 0
+        {
+            run.kill().unwrap();
+            run.wait().unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let store = SqliteJobStore::open(&db).unwrap();
+    let caught: Vec<_> = store.list(Some(JobState::Minting)).await.unwrap();
+    let caught_batch = caught[0].batch.expect("a minting job names its batch").batch;
+
+    let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
+
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("batch-kill/deployment.json")).unwrap()).unwrap();
+    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
+    let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
+    let minter = chain.minter(contract, 1);
+    assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64, "exactly one token per job");
+    let jobs = store.list(None).await.unwrap();
+    let mut by_batch: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Minted, "{}", job.id().short());
+        match job.batch {
+            Some(slot) => by_batch.entry(slot.batch).or_default().push((slot.index, job.clone())),
+            None => assert!(minter.minted_token(job.id()).await.unwrap().is_some(), "a lone job is minted alone"),
+        }
+    }
+    assert!(by_batch.contains_key(&caught_batch), "the batch caught minting was finished, not planned again");
+    for (batch, mut members) in by_batch {
+        assert!((2..=4).contains(&members.len()), "batches of at most 4: {}", members.len());
+        members.sort_by_key(|(i, _)| *i);
+        let first = minter.minted_batch(batch).await.unwrap().expect("the batch is on chain");
+        for (i, job) in &members {
+            assert_eq!(job.token_id.as_deref(), Some((first + u64::from(*i)).to_string().as_str()));
+            // The job is not also minted alone.
+            assert_eq!(minter.minted_token(job.id()).await.unwrap(), None);
+            let uri = minter.token_uri(job.token_id.as_deref().unwrap()).await.unwrap();
+            assert!(uri.ends_with(&format!("/{i}")), "{uri}");
+        }
+    }
+    node.stop().await;
+}

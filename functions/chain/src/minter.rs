@@ -433,6 +433,19 @@ impl EvmMinter {
         Ok(out)
     }
 
+    /// The gas a mined transaction used (its receipt's `gasUsed`); `None` if it is not mined.
+    pub async fn gas_used(&self, tx_hash: &str) -> Result<Option<u64>, ChainError> {
+        let hash =
+            B256::from_str(tx_hash).map_err(|e| ChainError::Config(format!("transaction hash `{tx_hash}`: {e}")))?;
+        let receipt = self
+            .contract
+            .provider()
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(|e| ChainError::Rpc(format!("receipt of {tx_hash}: {e}")))?;
+        Ok(receipt.map(|r| r.gas_used))
+    }
+
     /// `ownerOf(id)`.
     pub async fn owner_of(&self, token_id: &str) -> Result<EvmAddress, ChainError> {
         let id = U256::from_str(token_id).map_err(|e| ChainError::Config(format!("token id `{token_id}`: {e}")))?;

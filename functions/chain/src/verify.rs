@@ -244,7 +244,7 @@ impl TokenReader {
             }
         };
         let got = cid_of_bytes(&bytes);
-        if !r.check("metadata bytes match the tokenURI's CID", got == meta_cid, format!("{meta_cid}, computed {got}")) {
+        if !r.check("metadata bytes match their CID", got == meta_cid, format!("{meta_cid}, computed {got}")) {
             return Ok(r);
         }
         let meta: TokenMetadata = match serde_json::from_slice(&bytes) {
@@ -279,7 +279,12 @@ impl TokenReader {
         if !r.check(
             "the tokenURI names the token's place in its batch",
             place.is_some() && place == named,
-            format!("batch from token {first}; token {id} is entry {place:?}, the tokenURI names `{n}`"),
+            match place {
+                Some(p) => {
+                    format!("the batch starts at token {first}, so token {id} is entry {p}; the tokenURI names `{n}`")
+                }
+                None => format!("the batch starts at token {first}, after token {id}"),
+            },
         ) {
             return Ok(None);
         }

@@ -679,6 +679,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
     println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
+    if let Some(line) = mint_cost(&jobs, &chain.minter).await {
+        println!("{line}");
+    }
     match &verified {
         Ok((n, held)) if editions => println!(
             "verified on chain: {n} editions ({held} with every copy still held by its recipient), uri -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the edition was created"
@@ -706,6 +709,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let failed = counts.get(&JobState::Failed).copied().unwrap_or(0);
     let unsettled = jobs.iter().filter(|j| !(j.state.is_final() || j.state == JobState::AwaitingReview)).count();
     Ok(if failed > 0 || unsettled > 0 || verified.is_err() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// What minting the run's tokens cost: their transactions and the gas the receipts show
+/// (`chain.batch_size` above 1 puts many tokens in one transaction). `None` when nothing was
+/// minted or a receipt cannot be read.
+async fn mint_cost(jobs: &[Job], minter: &EvmMinter) -> Option<String> {
+    let minted: Vec<&Job> = jobs.iter().filter(|j| j.state == JobState::Minted).collect();
+    let txs: std::collections::BTreeSet<&str> = minted.iter().filter_map(|j| j.tx_hash.as_deref()).collect();
+    if txs.is_empty() {
+        return None;
+    }
+    let mut gas = 0u64;
+    for tx in &txs {
+        gas += minter.gas_used(tx).await.ok()??;
+    }
+    // Tokens whose transaction is recorded: a token found on chain by a retry has none.
+    let tokens = minted.iter().filter(|j| j.tx_hash.is_some()).count();
+    Some(format!(
+        "minting: {tokens} tokens in {} transaction{}, {gas} gas ({} per token)",
+        txs.len(),
+        if txs.len() == 1 { "" } else { "s" },
+        gas / tokens as u64
+    ))
 }
 
 async fn job_states(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<BTreeMap<JobId, JobState>> {
