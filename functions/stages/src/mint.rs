@@ -41,7 +41,7 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
 
 /// Mints the jobs `ids` (one receive of the mint queue), at most `max` per transaction: jobs
 /// already claimed for a batch finish that batch; the other published ones are planned into
-/// new batches in the order given (a batch of one is minted alone, which is cheaper). Returns
+/// new batches in collection order (a batch of one is minted alone, which is cheaper). Returns
 /// one result per id, in order.
 pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<StageOutcome, StageError>> {
     let mut results: BTreeMap<JobId, Result<StageOutcome, StageError>> = BTreeMap::new();
@@ -82,6 +82,10 @@ pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<St
             }
         }
     }
+    // Tokens in collection order within a batch: the first prompt's job gets the first token.
+    fresh.sort_by(|a, b| {
+        (&a.spec.collection, a.spec.index, a.spec.copy).cmp(&(&b.spec.collection, b.spec.index, b.spec.copy))
+    });
     for group in fresh.chunks(max.max(1)) {
         if let [job] = group {
             results.insert(job.id(), run(ports, job.id()).await);
