@@ -525,12 +525,7 @@ impl Minter for EvmMinter {
         if self.editions.is_some() {
             return self.minted_edition(job).await;
         }
-        let id = self
-            .contract
-            .mintedToken(B256::from(*job.as_bytes()))
-            .call()
-            .await
-            .map_err(|e| PortError::Transient(format!("reading mintedToken(jobId): {e}")))?;
+        let id = minted_key(&self.contract, job.as_bytes()).await.map_err(PortError::Transient)?;
         Ok((!id.is_zero()).then(|| id.to_string()))
     }
 
@@ -573,12 +568,7 @@ impl Minter for EvmMinter {
 
     async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>> {
         self.no_batches_of_editions()?;
-        let first = self
-            .contract
-            .mintedToken(B256::from(*batch.as_bytes()))
-            .call()
-            .await
-            .map_err(|e| PortError::Transient(format!("reading mintedToken(batchId): {e}")))?;
+        let first = minted_key(&self.contract, batch.as_bytes()).await.map_err(PortError::Transient)?;
         if first.is_zero() {
             return Ok(None);
         }
@@ -707,6 +697,19 @@ impl TransferSource for EvmMinter {
     async fn mints(&self, from: u64, to: u64) -> PortResult<Vec<Transfer>> {
         EvmMinter::mints(self, from, to).await.map_err(|e| PortError::Transient(e.to_string()))
     }
+}
+
+/// `mintedToken(key)`: the token a job minted alone got, or the first token of the batch with
+/// this id; zero when the key was never minted.
+pub(crate) async fn minted_key(
+    contract: &LatentCollection::LatentCollectionInstance<DynProvider>,
+    key: &[u8; 32],
+) -> Result<U256, String> {
+    contract
+        .mintedToken(B256::from(*key))
+        .call()
+        .await
+        .map_err(|e| format!("reading mintedToken(0x{}): {e}", hex::encode(key)))
 }
 
 /// How a guarded send ended.

@@ -422,12 +422,7 @@ impl TokenReader {
                     return Ok(());
                 }
             };
-            let alone = self
-                .contract
-                .mintedToken(B256::from(*job.as_bytes()))
-                .call()
-                .await
-                .map_err(|e| ChainError::Rpc(format!("mintedToken(job): {e}")))?;
+            let alone = crate::minter::minted_key(&self.contract, job.as_bytes()).await.map_err(ChainError::Rpc)?;
             let detail = if alone.is_zero() {
                 format!("job {} (entry {n} of the batch the chain committed to; no other token of this job)", p.job_id)
             } else {

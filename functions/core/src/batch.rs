@@ -13,12 +13,9 @@
 //! `Published`, and a plan whose jobs could not all be claimed is never sent (its claims are
 //! released).
 
-use std::collections::HashSet;
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 
 use crate::address::EvmAddress;
 use crate::cid::{cid_of_bytes, directory_cid};
@@ -28,9 +25,11 @@ use crate::job::JobId;
 /// well inside an L2 block, and a plan is read whole by every retry.
 pub const MAX_BATCH: usize = 100;
 
-/// A batch's id: its idempotency key on chain (`bytes32 batchId`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BatchId([u8; 32]);
+crate::hex_id::hex_id!(
+    /// A batch's id: its idempotency key on chain (`bytes32 batchId`).
+    BatchId,
+    "batch id"
+);
 
 impl BatchId {
     /// The id of a batch of `jobs`, in order. A different hash domain than job ids, so a batch
@@ -42,50 +41,6 @@ impl BatchId {
             h.update(j.as_bytes());
         }
         Self(h.finalize().into())
-    }
-
-    /// Raw bytes (the contract's `bytes32 batchId`).
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// First 8 hex digits, for log lines.
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..4])
-    }
-}
-
-impl fmt::Display for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BatchId({})", self.short())
-    }
-}
-
-impl FromStr for BatchId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.strip_prefix("0x").unwrap_or(s);
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(s, &mut b).map_err(|_| format!("`{s}` is not a batch id (64 hex digits)"))?;
-        Ok(Self(b))
-    }
-}
-
-impl Serialize for BatchId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for BatchId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

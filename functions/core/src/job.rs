@@ -20,10 +20,12 @@ use crate::batch::BatchSlot;
 use crate::collection::ReviewSection;
 use crate::qa::QaReport;
 
-/// Stable 32-byte job identifier. It is a hash of what the job is, so a retried request maps
-/// to the same id, and it is the idempotency key the contract's mint guard checks.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId([u8; 32]);
+crate::hex_id::hex_id!(
+    /// Stable 32-byte job identifier. It is a hash of what the job is, so a retried request
+    /// maps to the same id, and it is the idempotency key the contract's mint guard checks.
+    JobId,
+    "job id"
+);
 
 impl JobId {
     /// The id of a collection item: collection identity, position and the exact request.
@@ -65,21 +67,6 @@ impl JobId {
         hash_params(&mut h, params);
         Self(h.finalize().into())
     }
-
-    /// Wraps raw bytes.
-    pub const fn from_bytes(b: [u8; 32]) -> Self {
-        Self(b)
-    }
-
-    /// Raw bytes (the contract's `bytes32 jobId`).
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// First 8 hex digits, for tables and log lines.
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..4])
-    }
 }
 
 /// A seed from a SHA-256 digest: its first 8 bytes, kept below 2^53 so the seed survives a
@@ -95,40 +82,6 @@ fn hash_params(h: &mut Sha256, params: &GenerationParams) {
     h.update(params.guidance.to_bits().to_be_bytes());
     h.update(params.width.to_be_bytes());
     h.update(params.height.to_be_bytes());
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JobId({})", self.short())
-    }
-}
-
-impl FromStr for JobId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.strip_prefix("0x").unwrap_or(s);
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(s, &mut b).map_err(|_| format!("`{s}` is not a job id (64 hex digits)"))?;
-        Ok(Self(b))
-    }
-}
-
-impl Serialize for JobId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for JobId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// Classifier-free guidance scales every door accepts (collection files, the generation API,

@@ -19,6 +19,7 @@ pub mod cid;
 pub mod collection;
 pub mod field;
 pub mod generation_api;
+mod hex_id;
 pub mod job;
 pub mod living;
 pub mod message;
