@@ -57,6 +57,9 @@ struct ManifestJob<'a> {
     state: String,
     recipient: String,
     token_id: Option<&'a str>,
+    /// The batch it was minted in and its place there (`tokenURI` is `<directory>/<index>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<latentmint_core::batch::BatchSlot>,
     tx_hash: Option<&'a str>,
     image: Option<String>,
     metadata: Option<String>,
@@ -87,6 +90,7 @@ pub fn manifest(
                 state: j.state.to_string(),
                 recipient: j.spec.recipient.to_string(),
                 token_id: j.token_id.as_deref(),
+                batch: j.batch,
                 tx_hash: j.tx_hash.as_deref(),
                 image: ipfs(&j.image_cid),
                 metadata: ipfs(&j.metadata_cid),
