@@ -1128,6 +1128,20 @@ seed = 7
     }
 
     #[test]
+    fn the_examples_are_valid_collections() {
+        for (name, text) in [
+            ("neon-shapes.toml", include_str!("../../../examples/neon-shapes.toml")),
+            ("neon-editions.toml", include_str!("../../../examples/neon-editions.toml")),
+            ("neon-drop.toml", include_str!("../../../examples/neon-drop.toml")),
+        ] {
+            let c = Collection::from_toml(name, text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!c.jobs().unwrap().is_empty(), "{name}");
+        }
+        let drop = Collection::from_toml("d", include_str!("../../../examples/neon-drop.toml")).unwrap();
+        assert!(drop.file.chain.batch_size > 1, "the drop example mints in batches");
+    }
+
+    #[test]
     fn batch_size_defaults_to_one_and_bad_ones_are_named() {
         assert_eq!(Collection::from_toml("c.toml", GOOD).unwrap().file.chain.batch_size, 1);
         let with = |extra: &str| format!("{GOOD}\n[chain]\nbatch_size = {extra}\n");
