@@ -102,7 +102,13 @@ pub fn draw(f: &mut Frame, app: &mut App) {
 
     let detail_lines: Vec<Line> = match app.rows().get(app.selected) {
         Some(j) => vec![
-            Line::from(format!("job {}  ({})", j.id(), j.state)),
+            Line::from(match j.batch {
+                // A job failed with its batch: the batch's other jobs share its fate.
+                Some(slot) => {
+                    format!("job {}  ({}, batch {} entry {})", j.id(), j.state, slot.batch.short(), slot.index)
+                }
+                None => format!("job {}  ({})", j.id(), j.state),
+            }),
             Line::from(format!("prompt: {}", j.spec.prompt)),
             Line::from(j.qa.as_ref().map(|q| format!("QA: {}", q.summary())).unwrap_or_default()),
             match &j.error {
