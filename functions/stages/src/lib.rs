@@ -51,7 +51,7 @@ pub struct Ports {
 }
 
 /// Why a stage did not finish a job.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StageError {
     /// Try again later (the message is retried, then dead-lettered).
     #[error("{0}")]
@@ -178,12 +178,10 @@ pub async fn process_all(ports: &Ports, stage: Stage, deliveries: &[Delivery], b
         out.push(match p {
             Err(disposition) => disposition,
             Ok(id) => {
-                let result = match results.get(&id) {
-                    Some(Ok(o)) => Ok(o.clone()),
-                    Some(Err(StageError::Retry(m))) => Err(StageError::Retry(m.clone())),
-                    Some(Err(StageError::Fail(m))) => Err(StageError::Fail(m.clone())),
-                    None => Err(StageError::Retry(format!("job {} was not minted", id.short()))),
-                };
+                let result = results
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| Err(StageError::Retry(format!("job {} was not minted", id.short()))));
                 settle(ports, stage, d, id, result).await
             }
         });

@@ -95,7 +95,7 @@ pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<St
             Ok(b) => settle_into(ports, ids, b, &mut results).await,
             Err(e) => {
                 for job in group {
-                    results.insert(job.id(), Err(copy(&e)));
+                    results.insert(job.id(), Err(e.clone()));
                 }
             }
         }
@@ -124,17 +124,10 @@ async fn settle_into(
             // Every job of the batch shares its fate; only the ones received here report it.
             for &id in ids {
                 if !results.contains_key(&id) && in_batch(ports, id, b).await {
-                    results.insert(id, Err(copy(&e)));
+                    results.insert(id, Err(e.clone()));
                 }
             }
         }
-    }
-}
-
-fn copy(e: &StageError) -> StageError {
-    match e {
-        StageError::Retry(m) => StageError::Retry(m.clone()),
-        StageError::Fail(m) => StageError::Fail(m.clone()),
     }
 }
 
