@@ -228,7 +228,7 @@ Runs of this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.7
 before the wait for idle; 0.75, 0.70, 0.74, 0.70 after it; later that day 0.71, 0.71, 0.71,
 0.74, 0.70, 0.72, 0.72, 0.76, then the run above; in a later
 session of the same day, on a busy host (Rust 445-478 ms per image), 0.72, 0.76, 0.73, 0.70;
-in a later session, busy host (Rust 436-461 ms per image), 0.74, 0.75; on 2026-12-03, 0.69, 0.72, 0.75. The fastest-image ratio was 0.63-0.73. On the AMD
+in a later session, busy host (Rust 436-461 ms per image), 0.74, 0.75; on 2026-12-03, 0.69, 0.72, 0.75, and in a later session of that day, busy host (Rust 470-518 ms per image), 0.76, 0.72, 0.77. The fastest-image ratio was 0.63-0.73. On the AMD
 EPYC machine of earlier sessions (runs of 10 images per process instead of alternation) the
 ratio was 0.74.
 
