@@ -66,8 +66,15 @@ async fn count(store: &SqliteJobStore, pred: impl Fn(JobState) -> bool) -> usize
     store.list(None).await.map(|jobs| jobs.iter().filter(|j| pred(j.state)).count()).unwrap_or(0)
 }
 
+/// How far a run is, read from its job store.
+struct Progress {
+    generated: usize,
+    minting: usize,
+    minted: usize,
+}
+
 /// Runs until `ready` holds, then SIGKILLs the process. Fails if the run ended first.
-async fn kill_when(child: &mut Child, db: &Path, ready: impl Fn(usize, usize) -> bool) {
+async fn kill_when(child: &mut Child, db: &Path, ready: impl Fn(&Progress) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "kill point never reached");
@@ -77,9 +84,12 @@ async fn kill_when(child: &mut Child, db: &Path, ready: impl Fn(usize, usize) ->
         if db.exists()
             && let Ok(store) = SqliteJobStore::open(db)
         {
-            let generated = count(&store, |s| s != JobState::Queued).await;
-            let minted = count(&store, |s| s == JobState::Minted).await;
-            if ready(generated, minted) {
+            let progress = Progress {
+                generated: count(&store, |s| s != JobState::Queued).await,
+                minting: count(&store, |s| s == JobState::Minting).await,
+                minted: count(&store, |s| s == JobState::Minted).await,
+            };
+            if ready(&progress) {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 return;
@@ -101,10 +111,10 @@ async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
 
     // 1: killed during generation.
     let mut run = spawn_run(&file, &data, &key);
-    kill_when(&mut run, &db, |generated, _| generated >= 2).await;
+    kill_when(&mut run, &db, |p| p.generated >= 2).await;
     // 2: killed while minting.
     let mut run = spawn_run(&file, &data, &key);
-    kill_when(&mut run, &db, |_, minted| (1..JOBS).contains(&minted)).await;
+    kill_when(&mut run, &db, |p| (1..JOBS).contains(&p.minted)).await;
     // 3: runs to the end.
     let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -177,7 +187,7 @@ async fn killed_demo_mode_run_resumes_on_its_own_chain() {
             .unwrap()
     };
     let mut run = spawn();
-    kill_when(&mut run, &db, |_, minted| (2..JOBS).contains(&minted)).await;
+    kill_when(&mut run, &db, |p| (2..JOBS).contains(&p.minted)).await;
     let out = spawn().wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -293,20 +303,7 @@ async fn killed_while_a_batch_is_minting_finishes_that_batch_once() {
     let db = data.join("batch-kill/pipeline.db");
 
     let mut run = spawn_run(&file, &data, &key);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        assert!(Instant::now() < deadline, "no batch was ever minting");
-        assert!(run.try_wait().unwrap().is_none(), "the run finished before a batch was caught minting");
-        if db.exists()
-            && let Ok(store) = SqliteJobStore::open(&db)
-            && count(&store, |s| s == JobState::Minting).await > 0
-        {
-            run.kill().unwrap();
-            run.wait().unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    kill_when(&mut run, &db, |p| p.minting > 0).await;
     let store = SqliteJobStore::open(&db).unwrap();
     let caught: Vec<_> = store.list(Some(JobState::Minting)).await.unwrap();
     let caught_batch = caught[0].batch.expect("a minting job names its batch").batch;

@@ -46,9 +46,10 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
 pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<StageOutcome, StageError>> {
     let mut results: BTreeMap<JobId, Result<StageOutcome, StageError>> = BTreeMap::new();
     let mut claimed: Vec<BatchId> = Vec::new();
+    let mut fresh = Vec::new();
     for &id in ids {
         match load(ports, id).await {
-            Ok(job) if job.state == JobState::Published => {}
+            Ok(job) if job.state == JobState::Published => fresh.push(job),
             Ok(job) if job.state == JobState::Minting => match claimed_batch(&job) {
                 Ok(b) if !claimed.contains(&b) => claimed.push(b),
                 Ok(_) => {}
@@ -65,20 +66,23 @@ pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<St
         }
     }
     // Batches planned before (a crash, a retry) first: their plans may hold jobs received
-    // here as published, which must not go into a new plan.
-    for b in claimed {
-        settle_into(ports, ids, b, &mut results).await;
-    }
-    let mut fresh = Vec::new();
-    let pending: Vec<JobId> = ids.iter().copied().filter(|id| !results.contains_key(id)).collect();
-    for id in pending {
-        match load(ports, id).await {
-            Ok(job) if job.state == JobState::Published => fresh.push(job),
-            Ok(job) => {
-                results.insert(id, Ok(StageOutcome { job_id: id, state: job.state, next: None, did_work: false }));
-            }
-            Err(e) => {
-                results.insert(id, Err(e));
+    // here as published, which must not go into a new plan, and a plan voided there releases
+    // its jobs to be planned here. So, after settling any, what is left is read again.
+    if !claimed.is_empty() {
+        for b in claimed {
+            settle_into(ports, ids, b, &mut results).await;
+        }
+        fresh.clear();
+        let pending: Vec<JobId> = ids.iter().copied().filter(|id| !results.contains_key(id)).collect();
+        for id in pending {
+            match load(ports, id).await {
+                Ok(job) if job.state == JobState::Published => fresh.push(job),
+                Ok(job) => {
+                    results.insert(id, Ok(StageOutcome { job_id: id, state: job.state, next: None, did_work: false }));
+                }
+                Err(e) => {
+                    results.insert(id, Err(e));
+                }
             }
         }
     }
