@@ -62,6 +62,14 @@ fn spawn_run(file: &Path, data: &Path, key: &str) -> Child {
         .expect("latentmint starts")
 }
 
+/// The contract a run in `run_dir` deployed on `node` (its deployment.json), through `key`.
+async fn deployed(node: &LocalNode, key: &str, run_dir: &Path) -> latentmint_chain::EvmMinter {
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("deployment.json")).unwrap()).unwrap();
+    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
+    Chain::connect(&node.rpc_url, key, CHAIN_ID).await.unwrap().minter(contract, 1)
+}
+
 async fn count(store: &SqliteJobStore, pred: impl Fn(JobState) -> bool) -> usize {
     store.list(None).await.map(|jobs| jobs.iter().filter(|j| pred(j.state)).count()).unwrap_or(0)
 }
@@ -122,11 +130,7 @@ async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
     assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
 
     // Check everything again from outside the binary.
-    let deployment: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("kill-test/deployment.json")).unwrap()).unwrap();
-    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
-    let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
-    let minter = chain.minter(contract, 1);
+    let minter = deployed(&node, &key, &data.join("kill-test")).await;
     assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64, "exactly one token per job");
 
     let store = SqliteJobStore::open(&db).unwrap();
@@ -313,11 +317,7 @@ async fn killed_while_a_batch_is_minting_finishes_that_batch_once() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
 
-    let deployment: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("batch-kill/deployment.json")).unwrap()).unwrap();
-    let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
-    let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
-    let minter = chain.minter(contract, 1);
+    let minter = deployed(&node, &key, &data.join("batch-kill")).await;
     assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64, "exactly one token per job");
     let jobs = store.list(None).await.unwrap();
     let mut by_batch: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();

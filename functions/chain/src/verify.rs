@@ -218,13 +218,16 @@ impl TokenReader {
             image: None,
         };
 
-        let (meta_cid, batch_position) = match token_uri.strip_prefix("ipfs://").map(|p| p.split_once('/')) {
-            Some(None) => (token_uri["ipfs://".len()..].to_string(), None),
+        let path = token_uri.strip_prefix("ipfs://");
+        let (meta_cid, batch_position) = match path.map(|p| (p, p.split_once('/'))) {
+            Some((cid, None)) => (cid.to_string(), None),
             // A batch token: file <n> of the batch's directory.
-            Some(Some((dir, n))) if edition.is_none() => match self.batch_entry(&mut r, id, dir, n, content).await? {
-                Some((cid, place)) => (cid, Some(place)),
-                None => return Ok(r),
-            },
+            Some((_, Some((dir, n)))) if edition.is_none() => {
+                match self.batch_entry(&mut r, id, dir, n, content).await? {
+                    Some((cid, place)) => (cid, Some(place)),
+                    None => return Ok(r),
+                }
+            }
             _ => {
                 r.check(
                     "metadata is content-addressed",

@@ -97,12 +97,7 @@ fn by_status(status: Option<reqwest::StatusCode>, msg: String) -> PortError {
 #[async_trait]
 impl Pinner for KuboPinner {
     async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String> {
-        // kubo and js-ipfs want a content type on the part.
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name(name.to_string())
-            .mime_str("application/octet-stream")
-            .map_err(|e| PortError::Permanent(format!("multipart: {e}")))?;
-        let form = reqwest::multipart::Form::new().part("file", part);
+        let form = reqwest::multipart::Form::new().part("file", part(name.to_string(), bytes, FILE)?);
         let added = self.add(form).await?;
         // One JSON object per added entry; the file is the last (and only) one.
         added.into_iter().last().map(|a| a.hash).ok_or_else(|| self.no_answer(""))
@@ -114,21 +109,25 @@ impl Pinner for KuboPinner {
         }
         // The directory as its own part, then each file under it: the layout kubo's and
         // js-ipfs's clients send for `ipfs add -r`.
-        let dir = reqwest::multipart::Part::bytes(Vec::new())
-            .file_name(name.to_string())
-            .mime_str("application/x-directory")
-            .map_err(|e| PortError::Permanent(format!("multipart: {e}")))?;
-        let mut form = reqwest::multipart::Form::new().part("file", dir);
+        let mut form = reqwest::multipart::Form::new().part("file", part(name.to_string(), Vec::new(), DIRECTORY)?);
         for (file, bytes) in files {
-            let part = reqwest::multipart::Part::bytes(bytes)
-                .file_name(format!("{name}/{file}"))
-                .mime_str("application/octet-stream")
-                .map_err(|e| PortError::Permanent(format!("multipart: {e}")))?;
-            form = form.part("file", part);
+            form = form.part("file", part(format!("{name}/{file}"), bytes, FILE)?);
         }
         let added = self.add(form).await?;
         added.into_iter().find(|a| a.name == name).map(|a| a.hash).ok_or_else(|| self.no_answer(name))
     }
+}
+
+/// Content types of `add`'s multipart entries (kubo and js-ipfs want one on every part).
+const FILE: &str = "application/octet-stream";
+const DIRECTORY: &str = "application/x-directory";
+
+/// One entry of an `add` request: a file, or a directory (`DIRECTORY`, no bytes).
+fn part(name: String, bytes: Vec<u8>, content_type: &str) -> PortResult<reqwest::multipart::Part> {
+    reqwest::multipart::Part::bytes(bytes)
+        .file_name(name)
+        .mime_str(content_type)
+        .map_err(|e| PortError::Permanent(format!("multipart: {e}")))
 }
 
 impl KuboPinner {

@@ -163,7 +163,9 @@ fn mint_batch() -> anyhow::Result<usize> {
     Ok(n)
 }
 
-async fn ports(stage: Stage) -> anyhow::Result<Ports> {
+/// The adapters of `stage`'s function; `batch` is [`mint_batch`]'s answer (1 for every stage
+/// but the mint).
+async fn ports(stage: Stage, batch: usize) -> anyhow::Result<Ports> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?)
         .with_fifo(Stage::Mint.queue(), env("LATENTMINT_MINT_GROUP")?);
@@ -174,7 +176,7 @@ async fn ports(stage: Stage) -> anyhow::Result<Ports> {
         blobs: Arc::new(S3BlobStore::stage_blobs(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?)),
         generator: if stage == Stage::Generate { generator(stage, &cfg).await? } else { none() },
         // The publish function pins metadata; a minting batch pins its metadata directory.
-        pinner: if stage == Stage::Publish || (stage == Stage::Mint && mint_batch()? > 1) {
+        pinner: if stage == Stage::Publish || batch > 1 {
             Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?)
         } else {
             none()
@@ -397,9 +399,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     }
     let stage: Stage = name.parse().map_err(|e: String| anyhow::anyhow!("LATENTMINT_STAGE: {e}, or intake"))?;
-    let ports = ports(stage).await?;
-    let fifo = stage == Stage::Mint;
     let batch = if stage == Stage::Mint { mint_batch()? } else { 1 };
+    let ports = ports(stage, batch).await?;
+    let fifo = stage == Stage::Mint;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let ports = ports.clone();
         async move {
