@@ -217,7 +217,9 @@ then the reverse). The benchmark therefore alternates the two processes image by
 reports the ratio of medians, the median of same-moment pairs and the fastest image of each
 side. When the host is quiet the three agree; when it is busy the engine loses more than
 Python, because each step waits for the slower of its two halves, while Python's batch-2 call
-has a large share of thread synchronisation that a slow core does not lengthen.
+has a large share of thread synchronisation that a slow core does not lengthen. The engine's
+own time per image shows how loaded the host was: at about 300 ms every run met the goal
+(0.65-0.67), at about 350 ms the runs were 0.69-0.76, above 430 ms 0.70-0.77.
 
 Each image starts only once both processes are idle: Python's ONNX Runtime pool threads keep
 spinning for about 30 ms after an image (25-38 ms of CPU time in the 30 ms after it, read from
@@ -226,9 +228,9 @@ shared its cores with them. Waiting did not move the ratio beyond the noise.
 
 Runs of this command on 2026-12-02 (Intel, 2 cores), ratio of medians: 0.68, 0.70, 0.77, 0.77
 before the wait for idle; 0.75, 0.70, 0.74, 0.70 after it; later that day 0.71, 0.71, 0.71,
-0.74, 0.70, 0.72, 0.72, 0.76, then the run above; in a later
+0.74, 0.70, 0.72, 0.72, 0.76, 0.69 (Rust 350 ms per image); in a later
 session of the same day, on a busy host (Rust 445-478 ms per image), 0.72, 0.76, 0.73, 0.70;
-in a later session, busy host (Rust 436-461 ms per image), 0.74, 0.75; on 2026-12-03, 0.69, 0.72, 0.75, and in a later session of that day, busy host (Rust 470-518 ms per image), 0.76, 0.72, 0.77. The fastest-image ratio was 0.63-0.73. On the AMD
+in a later session, busy host (Rust 436-461 ms per image), 0.74, 0.75; on 2026-12-03, 0.69, 0.72, 0.75, and in a later session of that day, busy host (Rust 470-518 ms per image), 0.76, 0.72, 0.77; in the next session, on a quiet host (Rust 293-311 ms per image), 0.65, 0.67, 0.67, 0.67, 0.66, 0.66 (same-moment pair quartiles within 0.64-0.68), then the run above (120 images each). The fastest-image ratio was 0.63-0.73. On the AMD
 EPYC machine of earlier sessions (runs of 10 images per process instead of alternation) the
 ratio was 0.74.
 
