@@ -579,8 +579,9 @@ async fn the_generate_function_stops_at_init_naming_a_missing_certificate_chain(
 
 /// The intake function's other doors, on one instance: a collection file dropped in the bucket
 /// (the S3 event EventBridge delivers), the same file named by a schedule (its jobs are queued
-/// again, not duplicated), and a shop's order signed with the secret in Secrets Manager (a
-/// repeated order is the same job; a forged signature is refused).
+/// again, not duplicated), a shop's order signed with the secret in Secrets Manager (a
+/// repeated order is the same job; a forged signature is refused), and a file whose `[living]`
+/// the stack, deployed without living NFTs, does not follow (named in the answer).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_intake_function_takes_dropped_files_schedules_and_signed_orders() {
     let mut s = stack(true).await;
@@ -618,6 +619,13 @@ async fn the_intake_function_takes_dropped_files_schedules_and_signed_orders() {
     assert_eq!(jobs.list(Some(JobState::Queued)).await.unwrap().len(), 2, "one job per file prompt and per order");
     let queued = s.queues().receive(Stage::Generate.queue(), 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(queued.len(), 4, "file, schedule, order, repeated order: each queued generation once more");
+
+    // A file asking for living NFTs, on a stack deployed without them: taken, and told so.
+    let living = format!("{COLLECTION}\n[living]\nstrength = 0.5\n");
+    S3BlobStore::new(s.moto.s3(), BUCKET, "").put("collections/living.toml", living.into_bytes()).await.unwrap();
+    let (told, log) = intake.invoke(serde_json::json!({"collection": "collections/living.toml"})).await;
+    assert_eq!(told["not_used"][0]["field"], "living", "{told}\n{log}");
+    assert!(told["not_used"][0]["fix"].as_str().unwrap().contains("LivingEnabled=true"), "{told}");
 }
 
 /// With the `SageMakerEndpoint` parameter set, the generate function asks the endpoint first:

@@ -121,7 +121,7 @@ impl EditionsSection {
 
 /// `[living]`: each transfer of a token (not its mint) regenerates its image from the current
 /// one (img2img) and points the token at new metadata (ERC-4906 `MetadataUpdate`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LivingSection {
     /// How far each evolution moves from the current image, in (0, 1].

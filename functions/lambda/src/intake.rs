@@ -11,8 +11,11 @@
 //! (send the same body again: job ids are hashes of the request, so nothing is duplicated).
 //!
 //! The stack decides where tokens are minted: a collection that names another chain or
-//! contract is refused rather than silently minted elsewhere. Local-only settings (model
-//! folder, RPC URLs, IPFS API) are ignored here; the stack's functions have their own.
+//! contract is refused rather than silently minted elsewhere. What the stack sets for every
+//! collection when it is deployed (living NFTs, the mint batch) and a file asks otherwise is
+//! named in the answer's `not_used`, with the parameters that would make it so. Local-only
+//! settings (model folder, RPC URLs, IPFS API) are ignored here; the stack's functions have
+//! their own.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use aws_lambda_events::http::{HeaderValue, Method, header};
 use base64::Engine as _;
 use latentmint_aws::{SecretError, SecretVersions, SharedSecret};
-use latentmint_core::collection::{Collection, CollectionFile, EditionsSection};
+use latentmint_core::collection::{Collection, CollectionFile, EditionsSection, LivingSection};
 use latentmint_core::ports::BlobStore;
 use latentmint_core::{EvmAddress, FieldError};
 use latentmint_stages::intake::{Intake, submit};
@@ -35,8 +38,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// the function's timeout. Larger batches: split the file, or `latentmint run`.
 pub const MAX_JOBS: usize = 500;
 
-/// Where this stack mints, which a submitted collection must agree with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where and how this stack mints, which a submitted collection must agree with.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StackChain {
     /// Chain id the mint function signs for.
     pub chain_id: u64,
@@ -44,6 +47,23 @@ pub struct StackChain {
     pub contract: EvmAddress,
     /// The editions the mint function makes (ERC-1155); none: ERC-721 tokens.
     pub editions: Option<EditionsSection>,
+    /// How the live function evolves tokens (`LivingEnabled` and the `Living*` parameters);
+    /// none: tokens never evolve.
+    pub living: Option<LivingSection>,
+    /// The most jobs the mint function mints in one transaction (`MintBatchSize`).
+    pub mint_batch: u32,
+}
+
+/// A setting of the file that the stack decides for every collection, and that this stack
+/// has otherwise: the jobs are accepted and made the stack's way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotUsed {
+    /// The field of the file.
+    pub field: String,
+    /// What the file asks, and what the stack does instead.
+    pub why: String,
+    /// How to have it the file's way.
+    pub fix: String,
 }
 
 /// What a submission did (the `202` body).
@@ -63,6 +83,9 @@ pub struct Accepted {
     pub unchanged: usize,
     /// Every job id of the file.
     pub job_ids: Vec<String>,
+    /// Settings of the file this stack does not follow (it decides them when deployed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_used: Vec<NotUsed>,
 }
 
 /// Why a submission was refused or stopped: what is wrong, and where and how to fix it when a
@@ -129,7 +152,7 @@ fn text_of(bytes: Vec<u8>) -> Result<String, Refused> {
 }
 
 /// Parses and validates a collection file into a collection this stack may mint.
-fn collection(text: &str, is_json: bool, stack: StackChain) -> Result<Collection, Refused> {
+fn collection(text: &str, is_json: bool, stack: &StackChain) -> Result<Collection, Refused> {
     let file: CollectionFile = if is_json {
         serde_json::from_str(text).map_err(|e| Refused::new(400, format!("the JSON body is not a collection: {e}")))?
     } else {
@@ -185,10 +208,52 @@ fn cap(e: EditionsSection) -> String {
     e.max_supply.map_or_else(|| "none".to_string(), |m| m.to_string())
 }
 
+/// What the file asks that the stack decides otherwise. Unlike the chain, the contract and
+/// the editions (what a token is, fixed once minted), these can be changed later by deploying
+/// the stack again, so they are named rather than refused.
+fn not_used(collection: &Collection, stack: &StackChain) -> Vec<NotUsed> {
+    let mut out = Vec::new();
+    match (&collection.file.living, &stack.living) {
+        (Some(_), None) => out.push(NotUsed {
+            field: "living".into(),
+            why: "asks for living NFTs, but this stack's live function is off: its tokens do not evolve".into(),
+            fix: "deploy the stack with LivingEnabled=true and the Living* parameters of this [living]".into(),
+        }),
+        (Some(asked), Some(runs)) if asked != runs => out.push(NotUsed {
+            field: "living".into(),
+            why: format!("asks for {}, but this stack evolves every token with {}", living(asked), living(runs)),
+            fix: "remove [living] (the stack decides), or deploy the stack with these Living* parameters".into(),
+        }),
+        _ => {}
+    }
+    let batch = collection.file.chain.batch_size;
+    if batch > 1 && batch != stack.mint_batch {
+        out.push(NotUsed {
+            field: "chain.batch_size".into(),
+            why: match stack.mint_batch {
+                1 => format!("is {batch}, but this stack mints each job alone (MintBatchSize=1)"),
+                n => format!("is {batch}, but this stack mints at most {n} jobs per transaction (MintBatchSize={n})"),
+            },
+            fix: "remove it (the stack decides), or deploy the stack with MintBatchSize (1 to 10)".into(),
+        });
+    }
+    out
+}
+
+/// A living section as the template's parameters name its settings.
+fn living(l: &LivingSection) -> String {
+    let on = l.oracle.as_ref().map_or_else(|| "transfers".to_string(), |o| format!("the feed {}", o.feed));
+    format!(
+        "LivingStrength={} LivingPrompt={:?} LivingMaxGenerations={} (evolving on {on})",
+        l.strength, l.prompt, l.max_generations
+    )
+}
+
 /// Validates a collection file (TOML, or JSON) against the stack and submits its jobs through
 /// the same `intake::submit` as the local runner.
-pub async fn submit_text(ports: &Ports, stack: StackChain, text: &str, is_json: bool) -> Result<Accepted, Refused> {
+pub async fn submit_text(ports: &Ports, stack: &StackChain, text: &str, is_json: bool) -> Result<Accepted, Refused> {
     let collection = collection(text, is_json, stack)?;
+    let not_used = not_used(&collection, stack);
     let specs = collection.jobs().map_err(Refused::field)?;
     if specs.len() > MAX_JOBS {
         return Err(Refused {
@@ -206,7 +271,11 @@ pub async fn submit_text(ports: &Ports, stack: StackChain, text: &str, is_json: 
         requeued: 0,
         unchanged: 0,
         job_ids: specs.iter().map(|s| s.id.to_string()).collect(),
+        not_used,
     };
+    for n in &accepted.not_used {
+        warn!(collection = %name, field = %n.field, fix = %n.fix, "not used: {}", n.why);
+    }
     for spec in specs {
         let id = spec.id;
         match submit(ports, spec).await {
@@ -232,7 +301,7 @@ pub async fn submit_text(ports: &Ports, stack: StackChain, text: &str, is_json: 
 }
 
 /// Handles one HTTP API request.
-pub async fn handle_http(ports: &Ports, stack: StackChain, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+pub async fn handle_http(ports: &Ports, stack: &StackChain, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     if req.request_context.http.method != Method::POST {
         let mut r = json(405, &Refused::new(405, "POST a collection file to submit its jobs"));
         r.headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -266,7 +335,7 @@ pub async fn handle_http(ports: &Ports, stack: StackChain, req: ApiGatewayV2http
 /// is wrong is answered with the refusal, logged, and not retried (it would fail again).
 pub async fn handle_file(
     ports: &Ports,
-    stack: StackChain,
+    stack: &StackChain,
     files: &dyn BlobStore,
     key: &str,
 ) -> Result<serde_json::Value, String> {
@@ -402,7 +471,7 @@ async fn check_signature(keys: &dyn WebhookKeys, body: &[u8], header: Option<&st
 /// the stack has no webhook secret: every order is refused.
 pub async fn handle_webhook(
     ports: &Ports,
-    stack: StackChain,
+    stack: &StackChain,
     files: &dyn BlobStore,
     keys: Option<&dyn WebhookKeys>,
     req: ApiGatewayV2httpRequest,
@@ -419,7 +488,7 @@ fn answer_order(r: Result<OrderAccepted, Refused>) -> ApiGatewayV2httpResponse {
 
 async fn webhook(
     ports: &Ports,
-    stack: StackChain,
+    stack: &StackChain,
     files: &dyn BlobStore,
     keys: Option<&dyn WebhookKeys>,
     req: ApiGatewayV2httpRequest,
@@ -540,7 +609,13 @@ mod tests {
 
     /// The example collection names chain 412346 and no contract.
     fn stack() -> StackChain {
-        StackChain { chain_id: 412_346, contract: EvmAddress::from_bytes([0x11; 20]), editions: None }
+        StackChain {
+            chain_id: 412_346,
+            contract: EvmAddress::from_bytes([0x11; 20]),
+            editions: None,
+            living: None,
+            mint_batch: 1,
+        }
     }
 
     /// A request as API Gateway's HTTP API delivers it (payload format 2.0).
@@ -578,7 +653,7 @@ mod tests {
     #[tokio::test]
     async fn a_collection_becomes_recorded_jobs_and_generate_messages() {
         let r = rig();
-        let resp = handle_http(&r.ports, stack(), request("POST", "application/toml", NEON, false)).await;
+        let resp = handle_http(&r.ports, &stack(), request("POST", "application/toml", NEON, false)).await;
         assert_eq!(resp.status_code, 202, "{:?}", resp.body);
         let b = body(&resp);
         assert_eq!((b["jobs"].as_u64(), b["queued"].as_u64()), (Some(8), Some(8)), "{b}");
@@ -597,8 +672,8 @@ mod tests {
     async fn the_same_body_again_duplicates_nothing() {
         let r = rig();
         let req = || request("POST", "text/plain", NEON, false);
-        assert_eq!(handle_http(&r.ports, stack(), req()).await.status_code, 202);
-        let again = handle_http(&r.ports, stack(), req()).await;
+        assert_eq!(handle_http(&r.ports, &stack(), req()).await.status_code, 202);
+        let again = handle_http(&r.ports, &stack(), req()).await;
         let b = body(&again);
         assert_eq!((b["queued"].as_u64(), b["requeued"].as_u64()), (Some(0), Some(8)), "{b}");
         assert_eq!(r.jobs.list(None).await.unwrap().len(), 8, "still eight jobs");
@@ -609,7 +684,7 @@ mod tests {
         let r = rig();
         let value: serde_json::Value = toml::from_str(NEON).unwrap();
         let encoded = base64::engine::general_purpose::STANDARD.encode(value.to_string());
-        let resp = handle_http(&r.ports, stack(), request("POST", "application/json", &encoded, true)).await;
+        let resp = handle_http(&r.ports, &stack(), request("POST", "application/json", &encoded, true)).await;
         assert_eq!(resp.status_code, 202, "{:?}", resp.body);
         assert_eq!(body(&resp)["jobs"].as_u64(), Some(8));
     }
@@ -624,13 +699,61 @@ mod tests {
     async fn a_stack_of_editions_takes_collections_that_agree_with_it() {
         let r = rig();
         let editions = StackChain { editions: Some(EditionsSection { copies: 5, max_supply: None }), ..stack() };
-        let resp = handle_http(&r.ports, editions, request("POST", "application/toml", &with_editions(5), false)).await;
+        let resp =
+            handle_http(&r.ports, &editions, request("POST", "application/toml", &with_editions(5), false)).await;
         assert_eq!(resp.status_code, 202, "{:?}", resp.body);
         // No [editions]: the stack decides, as for the chain and the contract.
         let (start, end) = (NEON.find("[living]").unwrap(), NEON.find("[[traits]]").unwrap());
         let plain = format!("{}{}", &NEON[..start], &NEON[end..]);
-        let resp = handle_http(&r.ports, editions, request("POST", "application/toml", &plain, false)).await;
+        let resp = handle_http(&r.ports, &editions, request("POST", "application/toml", &plain, false)).await;
         assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+    }
+
+    /// The example's `[living]` as the stack's `Living*` parameters would give it.
+    fn neon_living() -> LivingSection {
+        Collection::from_toml("neon.toml", NEON).unwrap().file.living.expect("the example is living")
+    }
+
+    #[tokio::test]
+    async fn what_the_stack_decides_otherwise_is_named_and_the_jobs_are_taken() {
+        let r = rig();
+        let not_used = |resp: &ApiGatewayV2httpResponse| {
+            assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+            let b = body(resp);
+            let list = b["not_used"].as_array().cloned().unwrap_or_default();
+            list.iter()
+                .map(|n| (n["field"].as_str().unwrap().to_string(), format!("{}: {}", n["why"], n["fix"])))
+                .collect::<Vec<_>>()
+        };
+        let post = |text: &str| request("POST", "application/toml", text, false);
+
+        // The example asks for living NFTs; the default stack's live function is off.
+        let off = not_used(&handle_http(&r.ports, &stack(), post(NEON)).await);
+        assert_eq!(off.len(), 1, "{off:?}");
+        assert_eq!(off[0].0, "living");
+        assert!(off[0].1.contains("do not evolve") && off[0].1.contains("LivingEnabled=true"), "{off:?}");
+        assert_eq!(r.jobs.list(None).await.unwrap().len(), 8, "the jobs are taken all the same");
+
+        // A stack that evolves tokens the file's way: nothing to say.
+        let living = StackChain { living: Some(neon_living()), ..stack() };
+        assert_eq!(not_used(&handle_http(&r.ports, &living, post(NEON)).await), vec![]);
+
+        // Another way: the stack's settings are named, as the template's parameters.
+        let other = StackChain { living: Some(LivingSection { strength: 0.25, ..neon_living() }), ..stack() };
+        let differs = not_used(&handle_http(&r.ports, &other, post(NEON)).await);
+        assert_eq!(differs.len(), 1, "{differs:?}");
+        assert!(differs[0].1.contains("LivingStrength=0.25"), "{differs:?}");
+
+        // A batch size the stack does not mint with (a living collection mints alone).
+        let (start, end) = (NEON.find("[living]").unwrap(), NEON.find("[[traits]]").unwrap());
+        let batched = format!("{}{}", &NEON[..start], &NEON[end..])
+            .replace("chain_id = 412346", "chain_id = 412346\nbatch_size = 10");
+        let alone = not_used(&handle_http(&r.ports, &stack(), post(&batched)).await);
+        assert_eq!(alone.len(), 1, "{alone:?}");
+        assert_eq!(alone[0].0, "chain.batch_size");
+        assert!(alone[0].1.contains("each job alone (MintBatchSize=1)"), "{alone:?}");
+        let batches = StackChain { mint_batch: 10, ..stack() };
+        assert_eq!(not_used(&handle_http(&r.ports, &batches, post(&batched)).await), vec![]);
     }
 
     #[tokio::test]
@@ -661,7 +784,7 @@ mod tests {
             ("#".repeat(MAX_BODY_BYTES + 1), stack(), 413, None),
         ];
         for (text, stack, status, field) in cases {
-            let resp = handle_http(&r.ports, stack, request("POST", "application/toml", &text, false)).await;
+            let resp = handle_http(&r.ports, &stack, request("POST", "application/toml", &text, false)).await;
             let b = body(&resp);
             assert_eq!(resp.status_code, status, "{b}");
             assert_eq!(b["field"].as_str(), field, "{b}");
@@ -681,17 +804,17 @@ mod tests {
         let text = "[collection]\nname = \"N\"\nsymbol = \"N\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
                     [generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"a red circle\"\n";
         let sepolia = StackChain { chain_id: 421_614, ..stack() };
-        let resp = handle_http(&r.ports, sepolia, request("POST", "application/toml", text, false)).await;
+        let resp = handle_http(&r.ports, &sepolia, request("POST", "application/toml", text, false)).await;
         assert_eq!(resp.status_code, 202, "{:?}", resp.body);
         let named = format!("{text}[chain]\nchain_id = 412346\n");
-        let resp = handle_http(&r.ports, sepolia, request("POST", "application/toml", &named, false)).await;
+        let resp = handle_http(&r.ports, &sepolia, request("POST", "application/toml", &named, false)).await;
         assert_eq!(body(&resp)["field"].as_str(), Some("chain.chain_id"), "a file naming another chain is refused");
     }
 
     #[tokio::test]
     async fn only_post_submits() {
         let r = rig();
-        let resp = handle_http(&r.ports, stack(), request("GET", "application/toml", NEON, false)).await;
+        let resp = handle_http(&r.ports, &stack(), request("GET", "application/toml", NEON, false)).await;
         assert_eq!(resp.status_code, 405);
         assert_eq!(resp.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("POST"));
         assert!(r.jobs.list(None).await.unwrap().is_empty());
@@ -703,23 +826,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = latentmint_embedded::FsBlobStore::new(dir.path().to_path_buf());
         files.put("collections/neon.toml", NEON.as_bytes().to_vec()).await.unwrap();
-        let ok = handle_file(&r.ports, stack(), &files, "collections/neon.toml").await.unwrap();
+        let ok = handle_file(&r.ports, &stack(), &files, "collections/neon.toml").await.unwrap();
         assert_eq!((ok["jobs"].as_u64(), ok["queued"].as_u64()), (Some(8), Some(8)), "{ok}");
         // The schedule naming the same file again: nothing new.
-        let again = handle_file(&r.ports, stack(), &files, "collections/neon.toml").await.unwrap();
+        let again = handle_file(&r.ports, &stack(), &files, "collections/neon.toml").await.unwrap();
         assert_eq!(again["queued"].as_u64(), Some(0), "{again}");
 
         files.put("collections/bad.toml", NEON.replace("steps = 20", "steps = 0").into_bytes()).await.unwrap();
-        let refused = handle_file(&r.ports, stack(), &files, "collections/bad.toml").await.unwrap();
+        let refused = handle_file(&r.ports, &stack(), &files, "collections/bad.toml").await.unwrap();
         assert_eq!(refused["field"].as_str(), Some("generation.steps"), "{refused}");
         assert!(refused["fix"].as_str().is_some_and(|f| !f.is_empty()));
 
         let value: serde_json::Value = toml::from_str(NEON).unwrap();
         files.put("collections/neon.json", value.to_string().into_bytes()).await.unwrap();
-        let from_json = handle_file(&r.ports, stack(), &files, "collections/neon.json").await.unwrap();
+        let from_json = handle_file(&r.ports, &stack(), &files, "collections/neon.json").await.unwrap();
         assert_eq!(from_json["jobs"].as_u64(), Some(8), "{from_json}");
 
-        let missing = handle_file(&r.ports, stack(), &files, "collections/nope.toml").await.unwrap_err();
+        let missing = handle_file(&r.ports, &stack(), &files, "collections/nope.toml").await.unwrap_err();
         assert!(missing.contains("collections/nope.toml"), "names the file: {missing}");
         assert_eq!(r.jobs.list(None).await.unwrap().len(), 8, "the bad file added nothing");
     }
@@ -776,11 +899,11 @@ mod tests {
         files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
         let payload = r#"{"order_id": "A-1001", "prompt": "a red star", "recipient": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}"#;
         let send = || order("neon-shapes", payload, Some(sign(payload, SECRET)));
-        let first = handle_webhook(&r.ports, stack(), &files, Some(&keys()), send()).await;
+        let first = handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send()).await;
         assert_eq!(first.status_code, 202, "{:?}", first.body);
         let b = body(&first);
         assert_eq!(b["state"], "queued");
-        let again = body(&handle_webhook(&r.ports, stack(), &files, Some(&keys()), send()).await);
+        let again = body(&handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send()).await);
         assert_eq!((again["job_id"].clone(), again["state"].as_str()), (b["job_id"].clone(), Some("requeued")));
         let jobs = r.jobs.list(None).await.unwrap();
         assert_eq!(jobs.len(), 1, "one order, one job");
@@ -808,7 +931,7 @@ mod tests {
             (order("Neon Shapes", good, Some(sign(good, SECRET))), Some(&keys), 400, None),
         ];
         for (req, keys, status, field) in cases {
-            let resp = handle_webhook(&r.ports, stack(), &files, keys, req).await;
+            let resp = handle_webhook(&r.ports, &stack(), &files, keys, req).await;
             let b = body(&resp);
             assert_eq!((resp.status_code, b["field"].as_str()), (status, field), "{b}");
         }
@@ -822,7 +945,7 @@ mod tests {
             (r#"{"order_id": "A-4", "prompt": "x", "price": 5}"#, None),
         ] {
             let req = order("neon-shapes", payload, Some(sign(payload, SECRET)));
-            let resp = handle_webhook(&r.ports, stack(), &files, Some(&keys), req).await;
+            let resp = handle_webhook(&r.ports, &stack(), &files, Some(&keys), req).await;
             let b = body(&resp);
             assert_eq!((resp.status_code, b["field"].as_str()), (400, field), "{payload}: {b}");
             assert!(b["fix"].as_str().is_some_and(|f| !f.is_empty()), "says how to fix it: {b}");
@@ -870,18 +993,18 @@ mod tests {
         };
         let answer = |resp: ApiGatewayV2httpResponse| (resp.status_code, body(&resp));
 
-        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&rotated), send("B-1", &old)).await);
+        let (code, b) = answer(handle_webhook(&r.ports, &stack(), &files, Some(&rotated), send("B-1", &old)).await);
         assert_eq!(code, 202, "{b}");
         assert_eq!(rotated.refreshes.load(std::sync::atomic::Ordering::SeqCst), 0, "a match needs no refresh");
 
         // Signed with the new secret, which the cached keys do not know yet.
-        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&rotated), send("B-2", &new)).await);
+        let (code, b) = answer(handle_webhook(&r.ports, &stack(), &files, Some(&rotated), send("B-2", &new)).await);
         assert_eq!(code, 202, "{b}");
         assert_eq!(rotated.refreshes.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         // The previous version still signs.
         let after = SecretVersions { current: new.clone(), previous: Some(old.clone()) };
-        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&after), send("B-3", &old)).await);
+        let (code, b) = answer(handle_webhook(&r.ports, &stack(), &files, Some(&after), send("B-3", &old)).await);
         assert_eq!(code, 202, "{b}");
 
         // A secret that cannot be read: a retryable 503, no secret in the answer, nothing recorded.
@@ -890,7 +1013,7 @@ mod tests {
             now: None,
             refreshes: Default::default(),
         };
-        let (code, b) = answer(handle_webhook(&r.ports, stack(), &files, Some(&broken), send("B-4", &new)).await);
+        let (code, b) = answer(handle_webhook(&r.ports, &stack(), &files, Some(&broken), send("B-4", &new)).await);
         assert_eq!(code, 503, "{b}");
         assert!(!b.to_string().contains("new-secret") && !b.to_string().contains("old-secret"), "{b}");
         let requests: Vec<_> = r.jobs.list(None).await.unwrap().into_iter().filter_map(|j| j.spec.request).collect();

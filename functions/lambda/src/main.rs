@@ -16,11 +16,13 @@
 //! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //! | `LATENTMINT_EDITION_COPIES`, `LATENTMINT_EDITION_MAX_SUPPLY` | mint, intake: copies of each ERC-1155 edition and its cap (0 or unset: ERC-721 tokens; 0 cap: open editions) |
+//! | `LATENTMINT_MINT_BATCH` | mint: the most jobs of one event minted in one transaction (`MintBatchSize`); intake: named to files that ask otherwise |
 //! | `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | intake: submitted collections must agree |
+//! | `LATENTMINT_LIVING_ENABLED` | intake: whether the live function runs (`true`), so a file's `[living]` is compared with the `LATENTMINT_LIVING_*` settings |
 //! | `LATENTMINT_WEBHOOK_SECRET_ARN` | intake: the Secrets Manager secret holding the HMAC key of the shops' order webhooks (unset: no webhooks) |
 //! | `LATENTMINT_EVOLUTIONS_TABLE`, `LATENTMINT_METADATA_KMS_KEY_ID` | live: evolution records; the key holding `METADATA_ROLE` |
-//! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live: the collection's `[living]` |
-//! | `LATENTMINT_LIVING_ORACLE` | live: the collection's `[living.oracle]` as JSON (empty: evolve on transfers) |
+//! | `LATENTMINT_LIVING_STRENGTH`, `LATENTMINT_LIVING_PROMPT`, `LATENTMINT_LIVING_MAX_GENERATIONS` | live, intake: the collection's `[living]` |
+//! | `LATENTMINT_LIVING_ORACLE` | live, intake: the collection's `[living.oracle]` as JSON (empty: evolve on transfers) |
 //! | `LATENTMINT_FROM_BLOCK` | live: the contract's deployment block, where the watches start |
 //!
 //! Adapters are created once per Lambda instance (init), not per event. A stage is only given
@@ -219,6 +221,11 @@ async fn intake_function() -> anyhow::Result<IntakeFunction> {
         chain_id: env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?,
         contract: EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?,
         editions: editions()?,
+        living: match std::env::var("LATENTMINT_LIVING_ENABLED").as_deref() {
+            Ok("true") => Some(living_settings()?),
+            _ => None,
+        },
+        mint_batch: mint_batch()? as u32,
     };
     let ports = Ports {
         queue: Arc::new(queue),
@@ -250,7 +257,6 @@ async fn intake_event(
     event: serde_json::Value,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
     let IntakeFunction { ports, stack, files, webhook_keys } = f;
-    let stack = *stack;
     if event.get("requestContext").is_some() {
         let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
         let response = if req.raw_path.as_deref().unwrap_or_default().starts_with("/webhooks/") {
@@ -302,16 +308,7 @@ async fn live() -> anyhow::Result<Live> {
         .with_l1_fees(preset.map(|p| p.l1_fees).unwrap_or(network::L1Fees::None))
         .with_stuck_after(Duration::from_secs(45), 3);
     let number = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
-    let living = LivingSection {
-        strength: number("LATENTMINT_LIVING_STRENGTH", "0.5").parse().context("LATENTMINT_LIVING_STRENGTH")?,
-        prompt: number("LATENTMINT_LIVING_PROMPT", "{prompt}"),
-        max_generations: number("LATENTMINT_LIVING_MAX_GENERATIONS", "16")
-            .parse()
-            .context("LATENTMINT_LIVING_MAX_GENERATIONS")?,
-        oracle: living_oracle(std::env::var("LATENTMINT_LIVING_ORACLE").ok().as_deref())?,
-    };
-    // The same rules as a collection file's [living]; each token's own steps apply later.
-    living.check(None).map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_*: {e}"))?;
+    let living = living_settings()?;
     Ok(Live {
         generator: generator(Stage::Generate, &cfg).await?,
         pinner: KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?,
@@ -325,6 +322,23 @@ async fn live() -> anyhow::Result<Live> {
             .parse()
             .context("LATENTMINT_FROM_BLOCK: not a block number")?,
     })
+}
+
+/// The stack's `[living]`, from the `LATENTMINT_LIVING_*` variables (the template's `Living*`
+/// parameters), checked as a collection file's section is.
+fn living_settings() -> anyhow::Result<LivingSection> {
+    let number = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+    let living = LivingSection {
+        strength: number("LATENTMINT_LIVING_STRENGTH", "0.5").parse().context("LATENTMINT_LIVING_STRENGTH")?,
+        prompt: number("LATENTMINT_LIVING_PROMPT", "{prompt}"),
+        max_generations: number("LATENTMINT_LIVING_MAX_GENERATIONS", "16")
+            .parse()
+            .context("LATENTMINT_LIVING_MAX_GENERATIONS")?,
+        oracle: living_oracle(std::env::var("LATENTMINT_LIVING_ORACLE").ok().as_deref())?,
+    };
+    // The same rules as a collection file's [living]; each token's own steps apply later.
+    living.check(None).map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_*: {e}"))?;
+    Ok(living)
 }
 
 /// `LATENTMINT_LIVING_ORACLE`: a collection file's `[living.oracle]` as JSON
