@@ -244,7 +244,7 @@ mod tests {
         assert!(screen.contains("QA staging: 2 waiting"), "{screen}");
         assert!(screen.contains("murky fog") && screen.contains("0.31"));
         // Every job state has a row, the final ones included.
-        for state in ["queued", "awaiting_review", "minting", "minted", "failed"] {
+        for state in ["queued", "generating", "awaiting_review", "minting", "minted", "failed"] {
             assert!(screen.contains(state), "no row for {state}: {screen}");
         }
 

@@ -13,7 +13,7 @@ use crate::app::{App, View};
 /// its area once and keeps the result).
 pub fn draw(f: &mut Frame, app: &mut App) {
     let [top, middle, detail, footer] =
-        Layout::vertical([Constraint::Length(11), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
+        Layout::vertical([Constraint::Length(12), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
             .areas(f.area());
     let [staging, preview_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);

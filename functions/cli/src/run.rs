@@ -416,7 +416,7 @@ async fn reconcile(ws: &Workspace, minter: &EvmMinter) -> anyhow::Result<()> {
 fn visibility(stage: Stage) -> Duration {
     match stage {
         // A real SD model on CPU can take minutes per image.
-        Stage::Generate => Duration::from_secs(600),
+        Stage::Generate => Duration::from_secs(900),
         _ => Duration::from_secs(120),
     }
 }
@@ -618,7 +618,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut idle_since: Option<Instant> = None;
     let interrupted = loop {
         let states = job_states(ws.jobs.as_ref(), &ids).await?;
-        let generated = states.values().filter(|s| **s != JobState::Queued).count();
+        let generated = states.values().filter(|s| !matches!(s, JobState::Queued | JobState::Generating)).count();
         let settled = states.values().filter(|s| s.is_final() || **s == JobState::AwaitingReview).count();
         gen_bar.set_position(generated as u64);
         done_bar.set_position(settled as u64);

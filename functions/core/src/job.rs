@@ -1,9 +1,9 @@
 //! Jobs and their state machine.
 //!
 //! ```text
-//! Queued ──generate──> Generated ──review──> Approved ──publish──> Published ──mint──> Minted
-//!                                    │  └──> AwaitingReview ──operator──> Approved | Rejected
-//!                                    └─────> Rejected          Published ──claim──> Minting ──mint──> Minted
+//! Queued ──claim──> Generating ──generate──> Generated ──review──> Approved ──publish──> Published ──mint──> Minted
+//!                                                         │  └──> AwaitingReview ──operator──> Approved | Rejected
+//!                                                         └─────> Rejected          Published ──claim──> Minting ──mint──> Minted
 //! any non-final state ──(permanent error)──> Failed
 //! ```
 //! Every transition is checked here; stores only persist what these methods allow, with a
@@ -152,6 +152,9 @@ pub struct JobSpec {
 pub enum JobState {
     /// Accepted by intake, waiting for generation.
     Queued,
+    /// Being generated, under the lease of one queue message (see [`GenerationLease`]): a
+    /// second message for the job (a resend, a duplicate delivery) does not generate it again.
+    Generating,
     /// Image generated and stored.
     Generated,
     /// QA was unsure: waiting in the staging queue for an operator.
@@ -173,8 +176,9 @@ pub enum JobState {
 
 impl JobState {
     /// All states, in pipeline order.
-    pub const ALL: [JobState; 9] = [
+    pub const ALL: [JobState; 10] = [
         Self::Queued,
+        Self::Generating,
         Self::Generated,
         Self::AwaitingReview,
         Self::Approved,
@@ -198,14 +202,15 @@ impl JobState {
     fn rank(self) -> u8 {
         match self {
             Self::Queued => 0,
-            Self::Generated => 1,
-            Self::AwaitingReview => 2,
-            Self::Approved => 3,
-            Self::Rejected => 3,
-            Self::Published => 4,
-            Self::Minting => 5,
-            Self::Minted => 6,
-            Self::Failed => 7,
+            Self::Generating => 1,
+            Self::Generated => 2,
+            Self::AwaitingReview => 3,
+            Self::Approved => 4,
+            Self::Rejected => 4,
+            Self::Published => 5,
+            Self::Minting => 6,
+            Self::Minted => 7,
+            Self::Failed => 8,
         }
     }
 
@@ -213,6 +218,7 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
+            Self::Generating => "generating",
             Self::Generated => "generated",
             Self::AwaitingReview => "awaiting_review",
             Self::Approved => "approved",
@@ -320,6 +326,9 @@ pub struct Job {
     pub image_cid: Option<String>,
     /// CID of the metadata JSON.
     pub metadata_cid: Option<String>,
+    /// Who generates it, until when (while `generating`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<GenerationLease>,
     /// Its place in a batch, while and after it is minted with others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchSlot>,
@@ -329,6 +338,38 @@ pub struct Job {
     pub tx_hash: Option<String>,
     /// Why it failed or was rejected.
     pub error: Option<String>,
+}
+
+/// The claim of one queue message on generating a job. Generation is the costly stage (a GPU
+/// or minutes of CPU), and queues deliver at least once: a job's message may be resent (an
+/// operator's resume, a collection submitted again on a schedule) while it is being generated.
+/// The message that claims the job generates it; another message finds it claimed and leaves
+/// it, since the holder's own message is redelivered if the holder dies. The claim lapses at
+/// `until_ms`, for a message that is gone for good (dead-lettered, then resumed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationLease {
+    /// The queue's id of the message that holds it (stable across its redeliveries).
+    pub message_id: String,
+    /// Unix time in milliseconds after which another message may take the job over.
+    pub until_ms: u64,
+}
+
+/// Why a message may not generate a job now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// Another message holds the job's lease.
+    #[error("job {job} is being generated (message {holder}, until {until_ms} ms)")]
+    Held {
+        /// The job.
+        job: String,
+        /// The message that holds it.
+        holder: String,
+        /// When its lease lapses.
+        until_ms: u64,
+    },
+    /// The job is past generation, or failed.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
 }
 
 /// A transition the state machine does not allow.
@@ -355,6 +396,7 @@ impl Job {
             reviewed_by: None,
             image_cid: None,
             metadata_cid: None,
+            lease: None,
             batch: None,
             token_id: None,
             tx_hash: None,
@@ -375,9 +417,39 @@ impl Job {
         Ok(())
     }
 
+    /// Message `message_id` claims the job for generation until `now_ms + lease_ms`: from
+    /// `queued`, from a lapsed lease, or again from its own lease (its redelivery after a
+    /// crash or a retry). Returns the state the claim replaces, for the store's
+    /// compare-and-swap.
+    pub fn claim_generation(&mut self, message_id: &str, now_ms: u64, lease_ms: u64) -> Result<JobState, ClaimError> {
+        let from = self.state;
+        if let (JobState::Generating, Some(l)) = (from, &self.lease)
+            && l.message_id != message_id
+            && now_ms < l.until_ms
+        {
+            return Err(ClaimError::Held {
+                job: self.spec.id.short(),
+                holder: l.message_id.clone(),
+                until_ms: l.until_ms,
+            });
+        }
+        self.advance(&[JobState::Queued, JobState::Generating], JobState::Generating)?;
+        self.lease = Some(GenerationLease { message_id: message_id.to_string(), until_ms: now_ms + lease_ms });
+        Ok(from)
+    }
+
+    /// A generation that will be tried again lets the job go, so that whichever message
+    /// comes first may claim it.
+    pub fn release_generation(&mut self) -> Result<(), TransitionError> {
+        self.advance(&[JobState::Generating], JobState::Queued)?;
+        self.lease = None;
+        Ok(())
+    }
+
     /// Generation finished.
     pub fn record_generation(&mut self, image_key: String, record: GenerationRecord) -> Result<(), TransitionError> {
-        self.advance(&[JobState::Queued], JobState::Generated)?;
+        self.advance(&[JobState::Queued, JobState::Generating], JobState::Generated)?;
+        self.lease = None;
         self.image_key = Some(image_key);
         self.generation = Some(record);
         Ok(())
@@ -470,6 +542,7 @@ impl Job {
         self.advance(&[JobState::Failed], to)?;
         // A batch that failed was never minted: the job is planned afresh.
         self.batch = None;
+        self.lease = None;
         self.error = None;
         Ok(to)
     }
@@ -477,7 +550,14 @@ impl Job {
     /// A permanent failure. A minted job can never be marked failed.
     pub fn record_failure(&mut self, reason: String) -> Result<(), TransitionError> {
         self.advance(
-            &[JobState::Queued, JobState::Generated, JobState::Approved, JobState::Published, JobState::Minting],
+            &[
+                JobState::Queued,
+                JobState::Generating,
+                JobState::Generated,
+                JobState::Approved,
+                JobState::Published,
+                JobState::Minting,
+            ],
             JobState::Failed,
         )?;
         self.error = Some(reason);
@@ -544,6 +624,33 @@ mod tests {
         j.record_mint("1".into(), None).unwrap();
         assert!(j.record_retry().is_err());
         assert_eq!(j.state, JobState::Minted);
+    }
+
+    #[test]
+    fn a_generation_lease_belongs_to_one_message_until_it_lapses() {
+        let mut j = Job::new(spec());
+        assert_eq!(j.claim_generation("m1", 1_000, 500), Ok(JobState::Queued));
+        // Another message (a resend) leaves it while the lease holds.
+        let held = j.claim_generation("m2", 1_499, 500).unwrap_err();
+        assert!(matches!(&held, ClaimError::Held { holder, until_ms: 1_500, .. } if holder == "m1"), "{held:?}");
+        // The holder's own redelivery takes it again, with a new lease.
+        assert_eq!(j.claim_generation("m1", 1_200, 500), Ok(JobState::Generating));
+        assert_eq!(j.lease.as_ref().map(|l| l.until_ms), Some(1_700));
+        // Once it lapses, any message may take it over.
+        assert_eq!(j.claim_generation("m2", 1_700, 500), Ok(JobState::Generating));
+        assert_eq!(j.lease.as_ref().map(|l| l.message_id.as_str()), Some("m2"));
+        j.release_generation().unwrap();
+        assert_eq!((j.state, &j.lease), (JobState::Queued, &None));
+        j.claim_generation("m3", 2_000, 500).unwrap();
+        j.record_generation("k".into(), record()).unwrap();
+        assert_eq!((j.state, &j.lease), (JobState::Generated, &None));
+        assert!(matches!(j.claim_generation("m4", 9_000, 500), Err(ClaimError::Transition(_))), "past generation");
+        // A failed generation is failed from its lease, and retried from queued.
+        let mut f = Job::new(spec());
+        f.claim_generation("m1", 0, 10).unwrap();
+        f.record_failure("the model file is missing".into()).unwrap();
+        assert_eq!(f.record_retry(), Ok(JobState::Queued));
+        assert_eq!(f.lease, None);
     }
 
     #[test]

@@ -31,6 +31,6 @@ pub mod sanitize;
 
 pub use address::EvmAddress;
 pub use field::FieldError;
-pub use job::{GenerationParams, GenerationRecord, Job, JobId, JobSpec, JobState};
+pub use job::{ClaimError, GenerationLease, GenerationParams, GenerationRecord, Job, JobId, JobSpec, JobState};
 pub use message::{Stage, StageMessage};
 pub use ports::PortError;

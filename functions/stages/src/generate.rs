@@ -1,9 +1,26 @@
 //! Generate: the job's prompt becomes a PNG in the blob store, with its generation record.
+//!
+//! The message that claims the job ([`Job::claim_generation`]) generates it; a second message
+//! for the same job (a resume, a collection submitted again, a duplicate delivery) finds it
+//! claimed and is dropped, so the costly part runs once however often the job is sent.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use latentmint_core::ports::GenerationRequest;
-use latentmint_core::{JobId, JobState, Stage};
+use latentmint_core::{ClaimError, Job, JobId, JobState, Stage};
+use tracing::{info, warn};
 
 use crate::{Ports, StageError, StageOutcome, load, save};
+
+/// How long a claim on a job holds. At least the longest a generation may run (the generate
+/// function's 840 s timeout) and at most the generate queue's visibility timeout (900 s), so
+/// that a holder that died has its own message redelivered by the time its claim lapses, and
+/// a resend after that takes the job over.
+pub const GENERATION_LEASE: Duration = Duration::from_secs(840);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 /// Blob key of a job's image: named by its bytes as well as the job, so that the key the job
 /// records always holds the bytes its record describes. Images may differ between attempts
@@ -13,12 +30,46 @@ pub fn image_key(id: JobId, image_sha256: &str) -> String {
     format!("images/{id}-{}.png", image_sha256.get(..16).unwrap_or(image_sha256))
 }
 
-/// Runs generation for `id`.
-pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
+/// Runs generation for `id`, on behalf of the queue message `message_id`.
+pub async fn run(ports: &Ports, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
-    if job.state != JobState::Queued {
-        return Ok(StageOutcome::redelivered(&job, JobState::Generated, Stage::Review));
+    let from = match job.claim_generation(message_id, now_ms(), GENERATION_LEASE.as_millis() as u64) {
+        Ok(from) => from,
+        Err(ClaimError::Held { holder, .. }) => {
+            info!(job = %id.short(), holder = %holder, "being generated for another message; this one is dropped");
+            return Ok(StageOutcome::redelivered(&job, JobState::Generated, Stage::Review));
+        }
+        Err(ClaimError::Transition(_)) => {
+            return Ok(StageOutcome::redelivered(&job, JobState::Generated, Stage::Review));
+        }
+    };
+    if let Some(current) = save(ports, &job, from).await? {
+        // Claimed by another message in between.
+        return Ok(StageOutcome::redelivered(&current, JobState::Generated, Stage::Review));
     }
+    match generate(ports, &mut job).await {
+        Err(StageError::Retry(m)) => {
+            // Let the job go, so that whichever of its messages comes next may claim it; if this
+            // write fails too, this message's redelivery still holds the claim.
+            let mut released = job.clone();
+            if released.release_generation().is_ok()
+                && let Err(e) = save(ports, &released, JobState::Generating).await
+            {
+                warn!(job = %id.short(), "claim not released: {e}");
+            }
+            Err(StageError::Retry(m))
+        }
+        Err(e) => Err(e),
+        Ok(()) => match save(ports, &job, JobState::Generating).await? {
+            Some(current) => Ok(StageOutcome::redelivered(&current, JobState::Generated, Stage::Review)),
+            None => Ok(StageOutcome::done(&job, Some(Stage::Review))),
+        },
+    }
+}
+
+/// Makes the image of claimed `job`, stores it and records it on the job (not yet saved).
+async fn generate(ports: &Ports, job: &mut Job) -> Result<(), StageError> {
+    let id = job.id();
     let req = GenerationRequest {
         job_id: id,
         prompt: job.spec.prompt.clone(),
@@ -29,9 +80,5 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let image = ports.generator.generate(&req).await?;
     let key = image_key(id, &image.record.image_sha256);
     ports.blobs.put(&key, image.png).await?;
-    job.record_generation(key, image.record).map_err(|e| StageError::Fail(e.to_string()))?;
-    if let Some(current) = save(ports, &job, JobState::Queued).await? {
-        return Ok(StageOutcome::redelivered(&current, JobState::Generated, Stage::Review));
-    }
-    Ok(StageOutcome::done(&job, Some(Stage::Review)))
+    job.record_generation(key, image.record).map_err(|e| StageError::Fail(e.to_string()))
 }

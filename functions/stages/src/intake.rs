@@ -30,7 +30,7 @@ pub enum Intake {
 /// The stage a job in `state` waits for; `None` when no stage moves it on.
 pub fn waiting_for(state: JobState) -> Option<Stage> {
     match state {
-        JobState::Queued => Some(Stage::Generate),
+        JobState::Queued | JobState::Generating => Some(Stage::Generate),
         JobState::Generated => Some(Stage::Review),
         JobState::Approved => Some(Stage::Publish),
         JobState::Published | JobState::Minting => Some(Stage::Mint),
@@ -47,13 +47,15 @@ fn resend_token() -> u64 {
 /// Sends every job that is not settled on to the stage it waits for: what an operator does
 /// once the cause of a stall is gone (the contract unpaused, the RPC back), for jobs whose
 /// messages were dead-lettered, from the dashboard (`R`) or for a whole stack. A job already on
-/// its way gets a second message, which its stage ignores (a job still `queued` may be
-/// generated twice at worst; one result is kept). Returns the jobs sent on, and where.
+/// its way gets a second message, which its stage ignores (one being generated is left to the
+/// message that claimed it). Only the unsettled states are read, each through the store's
+/// index by state, not the whole table. Returns the jobs sent on, and where.
 pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Vec<(JobId, Stage)>, StageError> {
     let token = resend_token();
     let mut sent = Vec::new();
-    for job in jobs.list(None).await? {
-        if let Some(stage) = waiting_for(job.state) {
+    for state in JobState::ALL {
+        let Some(stage) = waiting_for(state) else { continue };
+        for job in jobs.list(Some(state)).await? {
             queue.send(stage.queue(), &StageMessage::resend(stage, job.id(), token).to_body()).await?;
             sent.push((job.id(), stage));
         }

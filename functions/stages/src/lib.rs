@@ -116,9 +116,9 @@ pub(crate) async fn save(ports: &Ports, job: &Job, from: JobState) -> Result<Opt
     if ports.jobs.update(job, from).await? { Ok(None) } else { Ok(Some(load(ports, job.id()).await?)) }
 }
 
-async fn run_stage(ports: &Ports, stage: Stage, id: JobId) -> Result<StageOutcome, StageError> {
+async fn run_stage(ports: &Ports, stage: Stage, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
     match stage {
-        Stage::Generate => generate::run(ports, id).await,
+        Stage::Generate => generate::run(ports, id, message_id).await,
         Stage::Review => review::run(ports, id).await,
         Stage::Publish => publish::run(ports, id).await,
         Stage::Mint => mint::run(ports, id).await,
@@ -141,7 +141,7 @@ pub async fn process(ports: &Ports, stage: Stage, delivery: &Delivery) -> Dispos
             return Disposition::Retry(Duration::ZERO, e.to_string());
         }
     };
-    let result = run_stage(ports, stage, msg.job_id).await;
+    let result = run_stage(ports, stage, msg.job_id, &delivery.message_id).await;
     settle(ports, stage, delivery, msg.job_id, result).await
 }
 

@@ -21,12 +21,13 @@ use crate::evolve::{self, EvolvePorts, Evolved};
 use crate::{Disposition, Ports, StageError, intake, process, review};
 
 /// Draws a textured image, or a black one when the prompt says "black", or fails
-/// transiently while `fail_next` > 0.
+/// transiently while `fail_next` > 0. It waits while a test holds `hold`.
 #[derive(Default)]
 struct ScriptedGenerator {
     calls: AtomicUsize,
     fail_next: AtomicUsize,
     last: Mutex<Option<GenerationRequest>>,
+    hold: tokio::sync::Mutex<()>,
 }
 
 fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
@@ -43,6 +44,7 @@ fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
 #[async_trait]
 impl Generator for ScriptedGenerator {
     async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
+        drop(self.hold.lock().await);
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return Err(PortError::Transient("endpoint throttled".into()));
@@ -515,6 +517,59 @@ async fn transient_generator_errors_are_retried() {
     let seen = drain(&r).await;
     assert_eq!(seen.iter().filter(|d| matches!(d, Disposition::Retry(..))).count(), 2);
     assert_eq!(state(&r, s.id).await, JobState::Minted);
+}
+
+#[tokio::test]
+async fn a_job_sent_again_while_it_is_generated_is_generated_once() {
+    let r = rig(None);
+    let s = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, s.clone()).await.unwrap();
+    let first = r.queue.receive("generate", 1, Duration::from_secs(60)).await.unwrap().remove(0);
+    let hold = r.generator.hold.lock().await;
+    let ports = r.ports.clone();
+    let generating = tokio::spawn(async move { process(&ports, Stage::Generate, &first).await });
+    while state(&r, s.id).await != JobState::Generating {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Meanwhile an operator resumes, and the collection is submitted again.
+    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), vec![(s.id, Stage::Generate)]);
+    assert_eq!(intake::submit(&r.ports, s.clone()).await.unwrap(), intake::Intake::Requeued(Stage::Generate));
+    for resend in r.queue.receive("generate", 10, Duration::from_secs(60)).await.unwrap() {
+        // Dropped: the claim's holder finishes the job and sends it on. (Generating it again
+        // would wait for `hold`: the timeout turns that into a failure.)
+        let d = tokio::time::timeout(Duration::from_secs(10), process(&r.ports, Stage::Generate, &resend))
+            .await
+            .expect("a resend of a claimed job generated it again");
+        assert!(matches!(&d, Disposition::Ack(Some(o)) if !o.did_work && o.next.is_none()), "{d:?}");
+    }
+    drop(hold);
+    let d = generating.await.unwrap();
+    assert!(matches!(&d, Disposition::Ack(Some(o)) if o.did_work && o.next == Some(Stage::Review)), "{d:?}");
+    assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1, "generated once");
+    let job = r.jobs.get(s.id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.lease), (JobState::Generated, None));
+}
+
+#[tokio::test]
+async fn a_generation_that_will_be_retried_lets_the_job_go_and_a_lapsed_claim_is_taken_over() {
+    let r = rig(None);
+    let s = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, s.clone()).await.unwrap();
+    r.generator.fail_next.store(1, Ordering::SeqCst);
+    let d = r.queue.receive("generate", 1, Duration::from_secs(60)).await.unwrap().remove(0);
+    assert!(matches!(process(&r.ports, Stage::Generate, &d).await, Disposition::Retry(..)));
+    let job = r.jobs.get(s.id).await.unwrap().unwrap();
+    assert_eq!((job.state, &job.lease), (JobState::Queued, &None), "released for whichever message comes next");
+
+    // A holder that died long ago, whose message is gone (dead-lettered): a resume takes over.
+    let mut stale = job;
+    stale.claim_generation("gone", 0, 1).unwrap();
+    assert!(r.jobs.update(&stale, JobState::Queued).await.unwrap());
+    r.queue.ack("generate", &d.receipt).await.unwrap();
+    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), vec![(s.id, Stage::Generate)]);
+    drain(&r).await;
+    assert_eq!(state(&r, s.id).await, JobState::Minted);
+    assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
