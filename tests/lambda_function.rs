@@ -53,6 +53,40 @@ fn translated_template() -> serde_json::Value {
     .clone()
 }
 
+/// Every stage queue's dead-letter queue (found from the queues' redrive policies, so a new
+/// stage is covered too) has an alarm that fires on its first message, a stalled job, and tells
+/// the stack's alarm topic; so do errors of the functions no queue retries (intake's file
+/// events, live's ticks). Mail is subscribed only when `AlarmEmail` is set.
+#[test]
+fn a_stalled_job_or_a_failing_function_raises_an_alarm_on_the_stack_topic() {
+    let t = translated_template();
+    let resources = t["Resources"].as_object().unwrap();
+    let of_type = |ty: &'static str| resources.iter().filter(move |(_, r)| r["Type"] == ty);
+    let alarms: Vec<&serde_json::Value> = of_type("AWS::CloudWatch::Alarm").map(|(_, r)| &r["Properties"]).collect();
+    let alarm_on = |dimension: serde_json::Value, metric: &str| {
+        let found = alarms.iter().find(|a| a["Dimensions"][0]["Value"] == dimension && a["MetricName"] == metric);
+        let a = found.unwrap_or_else(|| panic!("no {metric} alarm on {dimension}"));
+        assert_eq!(
+            (&a["Threshold"], &a["ComparisonOperator"]),
+            (&serde_json::json!(0), &serde_json::json!("GreaterThanThreshold"))
+        );
+        assert_eq!(a["AlarmActions"], serde_json::json!([{"Ref": "AlarmTopic"}]), "{dimension}");
+        assert_eq!(a["TreatMissingData"], "notBreaching", "a quiet stack is not alarming");
+    };
+    let dlqs: Vec<&str> = of_type("AWS::SQS::Queue")
+        .filter_map(|(_, q)| q.pointer("/Properties/RedrivePolicy/deadLetterTargetArn/Fn::GetAtt/0")?.as_str())
+        .collect();
+    assert_eq!(dlqs.len(), Stage::ALL.len(), "one dead-letter queue per stage: {dlqs:?}");
+    for dlq in dlqs {
+        alarm_on(serde_json::json!({"Fn::GetAtt": [dlq, "QueueName"]}), "ApproximateNumberOfMessagesVisible");
+    }
+    for function in ["IntakeFunction", "LiveFunction"] {
+        alarm_on(serde_json::json!({"Ref": function}), "Errors");
+    }
+    assert_eq!(resources["AlarmMailSubscription"]["Condition"], "AlarmMail");
+    assert_eq!(t["Outputs"]["AlarmTopic"]["Value"], serde_json::json!({"Ref": "AlarmTopic"}));
+}
+
 /// `function`'s environment in the template, each `Ref` and `Fn::Sub` resolved from `refs`
 /// (the stack's resources and parameters as this test made them) or a parameter's default. A
 /// variable the test cannot resolve fails the test with its name, so a new one in the template
