@@ -56,3 +56,49 @@ async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication(
     let again = latentmint_stages::review::decide(&jobs, &queue, b.id(), true, "bob").await;
     assert!(again.is_err(), "a rejected job stays rejected");
 }
+
+/// `R` on a stack: the jobs whose messages ran out of retries (here the mint's, on the FIFO
+/// queue, and a publish) are sent on to the stage each waits for, and their dead letters are
+/// cleared, so the dead-letter queues, and the stack's alarms on them, show nothing stalled.
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_a_stack_sends_stalled_jobs_on_and_clears_their_dead_letters() {
+    let moto = Moto::start();
+    for stage in Stage::ALL {
+        let suffix = if stage == Stage::Mint { ".fifo" } else { "" };
+        moto.queue_with_dlq(&format!("latentmint-ops-{}", stage.queue()), suffix).await;
+    }
+    moto.jobs_table("latentmint-ops-jobs").await;
+    let queue = SqsQueue::new(moto.sqs(), "latentmint-ops-").with_fifo(Stage::Mint.queue(), "wallet-1");
+    let jobs = DynamoJobStore::new(moto.dynamodb(), "latentmint-ops-jobs");
+    let mut stalled = Vec::new();
+    for (prompt, state, stage) in [
+        ("one", JobState::Published, Stage::Mint),
+        ("two", JobState::Published, Stage::Mint),
+        ("three", JobState::Approved, Stage::Publish),
+    ] {
+        let mut j = waiting(prompt);
+        j.state = state;
+        jobs.insert_if_absent(&j).await.unwrap();
+        // Its message is received past the queue's two receives: dead-lettered.
+        queue.send(stage.queue(), &StageMessage::new(stage, j.id()).to_body()).await.unwrap();
+        for _ in 0..3 {
+            for d in queue.receive(stage.queue(), 10, Duration::from_secs(30)).await.unwrap() {
+                queue.nack(stage.queue(), &d.receipt, Duration::ZERO).await.unwrap();
+            }
+        }
+        stalled.push((j.id(), stage));
+    }
+    assert_eq!(queue.stats("mint").await.unwrap().dead, 2);
+    assert_eq!(queue.stats("publish").await.unwrap().dead, 1);
+
+    let resumed = latentmint_stages::intake::resume(&jobs, &queue).await.unwrap();
+    let mut sent = resumed.sent.clone();
+    sent.sort_by_key(|(id, _)| *id);
+    stalled.sort_by_key(|(id, _)| *id);
+    assert_eq!((sent, resumed.cleared), (stalled, 3));
+    for stage in Stage::ALL {
+        assert_eq!(queue.stats(stage.queue()).await.unwrap().dead, 0, "{stage:?}: nothing left stalled");
+    }
+    assert_eq!(queue.receive("mint", 10, Duration::from_secs(30)).await.unwrap().len(), 2, "both mints sent on");
+    assert_eq!(queue.receive("publish", 10, Duration::from_secs(30)).await.unwrap().len(), 1);
+}

@@ -132,8 +132,12 @@ async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, 
 /// Sends every unsettled job on to the stage it waits for, and says how many went where.
 async fn resume(b: &Backend) -> String {
     match latentmint_stages::intake::resume(b.jobs.as_ref(), b.queue.as_ref()).await {
-        Ok(sent) if sent.is_empty() => "nothing to resume: every job is settled or awaits review".into(),
-        Ok(sent) => {
+        Ok(r) if r.sent.is_empty() && r.cleared == 0 => {
+            "nothing to resume: every job is settled or awaits review".into()
+        }
+        Ok(r) if r.sent.is_empty() => format!("nothing to resume; {} dead letters of settled jobs cleared", r.cleared),
+        Ok(r) => {
+            let sent = &r.sent;
             let per_stage: Vec<String> = Stage::ALL
                 .iter()
                 .filter_map(|stage| {
@@ -141,7 +145,11 @@ async fn resume(b: &Backend) -> String {
                     (n > 0).then(|| format!("{n} to {}", stage.queue()))
                 })
                 .collect();
-            format!("resumed {} jobs ({}); {}", sent.len(), per_stage.join(", "), b.after_resume)
+            let cleared = match r.cleared {
+                0 => String::new(),
+                n => format!(", {n} dead letters cleared"),
+            };
+            format!("resumed {} jobs ({}{cleared}); {}", sent.len(), per_stage.join(", "), b.after_resume)
         }
         Err(e) => format!("resume stopped: {e}; press R again (a job sent twice is done once)"),
     }

@@ -10,11 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use latentmint_core::ports::{Delivery, PortError, PortResult, Queue, QueueStats};
+use latentmint_core::ports::{DEAD_LETTER_SUFFIX, Delivery, PortError, PortResult, Queue, QueueStats, dead_letters};
 use sha2::Digest;
-
-/// Suffix of a queue's dead-letter queue (as in the stack and the embedded queue).
-const DLQ_SUFFIX: &str = "-dlq";
 
 /// SQS receives at most 10 messages per call.
 const SQS_MAX_BATCH: usize = 10;
@@ -45,7 +42,7 @@ impl SqsQueue {
 
     /// The SQS name of `queue` and, for a FIFO queue, its message group.
     fn name(&self, queue: &str) -> (String, Option<&str>) {
-        let base = queue.strip_suffix(DLQ_SUFFIX).unwrap_or(queue);
+        let base = queue.strip_suffix(DEAD_LETTER_SUFFIX).unwrap_or(queue);
         match self.fifo.get(base) {
             Some(group) => (format!("{}{queue}.fifo", self.prefix), Some(group.as_str())),
             None => (format!("{}{queue}", self.prefix), None),
@@ -193,7 +190,7 @@ impl Queue for SqsQueue {
 
     async fn stats(&self, queue: &str) -> PortResult<QueueStats> {
         let (visible, in_flight) = self.depth(queue).await?;
-        let (dead_visible, dead_in_flight) = self.depth(&format!("{queue}{DLQ_SUFFIX}")).await?;
+        let (dead_visible, dead_in_flight) = self.depth(&dead_letters(queue)).await?;
         Ok(QueueStats { visible, in_flight, dead: dead_visible + dead_in_flight })
     }
 }

@@ -52,8 +52,18 @@ pub struct QueueStats {
     pub dead: u64,
 }
 
+/// The dead-letter queue of `queue` (`<queue>-dlq`): where its messages go once they ran out
+/// of receives. Every [`Queue`] receives from and acks on it as on any queue (a resume clears
+/// the dead letters whose jobs it sent on).
+pub fn dead_letters(queue: &str) -> String {
+    format!("{queue}{DEAD_LETTER_SUFFIX}")
+}
+
+/// What names a dead-letter queue after its queue.
+pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
+
 /// A queue with SQS semantics: at-least-once delivery, visibility timeout, receive count,
-/// and a dead-letter queue after too many receives.
+/// and a dead-letter queue ([`dead_letters`]) after too many receives.
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Appends a message.

@@ -14,7 +14,7 @@ use std::path::Path;
 pub use blobs::{FsBlobStore, LocalContentStore, write_atomic};
 pub use jobs::SqliteJobStore;
 pub use living::SqliteEvolutionStore;
-pub use queue::{DLQ_SUFFIX, SqliteQueue};
+pub use queue::SqliteQueue;
 
 use latentmint_core::ports::{PortError, PortResult};
 

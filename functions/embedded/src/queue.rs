@@ -8,15 +8,12 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use latentmint_core::ports::{Delivery, PortError, PortResult, Queue, QueueStats};
+use latentmint_core::ports::{DEAD_LETTER_SUFFIX, Delivery, PortError, PortResult, Queue, QueueStats, dead_letters};
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use tracing::warn;
 
 use crate::{db_err, open_db};
-
-/// Suffix of a queue's dead-letter queue.
-pub const DLQ_SUFFIX: &str = "-dlq";
 
 /// SQLite-backed queues (all queues share one table).
 pub struct SqliteQueue {
@@ -110,12 +107,14 @@ impl Queue for SqliteQueue {
             if out.len() >= max {
                 break;
             }
-            if count >= self.max_receives {
+            // A dead-letter queue has none of its own (as in SQS): its messages are read by a
+            // resume, however often they were received before.
+            if count >= self.max_receives && !queue.ends_with(DEAD_LETTER_SUFFIX) {
                 // Received too often without success: park it for a human instead of looping.
                 warn!(queue, message_id = id, receives = count, "moving message to the dead-letter queue");
                 tx.execute(
                     "UPDATE messages SET queue = ?1, visible_at = ?2, receipt = NULL WHERE id = ?3",
-                    params![format!("{queue}{DLQ_SUFFIX}"), now, id],
+                    params![dead_letters(queue), now, id],
                 )
                 .map_err(db_err)?;
                 continue;
@@ -166,7 +165,7 @@ impl Queue for SqliteQueue {
         Ok(QueueStats {
             visible: count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at <= ?2", queue)?,
             in_flight: count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at > ?2", queue)?,
-            dead: count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND ?2 >= 0", &format!("{queue}{DLQ_SUFFIX}"))?,
+            dead: count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND ?2 >= 0", &dead_letters(queue))?,
         })
     }
 }

@@ -7,9 +7,10 @@
 //! is how a stalled batch is resumed. Every stage is idempotent, so a message sent twice costs
 //! a no-op.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use latentmint_core::ports::{JobStore, Queue};
+use latentmint_core::ports::{JobStore, Queue, dead_letters};
 use latentmint_core::{Job, JobId, JobSpec, JobState, Stage, StageMessage};
 
 use crate::{Ports, StageError};
@@ -44,13 +45,30 @@ fn resend_token() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// How long a resume hides a dead letter it read, while it deals with its job.
+const DEAD_LETTER_VISIBILITY: Duration = Duration::from_secs(300);
+
+/// What [`resume`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// The jobs sent on, and where.
+    pub sent: Vec<(JobId, Stage)>,
+    /// Dead letters deleted, their jobs sent on or found settled.
+    pub cleared: usize,
+}
+
 /// Sends every job that is not settled on to the stage it waits for: what an operator does
 /// once the cause of a stall is gone (the contract unpaused, the RPC back), for jobs whose
 /// messages were dead-lettered, from the dashboard (`R`) or for a whole stack. A job already on
 /// its way gets a second message, which its stage ignores (one being generated is left to the
 /// message that claimed it). Only the unsettled states are read, each through the store's
-/// index by state, not the whole table. Returns the jobs sent on, and where.
-pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Vec<(JobId, Stage)>, StageError> {
+/// index by state, not the whole table.
+///
+/// Then the stages' dead letters are cleared, so that the dead-letter queues (and the stack's
+/// alarms on them) show only what is still stalled: each one's job is read after the letter
+/// was, and sent on unless it was just now or is settled, before the letter is deleted. A
+/// message that is no stage message stays for a human to look at.
+pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Resumed, StageError> {
     let token = resend_token();
     let mut sent = Vec::new();
     for state in JobState::ALL {
@@ -60,7 +78,34 @@ pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Vec<(JobId
             sent.push((job.id(), stage));
         }
     }
-    Ok(sent)
+    let mut done: HashSet<JobId> = sent.iter().map(|(id, _)| *id).collect();
+    let mut cleared = 0;
+    for stage in Stage::ALL {
+        let dlq = dead_letters(stage.queue());
+        // Each receive hides what it returns, so this ends once every dead letter was read (a
+        // FIFO queue gives one message group's next ten only once the last ten are deleted).
+        loop {
+            let got = queue.receive(&dlq, 10, DEAD_LETTER_VISIBILITY).await?;
+            if got.is_empty() {
+                break;
+            }
+            for d in got {
+                let Ok(message) = StageMessage::parse(&d.body, stage) else { continue };
+                let id = message.job_id;
+                // A job that died after the list above: sent on here.
+                if let Some(job) = jobs.get(id).await?
+                    && let Some(waits) = waiting_for(job.state)
+                    && done.insert(id)
+                {
+                    queue.send(waits.queue(), &StageMessage::resend(waits, id, token).to_body()).await?;
+                    sent.push((id, waits));
+                }
+                queue.ack(&dlq, &d.receipt).await?;
+                cleared += 1;
+            }
+        }
+    }
+    Ok(Resumed { sent, cleared })
 }
 
 /// Sends failed job `id` back to where it stopped ([`Job::record_retry`]) and on to the stage

@@ -364,15 +364,38 @@ async fn a_batch_stalled_past_its_retries_resumes_when_submitted_again() {
 async fn resume_sends_every_unsettled_job_on_and_nothing_is_done_twice() {
     let (r, s) = stalled_at_mint().await;
     r.minter.paused.store(false, Ordering::SeqCst);
-    let sent = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
-    assert_eq!(sent.iter().map(|(_, stage)| *stage).collect::<Vec<_>>(), vec![Stage::Mint, Stage::Mint]);
+    assert_eq!(r.queue.stats("mint").await.unwrap().dead, 2);
+    let resumed = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
+    assert_eq!(resumed.sent.iter().map(|(_, stage)| *stage).collect::<Vec<_>>(), vec![Stage::Mint, Stage::Mint]);
+    // Their dead letters are gone: the dead-letter queue shows only what is still stalled.
+    assert_eq!((resumed.cleared, r.queue.stats("mint").await.unwrap().dead), (2, 0));
     drain(&r).await;
     for spec in &s {
         assert_eq!(state(&r, spec.id).await, JobState::Minted);
     }
     // Settled jobs wait for nothing: resuming again sends nothing.
-    assert!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().is_empty());
+    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), intake::Resumed::default());
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn resume_sends_on_the_job_of_every_dead_letter_and_keeps_what_is_no_stage_message() {
+    let r = rig(None);
+    let s = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, s.clone()).await.unwrap();
+    // Its generate message dies (received past MaxReceives), beside a message no stage reads.
+    r.queue.send("generate", "{not json").await.unwrap();
+    for _ in 0..6 {
+        for d in r.queue.receive("generate", 10, Duration::ZERO).await.unwrap() {
+            r.queue.nack("generate", &d.receipt, Duration::ZERO).await.unwrap();
+        }
+    }
+    assert_eq!(r.queue.stats("generate").await.unwrap().dead, 2);
+    let resumed = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
+    assert_eq!((resumed.sent, resumed.cleared), (vec![(s.id, Stage::Generate)], 1));
+    assert_eq!(r.queue.stats("generate").await.unwrap().dead, 1, "the garbled one stays for a human");
+    drain(&r).await;
+    assert_eq!(state(&r, s.id).await, JobState::Minted);
 }
 
 #[tokio::test]
@@ -384,7 +407,7 @@ async fn a_failed_job_is_retried_at_the_stage_that_failed_it() {
     drain(&r).await;
     assert_eq!(state(&r, s.id).await, JobState::Failed);
     // Resuming does not touch it: failed is final until an operator says otherwise.
-    assert!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().is_empty());
+    assert!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent.is_empty());
     assert_eq!(intake::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap(), Stage::Publish);
     let job = r.jobs.get(s.id).await.unwrap().unwrap();
     assert_eq!((job.state, job.error), (JobState::Approved, None));
@@ -532,7 +555,7 @@ async fn a_job_sent_again_while_it_is_generated_is_generated_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Meanwhile an operator resumes, and the collection is submitted again.
-    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), vec![(s.id, Stage::Generate)]);
+    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent, vec![(s.id, Stage::Generate)]);
     assert_eq!(intake::submit(&r.ports, s.clone()).await.unwrap(), intake::Intake::Requeued(Stage::Generate));
     for resend in r.queue.receive("generate", 10, Duration::from_secs(60)).await.unwrap() {
         // Dropped: the claim's holder finishes the job and sends it on. (Generating it again
@@ -566,7 +589,7 @@ async fn a_generation_that_will_be_retried_lets_the_job_go_and_a_lapsed_claim_is
     stale.claim_generation("gone", 0, 1).unwrap();
     assert!(r.jobs.update(&stale, JobState::Queued).await.unwrap());
     r.queue.ack("generate", &d.receipt).await.unwrap();
-    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), vec![(s.id, Stage::Generate)]);
+    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent, vec![(s.id, Stage::Generate)]);
     drain(&r).await;
     assert_eq!(state(&r, s.id).await, JobState::Minted);
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1);
