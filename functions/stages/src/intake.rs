@@ -82,15 +82,24 @@ pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Resumed, S
     let mut cleared = 0;
     for stage in Stage::ALL {
         let dlq = dead_letters(stage.queue());
-        // Each receive hides what it returns, so this ends once every dead letter was read (a
-        // FIFO queue gives one message group's next ten only once the last ten are deleted).
+        // Each receive hides what it returns, but what is kept is made visible again at once (a
+        // FIFO queue gives one message group's next ten only once the last ten are gone): this
+        // ends when a receive brings nothing not seen before.
+        let mut kept = HashSet::new();
         loop {
             let got = queue.receive(&dlq, 10, DEAD_LETTER_VISIBILITY).await?;
-            if got.is_empty() {
+            if got.iter().all(|d| kept.contains(&d.message_id)) {
+                for d in &got {
+                    queue.nack(&dlq, &d.receipt, Duration::ZERO).await?;
+                }
                 break;
             }
             for d in got {
-                let Ok(message) = StageMessage::parse(&d.body, stage) else { continue };
+                let Ok(message) = StageMessage::parse(&d.body, stage) else {
+                    kept.insert(d.message_id);
+                    queue.nack(&dlq, &d.receipt, Duration::ZERO).await?;
+                    continue;
+                };
                 let id = message.job_id;
                 // A job that died after the list above: sent on here.
                 if let Some(job) = jobs.get(id).await?
