@@ -21,16 +21,22 @@ fn waiting(prompt: &str) -> Job {
     j
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication() {
-    let moto = Moto::start();
+/// The stack's queues (the mint queue FIFO, one group per wallet) and job table on `moto`, as
+/// the dashboard reaches them with `--queue-prefix latentmint-ops- --jobs-table ...`.
+async fn stack(moto: &Moto) -> (SqsQueue, DynamoJobStore) {
     for stage in Stage::ALL {
         let suffix = if stage == Stage::Mint { ".fifo" } else { "" };
         moto.queue_with_dlq(&format!("latentmint-ops-{}", stage.queue()), suffix).await;
     }
     moto.jobs_table("latentmint-ops-jobs").await;
     let queue = SqsQueue::new(moto.sqs(), "latentmint-ops-").with_fifo(Stage::Mint.queue(), "wallet-1");
-    let jobs = DynamoJobStore::new(moto.dynamodb(), "latentmint-ops-jobs");
+    (queue, DynamoJobStore::new(moto.dynamodb(), "latentmint-ops-jobs"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication() {
+    let moto = Moto::start();
+    let (queue, jobs) = stack(&moto).await;
     let (a, b) = (waiting("murky fog"), waiting("grey sea"));
     jobs.insert_if_absent(&a).await.unwrap();
     jobs.insert_if_absent(&b).await.unwrap();
@@ -64,13 +70,7 @@ async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication(
 #[tokio::test(flavor = "multi_thread")]
 async fn resuming_a_stack_sends_stalled_jobs_on_and_clears_their_dead_letters() {
     let moto = Moto::start();
-    for stage in Stage::ALL {
-        let suffix = if stage == Stage::Mint { ".fifo" } else { "" };
-        moto.queue_with_dlq(&format!("latentmint-ops-{}", stage.queue()), suffix).await;
-    }
-    moto.jobs_table("latentmint-ops-jobs").await;
-    let queue = SqsQueue::new(moto.sqs(), "latentmint-ops-").with_fifo(Stage::Mint.queue(), "wallet-1");
-    let jobs = DynamoJobStore::new(moto.dynamodb(), "latentmint-ops-jobs");
+    let (queue, jobs) = stack(&moto).await;
     // First in the FIFO dead-letter queue, ahead of the mints: a message no stage reads.
     queue.send(&dead_letters("mint"), "{not json").await.unwrap();
     let mut stalled = Vec::new();
