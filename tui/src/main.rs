@@ -53,6 +53,10 @@ struct Args {
     /// Name recorded with each decision.
     #[arg(long, env = "USER", default_value = "operator")]
     operator: String,
+    /// Resume stalled jobs as `R` does, print what was done and exit, without the dashboard
+    /// (for runbooks, alarms' handlers and schedules); exits 1 if the resume stopped.
+    #[arg(long)]
+    resume: bool,
 }
 
 /// The ports the dashboard reads and decides through, and what to tell the operator after a
@@ -129,13 +133,16 @@ async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, 
     status
 }
 
-/// Sends every unsettled job on to the stage it waits for, and says how many went where.
-async fn resume(b: &Backend) -> String {
+/// Sends every unsettled job on to the stage it waits for, and says how many went where (or,
+/// as the error, why it stopped).
+async fn resume(b: &Backend) -> Result<String, String> {
     match latentmint_stages::intake::resume(b.jobs.as_ref(), b.queue.as_ref()).await {
         Ok(r) if r.sent.is_empty() && r.cleared == 0 => {
-            "nothing to resume: every job is settled or awaits review".into()
+            Ok("nothing to resume: every job is settled or awaits review".into())
         }
-        Ok(r) if r.sent.is_empty() => format!("nothing to resume; {} dead letters of settled jobs cleared", r.cleared),
+        Ok(r) if r.sent.is_empty() => {
+            Ok(format!("nothing to resume; {} dead letters of settled jobs cleared", r.cleared))
+        }
         Ok(r) => {
             let sent = &r.sent;
             let per_stage: Vec<String> = Stage::ALL
@@ -149,9 +156,9 @@ async fn resume(b: &Backend) -> String {
                 0 => String::new(),
                 n => format!(", {n} dead letters cleared"),
             };
-            format!("resumed {} jobs ({}{cleared}); {}", sent.len(), per_stage.join(", "), b.after_resume)
+            Ok(format!("resumed {} jobs ({}{cleared}); {}", sent.len(), per_stage.join(", "), b.after_resume))
         }
-        Err(e) => format!("resume stopped: {e}; press R again (a job sent twice is done once)"),
+        Err(e) => Err(format!("resume stopped: {e}; resume again (a job sent twice is done once)")),
     }
 }
 
@@ -167,6 +174,13 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let b = rt.block_on(backend(&args))?;
+    if args.resume {
+        match rt.block_on(resume(&b)) {
+            Ok(done) => println!("{done}"),
+            Err(stopped) => bail!(stopped),
+        }
+        return Ok(());
+    }
     // Fail before taking over the terminal when the stack or database cannot be read.
     let mut app = App::default();
     rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref())).context("reading the queues and jobs")?;
@@ -201,7 +215,7 @@ fn main() -> anyhow::Result<()> {
                 Action::Decide(ids, approve) => {
                     app.status = rt.block_on(decide_all(&b, &ids, approve, &args.operator));
                 }
-                Action::Resume => app.status = rt.block_on(resume(&b)),
+                Action::Resume => app.status = rt.block_on(resume(&b)).unwrap_or_else(|stopped| stopped),
                 Action::Retry(id) => app.status = rt.block_on(retry(&b, id)),
                 Action::None => {}
             }
@@ -357,7 +371,7 @@ mod tests {
         let (_dir, b) = local_backend();
         let mut app = App::default();
         assert_eq!(app.on_key('R'), Action::Resume);
-        assert_eq!(resume(&b).await, "nothing to resume: every job is settled or awaits review");
+        assert_eq!(resume(&b).await.unwrap(), "nothing to resume: every job is settled or awaits review");
         // Two jobs whose mint messages ran out of retries, one whose publish did, one waiting
         // for an operator (not the dashboard's to move on).
         let stalled = [("one", JobState::Published), ("two", JobState::Published), ("three", JobState::Approved)];
@@ -367,7 +381,7 @@ mod tests {
             b.jobs.insert_if_absent(&j).await.unwrap();
         }
         b.jobs.insert_if_absent(&waiting_job("four")).await.unwrap();
-        assert_eq!(resume(&b).await, "resumed 3 jobs (1 to publish, 2 to mint); picked up");
+        assert_eq!(resume(&b).await.unwrap(), "resumed 3 jobs (1 to publish, 2 to mint); picked up");
         assert_eq!(b.queue.stats("mint").await.unwrap().visible, 2);
         assert_eq!(b.queue.stats("publish").await.unwrap().visible, 1);
         assert_eq!(b.queue.stats("review").await.unwrap().visible, 0);

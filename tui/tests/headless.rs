@@ -1,0 +1,45 @@
+//! `latentmint-tui --resume`: what `R` does, without a terminal, for runbooks and schedules.
+
+use std::process::Command;
+use std::time::Duration;
+
+use latentmint_core::collection::Collection;
+use latentmint_core::ports::{JobStore, Queue, dead_letters};
+use latentmint_core::{Job, JobState, Stage, StageMessage};
+use latentmint_embedded::{SqliteJobStore, SqliteQueue};
+
+fn tui(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_latentmint-tui")).args(args).output().expect("the binary runs")
+}
+
+#[tokio::test]
+async fn resume_without_the_dashboard_sends_a_stalled_job_on_and_clears_its_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pipeline.db");
+    let text = "[collection]\nname = \"T\"\nsymbol = \"T\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"a red circle\"\n";
+    let mut job = Job::new(Collection::from_toml("t", text).unwrap().jobs().unwrap().remove(0));
+    job.state = JobState::Published;
+    // The dashboard's queues dead-letter after five receives, as a run's do.
+    let (jobs, queue) = (SqliteJobStore::open(&db).unwrap(), SqliteQueue::open(&db, 5).unwrap());
+    jobs.insert_if_absent(&job).await.unwrap();
+    queue.send("mint", &StageMessage::new(Stage::Mint, job.id()).to_body()).await.unwrap();
+    for _ in 0..6 {
+        for d in queue.receive("mint", 1, Duration::ZERO).await.unwrap() {
+            queue.nack("mint", &d.receipt, Duration::ZERO).await.unwrap();
+        }
+    }
+    assert_eq!(queue.stats("mint").await.unwrap().dead, 1);
+
+    let out = tui(&["--resume", db.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("resumed 1 jobs (1 to mint, 1 dead letters cleared)"), "{stdout}");
+    let st = queue.stats("mint").await.unwrap();
+    assert_eq!((st.visible, st.dead), (1, 0), "sent on, and nothing left dead");
+    assert!(queue.receive(&dead_letters("mint"), 10, Duration::ZERO).await.unwrap().is_empty());
+
+    // Nothing to read: an error naming the file, and a failing exit status for the runbook.
+    let missing = tui(&["--resume", dir.path().join("nope.db").to_str().unwrap()]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.db does not exist"));
+}
