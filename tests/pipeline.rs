@@ -62,6 +62,15 @@ fn spawn_run(file: &Path, data: &Path, key: &str) -> Child {
         .expect("latentmint starts")
 }
 
+/// Runs the collection again, uninterrupted: it must succeed and say that all `JOBS` tokens
+/// were verified on chain.
+fn run_to_the_end(file: &Path, data: &Path, key: &str) {
+    let out = spawn_run(file, data, key).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "final run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
+}
+
 /// The contract a run in `run_dir` deployed on `node` (its deployment.json), through `key`.
 async fn deployed(node: &LocalNode, key: &str, run_dir: &Path) -> latentmint_chain::EvmMinter {
     let deployment: serde_json::Value =
@@ -124,10 +133,7 @@ async fn killed_twice_and_restarted_mints_every_job_exactly_once() {
     let mut run = spawn_run(&file, &data, &key);
     kill_when(&mut run, &db, |p| (1..JOBS).contains(&p.minted)).await;
     // 3: runs to the end.
-    let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "final run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
+    run_to_the_end(&file, &data, &key);
 
     // Check everything again from outside the binary.
     let minter = deployed(&node, &key, &data.join("kill-test")).await;
@@ -312,10 +318,7 @@ async fn killed_while_a_batch_is_minting_finishes_that_batch_once() {
     let caught: Vec<_> = store.list(Some(JobState::Minting)).await.unwrap();
     let caught_batch = caught[0].batch.expect("a minting job names its batch").batch;
 
-    let out = spawn_run(&file, &data, &key).wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("verified on chain: {JOBS} tokens")), "{stdout}");
+    run_to_the_end(&file, &data, &key);
 
     let minter = deployed(&node, &key, &data.join("batch-kill")).await;
     assert_eq!(minter.total_supply().await.unwrap(), JOBS as u64, "exactly one token per job");

@@ -4,23 +4,19 @@
 //! for the same job (a resume, a collection submitted again, a duplicate delivery) finds it
 //! claimed and is dropped, so the costly part runs once however often the job is sent.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use latentmint_core::ports::GenerationRequest;
 use latentmint_core::{ClaimError, Job, JobId, JobState, Stage};
 use tracing::{info, warn};
 
-use crate::{Ports, StageError, StageOutcome, load, save};
+use crate::{Ports, StageError, StageOutcome, load, now_ms, save};
 
 /// How long a claim on a job holds. At least the longest a generation may run (the generate
 /// function's 840 s timeout) and at most the generate queue's visibility timeout (900 s), so
 /// that a holder that died has its own message redelivered by the time its claim lapses, and
 /// a resend after that takes the job over.
 pub const GENERATION_LEASE: Duration = Duration::from_secs(840);
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Blob key of a job's image: named by its bytes as well as the job, so that the key the job
 /// records always holds the bytes its record describes. Images may differ between attempts

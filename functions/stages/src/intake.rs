@@ -8,12 +8,12 @@
 //! a no-op.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use latentmint_core::ports::{JobStore, Queue, dead_letters};
 use latentmint_core::{Job, JobId, JobSpec, JobState, Stage, StageMessage};
 
-use crate::{Ports, StageError};
+use crate::{Ports, StageError, now_ms};
 
 /// What intake did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +37,6 @@ pub fn waiting_for(state: JobState) -> Option<Stage> {
         JobState::Published | JobState::Minting => Some(Stage::Mint),
         JobState::AwaitingReview | JobState::Rejected | JobState::Minted | JobState::Failed => None,
     }
-}
-
-/// A token that tells a resend apart from the message it replaces (see
-/// [`StageMessage::resend`]): the time, in milliseconds.
-fn resend_token() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// How long a resume hides a dead letter it read, while it deals with its job.
@@ -69,7 +63,7 @@ pub struct Resumed {
 /// was, and sent on unless it was just now or is settled, before the letter is deleted. A
 /// message that is no stage message stays for a human to look at.
 pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Resumed, StageError> {
-    let token = resend_token();
+    let token = now_ms();
     let mut sent = Vec::new();
     for state in JobState::ALL {
         let Some(stage) = waiting_for(state) else { continue };
@@ -126,7 +120,7 @@ pub async fn retry(jobs: &dyn JobStore, queue: &dyn Queue, id: JobId) -> Result<
         return Err(StageError::Fail(format!("job {} changed while it was being retried; look again", id.short())));
     }
     let stage = waiting_for(to).ok_or_else(|| StageError::Fail(format!("job {} went back to {to}", id.short())))?;
-    queue.send(stage.queue(), &StageMessage::resend(stage, id, resend_token()).to_body()).await?;
+    queue.send(stage.queue(), &StageMessage::resend(stage, id, now_ms()).to_body()).await?;
     Ok(stage)
 }
 
@@ -143,7 +137,7 @@ pub async fn submit(ports: &Ports, spec: JobSpec) -> Result<Intake, StageError> 
         StageMessage::new(stage, current.id())
     } else {
         // Its own body, or a FIFO queue would take it for the one it replaces (see resend).
-        StageMessage::resend(stage, current.id(), resend_token())
+        StageMessage::resend(stage, current.id(), now_ms())
     };
     ports.queue.send(stage.queue(), &message.to_body()).await?;
     Ok(if inserted { Intake::Queued } else { Intake::Requeued(stage) })

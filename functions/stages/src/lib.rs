@@ -23,7 +23,7 @@ pub mod review;
 mod tests;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use latentmint_core::ports::{
     BlobStore, Delivery, Generator, JobStore, Minter, Pinner, PortError, ProvenanceSigner, Queue,
@@ -104,6 +104,12 @@ pub enum Disposition {
     Ack(Option<StageOutcome>),
     /// Make it visible again after the delay.
     Retry(Duration, String),
+}
+
+/// The time in Unix milliseconds: lease deadlines, and the token that tells a resend apart
+/// from the message it replaces (see [`StageMessage::resend`]).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub(crate) async fn load(ports: &Ports, id: JobId) -> Result<Job, StageError> {
