@@ -2,8 +2,9 @@
 
 use alloy::primitives::B256;
 use alloy::providers::Provider;
-use latentmint_chain::{Chain, LocalNode, single_token_id, to_alloy};
+use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::ledger::single_token_id;
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
 use latentmint_e2e::anvil;
@@ -28,18 +29,23 @@ async fn same_mint_twice_yields_one_token() {
     let job = JobId::from_bytes([9; 32]);
     let first_cid = cid_of_bytes(b"first metadata");
     let first = minter.mint(job, recipient(), &first_cid).await.unwrap();
-    let id = single_token_id(job);
-    assert_eq!(first.token_id, id, "a single mint's token id comes from its job id");
-    assert!(first.tx_hash.is_some());
+    let id = single_token_id(&first_cid).unwrap();
+    assert_eq!(first.token_id, id, "a single mint's token id is its metadata's digest");
+    assert!(first.sent() && first.tx_hash.is_some());
 
-    // The adapter reads the chain first: nothing is sent, the same token comes back.
+    // The adapter reads the chain first: nothing is sent, the same token comes back, with the
+    // transaction its event names (a regenerated job's other metadata changes nothing).
     let second = minter.mint(job, recipient(), &cid_of_bytes(b"second metadata")).await.unwrap();
     assert_eq!(second.token_id, id);
-    assert!(second.tx_hash.is_none());
+    assert!(!second.sent());
+    assert_eq!(second.tx_hash, first.tx_hash);
 
     // Bypass the adapter's read and send the duplicate straight to the contract: refused on chain.
-    let raw =
-        minter.contract().mint(to_alloy(recipient()), B256::from(*job.as_bytes()), B256::repeat_byte(7)).send().await;
+    let raw = minter
+        .contract()
+        .mint(to_alloy(recipient()), B256::from(*job.as_bytes()), B256::repeat_byte(0x77))
+        .send()
+        .await;
     let err = raw.expect_err("the contract must refuse a second mint of the job");
     let decoded =
         err.as_decoded_interface_error::<latentmint_chain::contract::LatentCollection::LatentCollectionErrors>();
@@ -64,6 +70,7 @@ async fn racing_mints_of_one_job_yield_one_token() {
             tokio::spawn(async move { m.mint(job, recipient(), &cid_of_bytes(format!("racer {i}").as_bytes())).await })
         })
         .collect();
+    let cids: Vec<String> = (0..4).map(|i| cid_of_bytes(format!("racer {i}").as_bytes())).collect();
     let mut ids = Vec::new();
     for t in tasks {
         // Nonce collisions between racers are transient errors; a retry reads the chain.
@@ -78,7 +85,8 @@ async fn racing_mints_of_one_job_yield_one_token() {
             }
         }
     }
-    assert!(ids.iter().all(|i| *i == single_token_id(job)), "{ids:?}");
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    assert!(cids.iter().any(|c| single_token_id(c).as_ref() == Some(&ids[0])), "one racer's metadata won");
     assert_eq!(minter.total_supply().await.unwrap(), 1);
 }
 
@@ -110,7 +118,10 @@ async fn a_fee_cap_makes_mints_wait_instead_of_overpaying() {
     assert!(matches!(&err, latentmint_core::PortError::Transient(m) if m.contains("above the cap")), "{err}");
     assert_eq!(cheap.total_supply().await.unwrap(), 0);
     let willing = chain.minter(addr, 1).with_max_fee_per_gas(Some(200_000_000_000));
-    assert_eq!(willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id, single_token_id(job));
+    assert_eq!(
+        willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id,
+        single_token_id(&cid_of_bytes(b"m")).unwrap()
+    );
 }
 
 /// `latentmint deploy` puts the contract on the configured chain with its royalty and records
@@ -257,7 +268,7 @@ async fn a_paused_contract_makes_mints_wait_not_fail() {
     }
     assert_eq!(minter.total_supply().await.unwrap(), 0);
     minter.contract().unpause().send().await.unwrap().get_receipt().await.unwrap();
-    assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(job));
+    assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(&cid).unwrap());
 }
 
 #[tokio::test]
@@ -277,5 +288,104 @@ async fn a_wallet_not_yet_granted_the_minter_role_waits_for_it() {
     }
     let role = admin.contract().MINTER_ROLE().call().await.unwrap();
     admin.contract().grantRole(role, to_alloy(other.sender())).send().await.unwrap().get_receipt().await.unwrap();
-    assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(job));
+    assert_eq!(minter.mint(job, recipient(), &cid).await.unwrap().token_id, single_token_id(&cid).unwrap());
+}
+
+/// A job id as the pipeline makes them: `salt` bytes, the position in the low 8.
+fn job_at(position: u64, salt: u8) -> JobId {
+    let mut b = [salt; 32];
+    b[24..].copy_from_slice(&position.to_be_bytes());
+    JobId::from_bytes(b)
+}
+
+/// A batch of `jobs` to the recipient, with each job's metadata a small JSON of its own.
+fn plan_of(jobs: &[JobId]) -> latentmint_core::batch::BatchPlan {
+    let members = jobs
+        .iter()
+        .map(|j| {
+            let metadata = format!("{{\"job\":\"{j}\"}}").into_bytes();
+            latentmint_core::batch::Member {
+                job: *j,
+                recipient: recipient(),
+                metadata_cid: cid_of_bytes(&metadata),
+                metadata,
+            }
+        })
+        .collect();
+    latentmint_core::batch::BatchPlan::new(members).unwrap()
+}
+
+/// Every path against every other, through the adapter and straight at the contract: a job
+/// is minted once, and the chain's events name each job's one token.
+#[tokio::test]
+async fn a_job_is_minted_once_across_single_and_batch_paths() {
+    let (_node, _chain, minter) = setup().await;
+    let (a, b, c, d) = (job_at(0, 1), job_at(1, 2), job_at(2, 3), job_at(3, 4));
+    let batch = minter.mint_batch(&plan_of(&[a, b])).await.unwrap();
+    assert!(batch.sent);
+    // Alone after a batch: found, not sent; its token is the batch's.
+    let again = minter.mint(b, recipient(), &cid_of_bytes(b"regenerated")).await.unwrap();
+    assert!(!again.sent());
+    assert_eq!(again.token_id, (batch.first + 1).to_string());
+    assert_eq!(again.tx_hash, batch.tx_hash);
+    // Regrouped into another batch: the contract refuses it whole.
+    let err = minter.mint_batch(&plan_of(&[b, c])).await.unwrap_err().to_string();
+    assert!(err.contains("is minted already"), "{err}");
+    // Alone, then in a batch.
+    minter.mint(d, recipient(), &cid_of_bytes(b"d")).await.unwrap();
+    assert!(minter.mint_batch(&plan_of(&[c, d])).await.is_err());
+    // Straight at the contract, bypassing every read: refused.
+    let raw = minter
+        .contract()
+        .mintBatch(B256::ZERO, to_alloy(recipient()), vec![B256::from(*d.as_bytes())], B256::repeat_byte(1), B256::ZERO)
+        .send()
+        .await;
+    assert!(raw.is_err(), "the contract refuses a minted job in any batch");
+    // An edited file: another job at a minted position is refused with the holder named.
+    let edited = job_at(0, 9);
+    let err = minter.mint(edited, recipient(), &cid_of_bytes(b"edited")).await.unwrap_err().to_string();
+    assert!(err.contains("position 0 was minted as token") && err.contains(&a.short()), "{err}");
+    assert_eq!(minter.total_supply().await.unwrap(), 3);
+    let ledger = minter.ledger().await.unwrap();
+    assert_eq!(ledger.len(), 3);
+    assert!(ledger.duplicates().is_empty());
+    let fates = minter.fates(&[a, c, edited]).await.unwrap();
+    use latentmint_core::ledger::Fate;
+    assert!(matches!(&fates[0], Fate::Minted(m) if m.token_id == batch.first.to_string()));
+    assert_eq!(fates[1], Fate::Unminted);
+    assert!(matches!(&fates[2], Fate::PositionTaken(m) if m.job == a));
+}
+
+/// The collection's contract lives at an address that follows from the collection and the
+/// wallet: found again without any local record, on every later run, and by no other wallet.
+#[tokio::test]
+async fn a_collection_contract_is_found_again_at_its_address() {
+    let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.unwrap();
+    let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.unwrap();
+    let kind = latentmint_chain::ContractKind::Collection;
+    let expected = latentmint_chain::collection_address(chain.sender(), "Found", "FND", kind);
+    let first = chain.find_or_deploy("Found", "FND", kind, &Default::default()).await.unwrap();
+    assert!(first.deployed_now);
+    assert_eq!(first.deployed.address, expected);
+    let again = chain.find_or_deploy("Found", "FND", kind, &Default::default()).await.unwrap();
+    assert_eq!((again.deployed, again.deployed_now), (first.deployed, false), "found, not deployed again");
+    // The editions of the same collection live elsewhere.
+    let e = chain
+        .find_or_deploy("Found", "FND", latentmint_chain::ContractKind::Editions, &Default::default())
+        .await
+        .unwrap();
+    assert_ne!(e.deployed.address, expected);
+    // Another wallet's factory cannot put anything at this wallet's addresses.
+    let other = Chain::connect(&node.rpc_url, node.dev_key(1).unwrap(), CHAIN_ID).await.unwrap();
+    let theirs = other.find_or_deploy("Found", "FND", kind, &Default::default()).await.unwrap();
+    assert_ne!(theirs.deployed.address, expected);
+    let factory = latentmint_chain::contract::LatentFactory::new(
+        to_alloy(latentmint_chain::factory_address(chain.sender())),
+        other.provider().clone(),
+    );
+    let squat = factory.create(latentmint_chain::collection_salt("Squat", "SQ", kind), vec![0xfe].into()).send().await;
+    assert!(squat.is_err(), "only the wallet uses its factory");
+    // A contract of another collection named in a file is refused.
+    let err = chain.check_collection(expected, "Other", "OTH", kind).await.unwrap_err().to_string();
+    assert!(err.contains("not `Other` (OTH)"), "{err}");
 }

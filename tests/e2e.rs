@@ -22,5 +22,6 @@ mod review_aws;
 mod rpc_faults;
 mod sagemaker;
 mod shapes_model;
+mod state_loss;
 mod tx_manager;
 mod webhook_secret;

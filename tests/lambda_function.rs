@@ -236,6 +236,14 @@ fn job_for(prompt: &str) -> Job {
     Job::new(Collection::from_toml("fn.toml", &text).unwrap().jobs().unwrap().remove(0))
 }
 
+/// The jobs COLLECTION makes with `prompts` in place of its own: one file, so each job has a
+/// position of its own, as the jobs of one collection do.
+fn jobs_for(prompts: &[&str]) -> Vec<Job> {
+    let list: String = prompts.iter().map(|p| format!("[[prompts]]\ntext = \"{p}\"\n")).collect();
+    let text = COLLECTION.replace("[[prompts]]\ntext = \"a red circle\"\n", &list);
+    Collection::from_toml("fn.toml", &text).unwrap().jobs().unwrap().into_iter().map(Job::new).collect()
+}
+
 struct Stack {
     moto: Moto,
     refs: HashMap<&'static str, String>,
@@ -763,7 +771,8 @@ impl MintRig {
     async fn assert_minted_once(&self, log: &str) {
         let minted = self.jobs.get(self.job.id()).await.unwrap().unwrap();
         assert_eq!(minted.state, JobState::Minted, "{log}");
-        assert_eq!(minted.token_id.as_deref(), Some(latentmint_chain::single_token_id(self.job.id()).as_str()));
+        let want = latentmint_core::ledger::single_token_id(self.job.metadata_cid.as_deref().unwrap());
+        assert_eq!(minted.token_id, want, "the token id is the metadata's digest");
         assert_eq!(self.admin.minter(self.contract, 1).total_supply().await.unwrap(), 1);
         let sent = self.admin.provider().get_transaction_count(self.wallet).await.unwrap();
         assert_eq!(sent, 1, "one transaction: {log}");
@@ -883,8 +892,7 @@ async fn a_batching_stack_mints_the_jobs_of_one_event_in_one_transaction() {
     // Three jobs as the publish function leaves them: signed metadata kept in the bucket.
     let blobs = S3BlobStore::stage_blobs(s.moto.s3(), BUCKET);
     let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
-    for (i, prompt) in ["a red circle", "a blue square", "a green ring"].into_iter().enumerate() {
-        let mut job = job_for(prompt);
+    for (i, mut job) in jobs_for(&["a red circle", "a blue square", "a green ring"]).into_iter().enumerate() {
         let metadata = format!("{{\"name\": \"Fn #{i}\"}}").into_bytes();
         job.state = JobState::Published;
         job.metadata_cid = Some(latentmint_core::cid::cid_of_bytes(&metadata));
@@ -905,7 +913,7 @@ async fn a_batching_stack_mints_the_jobs_of_one_event_in_one_transaction() {
     let collection = admin.minter(contract, 1);
     let pinner = latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap();
     let slot = minted[0].batch.expect("minted in a batch");
-    let first = latentmint_core::ports::Minter::minted_batch(&collection, slot.batch).await.unwrap().unwrap();
+    let first = latentmint_core::ports::Minter::minted_batch(&collection, slot.batch).await.unwrap().unwrap().first;
     for job in &minted {
         let slot = job.batch.expect("minted in a batch");
         let token = (first + u64::from(slot.index)).to_string();

@@ -8,8 +8,9 @@ use std::time::Duration;
 use alloy::consensus::Transaction as _;
 use alloy::primitives::Address;
 use alloy::providers::Provider;
-use latentmint_chain::{Chain, LocalNode, single_token_id, to_alloy};
+use latentmint_chain::{Chain, LocalNode, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::ledger::single_token_id;
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
@@ -53,7 +54,7 @@ async fn a_stuck_mint_is_replaced_with_a_higher_fee_and_mints_once() {
     let _: serde_json::Value = rpc(&chain, "evm_mine", serde_json::json!([])).await;
 
     let receipt = tokio::time::timeout(Duration::from_secs(30), task).await.expect("mint finishes").unwrap().unwrap();
-    assert_eq!(receipt.token_id, single_token_id(job));
+    assert_eq!(receipt.token_id, single_token_id(&cid_of_bytes(b"stuck")).unwrap());
     let hash = match receipt.tx_hash {
         Some(h) => h.parse().unwrap(),
         // The block came as a wait timed out, and the guard read before the next replacement
@@ -93,7 +94,7 @@ async fn a_dead_rpc_url_is_skipped_for_the_next() {
         for i in 0..3u8 {
             let job = JobId::from_bytes([i + 1; 32]);
             let r = minter.mint(job, recipient(), &cid_of_bytes(&[i])).await.unwrap();
-            assert_eq!(r.token_id, single_token_id(job));
+            assert_eq!(r.token_id, single_token_id(&cid_of_bytes(&[i])).unwrap());
         }
     }
     // With only dead URLs the error names them.
@@ -149,8 +150,8 @@ async fn a_mined_mint_waits_for_its_confirmations_and_is_not_replaced() {
         let _: serde_json::Value = rpc(&chain, "evm_mine", serde_json::json!([])).await;
     }
     let receipt = tokio::time::timeout(Duration::from_secs(30), task).await.expect("mint finishes").unwrap().unwrap();
-    assert_eq!(receipt.token_id, single_token_id(job));
-    assert!(receipt.tx_hash.is_some(), "the mint's own transaction, confirmed");
+    assert_eq!(receipt.token_id, single_token_id(&cid_of_bytes(b"confirm")).unwrap());
+    assert!(receipt.sent() && receipt.tx_hash.is_some(), "the mint's own transaction, confirmed");
     assert_eq!(chain.provider().get_transaction_count(sender).await.unwrap(), nonce_before + 1, "no replacement sent");
 }
 

@@ -9,7 +9,7 @@ FORGE="${LATENTMINT_FORGE:-node_modules/@foundry-rs/forge-linux-amd64/bin/forge}
 "$FORGE" build --force --skip test >/dev/null
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-for c in LatentCollection LatentEditions NodeInterfaceStub PriceFeedStub; do
+for c in LatentCollection LatentEditions LatentFactory NodeInterfaceStub PriceFeedStub UnguardedCollection; do
   node -e '
     const a = require(process.argv[1]);
     const out = { abi: a.abi, bytecode: { object: a.bytecode.object }, deployedBytecode: { object: a.deployedBytecode.object } };

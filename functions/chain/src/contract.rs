@@ -16,3 +16,11 @@ alloy::sol!(
     LatentEditions,
     "../../infra/contracts/artifacts/LatentEditions.json"
 );
+
+alloy::sol!(
+    #[allow(missing_docs, clippy::too_many_arguments)]
+    #[sol(rpc)]
+    #[derive(Debug)]
+    LatentFactory,
+    "../../infra/contracts/artifacts/LatentFactory.json"
+);

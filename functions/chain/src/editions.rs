@@ -36,6 +36,25 @@ impl EvmMinter {
         LatentEditions::new(*self.contract.address(), self.contract.provider().clone())
     }
 
+    /// The block the edition contract was deployed in.
+    pub(crate) async fn editions_deployed_block(&self) -> Result<U256, crate::ChainError> {
+        self.editions_contract()
+            .deployedBlock()
+            .call()
+            .await
+            .map_err(|e| crate::ChainError::Rpc(format!("deployedBlock(): {e}")))
+    }
+
+    /// The receipt of `job`'s edition mint from the chain's events, once `mintedBy(job)` says
+    /// there is one.
+    async fn edition_found(&self, job: JobId) -> PortResult<Option<MintReceipt>> {
+        let Some(token_id) = self.minted_edition(job).await? else { return Ok(None) };
+        let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        let found = ledger.of(job).cloned();
+        // Minted but its event not (yet) served: what the contract says, with no transaction.
+        Ok(Some(MintReceipt { token_id, tx_hash: found.as_ref().map(|m| m.tx_hash.clone()), found }))
+    }
+
     /// The edition whose copies were minted for `job` (`mintedBy(job)`), if any.
     pub(crate) async fn minted_edition(&self, job: JobId) -> PortResult<Option<String>> {
         let id = self
@@ -66,9 +85,9 @@ impl EvmMinter {
         digest: B256,
         terms: EditionTerms,
     ) -> PortResult<MintReceipt> {
-        if let Some(token_id) = self.minted_edition(job).await? {
-            info!(job = %job.short(), edition = token_id, "edition already minted on chain; nothing sent");
-            return Ok(MintReceipt { token_id, tx_hash: None });
+        if let Some(found) = self.edition_found(job).await? {
+            info!(job = %job.short(), edition = found.token_id, "edition already minted on chain; nothing sent");
+            return Ok(found);
         }
         let id = match self.edition_of(job).await? {
             Some(id) => id,
@@ -93,19 +112,24 @@ impl EvmMinter {
                     e.as_decoded_interface_error::<LatentEditionsErrors>()
                 {
                     warn!(job = %job.short(), edition = %a.id, "the contract refused a second mint of this job");
-                    return Ok(MintReceipt { token_id: a.id.to_string(), tx_hash: None });
+                    return self.edition_found(job).await?.ok_or_else(|| {
+                        PortError::Transient(format!("job {} is minted, but mintedBy does not say so yet", job.short()))
+                    });
                 }
                 return Err(classify::<LatentEditionsErrors>("edition mint", e));
             }
         };
         match self.send_guarded("edition mint", call, l2_gas, || self.minted_edition(job)).await? {
-            Landed::Found(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
+            Landed::Found(_) => self
+                .edition_found(job)
+                .await?
+                .ok_or_else(|| PortError::Transient(format!("job {}'s edition was minted meanwhile", job.short()))),
             Landed::Mined(receipt, tx_hash) if receipt.status() => {
                 info!(job = %job.short(), edition = %id, copies = terms.copies, tx = %tx_hash, "edition minted");
-                Ok(MintReceipt { token_id: id.to_string(), tx_hash: Some(tx_hash) })
+                Ok(MintReceipt { token_id: id.to_string(), tx_hash: Some(tx_hash), found: None })
             }
-            Landed::Mined(_, tx_hash) => match self.minted_edition(job).await? {
-                Some(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
+            Landed::Mined(_, tx_hash) => match self.edition_found(job).await? {
+                Some(found) => Ok(found),
                 None => Err(PortError::Permanent(format!("edition mint transaction {tx_hash} reverted"))),
             },
         }

@@ -6,18 +6,21 @@
 //! ([`TokenReader`]).
 
 pub mod contract;
+mod deploy;
 mod editions;
 mod feed;
 mod lease;
+pub mod ledger;
 mod minter;
 mod node;
 pub mod provenance;
 mod verify;
 
+pub use deploy::{CREATE2_PROXY, ContractKind, Located, collection_address, collection_salt, factory_address};
 pub use editions::EditionTerms;
 pub use feed::FeedReader;
 pub use lease::WalletLease;
-pub use minter::{Chain, DeployOptions, Deployed, EvmMinter, from_alloy, single_token_id, to_alloy};
+pub use minter::{Chain, DeployOptions, Deployed, EvmMinter, from_alloy, to_alloy};
 pub use node::LocalNode;
 pub use provenance::EvmProvenanceSigner;
 pub use verify::{Check, EditionSupply, TokenReader, TokenReport};

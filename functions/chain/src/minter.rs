@@ -16,6 +16,7 @@ use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
 use latentmint_core::batch::{BatchId, BatchPlan};
+use latentmint_core::ledger::{Fate, Ledger, Via};
 use latentmint_core::living::Transfer;
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{
@@ -37,14 +38,6 @@ pub fn from_alloy(a: Address) -> EvmAddress {
     EvmAddress::from_bytes(a.into_array())
 }
 
-/// The token id a single mint of `job` gets (LatentCollection's `singleTokenId`: the job id
-/// with the top bit set), in decimal.
-pub fn single_token_id(job: JobId) -> String {
-    let mut bytes = *job.as_bytes();
-    bytes[0] |= 0x80;
-    U256::from_be_bytes(bytes).to_string()
-}
-
 /// Collection-level settings of a deployment.
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
@@ -58,7 +51,7 @@ pub struct DeployOptions {
 
 impl DeployOptions {
     /// The ERC-2981 arguments: receiver (zero: none) and basis points, checked.
-    fn royalty(&self) -> Result<(Address, alloy::primitives::aliases::U96), ChainError> {
+    pub(crate) fn royalty(&self) -> Result<(Address, alloy::primitives::aliases::U96), ChainError> {
         if self.royalty_bps > 10_000 {
             return Err(ChainError::Config(format!("royalty of {} basis points is above 100%", self.royalty_bps)));
         }
@@ -235,6 +228,7 @@ impl Chain {
             max_fee_per_gas: None,
             l1_fees: L1Fees::None,
             editions: None,
+            ledger: Default::default(),
         }
     }
 }
@@ -284,6 +278,8 @@ pub struct EvmMinter {
     max_replacements: u32,
     max_fee_per_gas: Option<u128>,
     l1_fees: L1Fees,
+    /// The contract's mints so far, read from its events (kept between reads).
+    ledger: std::sync::Arc<tokio::sync::Mutex<Option<crate::ledger::LedgerCache>>>,
 }
 
 /// EIP-1559 fees of one send.
@@ -521,16 +517,39 @@ pub(crate) fn classify<I: alloy::sol_types::SolInterface + std::fmt::Debug>(
 
 #[async_trait]
 impl Minter for EvmMinter {
-    async fn minted_token(&self, job: JobId) -> PortResult<Option<String>> {
+    async fn fates(&self, jobs: &[JobId]) -> PortResult<Vec<Fate>> {
         if self.editions.is_some() {
-            return self.minted_edition(job).await;
+            // Editions are keyed by the whole job id on chain (`mintedBy`): a job is minted or not.
+            let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+            return Ok(jobs
+                .iter()
+                .map(|j| ledger.of(*j).map_or(Fate::Unminted, |m| Fate::Minted(m.clone())))
+                .collect());
         }
-        let id = minted_key(&self.contract, job.as_bytes()).await.map_err(PortError::Transient)?;
-        Ok((!id.is_zero()).then(|| id.to_string()))
+        let claimed =
+            crate::ledger::claimed(&self.contract, jobs).await.map_err(|e| PortError::Transient(e.to_string()))?;
+        if !claimed.iter().any(|c| *c) {
+            return Ok(vec![Fate::Unminted; jobs.len()]);
+        }
+        // The events were read after the bitmap, so they cover every position it holds.
+        let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        jobs.iter()
+            .zip(claimed)
+            .map(|(job, claimed)| match (claimed, ledger.fate(*job)) {
+                (false, _) => Ok(Fate::Unminted),
+                (true, Fate::Unminted) => Err(PortError::Transient(format!(
+                    "the contract holds job {}'s {} as minted, but no mint event names it: the RPC did not return every log of the contract",
+                    job.short(),
+                    job.position()
+                ))),
+                (true, fate) => Ok(fate),
+            })
+            .collect()
     }
 
     async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt> {
-        // The contract stores the CID's 32-byte digest and rebuilds `ipfs://<cid>` itself.
+        // A single mint's token id is the metadata CID's 32-byte digest; the contract rebuilds
+        // `ipfs://<cid>` from it.
         let digest = latentmint_core::cid::raw_sha256_digest(metadata_cid).ok_or_else(|| {
             PortError::Permanent(format!(
                 "metadata CID {metadata_cid} is not a single raw block (CIDv1, raw, sha2-256)"
@@ -539,10 +558,11 @@ impl Minter for EvmMinter {
         if let Some(terms) = self.editions {
             return self.mint_edition(job, to, B256::from(digest), terms).await;
         }
-        // Read before write: a redelivered or retried message finds its token and stops here.
-        if let Some(token_id) = self.minted_token(job).await? {
-            info!(job = %job.short(), token_id, "already minted on chain; nothing sent");
-            return Ok(MintReceipt { token_id, tx_hash: None });
+        // Read before write: a redelivered or retried message, a run that lost its records,
+        // finds the token and stops here.
+        if let Some(found) = self.found(job).await? {
+            info!(job = %job.short(), token_id = %found.token_id, "already minted on chain; nothing sent");
+            return Ok(found);
         }
         let call = self.contract.mint(to_alloy(to), B256::from(*job.as_bytes()), B256::from(digest)).from(self.sender);
         // The estimate runs the mint: a refusal (already minted, paused, missing role) shows
@@ -550,32 +570,45 @@ impl Minter for EvmMinter {
         let l2_gas = match call.estimate_gas().await {
             Ok(g) => g,
             Err(e) => {
-                if let Some(LatentCollection::LatentCollectionErrors::AlreadyMinted(a)) =
-                    e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>()
-                {
+                match e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>() {
                     // Another worker won the race: the guard kept it to one token.
-                    warn!(job = %job.short(), token_id = %a.first, "the contract refused a second mint of this job");
-                    return Ok(MintReceipt { token_id: a.first.to_string(), tx_hash: None });
+                    Some(LatentCollection::LatentCollectionErrors::AlreadyMinted(_)) => {
+                        warn!(job = %job.short(), "the contract refused a second mint of this job");
+                        return self.found(job).await?.ok_or_else(|| {
+                            PortError::Transient(format!(
+                                "job {} is minted, but its event is not readable yet",
+                                job.short()
+                            ))
+                        });
+                    }
+                    Some(LatentCollection::LatentCollectionErrors::TokenExists(t)) => {
+                        return Err(PortError::Permanent(format!(
+                            "metadata {metadata_cid} is already token {} (for another job): a job's metadata names its job, so this record was copied",
+                            t.tokenId
+                        )));
+                    }
+                    _ => return Err(classify::<LatentCollection::LatentCollectionErrors>("mint", e)),
                 }
-                return Err(classify::<LatentCollection::LatentCollectionErrors>("mint", e));
             }
         };
-        match self.send_guarded("mint", call, l2_gas, || self.minted_token(job)).await? {
-            Landed::Found(token_id) => Ok(MintReceipt { token_id, tx_hash: None }),
+        let done = || async { Ok(self.found(job).await?.map(|r| r.token_id)) };
+        match self.send_guarded("mint", call, l2_gas, done).await? {
+            Landed::Found(_) => self.found(job).await?.ok_or_else(|| {
+                PortError::Transient(format!("job {} was minted meanwhile; reading it again", job.short()))
+            }),
             Landed::Mined(receipt, tx_hash) => self.finish(job, *receipt, tx_hash).await,
         }
     }
 
-    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>> {
+    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<BatchReceipt>> {
         self.no_batches_of_editions()?;
-        let first = minted_key(&self.contract, batch.as_bytes()).await.map_err(PortError::Transient)?;
-        if first.is_zero() {
-            return Ok(None);
-        }
-        // Sequential ids; a single mint's id (top bit set) is never a batch key's answer.
-        u64::try_from(first).map(Some).map_err(|_| {
-            PortError::Permanent(format!("batch {batch}: mintedToken answered {first}, not a batch's first token"))
-        })
+        let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        Ok(ledger.batch(batch).first().and_then(|m| match &m.via {
+            Via::Batch { first, .. } => {
+                Some(BatchReceipt { first: *first, tx_hash: Some(m.tx_hash.clone()), sent: false })
+            }
+            _ => None,
+        }))
     }
 
     async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt> {
@@ -596,22 +629,22 @@ impl Minter for EvmMinter {
             )));
         }
         // Read before write: a retried batch finds its tokens and sends nothing.
-        if let Some(first) = self.minted_batch(plan.id).await? {
-            info!(batch = %plan.id.short(), first, "batch already minted on chain; nothing sent");
-            return Ok(BatchReceipt { first, tx_hash: None });
+        if let Some(found) = self.minted_batch(plan.id).await? {
+            info!(batch = %plan.id.short(), first = found.first, "batch already minted on chain; nothing sent");
+            return Ok(found);
         }
         let key = B256::from(*plan.id.as_bytes());
+        let jobs: Vec<B256> = plan.jobs.iter().map(|j| B256::from(*j.as_bytes())).collect();
         let (digest, root) = (B256::from(digest), B256::ZERO);
         // One recipient: ERC721A writes ownership once for the whole batch.
         match plan.single_recipient() {
             Some(to) => {
-                let count = U256::from(plan.jobs.len());
-                let call = self.contract.mintBatch(key, to_alloy(to), count, digest, root).from(self.sender);
+                let call = self.contract.mintBatch(key, to_alloy(to), jobs, digest, root).from(self.sender);
                 self.send_batch(plan, call).await
             }
             None => {
                 let to: Vec<Address> = plan.recipients.iter().map(|r| to_alloy(*r)).collect();
-                let call = self.contract.mintBatchTo(key, to, digest, root).from(self.sender);
+                let call = self.contract.mintBatchTo(key, to, jobs, digest, root).from(self.sender);
                 self.send_batch(plan, call).await
             }
         }
@@ -619,6 +652,46 @@ impl Minter for EvmMinter {
 }
 
 impl EvmMinter {
+    /// Every mint of the contract so far, read from its events: what was read before is kept,
+    /// the chain's tip is read again (see [`crate::ledger`]).
+    pub async fn ledger(&self) -> Result<Ledger, ChainError> {
+        let mut cache = self.ledger.lock().await;
+        if cache.is_none() {
+            let (kind, start) = match self.editions {
+                Some(_) => (crate::ledger::Kind::Editions, self.editions_deployed_block().await?),
+                None => (
+                    crate::ledger::Kind::Collection,
+                    self.contract
+                        .deployedBlock()
+                        .call()
+                        .await
+                        .map_err(|e| ChainError::Rpc(format!("deployedBlock(): {e}")))?,
+                ),
+            };
+            let start =
+                u64::try_from(start).map_err(|_| ChainError::Rpc(format!("deployedBlock() answered {start}")))?;
+            *cache = Some(crate::ledger::LedgerCache::new(*self.contract.address(), kind, start));
+        }
+        match cache.as_mut() {
+            Some(c) => c.read(self.contract.provider(), self.confirmations).await,
+            None => Err(ChainError::Rpc("the ledger cache was not made".into())),
+        }
+    }
+
+    /// The receipt of `job`'s token if the chain has it; a permanent error if its position
+    /// holds another job.
+    async fn found(&self, job: JobId) -> PortResult<Option<MintReceipt>> {
+        match self.fates(&[job]).await?.into_iter().next() {
+            Some(Fate::Minted(m)) => {
+                Ok(Some(MintReceipt { token_id: m.token_id.clone(), tx_hash: Some(m.tx_hash.clone()), found: Some(m) }))
+            }
+            Some(Fate::PositionTaken(holder)) => {
+                Err(PortError::Permanent(latentmint_core::ledger::position_taken(job, &holder)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn no_batches_of_editions(&self) -> PortResult<()> {
         if self.editions.is_some() {
             return Err(PortError::Permanent(
@@ -629,7 +702,8 @@ impl EvmMinter {
         Ok(())
     }
 
-    /// Estimates and sends a batch mint under the batch's guard.
+    /// Estimates and sends a batch mint; the contract refuses it whole if any of its jobs is
+    /// minted already.
     async fn send_batch<C: alloy::contract::CallDecoder>(
         &self,
         plan: &BatchPlan,
@@ -641,30 +715,42 @@ impl EvmMinter {
                 if let Some(LatentCollection::LatentCollectionErrors::AlreadyMinted(a)) =
                     e.as_decoded_interface_error::<LatentCollection::LatentCollectionErrors>()
                 {
-                    warn!(batch = %plan.id.short(), first = %a.first, "the contract refused a second mint of this batch");
-                    let first = u64::try_from(a.first)
-                        .map_err(|_| PortError::Permanent(format!("batch first token {}", a.first)))?;
-                    return Ok(BatchReceipt { first, tx_hash: None });
+                    if let Some(found) = self.minted_batch(plan.id).await? {
+                        return Ok(found);
+                    }
+                    // A job of the plan was minted elsewhere (alone, or by another run in
+                    // another grouping): the plan can never be sent; the stage plans again.
+                    return Err(PortError::Transient(format!(
+                        "batch {}: job {} is minted already, so the contract refuses the batch; its jobs are read from the chain and planned again",
+                        plan.id.short(),
+                        JobId::from_bytes(a.jobId.0).short()
+                    )));
                 }
                 return Err(classify::<LatentCollection::LatentCollectionErrors>("batch mint", e));
             }
         };
-        let found = || async { Ok(self.minted_batch(plan.id).await?.map(|f| f.to_string())) };
+        let found = || async { Ok(self.minted_batch(plan.id).await?.map(|f| f.first.to_string())) };
         match self.send_guarded("batch mint", call, l2_gas, found).await? {
-            Landed::Found(first) => {
-                let first = first.parse().map_err(|_| PortError::Permanent(format!("batch first token `{first}`")))?;
-                Ok(BatchReceipt { first, tx_hash: None })
-            }
+            Landed::Found(_) => self.minted_batch(plan.id).await?.ok_or_else(|| {
+                PortError::Transient(format!("batch {} was minted meanwhile; reading it again", plan.id.short()))
+            }),
             Landed::Mined(receipt, tx_hash) => {
-                // Mined: the chain now says where the batch starts, reverted or not (a revert
-                // can be another sender's copy of this batch landing first).
-                match self.minted_batch(plan.id).await? {
-                    Some(first) => {
-                        let tx_hash = receipt.status().then_some(tx_hash);
+                let minted = receipt.decoded_log::<LatentCollection::BatchMinted>().filter(|_| receipt.status());
+                match minted {
+                    Some(ev) => {
+                        let first = u64::try_from(ev.data.first)
+                            .map_err(|_| PortError::Permanent(format!("batch first token {}", ev.data.first)))?;
                         info!(batch = %plan.id.short(), first, jobs = plan.jobs.len(), gas = receipt.gas_used, "batch minted");
-                        Ok(BatchReceipt { first, tx_hash })
+                        Ok(BatchReceipt { first, tx_hash: Some(tx_hash), sent: true })
                     }
-                    None => Err(PortError::Permanent(format!("batch mint transaction {tx_hash} reverted"))),
+                    // Reverted: another sender's copy of this batch landed first, or a job of
+                    // it was minted elsewhere meanwhile, or the contract was paused.
+                    None => match self.minted_batch(plan.id).await? {
+                        Some(found) => Ok(found),
+                        None => Err(PortError::Transient(format!(
+                            "batch mint transaction {tx_hash} reverted; its jobs are read from the chain and planned again"
+                        ))),
+                    },
                 }
             }
         }
@@ -697,19 +783,6 @@ impl TransferSource for EvmMinter {
     async fn mints(&self, from: u64, to: u64) -> PortResult<Vec<Transfer>> {
         EvmMinter::mints(self, from, to).await.map_err(|e| PortError::Transient(e.to_string()))
     }
-}
-
-/// `mintedToken(key)`: the token a job minted alone got, or the first token of the batch with
-/// this id; zero when the key was never minted.
-pub(crate) async fn minted_key(
-    contract: &LatentCollection::LatentCollectionInstance<DynProvider>,
-    key: &[u8; 32],
-) -> Result<U256, String> {
-    contract
-        .mintedToken(B256::from(*key))
-        .call()
-        .await
-        .map_err(|e| format!("reading mintedToken(0x{}): {e}", hex::encode(key)))
 }
 
 /// How a guarded send ended.
@@ -906,19 +979,18 @@ impl EvmMinter {
     async fn finish(&self, job: JobId, receipt: TransactionReceipt, tx_hash: String) -> PortResult<MintReceipt> {
         if !receipt.status() {
             // Reverted on chain: either the guard (someone else minted it) or a real failure.
-            if let Some(token_id) = self.minted_token(job).await? {
-                return Ok(MintReceipt { token_id, tx_hash: None });
+            if let Some(found) = self.found(job).await? {
+                return Ok(found);
             }
             return Err(PortError::Permanent(format!("mint transaction {tx_hash} reverted")));
         }
-        // The ERC-721 Transfer from the zero address names the new token (its id derives
-        // from the job id).
+        // The contract's JobMinted names the new token (its id is the metadata digest).
         let token_id = receipt
-            .decoded_log::<LatentCollection::Transfer>()
-            .filter(|l| l.data.from.is_zero())
+            .decoded_log::<LatentCollection::JobMinted>()
+            .filter(|l| l.data.jobId.0 == *job.as_bytes())
             .map(|l| l.data.tokenId.to_string())
-            .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no Transfer event")))?;
-        Ok(MintReceipt { token_id, tx_hash: Some(tx_hash) })
+            .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no JobMinted event")))?;
+        Ok(MintReceipt { token_id, tx_hash: Some(tx_hash), found: None })
     }
 }
 

@@ -84,6 +84,7 @@ impl LocalNode {
             });
         }
         let mut child = cmd.spawn().map_err(|e| ChainError::Node(format!("cannot start {}: {e}", anvil.display())))?;
+        let mut said: Vec<String> = Vec::new();
         let stdout = child.stdout.take().ok_or_else(|| ChainError::Node("anvil has no stdout".into()))?;
         let mut lines = BufReader::new(stdout).lines();
         let mut dev_keys = Vec::new();
@@ -91,6 +92,10 @@ impl LocalNode {
         let ready = tokio::time::timeout(Duration::from_secs(30), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 let t = line.trim();
+                // anvil's own account of a failure, for the error below (never a key line).
+                if t.starts_with("error") || t.starts_with("Error") {
+                    said.push(t.to_string());
+                }
                 if t.starts_with("Private Keys") {
                     in_keys = true;
                 } else if in_keys && t.starts_with('(') {
@@ -108,11 +113,39 @@ impl LocalNode {
         })
         .await;
         if !matches!(ready, Ok(true)) {
+            // What anvil said on stderr is why (a damaged state file, a taken port).
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut err)).await;
+            }
             let _ = child.start_kill();
-            return Err(ChainError::Node("anvil did not report `Listening on` within 30 s".into()));
+            said.extend(
+                err.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                    .map(str::to_string),
+            );
+            let anvil_said = if said.is_empty() { "nothing".to_string() } else { said.join(" / ") };
+            if let Some(s) = state
+                && (anvil_said.contains("state") || anvil_said.contains(&s.display().to_string()))
+            {
+                return Err(ChainError::Node(format!(
+                    "the local chain's state file {} is damaged (anvil: {anvil_said}): restore it from a backup, or move it away to start a fresh local chain (whose tokens are then gone; a collection on a real chain keeps them)",
+                    s.display()
+                )));
+            }
+            return Err(ChainError::Node(match ready {
+                Ok(_) => format!("anvil exited before it was ready: {anvil_said}"),
+                Err(_) => format!("anvil did not report `Listening on` within 30 s: {anvil_said}"),
+            }));
         }
-        // Keep draining stdout so anvil never blocks on a full pipe.
+        // Keep draining stdout and stderr so anvil never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if let Some(stderr) = child.stderr.take() {
+            let mut errs = BufReader::new(stderr).lines();
+            tokio::spawn(async move { while let Ok(Some(_)) = errs.next_line().await {} });
+        }
         if dev_keys.is_empty() {
             return Err(ChainError::Node("anvil printed no dev keys".into()));
         }

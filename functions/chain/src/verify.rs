@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::contract::{LatentCollection, LatentEditions};
-use crate::{ChainError, from_alloy, single_token_id, to_alloy};
+use crate::{ChainError, from_alloy, to_alloy};
+use latentmint_core::ledger::{Duplicate, Ledger, Via};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -100,6 +101,8 @@ pub struct TokenReader {
     role_histories: Mutex<HashMap<(B256, Address), Vec<RoleChange>>>,
     /// Every mint's place, once [`TokenReader::minted_tokens`] has read them all.
     mints: OnceCell<HashMap<U256, LogAt>>,
+    /// Which job became which token: the contract's mint events, read once.
+    ledger: OnceCell<Ledger>,
 }
 
 impl TokenReader {
@@ -124,20 +127,55 @@ impl TokenReader {
         let editions = crate::minter::is_editions(&provider, contract)
             .await?
             .then(|| LatentEditions::new(to_alloy(contract), provider.clone()));
+        // No event of the contract is older than its deployment block (contracts of earlier
+        // versions do not say it: genesis).
+        let contract = LatentCollection::new(to_alloy(contract), provider);
+        let deployed = match &editions {
+            Some(e) => e.deployedBlock().call().await.ok(),
+            None => contract.deployedBlock().call().await.ok(),
+        };
         Ok(Self {
-            contract: LatentCollection::new(to_alloy(contract), provider),
+            contract,
             editions,
             chain_id,
-            from_block: 0,
+            from_block: deployed.and_then(|b| u64::try_from(b).ok()).unwrap_or(0),
             metadata_updates: OnceCell::new(),
             role_histories: Mutex::default(),
             mints: OnceCell::new(),
+            ledger: OnceCell::new(),
         })
     }
 
+    /// The contract's mint events as a ledger of which job became which token (read once per
+    /// reader, from the contract's deployment block).
+    pub async fn ledger(&self) -> Result<&Ledger, ChainError> {
+        self.ledger
+            .get_or_try_init(|| async {
+                let provider = self.contract.provider();
+                let head =
+                    provider.get_block_number().await.map_err(|e| ChainError::Rpc(format!("eth_blockNumber: {e}")))?;
+                let kind = if self.editions.is_some() {
+                    crate::ledger::Kind::Editions
+                } else {
+                    crate::ledger::Kind::Collection
+                };
+                let from = self.from_block;
+                let mut ledger = Ledger::default();
+                ledger.extend(crate::ledger::scan(provider, *self.contract.address(), kind, from, head).await?);
+                Ok(ledger)
+            })
+            .await
+    }
+
+    /// Every job that owns more than one token on the contract, and every position minted
+    /// for more than one job, whichever paths minted them: what a collector's check refuses.
+    pub async fn duplicates(&self) -> Result<Vec<Duplicate>, ChainError> {
+        Ok(self.ledger().await?.duplicates())
+    }
+
     /// Starts log queries (the role history, mint and metadata events) at `block` instead of
-    /// genesis: for RPCs that limit the range of one query. No event of the contract is older
-    /// than its deployment block.
+    /// the contract's deployment block (which it records), or genesis for a contract of an
+    /// earlier version that does not.
     pub fn from_block(mut self, block: u64) -> Self {
         self.from_block = block;
         self
@@ -175,14 +213,16 @@ impl TokenReader {
             let mut seen = std::collections::HashSet::new();
             return Ok(ordered.into_iter().filter(|(_, id)| seen.insert(*id)).map(|(_, id)| id.to_string()).collect());
         }
-        let mints = self.logs(self.contract.Transfer_filter().topic1(B256::ZERO)).await?;
-        let mut ordered: Vec<_> = mints.into_iter().map(|(ev, at)| (at, ev.tokenId)).collect();
-        ordered.sort_by_key(|(at, _)| *at);
-        let (mut first, mut tokens) = (HashMap::new(), Vec::new());
-        for (at, id) in ordered {
+        // Every mint event names its job; the ledger keeps them in chain order.
+        let ledger = self.ledger().await?;
+        let mut first = HashMap::new();
+        let mut tokens = Vec::new();
+        for m in ledger.mints() {
+            let id =
+                U256::from_str(&m.token_id).map_err(|e| ChainError::Rpc(format!("token id {}: {e}", m.token_id)))?;
             if let Entry::Vacant(e) = first.entry(id) {
-                e.insert(at);
-                tokens.push(id.to_string());
+                e.insert(LogAt { block: m.block, index: m.log_index });
+                tokens.push(m.token_id.clone());
             }
         }
         // Kept for the checks that follow: each token's mint is already known.
@@ -415,34 +455,61 @@ impl TokenReader {
             r.check("the record is this token's job", this_job, detail);
             return Ok(());
         }
-        if let Some(n) = batch_position {
-            // The chain binds the token to entry n of the batch's directory, and so to this
-            // signed record; the job must have no token of its own besides.
-            let job = match JobId::from_str(&p.job_id) {
-                Ok(j) => j,
-                Err(e) => {
-                    r.check("the record is this token's job", false, format!("provenance.job_id `{}`: {e}", p.job_id));
-                    return Ok(());
-                }
-            };
-            let alone = crate::minter::minted_key(&self.contract, job.as_bytes()).await.map_err(ChainError::Rpc)?;
-            let detail = if alone.is_zero() {
-                format!("job {} (entry {n} of the batch the chain committed to; no other token of this job)", p.job_id)
+        // The chain's mint events name each token's job: the record must be of that job, and
+        // the job must own no other token (on this contract, whichever paths minted them).
+        let job = match JobId::from_str(&p.job_id) {
+            Ok(j) => j,
+            Err(e) => {
+                r.check("the record is this token's job", false, format!("provenance.job_id `{}`: {e}", p.job_id));
+                return Ok(());
+            }
+        };
+        let ledger = self.ledger().await?;
+        let token = id.to_string();
+        let Some(minted) = ledger.job_of_token(&token) else {
+            r.check(
+                "the record is this token's job",
+                false,
+                format!("no mint event of this contract names token {token}"),
+            );
+            return Ok(());
+        };
+        let how = match (&minted.via, batch_position) {
+            (Via::Batch { index, batch, .. }, Some(n)) if u64::from(*index) == n => {
+                format!("entry {n} of batch {} (BatchMinted in {})", batch.short(), minted.tx_hash)
+            }
+            (Via::Alone, None) => {
+                format!("its JobMinted event in {}; the token id is the metadata's digest", minted.tx_hash)
+            }
+            (via, _) => format!("the mint event says {via:?}, but the tokenURI says otherwise"),
+        };
+        let same_job = minted.job == job && !how.starts_with("the mint event says");
+        if !r.check(
+            "the record is this token's job",
+            same_job,
+            if same_job {
+                format!("job {} ({how})", p.job_id)
+            } else if minted.job != job {
+                format!("token {token} was minted for job {}, the record is of job {}", minted.job, p.job_id)
             } else {
-                format!("job {} was also minted alone, as token {alone}", p.job_id)
-            };
-            r.check("the record is this token's job", alone.is_zero(), detail);
+                how
+            },
+        ) {
             return Ok(());
         }
-        let job_token = JobId::from_str(&p.job_id).map(single_token_id);
-        let this_job = job_token.as_deref().is_ok_and(|t| U256::from_str(t).is_ok_and(|t| t == id));
+        let others: Vec<&str> = ledger
+            .mints()
+            .iter()
+            .filter(|m| m.job == job && m.token_id != token)
+            .map(|m| m.token_id.as_str())
+            .collect();
         r.check(
-            "the record is this token's job",
-            this_job,
-            match &job_token {
-                Ok(_) if this_job => format!("job {} (token id = singleTokenId(job))", p.job_id),
-                Ok(t) => format!("job {} mints token {t}, not {}", p.job_id, r.token_id),
-                Err(e) => format!("provenance.job_id `{}`: {e}", p.job_id),
+            "the job owns no other token",
+            others.is_empty(),
+            if others.is_empty() {
+                format!("job {} has one token on this contract", job.short())
+            } else {
+                format!("job {} also owns token {}", job.short(), others.join(" and "))
             },
         );
         Ok(())

@@ -21,7 +21,7 @@ use latentmint_chain::{Chain, EvmMinter, EvmProvenanceSigner, LocalNode, TokenRe
 use latentmint_core::collection::{ChainSection, Collection};
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, Queue};
-use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage, StageMessage};
+use latentmint_core::{EvmAddress, Job, JobId, JobState, Stage};
 use latentmint_credentials::{Credentialed, LocalIdentity, Stamper};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
@@ -143,11 +143,46 @@ impl Standard {
     }
 
     fn contract_name(self) -> &'static str {
+        self.kind().contract_name()
+    }
+
+    /// The contract this standard mints on.
+    pub(crate) fn kind(self) -> latentmint_chain::ContractKind {
         match self {
-            Self::Erc721 => "LatentCollection (ERC-721)",
-            Self::Erc1155 => "LatentEditions (ERC-1155)",
+            Self::Erc721 => latentmint_chain::ContractKind::Collection,
+            Self::Erc1155 => latentmint_chain::ContractKind::Editions,
         }
     }
+}
+
+/// Refuses a collection whose jobs were minted as the other standard: its `[editions]` section
+/// was added or removed after minting. Both standards' contracts have addresses of their own,
+/// so without this check its jobs would be minted a second time, on the other contract.
+async fn refuse_other_standard(chain: &Chain, c: &Collection, standard: Standard) -> anyhow::Result<()> {
+    let (other, other_kind) = match standard {
+        Standard::Erc721 => (Standard::Erc1155, latentmint_chain::ContractKind::Editions),
+        Standard::Erc1155 => (Standard::Erc721, latentmint_chain::ContractKind::Collection),
+    };
+    let (name, symbol) = (&c.file.collection.name, &c.file.collection.symbol);
+    let at = latentmint_chain::collection_address(chain.sender(), name, symbol, other_kind);
+    if !chain.has_code(at).await? {
+        return Ok(());
+    }
+    let minter = chain.minter(at, 1).with_editions(match other {
+        Standard::Erc1155 => Some(latentmint_chain::EditionTerms { copies: 1, max_supply: 0 }),
+        Standard::Erc721 => None,
+    });
+    let ids: Vec<JobId> = c.jobs()?.iter().map(|s| s.id).collect();
+    let fates = minter.fates(&ids).await.map_err(|e| anyhow::anyhow!("reading {at}: {e}"))?;
+    let minted = fates.iter().filter(|f| matches!(f, latentmint_core::ledger::Fate::Minted(_))).count();
+    if minted > 0 {
+        bail!(
+            "editions: {minted} of this collection's jobs were minted as {} at {at}, and the collection file now asks for {}: they would be minted a second time; put [editions] back as it was, or give the collection a new name",
+            other.contract_name(),
+            standard.contract_name()
+        );
+    }
+    Ok(())
 }
 
 impl Deployment {
@@ -249,6 +284,63 @@ pub(crate) fn load_collection(path: &Path) -> anyhow::Result<Collection> {
     Ok(Collection::from_toml(&path.display().to_string(), &text)?)
 }
 
+/// Fails with the folder and the fix when `dir` cannot be written (a read-only mount, a full
+/// disk): found before anything starts, not as a stage retrying forever.
+fn writable(dir: &Path) -> anyhow::Result<()> {
+    let probe = dir.join(".write-test");
+    let wrote = std::fs::write(&probe, b"latentmint").and_then(|()| std::fs::remove_file(&probe));
+    if let Err(e) = wrote {
+        bail!(
+            "{}: this run's data folder cannot be written ({e}); make it writable (a read-only mount? a full disk?), or give another --data-dir; nothing was started",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Storage faults no retry mends: the data folder's disk is full, or it turned read-only.
+/// A stage meeting one stops the run (see [`Fault`]) instead of retrying forever.
+fn storage_fault(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "database or disk is full",
+        "no space left on device",
+        "disk quota exceeded",
+        "read-only file system",
+        "readonly database",
+        "disk i/o error",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+}
+
+/// The first storage fault a worker met, which ends the run.
+type Fault = Arc<std::sync::Mutex<Option<String>>>;
+
+fn note_fault(fault: &Fault, msg: &str) {
+    if storage_fault(msg)
+        && let Ok(mut f) = fault.lock()
+        && f.is_none()
+    {
+        *f = Some(msg.to_string());
+    }
+}
+
+/// Bytes free for this process on the file system holding `dir` (`None` if it cannot tell).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Below this, a run stops before SQLite or an image write fails half-way.
+const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The embedded adapters of one collection's data folder.
 pub(crate) struct Workspace {
     pub(crate) dir: PathBuf,
@@ -263,6 +355,7 @@ pub(crate) struct Workspace {
 impl Workspace {
     pub(crate) fn open(data_dir: &Path, collection: &Collection, max_receives: u32) -> anyhow::Result<Self> {
         let dir = run_dir(data_dir, collection)?;
+        writable(&dir)?;
         let lock =
             File::create(dir.join("run.lock")).with_context(|| format!("cannot create {}/run.lock", dir.display()))?;
         if lock.try_lock().is_err() {
@@ -328,48 +421,65 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
             Duration::from_secs(10),
         )?),
     };
-    let record = ws.dir.join("deployment.json");
+    let (name, symbol) = (&c.file.collection.name, &c.file.collection.symbol);
+    let kind = standard.kind();
     let (contract, deployed_block) = if let Some(addr) = c.contract {
-        if !chain.has_code(addr).await? {
-            bail!(
-                "chain.contract: no contract at {addr} on chain {}; fix the address or remove it to deploy one",
-                chain_cfg.id()
-            );
-        }
-        let is_editions = chain.is_editions(addr).await?;
-        if is_editions != (standard == Standard::Erc1155) {
-            bail!(
-                "chain.contract: {addr} is not a {} contract, which this collection mints on{}; give that contract's address, or remove chain.contract to deploy one",
-                standard.contract_name(),
-                if is_editions { " (it is an ERC-1155 contract: add [editions] to mint editions on it)" } else { "" }
-            );
-        }
-        (addr, None)
-    } else {
-        match known.as_ref().and_then(Deployment::minting) {
-            Some((addr, block)) if chain.has_code(addr).await? => (addr, block),
-            other => {
-                if let Some((addr, _)) = other {
-                    warn!(contract = %addr, "the recorded contract is gone from the chain (a reset dev chain); deploying a new one");
-                }
-                let opts = latentmint_chain::DeployOptions::default();
-                let mut d = Deployment { chain_id: chain_cfg.id(), standard, ..Deployment::default() };
-                let deployed = match standard {
-                    Standard::Erc721 => {
-                        let x = chain.deploy_with(&c.file.collection.name, &c.file.collection.symbol, &opts).await?;
-                        (d.contract, d.block) = (Some(x.address), Some(x.block));
-                        x
-                    }
-                    Standard::Erc1155 => {
-                        let x = chain.deploy_editions(&opts).await?;
-                        (d.editions, d.editions_block) = (Some(x.address), Some(x.block));
-                        x
-                    }
-                };
-                Deployment::write(&record, &d)?;
-                (deployed.address, Some(deployed.block))
+        // Named in the file: it must be this very collection's contract, or its jobs would be
+        // minted under another collection's positions.
+        let block = chain.check_collection(addr, name, symbol, kind).await.map_err(|e| {
+            anyhow::anyhow!("chain.contract: {e}; give this collection's contract, or remove chain.contract to use the one at its own address")
+        })?;
+        // The collection's own contract holding its jobs already: minting them here would
+        // mint them a second time, on another contract.
+        let own = latentmint_chain::collection_address(chain.sender(), name, symbol, kind);
+        if own != addr && chain.has_code(own).await? {
+            let minter = chain.minter(own, 1).with_editions(c.file.editions.map(Into::into));
+            let ids: Vec<JobId> = c.jobs()?.iter().map(|s| s.id).collect();
+            let minted = minter
+                .fates(&ids)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {own}: {e}"))?
+                .iter()
+                .filter(|f| matches!(f, latentmint_core::ledger::Fate::Minted(_)))
+                .count();
+            if minted > 0 {
+                bail!(
+                    "chain.contract: {addr} is not where this collection's jobs were minted: {minted} of them are tokens of {own}, the collection's own contract; remove chain.contract (or set it to {own}) so they are not minted a second time"
+                );
             }
         }
+        (addr, Some(block))
+    } else {
+        // The collection's address follows from its name, symbol, standard and the wallet:
+        // deployment.json only caches it, and is checked against the chain.
+        let expected = latentmint_chain::collection_address(chain.sender(), name, symbol, kind);
+        if let Some((recorded, _)) = known.as_ref().and_then(Deployment::minting)
+            && recorded != expected
+            && chain.has_code(recorded).await?
+        {
+            bail!(
+                "{}: names the contract {recorded}, but this collection's contract is at {expected} (its address follows from the collection and the wallet {}); an older latentmint deployed {recorded} at no fixed address: set chain.contract = \"{recorded}\" in the collection file to keep minting there, or move deployment.json away to use {expected}",
+                ws.dir.join("deployment.json").display(),
+                chain.sender()
+            );
+        }
+        refuse_other_standard(&chain, c, standard).await?;
+        let located = chain.find_or_deploy(name, symbol, kind, &latentmint_chain::DeployOptions::default()).await?;
+        let at = located.deployed;
+        if located.deployed_now {
+            info!(contract = %at.address, block = at.block, "deployed this collection's contract at its address");
+        } else if known.as_ref().and_then(Deployment::minting).is_none_or(|(a, _)| a != at.address) {
+            info!(contract = %at.address, block = at.block, "found this collection's contract at its address (no local record of it)");
+        }
+        let mut d = Deployment { chain_id: chain_cfg.id(), standard, ..Deployment::default() };
+        match standard {
+            Standard::Erc721 => (d.contract, d.block) = (Some(at.address), Some(at.block)),
+            Standard::Erc1155 => (d.editions, d.editions_block) = (Some(at.address), Some(at.block)),
+        }
+        if known.as_ref().and_then(Deployment::minting) != Some((at.address, Some(at.block))) {
+            Deployment::write(&ws.dir.join("deployment.json"), &d)?;
+        }
+        (at.address, Some(at.block))
     };
     let cap = chain_cfg.max_fee_gwei.map(|g| (g * 1e9) as u128);
     let minter = chain
@@ -382,35 +492,65 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
     Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, deployed_block, _lease: lease })
 }
 
-/// The chain is the truth about mints: a job recorded as minted whose token the chain does
-/// not know (a reset dev chain) goes back to the mint queue; a token the chain knows but the
-/// store missed is recorded.
-async fn reconcile(ws: &Workspace, minter: &EvmMinter) -> anyhow::Result<()> {
-    for mut job in ws.jobs.list(Some(JobState::Minted)).await? {
-        // A batch's token is first + the job's place in it.
-        let on_chain = match job.batch {
-            Some(slot) => {
-                minter.minted_batch(slot.batch).await?.map(|first| (first + u64::from(slot.index)).to_string())
-            }
-            None => minter.minted_token(job.id()).await?,
-        };
-        match on_chain {
-            Some(t) if Some(&t) == job.token_id.as_ref() => {}
-            Some(t) => {
-                warn!(job = %job.id().short(), token = %t, "job store had another token id; taking the chain's");
-                job.token_id = Some(t);
-                ws.jobs.update(&job, JobState::Minted).await?;
-            }
-            None => {
-                warn!(job = %job.id().short(), "token missing on this chain; minting again");
-                job.record_token_lost()?;
-                if ws.jobs.update(&job, JobState::Minted).await? {
-                    ws.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, job.id()).to_body()).await?;
-                }
-            }
+/// The chain is the truth about mints: before anything is generated or minted, the job store
+/// is made to agree with it (`latentmint_stages::reconcile`). A job the chain holds a token for
+/// takes the chain's word (and its content, where this folder's content store has it); a job
+/// whose position holds another job's token stops the run here, before anything is done.
+/// Returns the jobs of `specs` already on chain.
+async fn reconcile(
+    ports: &Ports,
+    specs: &[latentmint_core::JobSpec],
+) -> anyhow::Result<std::collections::BTreeSet<JobId>> {
+    let started = Instant::now();
+    let found = latentmint_stages::reconcile::reconcile(ports, specs)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading what the chain holds of this collection: {e}"))?;
+    if !found.conflicts.is_empty() {
+        let lines: Vec<String> = found
+            .conflicts
+            .iter()
+            .take(5)
+            .map(|(id, holder)| {
+                let spec = specs.iter().find(|s| s.id == *id);
+                let place = spec.map_or_else(String::new, |s| format!("prompts[{}] copy {}: ", s.index, s.copy));
+                format!("  {place}{}", latentmint_core::ledger::position_taken(*id, holder))
+            })
+            .collect();
+        let more = found.conflicts.len().saturating_sub(5);
+        bail!(
+            "this collection file does not match what its contract holds: {} of its jobs sit at positions minted for other jobs\n{}{}\nnothing was generated or minted",
+            found.conflicts.len(),
+            lines.join("\n"),
+            if more > 0 { format!("\n  … and {more} more") } else { String::new() }
+        );
+    }
+    let ours: std::collections::BTreeSet<JobId> = specs.iter().map(|s| s.id).collect();
+    let on_chain: std::collections::BTreeSet<JobId> =
+        found.on_chain.iter().copied().filter(|id| ours.contains(id)).collect();
+    if !found.adopted.is_empty() {
+        eprintln!(
+            "latentmint: found {} job{} of this collection already minted on chain that this folder did not know (in {:.1}s); their records now say what the chain says",
+            found.adopted.len(),
+            if found.adopted.len() == 1 { "" } else { "s" },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if !found.unrecovered.is_empty() {
+        eprintln!(
+            "latentmint: {} of them cannot be shown or checked from this folder (their tokens exist; their content is not in its content store):",
+            found.unrecovered.len()
+        );
+        for (id, why) in found.unrecovered.iter().take(5) {
+            eprintln!("  job {}: {why}", id.short());
+        }
+        if found.unrecovered.len() > 5 {
+            eprintln!("  … and {} more", found.unrecovered.len() - 5);
         }
     }
-    Ok(())
+    if !found.lost.is_empty() {
+        warn!(jobs = found.lost.len(), "tokens missing from this chain (a reset local chain): minting them again");
+    }
+    Ok(on_chain)
 }
 
 fn visibility(stage: Stage) -> Duration {
@@ -452,8 +592,9 @@ async fn gather(
     got
 }
 
-/// One consumer of one stage queue, until `stop` turns true.
-async fn worker(ports: Ports, stage: Stage, batch: usize, mut stop: watch::Receiver<bool>) {
+/// One consumer of one stage queue, until `stop` turns true. A storage fault it meets is noted
+/// in `fault`, which stops the run.
+async fn worker(ports: Ports, stage: Stage, batch: usize, mut stop: watch::Receiver<bool>, fault: Fault) {
     let queue = ports.queue.clone();
     loop {
         if *stop.borrow() {
@@ -462,6 +603,7 @@ async fn worker(ports: Ports, stage: Stage, batch: usize, mut stop: watch::Recei
         let deliveries = match queue.receive(stage.queue(), receive_max(stage, batch), visibility(stage)).await {
             Ok(d) => d,
             Err(e) => {
+                note_fault(&fault, &e.to_string());
                 warn!(queue = stage.queue(), "receive failed: {e}");
                 Vec::new()
             }
@@ -480,11 +622,13 @@ async fn worker(ports: Ports, stage: Stage, batch: usize, mut stop: watch::Recei
             let result = match disposition {
                 Disposition::Ack(_) => queue.ack(stage.queue(), &d.receipt).await,
                 Disposition::Retry(delay, why) => {
+                    note_fault(&fault, &why);
                     warn!(queue = stage.queue(), attempt = d.receive_count, "retrying in {delay:?}: {why}");
                     queue.nack(stage.queue(), &d.receipt, delay).await
                 }
             };
             if let Err(e) = result {
+                note_fault(&fault, &e.to_string());
                 warn!(queue = stage.queue(), "could not settle a message (it will be redelivered): {e}");
             }
         }
@@ -570,7 +714,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         info!(released, "resuming: messages of the previous run are visible again");
     }
     let chain = setup_chain(&args, &collection, &ws).await?;
-    reconcile(&ws, &chain.minter).await?;
 
     let ports = Ports {
         queue: ws.queue.clone(),
@@ -581,6 +724,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         minter: chain.minter.clone(),
         signer: chain.signer.clone(),
     };
+    let minted_before = reconcile(&ports, &specs).await?;
     // Submitting again sends each unsettled job on to the stage it waits for: a job whose
     // message was dead-lettered in an earlier run (a paused contract, an RPC down) resumes.
     let (mut fresh, mut resumed) = (0, 0);
@@ -605,8 +749,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let batch = collection.file.chain.batch_size as usize;
-    let workers: Vec<_> =
-        Stage::ALL.into_iter().map(|s| tokio::spawn(worker(ports.clone(), s, batch, stop_rx.clone()))).collect();
+    let fault: Fault = Arc::default();
+    let workers: Vec<_> = Stage::ALL
+        .into_iter()
+        .map(|s| tokio::spawn(worker(ports.clone(), s, batch, stop_rx.clone(), fault.clone())))
+        .collect();
 
     let mp = MultiProgress::with_draw_target(if args.no_progress {
         ProgressDrawTarget::hidden()
@@ -616,8 +763,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let gen_bar = bar(&mp, ids.len() as u64, "generated");
     let done_bar = bar(&mp, ids.len() as u64, "settled");
     let mut idle_since: Option<Instant> = None;
+    let mut stopped_by: Option<String> = None;
     let interrupted = loop {
-        let states = job_states(ws.jobs.as_ref(), &ids).await?;
+        // A full disk or a read-only folder: no retry helps, so the run stops and says why.
+        if let Some(free) = free_bytes(&ws.dir).filter(|f| *f < MIN_FREE_BYTES) {
+            stopped_by = Some(format!("the disk holding it has {} KiB free", free / 1024));
+        } else if let Some(f) = fault.lock().ok().and_then(|f| f.clone()) {
+            stopped_by = Some(f);
+        }
+        if stopped_by.is_some() {
+            break false;
+        }
+        let states = match job_states(ws.jobs.as_ref(), &ids).await {
+            Ok(s) => s,
+            Err(e) if storage_fault(&e.to_string()) => {
+                stopped_by = Some(e.to_string());
+                break false;
+            }
+            Err(e) => return Err(e),
+        };
         let generated = states.values().filter(|s| !matches!(s, JobState::Queued | JobState::Generating)).count();
         let settled = states.values().filter(|s| s.is_final() || **s == JobState::AwaitingReview).count();
         gen_bar.set_position(generated as u64);
@@ -653,6 +817,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
     }
+    if let Some(why) = stopped_by {
+        if let Some(node) = chain.node {
+            node.stop().await;
+        }
+        eprintln!(
+            "latentmint: stopped: the data folder {} cannot be written ({why}).\nFree space on its disk (or make it writable), then run the same command again: nothing is lost, every job waits where it stopped, and nothing is minted twice.",
+            ws.dir.display()
+        );
+        return Ok(ExitCode::from(3));
+    }
 
     let jobs = load_jobs(ws.jobs.as_ref(), &ids).await?;
     let editions = collection.file.editions.is_some();
@@ -678,18 +852,43 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         m
     });
     let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
-    println!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
-    if let Some(line) = mint_cost(&jobs, &chain.minter).await {
+    println!("{summary} in {:.1}s (in total)", started.elapsed().as_secs_f64());
+    // This run's mints apart from what the chain held when it started (earlier runs, other
+    // folders): the cost line counts only what this run paid.
+    let this_run: Vec<Job> =
+        jobs.iter().filter(|j| j.state == JobState::Minted && !minted_before.contains(&j.id())).cloned().collect();
+    let earlier = jobs.iter().filter(|j| j.state == JobState::Minted && minted_before.contains(&j.id())).count();
+    println!(
+        "this run: {} minted{}",
+        this_run.len(),
+        if earlier > 0 {
+            format!("; {earlier} were on chain already, minted by an earlier run")
+        } else {
+            String::new()
+        }
+    );
+    if let Some(line) = mint_cost(&this_run, &chain.minter).await {
         println!("{line}");
     }
     match &verified {
-        Ok((n, held)) if editions => println!(
+        Ok(Verified { tokens: n, held, .. }) if editions => println!(
             "verified on chain: {n} editions ({held} with every copy still held by its recipient), uri -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the edition was created"
         ),
-        Ok((n, held)) => println!(
+        Ok(Verified { tokens: n, held, .. }) => println!(
             "verified on chain: {n} tokens ({held} held by their recipients), tokenURI -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the record was set"
         ),
         Err(e) => println!("VERIFICATION FAILED: {e:#}"),
+    }
+    if let Ok(v) = &verified
+        && !v.unchecked.is_empty()
+    {
+        println!(
+            "not checked here: {} token{} found on chain whose content this folder does not have (an earlier data folder held it; check them with `latentmint verify` against the IPFS node that has it): {}",
+            v.unchecked.len(),
+            if v.unchecked.len() == 1 { "" } else { "s" },
+            v.unchecked.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                + if v.unchecked.len() > 3 { ", …" } else { "" }
+        );
     }
     println!("contact sheet: {}", sheet_path.display());
     println!(
@@ -724,10 +923,9 @@ async fn mint_cost(jobs: &[Job], minter: &EvmMinter) -> Option<String> {
     for tx in &txs {
         gas += minter.gas_used(tx).await.ok()??;
     }
-    // Tokens whose transaction is recorded: a token found on chain by a retry has none.
     let tokens = minted.iter().filter(|j| j.tx_hash.is_some()).count();
     Some(format!(
-        "minting: {tokens} tokens in {} transaction{}, {gas} gas ({} per token)",
+        "minting (this run): {tokens} tokens in {} transaction{}, {gas} gas ({} per token)",
         txs.len(),
         if txs.len() == 1 { "" } else { "s" },
         gas / tokens as u64
@@ -754,14 +952,29 @@ async fn load_jobs(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Result<Vec<Jo
 /// token's job), and that it points at what the job published (or at an evolution of it, after
 /// `latentmint live`). Returns the tokens checked and how many of them their recipients still
 /// hold (a collector may have sold one since).
-async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyhow::Result<(usize, usize)> {
+async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyhow::Result<Verified> {
     let minter = &chain.minter;
     let reader = TokenReader::on(minter.contract().provider().clone(), minter.address())
         .await?
         .from_block(chain.deployed_block.unwrap_or(0));
+    // Every job that owns more than one token on the contract, whichever paths minted it.
+    let duplicates = reader.duplicates().await?;
+    if let Some(d) = duplicates.first() {
+        bail!(
+            "{d}{}",
+            if duplicates.len() > 1 { format!(" (and {} more)", duplicates.len() - 1) } else { String::new() }
+        );
+    }
     let (mut n, mut held) = (0, 0);
+    let mut unchecked = Vec::new();
     for j in jobs.iter().filter(|j| j.state == JobState::Minted) {
         let token = j.token_id.as_deref().context("minted job without token id")?;
+        // Found on chain by a run that lost its data folder, and its content with it: the
+        // token is real, but nothing here can show its bytes (said above, and counted).
+        if j.reviewed_by.as_deref() == Some("chain") && j.image_key.is_none() {
+            unchecked.push(token.to_string());
+            continue;
+        }
         let report = reader.verify(token, content).await?;
         if let Some(c) = report.checks.iter().find(|c| !c.ok) {
             bail!("token {token}: {}: {}", c.what, c.detail);
@@ -786,7 +999,17 @@ async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyho
         }
         n += 1;
     }
-    Ok((n, held))
+    Ok(Verified { tokens: n, held, unchecked })
+}
+
+/// What the run's own check of its tokens found.
+struct Verified {
+    /// Tokens checked from the chain inwards.
+    tokens: usize,
+    /// Of those, held by their recipients.
+    held: usize,
+    /// Tokens found on chain whose content this folder does not have.
+    unchecked: Vec<String>,
 }
 
 /// `latentmint review`: an operator's decision from the command line.
@@ -853,22 +1076,37 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let standard = Standard::of(&collection);
     let record = dir.join("deployment.json");
     let mut d = Deployment { chain_id: chain_cfg.id(), standard, ..Deployment::default() };
+    let (name, symbol) = (&collection.file.collection.name, &collection.file.collection.symbol);
+    let say = |kind: latentmint_chain::ContractKind, l: &latentmint_chain::Located| {
+        let how = if l.deployed_now { "deployed" } else { "already deployed" };
+        println!(
+            "{} {how} at {} on chain {} (block {}); the address follows from the collection and the wallet {}",
+            kind.contract_name(),
+            l.deployed.address,
+            chain_cfg.id(),
+            l.deployed.block,
+            chain.sender()
+        );
+    };
     // A collection of editions mints on LatentEditions only; `--editions` adds one beside an
-    // ERC-721 collection's LatentCollection.
+    // ERC-721 collection's LatentCollection. Each lives at its collection's own address.
     if standard == Standard::Erc721 {
-        let c = chain.deploy_with(&collection.file.collection.name, &collection.file.collection.symbol, &opts).await?;
-        (d.contract, d.block) = (Some(c.address), Some(c.block));
-        println!("LatentCollection (ERC-721) deployed at {} on chain {}", c.address, chain_cfg.id());
+        let kind = latentmint_chain::ContractKind::Collection;
+        let l = chain.find_or_deploy(name, symbol, kind, &opts).await?;
+        say(kind, &l);
+        (d.contract, d.block) = (Some(l.deployed.address), Some(l.deployed.block));
     }
     if args.editions || standard == Standard::Erc1155 {
-        let e = chain.deploy_editions(&opts).await?;
-        (d.editions, d.editions_block) = (Some(e.address), Some(e.block));
-        println!("LatentEditions (ERC-1155) deployed at {} on chain {}", e.address, chain_cfg.id());
+        let kind = latentmint_chain::ContractKind::Editions;
+        let l = chain.find_or_deploy(name, symbol, kind, &opts).await?;
+        say(kind, &l);
+        (d.editions, d.editions_block) = (Some(l.deployed.address), Some(l.deployed.block));
     }
     Deployment::write(&record, &d)?;
-    if let Some((addr, _)) = d.minting() {
-        println!("recorded in {}; set chain.contract = \"{addr}\" in the collection file to pin it", record.display());
-    }
+    println!(
+        "recorded in {} (a cache: `latentmint run` finds the contract at its address without it)",
+        record.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -225,6 +225,8 @@ struct AllJson {
     chain_id: u64,
     verified: usize,
     failed: usize,
+    /// Jobs owning more than one token (and positions minted for more than one job).
+    duplicates: Vec<String>,
     tokens: Vec<TokenJson>,
 }
 
@@ -287,6 +289,14 @@ async fn all(reader: &TokenReader, checker: &mut Checker<'_>, contract: EvmAddre
     }
     let mut failed = 0;
     let mut docs = Vec::new();
+    // Every job owning more than one token, whichever paths minted them: each of its tokens
+    // also fails "the job owns no other token" below.
+    let duplicates = reader.duplicates().await?;
+    for d in &duplicates {
+        if !json {
+            println!("FAIL {d}");
+        }
+    }
     for token in &tokens {
         // A token that cannot be read (burned, or the RPC failed on it) is a failed entry, not
         // the end of the list.
@@ -320,12 +330,18 @@ async fn all(reader: &TokenReader, checker: &mut Checker<'_>, contract: EvmAddre
             println!("FAIL {token}: {first_failure}");
         }
     }
-    let code = if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    let code = if failed == 0 && duplicates.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     if json {
-        let doc =
-            AllJson { contract, chain_id: reader.chain_id(), verified: tokens.len() - failed, failed, tokens: docs };
+        let doc = AllJson {
+            contract,
+            chain_id: reader.chain_id(),
+            verified: tokens.len() - failed,
+            failed,
+            duplicates: duplicates.iter().map(ToString::to_string).collect(),
+            tokens: docs,
+        };
         println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else if failed == 0 {
+    } else if failed == 0 && duplicates.is_empty() {
         println!("verified: {} of {} tokens, every check holds", tokens.len(), tokens.len());
     } else {
         println!(

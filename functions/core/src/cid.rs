@@ -319,6 +319,23 @@ pub fn raw_sha256_digest(s: &str) -> Option<[u8; 32]> {
     c.hash().digest().try_into().ok()
 }
 
+/// The CIDv1 (raw, sha2-256, base32) whose digest is `digest`: how a single mint's token id,
+/// which is that digest, names its metadata.
+pub fn raw_cid_of_digest(digest: &[u8; 32]) -> String {
+    digest_cid(RAW, digest)
+}
+
+/// The CIDv1 (dag-pb, sha2-256, base32) whose digest is `digest`: a batch's directory.
+pub fn dag_pb_cid_of_digest(digest: &[u8; 32]) -> String {
+    digest_cid(DAG_PB, digest)
+}
+
+fn digest_cid(codec: u64, digest: &[u8; 32]) -> String {
+    // A 32-byte sha2-256 digest always wraps.
+    let mh = Multihash::<64>::wrap(SHA2_256, digest).expect("a 32-byte digest fits a 64-byte multihash");
+    Cid::new_v1(codec, mh).to_string()
+}
+
 /// True when `s` parses as a CID (any version, any base).
 pub fn is_cid(s: &str) -> bool {
     Cid::try_from(s).is_ok()

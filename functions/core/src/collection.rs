@@ -926,6 +926,8 @@ impl Collection {
         let f = &self.file;
         let g = &f.generation;
         let mut out = Vec::new();
+        // Positions in file order: every copy of prompt 0, then of prompt 1, ...
+        let mut position = 0u64;
         for (i, p) in f.prompts.iter().enumerate() {
             for copy in 0..p.count {
                 let seed = p.seed.unwrap_or_else(|| derive_seed(g.seed, i as u64, u64::from(copy)));
@@ -950,7 +952,9 @@ impl Collection {
                     ));
                 }
                 let params = g.params(seed);
-                let id = JobId::derive(&f.collection.name, &f.collection.symbol, i as u32, copy, &prompt, &params);
+                let id =
+                    JobId::derive(&f.collection.name, &f.collection.symbol, position, i as u32, copy, &prompt, &params);
+                position += 1;
                 out.push(JobSpec {
                     id,
                     collection: f.collection.name.clone(),

@@ -21,36 +21,67 @@ use crate::collection::ReviewSection;
 use crate::qa::QaReport;
 
 crate::hex_id::hex_id!(
-    /// Stable 32-byte job identifier. It is a hash of what the job is, so a retried request
-    /// maps to the same id, and it is the idempotency key the contract's mint guard checks.
+    /// Stable 32-byte job identifier: a hash of what the job is, so a retried request maps to
+    /// the same id, whose low 8 bytes are the job's [`Position`] in its collection. It is the
+    /// idempotency key of the contract's mint guard, which claims the position on every mint
+    /// path, so a job id is minted at most once however its jobs are grouped.
     JobId,
     "job id"
 );
 
+/// A job's place in its collection, carried in the low 8 bytes of its id, where the contract
+/// reads it: each position is minted at most once. A collection file's jobs take positions
+/// 0, 1, 2 … in file order (every copy of prompt 0, then of prompt 1, …); a job for an outside
+/// request (a shop's order) takes a position in the upper half, from a hash of the request,
+/// so it never meets a file's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// Where outside requests' positions start (2^63).
+    pub const REQUESTS: u64 = 1 << 63;
+
+    /// Whether a shop order (an outside request) holds this position.
+    pub fn is_request(self) -> bool {
+        self.0 >= Self::REQUESTS
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_request() { write!(f, "request position {:#x}", self.0) } else { write!(f, "position {}", self.0) }
+    }
+}
+
 impl JobId {
-    /// The id of a collection item: collection identity, position and the exact request.
+    /// The id of a collection item: collection identity, position (prompt `index`, `copy`,
+    /// and its place `position` among all the file's jobs) and the exact request.
+    #[allow(clippy::too_many_arguments)]
     pub fn derive(
         collection: &str,
         symbol: &str,
+        position: u64,
         index: u32,
         copy: u32,
         prompt: &str,
         params: &GenerationParams,
     ) -> Self {
         let mut h = Sha256::new();
-        h.update(b"latentmint/job/v1\0");
+        h.update(b"latentmint/job/v2\0");
         for part in [collection, symbol, prompt, &params.scheduler] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
         h.update(index.to_be_bytes());
         h.update(copy.to_be_bytes());
+        h.update(position.to_be_bytes());
         hash_params(&mut h, params);
-        Self(h.finalize().into())
+        Self::with_position(h.finalize().into(), Position(position))
     }
 
     /// The id of a job for an outside request: collection identity, the caller's request id
-    /// (an order id) and the exact request, so a retried webhook maps to the same job.
+    /// (an order id) and the exact request, so a retried webhook maps to the same job. Its
+    /// position is a hash of the collection and the request id alone.
     pub fn derive_request(
         collection: &str,
         symbol: &str,
@@ -59,13 +90,32 @@ impl JobId {
         params: &GenerationParams,
     ) -> Self {
         let mut h = Sha256::new();
-        h.update(b"latentmint/job/request/v1\0");
+        h.update(b"latentmint/job/request/v2\0");
         for part in [collection, symbol, request_id, prompt, &params.scheduler] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
         hash_params(&mut h, params);
-        Self(h.finalize().into())
+        let mut p = Sha256::new();
+        p.update(b"latentmint/position/request/v1\0");
+        for part in [collection, symbol, request_id] {
+            p.update((part.len() as u64).to_be_bytes());
+            p.update(part.as_bytes());
+        }
+        let d: [u8; 32] = p.finalize().into();
+        let position = Position::REQUESTS | (u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) >> 1);
+        Self::with_position(h.finalize().into(), Position(position))
+    }
+
+    fn with_position(mut hash: [u8; 32], position: Position) -> Self {
+        hash[24..].copy_from_slice(&position.0.to_be_bytes());
+        Self::from_bytes(hash)
+    }
+
+    /// The job's position in its collection (the id's low 8 bytes).
+    pub fn position(&self) -> Position {
+        let b = self.as_bytes();
+        Position(u64::from_be_bytes([b[24], b[25], b[26], b[27], b[28], b[29], b[30], b[31]]))
     }
 }
 
@@ -340,6 +390,27 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// What the chain (and the content its token points to) says of a minted job that a record
+/// did not know: see [`Job::adopt_chain_mint`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Adoption {
+    /// The job's token.
+    pub token_id: String,
+    /// The transaction that minted it (from the mint event).
+    pub tx_hash: Option<String>,
+    /// Its place in a batch, when minted in one.
+    pub batch: Option<BatchSlot>,
+    /// The metadata the token points at, when it could be told (always for a token minted
+    /// alone, whose id is the metadata's digest; from the directory block for a batch).
+    pub metadata_cid: Option<String>,
+    /// The image that metadata names, when the metadata could be read.
+    pub image_cid: Option<String>,
+    /// Where the image's bytes were put in the blob store, when they could be read.
+    pub image_key: Option<String>,
+    /// The metadata's generation record, when it could be read.
+    pub generation: Option<GenerationRecord>,
+}
+
 /// The claim of one queue message on generating a job. Generation is the costly stage (a GPU
 /// or minutes of CPU), and queues deliver at least once: a job's message may be resent (an
 /// operator's resume, a collection submitted again on a schedule) while it is being generated.
@@ -512,6 +583,34 @@ impl Job {
         Ok(())
     }
 
+    /// The chain says this job is minted, and this record does not (a lost or restored job
+    /// store, a data folder moved, a crash between the send and the write): the record takes
+    /// the chain's word, from whatever state it was in, since no local decision outranks a
+    /// token. Where the token points at other content than the record holds (a job
+    /// regenerated after its record was lost gets new bytes), the record takes the token's
+    /// CIDs and what could be recovered of its content, and drops its own.
+    pub fn adopt_chain_mint(&mut self, a: Adoption) {
+        self.state = JobState::Minted;
+        self.token_id = Some(a.token_id);
+        if a.tx_hash.is_some() {
+            self.tx_hash = a.tx_hash;
+        }
+        self.batch = a.batch;
+        self.lease = None;
+        self.error = None;
+        // Who let it through: the chain, for a record that never saw its review.
+        if self.reviewed_by.is_none() {
+            self.reviewed_by = Some("chain".into());
+        }
+        let Some(metadata_cid) = a.metadata_cid else { return };
+        if self.metadata_cid.as_deref() != Some(metadata_cid.as_str()) {
+            self.metadata_cid = Some(metadata_cid);
+            self.image_cid = a.image_cid;
+            self.image_key = a.image_key;
+            self.generation = a.generation;
+        }
+    }
+
     /// The chain no longer knows this job's token (a local dev chain was reset or its
     /// state file lost): back to `Published`, so the mint stage mints it on the chain as it
     /// is now. Only the local runner's reconciliation calls this, after reading the chain.
@@ -574,7 +673,7 @@ mod tests {
         let params =
             GenerationParams { steps: 4, guidance: 7.5, width: 64, height: 64, scheduler: "ddim".into(), seed: 1 };
         JobSpec {
-            id: JobId::derive("c", "C", 0, 0, "p", &params),
+            id: JobId::derive("c", "C", 0, 0, 0, "p", &params),
             collection: "c".into(),
             index: 0,
             copy: 0,
@@ -711,7 +810,25 @@ mod tests {
         assert_eq!(id, s.id);
         let mut p = s.params.clone();
         p.seed = 2;
-        assert_ne!(JobId::derive("c", "C", 0, 0, "p", &p), s.id);
+        assert_ne!(JobId::derive("c", "C", 0, 0, 0, "p", &p), s.id);
+    }
+
+    #[test]
+    fn the_low_eight_bytes_are_the_position() {
+        let s = spec();
+        let a = JobId::derive("c", "C", 7, 0, 0, "p", &s.params);
+        assert_eq!(a.position(), Position(7));
+        assert_eq!(&a.as_bytes()[24..], &7u64.to_be_bytes());
+        assert_ne!(JobId::derive("c", "C", 8, 0, 0, "p", &s.params), a, "another place, another job");
+        // An order: the upper half, the same for a retried webhook, another for another order.
+        let o = JobId::derive_request("c", "C", "order-1", "p", &s.params);
+        assert!(o.position().is_request(), "{}", o.position());
+        assert_eq!(JobId::derive_request("c", "C", "order-1", "p", &s.params), o);
+        let other = JobId::derive_request("c", "C", "order-2", "p", &s.params).position();
+        assert!(other.is_request() && other != o.position());
+        // The position depends on the order alone: the same order with another prompt (a
+        // style changed since) takes the same place, so it cannot be minted a second time.
+        assert_eq!(JobId::derive_request("c", "C", "order-1", "q", &s.params).position(), o.position());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`qa`]: automatic image checks for the review stage;
 //! - [`metadata`] and [`cid`]: ERC-721 metadata with provenance, and kubo-compatible CIDs;
 //! - [`batch`]: published jobs minted together, and how a batch stays exactly-once;
+//! - [`ledger`]: the chain's record of what was minted, which local state only caches;
 //! - [`ports`]: the traits adapters implement.
 
 pub mod address;
@@ -21,6 +22,7 @@ pub mod field;
 pub mod generation_api;
 mod hex_id;
 pub mod job;
+pub mod ledger;
 pub mod living;
 pub mod message;
 pub mod metadata;
@@ -31,6 +33,8 @@ pub mod sanitize;
 
 pub use address::EvmAddress;
 pub use field::FieldError;
-pub use job::{ClaimError, GenerationLease, GenerationParams, GenerationRecord, Job, JobId, JobSpec, JobState};
+pub use job::{
+    Adoption, ClaimError, GenerationLease, GenerationParams, GenerationRecord, Job, JobId, JobSpec, JobState, Position,
+};
 pub use message::{Stage, StageMessage};
 pub use ports::PortError;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use crate::address::EvmAddress;
 use crate::batch::{BatchId, BatchPlan};
 use crate::job::{GenerationParams, GenerationRecord, Job, JobId, JobState};
+use crate::ledger::{ChainMint, Fate};
 
 /// An adapter failed. The stage decides from the kind whether to retry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,23 +172,46 @@ pub trait Pinner: ContentSource {
 pub struct MintReceipt {
     /// Token id (decimal).
     pub token_id: String,
-    /// Transaction hash, when this call sent one.
+    /// The transaction that minted it: this call's, or for a token found on chain the one
+    /// its mint event names (`None` only where the chain could not tell).
     pub tx_hash: Option<String>,
+    /// For a token found on chain instead of sent: how it was minted. It may sit in a batch,
+    /// or point at other metadata than this call asked for, when another run minted the job.
+    pub found: Option<ChainMint>,
 }
 
-/// Mints tokens; the contract refuses a job id it has seen.
+impl MintReceipt {
+    /// True when this call sent the mint (false: the chain had the token already).
+    pub fn sent(&self) -> bool {
+        self.found.is_none()
+    }
+}
+
+/// Mints tokens; the contract claims each job's position on every path, so a job is minted
+/// at most once however it is grouped.
 #[async_trait]
 pub trait Minter: Send + Sync {
-    /// The token already minted for `job`, if any (read from the chain).
-    async fn minted_token(&self, job: JobId) -> PortResult<Option<String>>;
+    /// What the chain says of each job of `jobs`, in order: its token, its position taken by
+    /// another job, or nothing (read fresh from the chain).
+    async fn fates(&self, jobs: &[JobId]) -> PortResult<Vec<Fate>>;
     /// Mints one token for `job` to `to` whose metadata has CID `metadata_cid`. If the chain
-    /// says the job is already minted, returns that token (no second token can exist).
+    /// says the job is already minted, returns that token (no second token can exist); if its
+    /// position holds another job, a permanent error naming it.
     async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt>;
-    /// The first token of `batch`, if it is minted (read from the chain).
-    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>>;
+    /// Batch `batch`, if it is minted (read from the chain).
+    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<BatchReceipt>>;
     /// Mints `plan` in one transaction: token `first + i` to its i-th recipient, metadata file
-    /// `i` of its directory. If the chain says the batch is minted, returns its first token.
+    /// `i` of its directory. If the chain says the batch is minted, returns it; a job of the
+    /// plan minted elsewhere makes the contract refuse the whole batch.
     async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt>;
+
+    /// The token already minted for `job`, if any.
+    async fn minted_token(&self, job: JobId) -> PortResult<Option<String>> {
+        Ok(match self.fates(&[job]).await?.into_iter().next() {
+            Some(Fate::Minted(m)) => Some(m.token_id),
+            _ => None,
+        })
+    }
 }
 
 /// A confirmed batch mint.
@@ -195,8 +219,10 @@ pub trait Minter: Send + Sync {
 pub struct BatchReceipt {
     /// The batch's first token id; job `i` got `first + i`.
     pub first: u64,
-    /// Transaction hash, when this call sent one.
+    /// The transaction that minted it (this call's, or the one its event names).
     pub tx_hash: Option<String>,
+    /// True when this call sent it.
+    pub sent: bool,
 }
 
 /// Reads and moves a token's metadata pointer: how a living NFT shows its new image.

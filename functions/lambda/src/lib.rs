@@ -135,13 +135,13 @@ impl ContentSource for NotInThisFunction {
 
 #[async_trait]
 impl Minter for NotInThisFunction {
-    async fn minted_token(&self, _: JobId) -> PortResult<Option<String>> {
+    async fn fates(&self, _: &[JobId]) -> PortResult<Vec<latentmint_core::ledger::Fate>> {
         self.refuse("minter")
     }
     async fn mint(&self, _: JobId, _: EvmAddress, _: &str) -> PortResult<MintReceipt> {
         self.refuse("minter")
     }
-    async fn minted_batch(&self, _: BatchId) -> PortResult<Option<u64>> {
+    async fn minted_batch(&self, _: BatchId) -> PortResult<Option<BatchReceipt>> {
         self.refuse("minter")
     }
     async fn mint_batch(&self, _: &BatchPlan) -> PortResult<BatchReceipt> {

@@ -18,6 +18,7 @@ pub mod generate;
 pub mod intake;
 pub mod mint;
 pub mod publish;
+pub mod reconcile;
 pub mod review;
 #[cfg(test)]
 mod tests;

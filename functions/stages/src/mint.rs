@@ -1,17 +1,22 @@
 //! Mint: one token per job, guarded on chain, either alone or with other jobs in one batch.
 //!
-//! Alone ([`run`]): the minter reads the chain before sending, and the contract refuses a job
-//! id twice, so a crash between the mint and the job store write heals itself on redelivery:
-//! the retry finds the token and records it.
+//! The contract claims each job's position on every path (alone, in a batch to one or many
+//! recipients), so a job is minted at most once however jobs are grouped and whichever run
+//! sends them. Before sending, this stage asks the chain what it holds: a job found minted
+//! (a redelivery, a crash between the mint and the job store write, another run or grouping)
+//! takes the chain's token and content ([`crate::reconcile::adoption`]) and nothing is sent.
+//!
+//! Alone ([`run`]): the minter reads the chain before sending.
 //!
 //! In batches ([`run_many`]): the published jobs of one receive are planned into batches (see
 //! `latentmint_core::batch` for why a plan is fixed, stored and claimed before anything is
-//! sent); a batch's transaction goes out under the batch id, which the contract refuses twice,
-//! so a retry finds the batch on chain and records its tokens.
+//! sent); a retry finds the batch on chain by its id and records its tokens, and a plan one of
+//! whose jobs was minted elsewhere is released, never sent.
 
 use std::collections::BTreeMap;
 
 use latentmint_core::batch::{BatchId, BatchPlan, Member, token_ids};
+use latentmint_core::ledger::{ChainMint, Fate, position_taken};
 use latentmint_core::ports::PortError;
 use latentmint_core::{Job, JobId, JobState};
 use tracing::{info, warn};
@@ -32,11 +37,56 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let metadata_cid =
         job.metadata_cid.clone().ok_or_else(|| StageError::Fail("published job has no metadata CID".into()))?;
     let receipt = ports.minter.mint(id, job.spec.recipient, &metadata_cid).await?;
-    job.record_mint(receipt.token_id, receipt.tx_hash).map_err(|e| StageError::Fail(e.to_string()))?;
+    match receipt.found {
+        // Minted before, maybe by another run with other content or in a batch: the chain's word.
+        Some(m) => return adopt(ports, job, &m).await,
+        None => job.record_mint(receipt.token_id, receipt.tx_hash).map_err(|e| StageError::Fail(e.to_string()))?,
+    }
     if let Some(current) = save(ports, &job, JobState::Published).await? {
         return Ok(StageOutcome { job_id: id, state: current.state, next: None, did_work: false });
     }
     Ok(StageOutcome::done(&job, None))
+}
+
+/// Records what the chain says of `job`'s token `m` on the job (its token, transaction, place
+/// in a batch and content), from whatever state the job is in.
+async fn adopt(ports: &Ports, mut job: Job, m: &ChainMint) -> Result<StageOutcome, StageError> {
+    let from = job.state;
+    let (adoption, missing) = crate::reconcile::adoption(ports, &job, m).await;
+    if let Some(why) = missing {
+        warn!(job = %job.id().short(), token = %m.token_id, "minted on chain; its content could not be read back: {why}");
+    }
+    job.adopt_chain_mint(adoption);
+    if let Some(current) = save(ports, &job, from).await? {
+        return Ok(StageOutcome { job_id: job.id(), state: current.state, next: None, did_work: false });
+    }
+    info!(job = %job.id().short(), token = %m.token_id, tx = %m.tx_hash, "already minted on chain; recorded, nothing sent");
+    Ok(StageOutcome { job_id: job.id(), state: job.state, next: None, did_work: false })
+}
+
+/// Asks the chain about `jobs` before they are planned: a job found minted is recorded (and
+/// filed in `results`), one whose position holds another job fails; the rest come back.
+async fn unminted(
+    ports: &Ports,
+    jobs: Vec<Job>,
+    results: &mut BTreeMap<JobId, Result<StageOutcome, StageError>>,
+) -> Result<Vec<Job>, StageError> {
+    let ids: Vec<JobId> = jobs.iter().map(Job::id).collect();
+    let fates = ports.minter.fates(&ids).await?;
+    let mut rest = Vec::with_capacity(jobs.len());
+    for (job, fate) in jobs.into_iter().zip(fates) {
+        match fate {
+            Fate::Unminted => rest.push(job),
+            Fate::Minted(m) => {
+                let id = job.id();
+                results.insert(id, adopt(ports, job, &m).await);
+            }
+            Fate::PositionTaken(holder) => {
+                results.insert(job.id(), Err(StageError::Fail(position_taken(job.id(), &holder))));
+            }
+        }
+    }
+    Ok(rest)
 }
 
 /// Mints the jobs `ids` (one receive of the mint queue), at most `max` per transaction: jobs
@@ -86,6 +136,17 @@ pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<St
             }
         }
     }
+    // What the chain holds already is recorded, not planned (another run, another grouping).
+    let fresh = match unminted(ports, fresh.clone(), &mut results).await {
+        Ok(rest) => rest,
+        Err(e) => {
+            for job in &fresh {
+                results.entry(job.id()).or_insert_with(|| Err(e.clone()));
+            }
+            Vec::new()
+        }
+    };
+    let mut fresh = fresh;
     // Tokens in collection order within a batch: the first prompt's job gets the first token.
     fresh.sort_by(|a, b| {
         (&a.spec.collection, a.spec.index, a.spec.copy).cmp(&(&b.spec.collection, b.spec.index, b.spec.copy))
@@ -248,8 +309,20 @@ async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutco
         jobs.push(job);
     }
     let receipt = match ports.minter.minted_batch(id).await? {
-        Some(first) => latentmint_core::ports::BatchReceipt { first, tx_hash: None },
+        Some(found) => found,
         None => {
+            // A job of the plan minted elsewhere meanwhile (alone, or by another run in another
+            // grouping): the contract would refuse the batch; its jobs are planned again, and
+            // the minted one then takes the chain's token.
+            let fates = ports.minter.fates(&plan.jobs).await?;
+            if let Some((job, _)) = plan.jobs.iter().zip(&fates).find(|(_, f)| !matches!(f, Fate::Unminted)) {
+                release(ports, &plan).await?;
+                return Err(StageError::Retry(format!(
+                    "batch {}: job {} is minted on chain already; its jobs are planned again",
+                    id.short(),
+                    job.short()
+                )));
+            }
             pin_directory(ports, &plan, &jobs).await?;
             ports.minter.mint_batch(&plan).await?
         }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use latentmint_core::batch::{BatchId, BatchPlan};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::collection::{Collection, LivingSection};
+use latentmint_core::ledger::{ChainMint, Ledger, Via};
 use latentmint_core::living::{EvolutionState, Trigger};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::*;
@@ -83,49 +84,101 @@ impl Generator for ScriptedGenerator {
     }
 }
 
-/// An in-memory contract: refuses a job twice, counts transactions, can be paused.
+/// An in-memory contract: claims each job's position on every path as LatentCollection does,
+/// answers from its events, counts every call and every transaction, can be paused.
 #[derive(Default)]
 struct GuardedMinter {
+    /// Single mints: job → (token, recipient, metadata CID).
     tokens: Mutex<HashMap<JobId, (String, EvmAddress, String)>>,
     batches: Mutex<HashMap<BatchId, (u64, BatchPlan)>>,
+    /// Every mint, as the contract's events tell them.
+    ledger: Mutex<Ledger>,
+    /// Transactions that minted something.
     txs: AtomicUsize,
+    /// Calls of `mint` and `mint_batch`, whatever they did.
+    calls: AtomicUsize,
     paused: std::sync::atomic::AtomicBool,
+}
+
+impl GuardedMinter {
+    /// The contract's refusal of a job whose position is taken (the estimate reverts).
+    fn claimed(&self, jobs: &[JobId]) -> Option<JobId> {
+        let l = self.ledger.lock().unwrap();
+        jobs.iter().copied().find(|j| !matches!(l.fate(*j), latentmint_core::ledger::Fate::Unminted))
+    }
 }
 
 #[async_trait]
 impl Minter for GuardedMinter {
-    async fn minted_token(&self, job: JobId) -> PortResult<Option<String>> {
-        Ok(self.tokens.lock().unwrap().get(&job).map(|t| t.0.clone()))
+    async fn fates(&self, jobs: &[JobId]) -> PortResult<Vec<latentmint_core::ledger::Fate>> {
+        let l = self.ledger.lock().unwrap();
+        Ok(jobs.iter().map(|j| l.fate(*j)).collect())
     }
     async fn mint(&self, job: JobId, to: EvmAddress, uri: &str) -> PortResult<MintReceipt> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.paused.load(Ordering::SeqCst) {
             return Err(PortError::Transient("the contract is paused".into()));
         }
-        let mut t = self.tokens.lock().unwrap();
-        if let Some(existing) = t.get(&job) {
-            return Ok(MintReceipt { token_id: existing.0.clone(), tx_hash: None });
+        match self.ledger.lock().unwrap().fate(job) {
+            latentmint_core::ledger::Fate::Minted(m) => {
+                return Ok(MintReceipt {
+                    token_id: m.token_id.clone(),
+                    tx_hash: Some(m.tx_hash.clone()),
+                    found: Some(m),
+                });
+            }
+            latentmint_core::ledger::Fate::PositionTaken(h) => {
+                return Err(PortError::Permanent(latentmint_core::ledger::position_taken(job, &h)));
+            }
+            latentmint_core::ledger::Fate::Unminted => {}
         }
-        let id = (t.len() + 1).to_string();
-        t.insert(job, (id.clone(), to, uri.to_string()));
-        self.txs.fetch_add(1, Ordering::SeqCst);
-        Ok(MintReceipt { token_id: id, tx_hash: Some(format!("0xtx{}", t.len())) })
+        let id = latentmint_core::ledger::single_token_id(uri).unwrap_or_else(|| uri.to_string());
+        let tx = format!("0xtx{}", self.txs.fetch_add(1, Ordering::SeqCst) + 1);
+        self.tokens.lock().unwrap().insert(job, (id.clone(), to, uri.to_string()));
+        self.ledger.lock().unwrap().extend([ChainMint {
+            job,
+            token_id: id.clone(),
+            tx_hash: tx.clone(),
+            block: 1,
+            log_index: 0,
+            via: Via::Alone,
+        }]);
+        Ok(MintReceipt { token_id: id, tx_hash: Some(tx), found: None })
     }
-    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<u64>> {
-        Ok(self.batches.lock().unwrap().get(&batch).map(|b| b.0))
+    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<BatchReceipt>> {
+        Ok(self.batches.lock().unwrap().get(&batch).map(|b| BatchReceipt {
+            first: b.0,
+            tx_hash: Some(format!("0xbatch-{}", batch.short())),
+            sent: false,
+        }))
     }
     async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.paused.load(Ordering::SeqCst) {
             return Err(PortError::Transient("the contract is paused".into()));
         }
-        let mut b = self.batches.lock().unwrap();
-        if let Some(existing) = b.get(&plan.id) {
-            return Ok(BatchReceipt { first: existing.0, tx_hash: None });
+        if let Some(found) = self.minted_batch(plan.id).await? {
+            return Ok(found);
         }
+        if let Some(j) = self.claimed(&plan.jobs) {
+            return Err(PortError::Transient(format!("AlreadyMinted({j}): the contract refuses the batch")));
+        }
+        let mut b = self.batches.lock().unwrap();
         // Sequential ids from 1000, as ERC721A's, apart from the single mints' ids.
         let first = 1000 + b.values().map(|(_, p)| p.jobs.len() as u64).sum::<u64>();
         b.insert(plan.id, (first, plan.clone()));
         self.txs.fetch_add(1, Ordering::SeqCst);
-        Ok(BatchReceipt { first, tx_hash: Some(format!("0xbatch{}", b.len())) })
+        let tx = format!("0xbatch-{}", plan.id.short());
+        let directory_cid = plan.directory_cid.clone();
+        self.ledger.lock().unwrap().extend(plan.jobs.iter().enumerate().map(|(i, j)| ChainMint {
+            job: *j,
+            token_id: (first + i as u64).to_string(),
+            tx_hash: tx.clone(),
+            block: 2,
+            log_index: 0,
+            via: Via::Batch { batch: plan.id, first, index: i as u32, directory_cid: directory_cid.clone() },
+        }));
+        Ok(BatchReceipt { first, tx_hash: Some(tx), sent: true })
     }
 }
 
@@ -1043,4 +1096,129 @@ async fn a_pinner_that_names_another_directory_stops_the_batch_before_it_is_sent
         assert_eq!(j.state, JobState::Failed);
         assert!(j.error.as_deref().unwrap_or_default().contains("refusing to mint"), "{:?}", j.error);
     }
+}
+
+/// A second run against the same contract: its own job store and folder (a lost or moved data
+/// folder), the content store `content` (the first run's, when it survived).
+fn rig_beside(first: &Rig, content: Option<std::path::PathBuf>) -> Rig {
+    let mut r = rig(content.map(|dir| Arc::new(LocalContentStore::new(dir)) as Arc<dyn Pinner>));
+    r.ports.minter = first.minter.clone();
+    r.minter = first.minter.clone();
+    r
+}
+
+fn content_dir(r: &Rig) -> std::path::PathBuf {
+    r._dir.path().join("ipfs")
+}
+
+#[tokio::test]
+async fn regrouped_batches_mint_nothing_twice_either_way() {
+    for (first_batch, second_batch) in [(2, 3), (1, 4), (4, 1)] {
+        let a = rig(None);
+        published(&a, 4).await;
+        mint_receive(&a, 10, first_batch).await;
+        let txs = a.minter.txs.load(Ordering::SeqCst);
+        let tokens: Vec<_> = {
+            let mut t = Vec::new();
+            for spec in specs(&["a red circle", "a blue square", "a green ring", "a pink star"]) {
+                t.push(a.jobs.get(spec.id).await.unwrap().unwrap().token_id.unwrap());
+            }
+            t
+        };
+        // Another run of the same collection (a fresh folder, the same content), batched otherwise.
+        let b = rig_beside(&a, Some(content_dir(&a)));
+        let jobs = published(&b, 4).await;
+        let calls = b.minter.calls.load(Ordering::SeqCst);
+        let out = mint_receive(&b, 10, second_batch).await;
+        assert!(out.iter().all(|d| matches!(d, Disposition::Ack(_))), "{out:?}");
+        assert_eq!(b.minter.txs.load(Ordering::SeqCst), txs, "{first_batch} then {second_batch}: nothing sent");
+        if second_batch > 1 {
+            // Batches read the chain before they are planned; a single mint reads it in `mint`.
+            assert_eq!(b.minter.calls.load(Ordering::SeqCst), calls, "not even tried: the chain was read first");
+        }
+        for (j, token) in jobs.iter().zip(&tokens) {
+            let j = b.jobs.get(j.id()).await.unwrap().unwrap();
+            assert_eq!((j.state, j.token_id.as_ref()), (JobState::Minted, Some(token)));
+            assert!(j.tx_hash.is_some(), "the minting transaction, from the chain's events");
+        }
+        assert!(b.minter.ledger.lock().unwrap().duplicates().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_store_reconciles_before_it_generates() {
+    let a = rig(None);
+    published(&a, 3).await;
+    mint_receive(&a, 10, 2).await;
+    let b = rig_beside(&a, Some(content_dir(&a)));
+    let s = specs(&["a red circle", "a blue square", "a green ring", "a pink star"]);
+    let found = crate::reconcile::reconcile(&b.ports, &s).await.unwrap();
+    assert_eq!(found.on_chain.len(), 3);
+    assert_eq!(found.adopted.len(), 3);
+    assert!(found.unrecovered.is_empty(), "{:?}", found.unrecovered);
+    assert!(found.conflicts.is_empty());
+    for spec in s.iter().cloned() {
+        intake::submit(&b.ports, spec).await.unwrap();
+    }
+    drain(&b).await;
+    assert_eq!(b.generator.calls.load(Ordering::SeqCst), 1, "only the job the chain does not know is generated");
+    for spec in &s[..3] {
+        let (mine, theirs) = (b.jobs.get(spec.id).await.unwrap().unwrap(), a.jobs.get(spec.id).await.unwrap().unwrap());
+        assert_eq!(mine.token_id, theirs.token_id);
+        assert_eq!((&mine.metadata_cid, &mine.image_cid), (&theirs.metadata_cid, &theirs.image_cid));
+        // The image came back from the content store into this run's blob store.
+        assert!(b.ports.blobs.get(mine.image_key.as_deref().unwrap()).await.is_ok());
+    }
+    assert_eq!(state(&b, s[3].id).await, JobState::Minted);
+    // Without the content store, the tokens are still found; what is missing is said.
+    let c = rig_beside(&a, None);
+    let found = crate::reconcile::reconcile(&c.ports, &s).await.unwrap();
+    assert_eq!((found.adopted.len(), found.unrecovered.len()), (4, 4), "{:?}", found.unrecovered);
+    assert!(found.unrecovered[0].1.contains("is not in the content store"), "{:?}", found.unrecovered);
+}
+
+#[tokio::test]
+async fn a_job_at_a_position_another_job_holds_is_never_minted() {
+    let a = rig(None);
+    published(&a, 1).await;
+    mint_receive(&a, 10, 1).await;
+    // The file's first prompt was edited after its job was minted: a new job at position 0.
+    let b = rig_beside(&a, None);
+    let edited = specs(&["a red circle, edited"]);
+    assert_eq!(edited[0].id.position(), specs(&["a red circle"])[0].id.position());
+    let found = crate::reconcile::reconcile(&b.ports, &edited).await.unwrap();
+    assert_eq!(found.conflicts.len(), 1, "the run would be refused here");
+    // Pushed through anyway (a worker that skipped the check): refused, and nothing is sent.
+    intake::submit(&b.ports, edited[0].clone()).await.unwrap();
+    drain(&b).await;
+    let j = b.jobs.get(edited[0].id).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    assert!(j.error.as_deref().unwrap_or_default().contains("position 0 was minted as token"), "{:?}", j.error);
+    assert_eq!(a.minter.txs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_plan_whose_job_another_run_minted_meanwhile_is_released_unsent() {
+    let a = rig(None);
+    let jobs = published(&a, 3).await;
+    // This run planned all three and claimed them, then stalled before sending.
+    planned(&a, &jobs, 3).await;
+    // Meanwhile another run (its own folder, same content) minted the second job alone.
+    let b = rig_beside(&a, Some(content_dir(&a)));
+    published(&b, 3).await;
+    crate::mint::run(&b.ports, jobs[1].id()).await.unwrap();
+    assert_eq!(a.minter.txs.load(Ordering::SeqCst), 1);
+    // The stalled plan is never sent; its jobs are planned again, the minted one adopted.
+    for _ in 0..3 {
+        mint_receive(&a, 10, 50).await;
+    }
+    assert_eq!(a.minter.txs.load(Ordering::SeqCst), 2, "the other two, in one new batch");
+    let mut tokens = std::collections::HashSet::new();
+    for j in &jobs {
+        let j = a.jobs.get(j.id()).await.unwrap().unwrap();
+        assert_eq!(j.state, JobState::Minted);
+        tokens.insert(j.token_id.unwrap());
+    }
+    assert_eq!(tokens.len(), 3, "one token per job");
+    assert!(a.minter.ledger.lock().unwrap().duplicates().is_empty());
 }

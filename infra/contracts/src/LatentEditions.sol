@@ -6,6 +6,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
 import {CidCodec} from "./CidCodec.sol";
+import {BlockNumber} from "./BlockNumber.sol";
 
 /// @title LatentEditions
 /// @notice ERC-1155 editions of AI-generated images: one generated image (one job) becomes an
@@ -37,6 +38,8 @@ contract LatentEditions is ERC1155, AccessControl, Pausable, ERC2981 {
     mapping(bytes32 key => uint256) public mintedBy;
     /// @notice Editions created.
     uint256 public editionCount;
+    /// @notice The block this contract was deployed in (the L2's own number on Arbitrum).
+    uint256 public immutable deployedBlock;
 
     mapping(uint256 id => string) private _uriOverride;
     string private _contractURI;
@@ -68,6 +71,7 @@ contract LatentEditions is ERC1155, AccessControl, Pausable, ERC2981 {
         _grantRole(PAUSER_ROLE, admin);
         if (royaltyReceiver != address(0)) _setDefaultRoyalty(royaltyReceiver, royaltyBps);
         _contractURI = contractURI_;
+        deployedBlock = BlockNumber.current();
     }
 
     /// @notice Creates the edition of `jobId` with metadata `metadataDigest` (sha2-256 of the

@@ -12,6 +12,7 @@ interface Vm {
     function expectRevert(bytes4) external;
     function assume(bool) external pure;
     function label(address, string calldata) external;
+    function roll(uint256) external;
 }
 
 /// Minimal test base: cheatcodes plus assertions that revert with a message.
@@ -48,6 +49,10 @@ abstract contract TestBase {
 
     function assertEq(string memory a, string memory b, string memory what) internal pure {
         if (keccak256(bytes(a)) != keccak256(bytes(b))) revert(string.concat(what, ": strings differ"));
+    }
+
+    function assertEq(bool a, bool b, string memory what) internal pure {
+        if (a != b) revert(string.concat(what, ": booleans differ"));
     }
 
     function assertTrue(bool c, string memory what) internal pure {

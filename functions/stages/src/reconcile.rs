@@ -1,0 +1,178 @@
+//! The chain is the source of truth: a job store is made to agree with it before a run
+//! generates or mints anything.
+//!
+//! A run that lost its job store (or its whole data folder), that restored one from a backup,
+//! that moved machines, or that crashed between a mint and its write does not know what became
+//! of some jobs. It asks the chain once for all of them ([`Minter::fates`]: the contract's
+//! position bitmap, then its mint events) and:
+//! - a job the chain holds a token for takes the chain's word ([`Job::adopt_chain_mint`]): the
+//!   token, its transaction, its metadata and image CIDs, and the content itself when the
+//!   content store has it. It is never generated or minted again;
+//! - a job whose position holds another job's token is a conflict: the collection file changed
+//!   after that mint. The caller refuses the run before anything is done;
+//! - a job the store says is minted but the chain does not know (a reset local chain) goes back
+//!   to `published`, and its mint is queued.
+//!
+//! [`Minter::fates`]: latentmint_core::ports::Minter::fates
+
+use latentmint_core::batch::BatchSlot;
+use latentmint_core::cid::{cid_of_bytes, directory_links};
+use latentmint_core::ledger::{ChainMint, Fate, Via};
+use latentmint_core::metadata::TokenMetadata;
+use latentmint_core::{Adoption, Job, JobId, JobSpec, JobState, Stage, StageMessage};
+use tracing::{info, warn};
+
+use crate::generate::image_key;
+use crate::{Ports, StageError};
+
+/// What a reconciliation found.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Jobs the chain holds a token for, whether the store knew it or not.
+    pub on_chain: Vec<JobId>,
+    /// Of those, the ones whose record now takes the chain's word (it did not know the token,
+    /// or held other content than the token points at).
+    pub adopted: Vec<JobId>,
+    /// Adopted jobs whose content could not be read back, and why: their token exists, but
+    /// this run can neither show nor check its image.
+    pub unrecovered: Vec<(JobId, String)>,
+    /// Jobs whose position holds another job's token, and that token.
+    pub conflicts: Vec<(JobId, ChainMint)>,
+    /// Jobs the store had as minted whose token the chain does not know: their mint is queued.
+    pub lost: Vec<JobId>,
+}
+
+/// Makes the job store agree with the chain for the jobs of `specs` (and every job the store
+/// holds as minted).
+pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, StageError> {
+    let mut ids: Vec<JobId> = specs.iter().map(|s| s.id).collect();
+    for j in ports.jobs.list(Some(JobState::Minted)).await? {
+        if !ids.contains(&j.id()) {
+            ids.push(j.id());
+        }
+    }
+    let fates = ports.minter.fates(&ids).await?;
+    let mut out = Reconciled::default();
+    for (id, fate) in ids.iter().copied().zip(fates) {
+        let stored = ports.jobs.get(id).await?;
+        match fate {
+            Fate::Minted(m) => {
+                out.on_chain.push(id);
+                let Some(spec) =
+                    stored.as_ref().map(|j| j.spec.clone()).or_else(|| specs.iter().find(|s| s.id == id).cloned())
+                else {
+                    continue;
+                };
+                if let Some(j) = &stored
+                    && knows(j, &m)
+                {
+                    continue;
+                }
+                let from = stored.as_ref().map(|j| j.state);
+                let mut job = stored.unwrap_or_else(|| Job::new(spec));
+                let (adoption, missing) = adoption(ports, &job, &m).await;
+                job.adopt_chain_mint(adoption);
+                let written = match from {
+                    None => ports.jobs.insert_if_absent(&job).await?,
+                    Some(state) => ports.jobs.update(&job, state).await?,
+                };
+                if !written {
+                    // Another worker changed it meanwhile; the next run looks again.
+                    warn!(job = %id.short(), "changed while it was reconciled; left for the next run");
+                    continue;
+                }
+                info!(job = %id.short(), token = %m.token_id, tx = %m.tx_hash, "found minted on chain; the record takes the chain's word");
+                out.adopted.push(id);
+                if let Some(why) = missing {
+                    out.unrecovered.push((id, why));
+                }
+            }
+            Fate::PositionTaken(holder) => out.conflicts.push((id, holder)),
+            Fate::Unminted => {
+                if let Some(mut job) = stored.filter(|j| j.state == JobState::Minted) {
+                    warn!(job = %id.short(), "its token is missing from this chain (a reset local chain); minting it again");
+                    job.record_token_lost().map_err(|e| StageError::Fail(e.to_string()))?;
+                    if ports.jobs.update(&job, JobState::Minted).await? {
+                        ports.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, id).to_body()).await?;
+                        out.lost.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// True when `job`'s record already says what the chain says of it.
+fn knows(job: &Job, m: &ChainMint) -> bool {
+    job.state == JobState::Minted
+        && job.token_id.as_deref() == Some(m.token_id.as_str())
+        && job.tx_hash.as_deref() == Some(m.tx_hash.as_str())
+        && m.alone_metadata_cid().is_none_or(|c| job.metadata_cid.as_deref() == Some(c.as_str()))
+}
+
+/// What the chain and the content store say of `job`'s token `m`: its transaction, its batch
+/// place, the metadata it points at and, where the content store has them, the image and
+/// generation record. The second value says what could not be read.
+pub async fn adoption(ports: &Ports, job: &Job, m: &ChainMint) -> (Adoption, Option<String>) {
+    let mut a = Adoption { token_id: m.token_id.clone(), tx_hash: Some(m.tx_hash.clone()), ..Adoption::default() };
+    let metadata_cid = match &m.via {
+        Via::Alone | Via::Edition => m.alone_metadata_cid().or_else(|| job.metadata_cid.clone()),
+        Via::Batch { batch, index, directory_cid, .. } => {
+            a.batch = Some(BatchSlot { batch: *batch, index: *index });
+            match batch_entry(ports, directory_cid, *index).await {
+                Ok(cid) => Some(cid),
+                Err(why) => return (a, Some(why)),
+            }
+        }
+    };
+    let Some(metadata_cid) = metadata_cid else { return (a, Some("the chain does not say its metadata".into())) };
+    a.metadata_cid = Some(metadata_cid.clone());
+    if job.metadata_cid.as_deref() == Some(metadata_cid.as_str()) {
+        // The record holds this very content already.
+        return (a, None);
+    }
+    let metadata = match ports.pinner.fetch(&metadata_cid).await {
+        Ok(bytes) if cid_of_bytes(&bytes) == metadata_cid => bytes,
+        Ok(_) => {
+            return (a, Some(format!("the content store's copy of metadata {metadata_cid} does not match its CID")));
+        }
+        Err(e) => return (a, Some(format!("metadata {metadata_cid} is not in the content store ({e})"))),
+    };
+    let meta: TokenMetadata = match serde_json::from_slice(&metadata) {
+        Ok(m) => m,
+        Err(e) => return (a, Some(format!("metadata {metadata_cid} is not token metadata: {e}"))),
+    };
+    let Some(image_cid) = meta.image_cid().map(str::to_string) else {
+        return (a, Some(format!("metadata {metadata_cid} names no ipfs:// image")));
+    };
+    a.image_cid = Some(image_cid.clone());
+    match ports.pinner.fetch(&image_cid).await {
+        Ok(png) if cid_of_bytes(&png) == image_cid => {
+            let key = image_key(job.id(), &meta.provenance.image_sha256);
+            if let Err(e) = ports.blobs.put(&key, png).await {
+                return (a, Some(format!("image {image_cid} could not be stored: {e}")));
+            }
+            a.image_key = Some(key);
+            (a, None)
+        }
+        Ok(_) => (a, Some(format!("the content store's copy of image {image_cid} does not match its CID"))),
+        Err(e) => (a, Some(format!("image {image_cid} is not in the content store ({e})"))),
+    }
+}
+
+/// The CID of file `index` of the batch directory `dir`, read from the content store and
+/// checked against the directory's CID.
+async fn batch_entry(ports: &Ports, dir: &str, index: u32) -> Result<String, String> {
+    let block = ports
+        .pinner
+        .fetch_block(dir)
+        .await
+        .map_err(|e| format!("batch directory {dir} is not in the content store ({e})"))?;
+    let links = directory_links(dir, &block).map_err(|e| format!("batch directory {dir}: {e}"))?;
+    links
+        .into_iter()
+        .find(|(name, _)| *name == index.to_string())
+        .map(|(_, cid)| cid)
+        .ok_or_else(|| format!("batch directory {dir} has no entry {index}"))
+}

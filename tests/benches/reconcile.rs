@@ -1,0 +1,145 @@
+//! Reconcile benchmark: how long a run takes to decide, from a local node, what became of
+//! jobs it does not know (a lost `pipeline.db`, a lost data folder). Goal: 1,000 jobs already
+//! minted, all decided in under 10 s.
+//!
+//! `cargo bench -p latentmint-e2e --bench reconcile [-- --jobs 1000 --runs 5]` (after
+//! `scripts/bootstrap.sh --tests`): starts anvil, mints `--jobs` jobs of one collection in
+//! batches of 100, then, `--runs` times with a cold minter (no ledger cache) and an empty job
+//! store, times
+//! - `fates`: the chain's word on every job (the position bitmap, then the mint events);
+//! - `reconcile`: the same, plus each job's record written as the chain says (content absent).
+//!
+//! Appends one JSON record (machine, tool versions, every sample) to
+//! infra/bench/records/reconcile.jsonl; `python3 infra/bench/report.py` turns the records into
+//! infra/bench/RECONCILE.md.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use latentmint_chain::{Chain, ContractKind, LocalNode};
+use latentmint_core::batch::{BatchPlan, Member};
+use latentmint_core::cid::cid_of_bytes;
+use latentmint_core::collection::Collection;
+use latentmint_core::ports::{
+    GeneratedImage, GenerationRequest, Generator, Minter, PortError, PortResult, ProvenanceSigner,
+};
+use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
+use latentmint_stages::Ports;
+
+struct Unused;
+
+#[async_trait]
+impl Generator for Unused {
+    async fn generate(&self, _: &GenerationRequest) -> PortResult<GeneratedImage> {
+        Err(PortError::Permanent("a reconcile generates nothing".into()))
+    }
+}
+
+#[async_trait]
+impl ProvenanceSigner for Unused {
+    async fn sign(
+        &self,
+        _: &latentmint_core::metadata::Provenance,
+    ) -> PortResult<latentmint_core::metadata::ProvenanceSignature> {
+        Err(PortError::Permanent("a reconcile signs nothing".into()))
+    }
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let jobs = arg("--jobs", 1000);
+    let runs = arg("--runs", 5);
+    let anvil = latentmint_e2e::anvil();
+    let node = LocalNode::spawn_with(&anvil, 412_346, None, &["--gas-limit", "100000000"]).await?;
+    let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap_or_default(), 412_346).await?;
+    let located = chain.find_or_deploy("Reconcile Bench", "RB", ContractKind::Collection, &Default::default()).await?;
+    let text = format!(
+        "[collection]\nname = \"Reconcile Bench\"\nsymbol = \"RB\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"a red circle\"\ncount = {jobs}\n"
+    );
+    let specs = Collection::from_toml("bench.toml", &text)?.jobs()?;
+    let minter = chain.minter(located.deployed.address, 1);
+    let started = Instant::now();
+    for group in specs.chunks(100) {
+        let members = group
+            .iter()
+            .map(|s| {
+                let metadata = format!("{{\"job\":\"{}\"}}", s.id).into_bytes();
+                Member { job: s.id, recipient: s.recipient, metadata_cid: cid_of_bytes(&metadata), metadata }
+            })
+            .collect();
+        minter.mint_batch(&BatchPlan::new(members)?).await?;
+    }
+    eprintln!("minted {jobs} jobs in {:.1}s", started.elapsed().as_secs_f64());
+    let ids: Vec<_> = specs.iter().map(|s| s.id).collect();
+
+    let (mut fates, mut reconciles) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        // Cold: a new minter (no ledger read yet), as a restarted run has.
+        let cold = chain.minter(located.deployed.address, 1);
+        let t = Instant::now();
+        let f = cold.fates(&ids).await?;
+        fates.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(f.iter().all(|f| matches!(f, latentmint_core::ledger::Fate::Minted(_))), "every job minted");
+
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("p.db");
+        let ports = Ports {
+            queue: Arc::new(SqliteQueue::open(&db, 5)?),
+            jobs: Arc::new(SqliteJobStore::open(&db)?),
+            blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
+            generator: Arc::new(Unused),
+            pinner: Arc::new(LocalContentStore::new(dir.path().join("ipfs"))),
+            minter: Arc::new(chain.minter(located.deployed.address, 1)),
+            signer: Arc::new(Unused),
+        };
+        let t = Instant::now();
+        let r = latentmint_stages::reconcile::reconcile(&ports, &specs).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        reconciles.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(r.adopted.len() == jobs, "every job adopted: {}", r.adopted.len());
+    }
+    let anvil_version = std::process::Command::new(&anvil)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    let record = serde_json::json!({
+        "bench": "reconcile",
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "machine": machine(),
+        "node": anvil_version,
+        "jobs": jobs,
+        "batch": 100,
+        "fates_s": fates,
+        "reconcile_s": reconciles,
+    });
+    let path = latentmint_e2e::repo_root().join("infra/bench/records/reconcile.jsonl");
+    let mut line = serde_json::to_string(&record)?;
+    line.push('\n');
+    use std::io::Write;
+    std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(line.as_bytes())?;
+    println!("{record}");
+    eprintln!("appended to {}; `python3 infra/bench/report.py` writes infra/bench/RECONCILE.md", path.display());
+    node.stop().await;
+    Ok(())
+}
