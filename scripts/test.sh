@@ -45,6 +45,9 @@ sed -n '/% Lines/,/Total/p' infra/contracts/COVERAGE.md | grep -E "File|src/|Tot
 step "gas snapshot (baseline vs LatentCollection) unchanged"
 (cd infra/contracts && "$LATENTMINT_FORGE" snapshot --check --match-contract GasBenchmark)
 
+step "benchmark records: documents generated from them, goals met (infra/bench/report.py)"
+python3 infra/bench/report.py --check
+
 step "contract artifacts match their sources"
 infra/contracts/build.sh --check
 

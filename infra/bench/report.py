@@ -35,14 +35,14 @@ def render(records):
         "- **reconcile**: the same, and every job's record written as the chain says (content absent).",
         f"- Goal: {GOAL_S:.0f} s for 1,000 jobs found minted.",
         "",
-        "| date | machine | node | jobs | fates, median (min-max) | reconcile, median (min-max) | samples | goal met |",
-        "| --- | --- | --- | ---: | --- | --- | ---: | --- |",
+        "| date | machine | node | build | jobs | fates, median (min-max) | reconcile, median (min-max) | samples | goal met |",
+        "| --- | --- | --- | --- | ---: | --- | --- | ---: | --- |",
     ]
     for r in records:
         f, c = r["fates_s"], r["reconcile_s"]
         met = max(c) < GOAL_S if r["jobs"] >= 1000 else None
         lines.append(
-            f"| {r['date']} | {r['machine']} | {r['node']} | {r['jobs']:,} "
+            f"| {r['date']} | {r['machine']} | {r['node']} | {r.get('build', 'release')} | {r['jobs']:,} "
             f"| {statistics.median(f):.2f} s ({min(f):.2f}-{max(f):.2f}) "
             f"| {statistics.median(c):.2f} s ({min(c):.2f}-{max(c):.2f}) | {len(c)} "
             f"| {'-' if met is None else ('yes' if met else 'no')} |"

@@ -72,9 +72,13 @@ async fn main() -> anyhow::Result<()> {
     let node = LocalNode::spawn_with(&anvil, 412_346, None, &["--gas-limit", "100000000"]).await?;
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap_or_default(), 412_346).await?;
     let located = chain.find_or_deploy("Reconcile Bench", "RB", ContractKind::Collection, &Default::default()).await?;
-    let text = format!(
-        "[collection]\nname = \"Reconcile Bench\"\nsymbol = \"RB\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"a red circle\"\ncount = {jobs}\n"
+    // A prompt holds at most 1,000 copies: as many prompts as that takes.
+    let mut text = String::from(
+        "[collection]\nname = \"Reconcile Bench\"\nsymbol = \"RB\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n",
     );
+    for (i, start) in (0..jobs).step_by(1000).enumerate() {
+        text.push_str(&format!("[[prompts]]\ntext = \"shape {i}\"\ncount = {}\n", (jobs - start).min(1000)));
+    }
     let specs = Collection::from_toml("bench.toml", &text)?.jobs()?;
     let minter = chain.minter(located.deployed.address, 1);
     let started = Instant::now();
@@ -130,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         "node": anvil_version,
         "jobs": jobs,
         "batch": 100,
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "fates_s": fates,
         "reconcile_s": reconciles,
     });
