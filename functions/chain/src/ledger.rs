@@ -30,6 +30,10 @@ pub enum Kind {
     Editions,
 }
 
+/// How deep a block must be before its mints are kept and not read again: deeper than the
+/// reorganisations L2s see, and than a lagging replica behind a load balancer.
+pub const SETTLED_DEPTH: u64 = 64;
+
 /// A ledger kept between reads.
 #[derive(Debug)]
 pub struct LedgerCache {
@@ -48,11 +52,18 @@ impl LedgerCache {
         Self { address, kind, start, settled_to: None, settled: Ledger::default() }
     }
 
+    /// Forgets what was read: the next read scans from the deployment block again (when the
+    /// chain holds a mint no kept event names, a replica must have answered short).
+    pub fn forget(&mut self) {
+        self.settled_to = None;
+        self.settled = Ledger::default();
+    }
+
     /// Every mint up to the chain's head: the settled part from the cache, the tip (the last
-    /// `confirmations` blocks) read again.
+    /// [`SETTLED_DEPTH`] blocks, or `confirmations` if more) read again.
     pub async fn read(&mut self, provider: &DynProvider, confirmations: u64) -> Result<Ledger, ChainError> {
         let head = provider.get_block_number().await.map_err(|e| ChainError::Rpc(format!("eth_blockNumber: {e}")))?;
-        let safe = head.saturating_sub(confirmations);
+        let safe = head.saturating_sub(confirmations.max(SETTLED_DEPTH));
         let from = self.settled_to.map_or(self.start, |b| b + 1);
         if from <= safe {
             let found = scan(provider, self.address, self.kind, from, safe).await?;
@@ -80,19 +91,27 @@ pub async fn scan(
         Kind::Collection => {
             vec![LatentCollection::JobMinted::SIGNATURE_HASH, LatentCollection::BatchMinted::SIGNATURE_HASH]
         }
-        Kind::Editions => vec![LatentEditions::EditionMinted::SIGNATURE_HASH],
+        Kind::Editions => {
+            vec![LatentEditions::EditionCreated::SIGNATURE_HASH, LatentEditions::EditionMinted::SIGNATURE_HASH]
+        }
     };
     let filter = Filter::new().address(address).event_signature(topics);
     let mut logs = logs_split(provider, &filter, from, to).await?;
     logs.sort_by_key(|l| (l.block_number, l.log_index));
     let mut out = Vec::new();
+    // An edition's metadata, from its creation (which comes before its copies' mint).
+    let mut editions = std::collections::HashMap::new();
     for log in logs {
-        decode(&log, &mut out)?;
+        decode(&log, &mut editions, &mut out)?;
     }
     Ok(out)
 }
 
-fn decode(log: &Log, out: &mut Vec<ChainMint>) -> Result<(), ChainError> {
+fn decode(
+    log: &Log,
+    editions: &mut std::collections::HashMap<U256, String>,
+    out: &mut Vec<ChainMint>,
+) -> Result<(), ChainError> {
     let (Some(block), Some(log_index), Some(tx)) = (log.block_number, log.log_index, log.transaction_hash) else {
         return Ok(()); // pending: not a mint yet
     };
@@ -132,6 +151,10 @@ fn decode(log: &Log, out: &mut Vec<ChainMint>) -> Result<(), ChainError> {
                 });
             }
         }
+        Some(t) if *t == LatentEditions::EditionCreated::SIGNATURE_HASH => {
+            let ev = LatentEditions::EditionCreated::decode_log(&log.inner).map_err(bad)?;
+            editions.insert(ev.id, latentmint_core::cid::raw_cid_of_digest(&ev.metadataDigest.0));
+        }
         Some(t) if *t == LatentEditions::EditionMinted::SIGNATURE_HASH => {
             let ev = LatentEditions::EditionMinted::decode_log(&log.inner).map_err(bad)?;
             out.push(ChainMint {
@@ -140,7 +163,7 @@ fn decode(log: &Log, out: &mut Vec<ChainMint>) -> Result<(), ChainError> {
                 tx_hash,
                 block,
                 log_index,
-                via: Via::Edition,
+                via: Via::Edition { metadata_cid: editions.get(&ev.id).cloned() },
             });
         }
         _ => {}

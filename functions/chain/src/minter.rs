@@ -519,20 +519,25 @@ pub(crate) fn classify<I: alloy::sol_types::SolInterface + std::fmt::Debug>(
 impl Minter for EvmMinter {
     async fn fates(&self, jobs: &[JobId]) -> PortResult<Vec<Fate>> {
         if self.editions.is_some() {
-            // Editions are keyed by the whole job id on chain (`mintedBy`): a job is minted or not.
+            // Editions are keyed by the whole job id on chain (`mintedBy`); a position held by
+            // another job is told from the events (the contract does not keep positions).
             let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
-            return Ok(jobs
-                .iter()
-                .map(|j| ledger.of(*j).map_or(Fate::Unminted, |m| Fate::Minted(m.clone())))
-                .collect());
+            return Ok(jobs.iter().map(|j| ledger.fate(*j)).collect());
         }
         let claimed =
             crate::ledger::claimed(&self.contract, jobs).await.map_err(|e| PortError::Transient(e.to_string()))?;
         if !claimed.iter().any(|c| *c) {
             return Ok(vec![Fate::Unminted; jobs.len()]);
         }
-        // The events were read after the bitmap, so they cover every position it holds.
-        let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        // The events were read after the bitmap, so they cover every position it holds; if
+        // they do not (a replica answered short), what was kept is read again, once.
+        let mut ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        if jobs.iter().zip(&claimed).any(|(j, c)| *c && ledger.fate(*j) == Fate::Unminted) {
+            if let Some(cache) = self.ledger.lock().await.as_mut() {
+                cache.forget();
+            }
+            ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        }
         jobs.iter()
             .zip(claimed)
             .map(|(job, claimed)| match (claimed, ledger.fate(*job)) {

@@ -155,6 +155,27 @@ impl Standard {
     }
 }
 
+/// Refuses a folder whose `deployment.json` names a contract with code other than the
+/// collection's own address: one an older latentmint deployed at no fixed address.
+async fn refuse_legacy_record(
+    chain: &Chain,
+    known: Option<&Deployment>,
+    expected: EvmAddress,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    if let Some((recorded, _)) = known.and_then(Deployment::minting)
+        && recorded != expected
+        && chain.has_code(recorded).await?
+    {
+        bail!(
+            "{}: names the contract {recorded}, but this collection's contract is at {expected} (its address follows from the collection and the wallet {}); an older latentmint deployed {recorded} at no fixed address, and this version cannot mint there; its jobs have other ids, so moving deployment.json away would mint the whole collection again on {expected}: give the collection a new name to start a new one, or keep the older latentmint for it",
+            dir.join("deployment.json").display(),
+            chain.sender()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses a collection whose jobs were minted as the other standard: its `[editions]` section
 /// was added or removed after minting. Both standards' contracts have addresses of their own,
 /// so without this check its jobs would be minted a second time, on the other contract.
@@ -453,16 +474,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         // The collection's address follows from its name, symbol, standard and the wallet:
         // deployment.json only caches it, and is checked against the chain.
         let expected = latentmint_chain::collection_address(chain.sender(), name, symbol, kind);
-        if let Some((recorded, _)) = known.as_ref().and_then(Deployment::minting)
-            && recorded != expected
-            && chain.has_code(recorded).await?
-        {
-            bail!(
-                "{}: names the contract {recorded}, but this collection's contract is at {expected} (its address follows from the collection and the wallet {}); an older latentmint deployed {recorded} at no fixed address: set chain.contract = \"{recorded}\" in the collection file to keep minting there, or move deployment.json away to use {expected}",
-                ws.dir.join("deployment.json").display(),
-                chain.sender()
-            );
-        }
+        refuse_legacy_record(&chain, known.as_ref(), expected, &ws.dir).await?;
         refuse_other_standard(&chain, c, standard).await?;
         let located = chain.find_or_deploy(name, symbol, kind, &latentmint_chain::DeployOptions::default()).await?;
         let at = located.deployed;
@@ -971,7 +983,7 @@ async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyho
         let token = j.token_id.as_deref().context("minted job without token id")?;
         // Found on chain by a run that lost its data folder, and its content with it: the
         // token is real, but nothing here can show its bytes (said above, and counted).
-        if j.reviewed_by.as_deref() == Some("chain") && j.image_key.is_none() {
+        if j.content_missing.is_some() {
             unchecked.push(token.to_string());
             continue;
         }
@@ -1066,8 +1078,11 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     // Before anything is paid: the folder the address is recorded in must be this collection's,
     // and of the standard it mints.
     let dir = run_dir(&args.data_dir, &collection)?;
-    Deployment::recorded(&dir, chain_cfg.id(), Standard::of(&collection))?;
+    let known = Deployment::recorded(&dir, chain_cfg.id(), Standard::of(&collection))?;
     let chain = connect(chain_cfg, &urls, &key).await?;
+    let (name, symbol) = (&collection.file.collection.name, &collection.file.collection.symbol);
+    let expected = latentmint_chain::collection_address(chain.sender(), name, symbol, Standard::of(&collection).kind());
+    refuse_legacy_record(&chain, known.as_ref(), expected, &dir).await?;
     let opts = latentmint_chain::DeployOptions {
         royalty_receiver: receiver,
         royalty_bps: args.royalty_bps,
@@ -1076,7 +1091,6 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let standard = Standard::of(&collection);
     let record = dir.join("deployment.json");
     let mut d = Deployment { chain_id: chain_cfg.id(), standard, ..Deployment::default() };
-    let (name, symbol) = (&collection.file.collection.name, &collection.file.collection.symbol);
     let say = |kind: latentmint_chain::ContractKind, l: &latentmint_chain::Located| {
         let how = if l.deployed_now { "deployed" } else { "already deployed" };
         println!(

@@ -78,6 +78,10 @@ pub struct CollectionFile {
 /// as an extra digit from minting millions).
 pub const MAX_EDITION_COPIES: u64 = 1_000_000;
 
+/// The most jobs one collection file may ask for (the sum of its prompts' counts): checked
+/// before any job is made, and far inside a job position's 32-bit place.
+pub const MAX_JOBS: u64 = 100_000;
+
 /// `[editions]`: the collection mints ERC-1155 editions on a LatentEditions contract. Each
 /// approved image becomes one edition (its metadata fixed at creation) and `copies` of it go
 /// to the recipient; without this section each image is one ERC-721 token.
@@ -882,6 +886,15 @@ impl Collection {
                 ));
             }
         }
+        // Counted before anything is expanded: a file's jobs are bounded by its counts.
+        let total: u64 = f.prompts.iter().map(|p| u64::from(p.count)).sum();
+        if total > MAX_JOBS {
+            return Err(FieldError::new(
+                "prompts",
+                format!("ask for {total} jobs in all; one collection file holds at most {MAX_JOBS}"),
+                "lower the counts, or split the drop over several collections (each its own name)",
+            ));
+        }
         if let Some(l) = &f.living {
             l.check(Some(f.generation.steps))?;
         }
@@ -926,8 +939,9 @@ impl Collection {
         let f = &self.file;
         let g = &f.generation;
         let mut out = Vec::new();
-        // Positions in file order: every copy of prompt 0, then of prompt 1, ...
-        let mut position = 0u64;
+        // Positions in file order: every copy of prompt 0, then of prompt 1, ... (at most
+        // MAX_JOBS, checked by `validate`).
+        let mut position = 0u32;
         for (i, p) in f.prompts.iter().enumerate() {
             for copy in 0..p.count {
                 let seed = p.seed.unwrap_or_else(|| derive_seed(g.seed, i as u64, u64::from(copy)));

@@ -29,11 +29,12 @@ crate::hex_id::hex_id!(
     "job id"
 );
 
-/// A job's place in its collection, carried in the low 8 bytes of its id, where the contract
-/// reads it: each position is minted at most once. A collection file's jobs take positions
-/// 0, 1, 2 … in file order (every copy of prompt 0, then of prompt 1, …); a job for an outside
-/// request (a shop's order) takes a position in the upper half, from a hash of the request,
-/// so it never meets a file's jobs.
+/// A job's place, carried in the low 8 bytes of its id, where the contract reads it: each
+/// position is minted at most once. The upper 32 bits name the collection (a hash of its name
+/// and symbol: collections sharing a contract never meet), the lower 32 are the job's place in
+/// its file, 0, 1, 2 … in file order (every copy of prompt 0, then of prompt 1, …), so one
+/// collection's positions are dense and share storage words. A job for an outside request (a
+/// shop's order) takes a place in the upper half, from a hash of the collection and the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Position(pub u64);
 
@@ -41,26 +42,51 @@ impl Position {
     /// Where outside requests' positions start (2^63).
     pub const REQUESTS: u64 = 1 << 63;
 
+    /// Position `index` of the collection `name`/`symbol`'s file.
+    pub fn in_file(name: &str, symbol: &str, index: u32) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"latentmint/position/collection/v1\0");
+        for part in [name, symbol] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        let d: [u8; 32] = h.finalize().into();
+        // The top bit stays clear: that half is the requests'.
+        let namespace = u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]]) >> 1);
+        Self((namespace << 32) | u64::from(index))
+    }
+
     /// Whether a shop order (an outside request) holds this position.
     pub fn is_request(self) -> bool {
         self.0 >= Self::REQUESTS
+    }
+
+    /// The job's place in its collection file (meaningless for a request).
+    pub fn index(self) -> u32 {
+        (self.0 & 0xffff_ffff) as u32
     }
 }
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_request() { write!(f, "request position {:#x}", self.0) } else { write!(f, "position {}", self.0) }
+        if self.is_request() {
+            write!(f, "request position {:#x}", self.0)
+        } else {
+            // Its place in the file; the collection it belongs to is the one being spoken of.
+            write!(f, "position {}", self.index())
+        }
     }
 }
 
 impl JobId {
     /// The id of a collection item: collection identity, position (prompt `index`, `copy`,
-    /// and its place `position` among all the file's jobs) and the exact request.
+    /// and its place `position` among all the file's jobs, see [`Position::in_file`]) and the
+    /// exact request.
     #[allow(clippy::too_many_arguments)]
     pub fn derive(
         collection: &str,
         symbol: &str,
-        position: u64,
+        position: u32,
         index: u32,
         copy: u32,
         prompt: &str,
@@ -76,7 +102,7 @@ impl JobId {
         h.update(copy.to_be_bytes());
         h.update(position.to_be_bytes());
         hash_params(&mut h, params);
-        Self::with_position(h.finalize().into(), Position(position))
+        Self::with_position(h.finalize().into(), Position::in_file(collection, symbol, position))
     }
 
     /// The id of a job for an outside request: collection identity, the caller's request id
@@ -388,6 +414,11 @@ pub struct Job {
     pub tx_hash: Option<String>,
     /// Why it failed or was rejected.
     pub error: Option<String>,
+    /// Set when the record was adopted from the chain and the token's content could not be
+    /// read back (it was lost with an earlier data folder): why. The token exists; this record
+    /// cannot show or check its bytes, and a later reconciliation tries again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_missing: Option<String>,
 }
 
 /// What the chain (and the content its token points to) says of a minted job that a record
@@ -409,6 +440,8 @@ pub struct Adoption {
     pub image_key: Option<String>,
     /// The metadata's generation record, when it could be read.
     pub generation: Option<GenerationRecord>,
+    /// What of the token's content could not be read back, and why.
+    pub missing: Option<String>,
 }
 
 /// The claim of one queue message on generating a job. Generation is the costly stage (a GPU
@@ -472,6 +505,7 @@ impl Job {
             token_id: None,
             tx_hash: None,
             error: None,
+            content_missing: None,
         }
     }
 
@@ -602,12 +636,26 @@ impl Job {
         if self.reviewed_by.is_none() {
             self.reviewed_by = Some("chain".into());
         }
-        let Some(metadata_cid) = a.metadata_cid else { return };
-        if self.metadata_cid.as_deref() != Some(metadata_cid.as_str()) {
-            self.metadata_cid = Some(metadata_cid);
-            self.image_cid = a.image_cid;
-            self.image_key = a.image_key;
-            self.generation = a.generation;
+        self.content_missing = a.missing;
+        match a.metadata_cid {
+            // The record's own content; what was read back fills what it lacked.
+            Some(cid) if self.metadata_cid.as_deref() == Some(cid.as_str()) => {
+                if a.image_key.is_some() {
+                    self.image_cid = a.image_cid;
+                    self.image_key = a.image_key;
+                }
+                if a.generation.is_some() {
+                    self.generation = a.generation;
+                }
+            }
+            // Other content than the record holds (a job regenerated after its record was
+            // lost), or none known: the record names only what the token points at.
+            other => {
+                self.metadata_cid = other;
+                self.image_cid = a.image_cid;
+                self.image_key = a.image_key;
+                self.generation = a.generation;
+            }
         }
     }
 
@@ -817,8 +865,13 @@ mod tests {
     fn the_low_eight_bytes_are_the_position() {
         let s = spec();
         let a = JobId::derive("c", "C", 7, 0, 0, "p", &s.params);
-        assert_eq!(a.position(), Position(7));
-        assert_eq!(&a.as_bytes()[24..], &7u64.to_be_bytes());
+        assert_eq!(a.position(), Position::in_file("c", "C", 7));
+        assert_eq!(a.position().index(), 7);
+        assert_eq!(&a.as_bytes()[28..], &7u32.to_be_bytes());
+        assert!(!a.position().is_request());
+        // Another collection's jobs sit elsewhere, so collections can share a contract.
+        assert_ne!(JobId::derive("d", "C", 7, 0, 0, "p", &s.params).position(), a.position());
+        assert_eq!(JobId::derive("c", "C", 8, 0, 0, "p", &s.params).position().0, a.position().0 + 1, "dense");
         assert_ne!(JobId::derive("c", "C", 8, 0, 0, "p", &s.params), a, "another place, another job");
         // An order: the upper half, the same for a retried webhook, another for another order.
         let o = JobId::derive_request("c", "C", "order-1", "p", &s.params);

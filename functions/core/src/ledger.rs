@@ -30,7 +30,11 @@ pub enum Via {
         directory_cid: String,
     },
     /// As an ERC-1155 edition: the token id is the edition's.
-    Edition,
+    Edition {
+        /// The edition's metadata, from its `EditionCreated` event (None if that event was
+        /// not read).
+        metadata_cid: Option<String>,
+    },
 }
 
 /// One job's token, as the chain's events tell it.
@@ -52,19 +56,22 @@ pub struct ChainMint {
 
 impl ChainMint {
     /// The URI the token was minted with: `ipfs://<metadata cid>` alone (its id is the
-    /// metadata's digest), `ipfs://<directory>/<index>` in a batch; `None` for an edition,
-    /// whose metadata digest is stored by the contract.
+    /// metadata's digest) or as an edition, `ipfs://<directory>/<index>` in a batch.
     pub fn minted_uri(&self) -> Option<String> {
         match &self.via {
-            Via::Alone => self.alone_metadata_cid().map(|c| format!("ipfs://{c}")),
             Via::Batch { index, directory_cid, .. } => Some(format!("ipfs://{directory_cid}/{index}")),
-            Via::Edition => None,
+            _ => self.known_metadata_cid().map(|c| format!("ipfs://{c}")),
         }
     }
 
-    /// The metadata CID of a token minted alone: its id, read as a sha2-256 digest.
-    pub fn alone_metadata_cid(&self) -> Option<String> {
-        (self.via == Via::Alone).then(|| token_digest(&self.token_id).map(|d| raw_cid_of_digest(&d))).flatten()
+    /// The metadata CID the chain alone tells: a single mint's id read as its digest, an
+    /// edition's from its creation; `None` for a batch token (an entry of its directory).
+    pub fn known_metadata_cid(&self) -> Option<String> {
+        match &self.via {
+            Via::Alone => token_digest(&self.token_id).map(|d| raw_cid_of_digest(&d)),
+            Via::Edition { metadata_cid } => metadata_cid.clone(),
+            Via::Batch { .. } => None,
+        }
     }
 }
 
@@ -287,7 +294,7 @@ mod tests {
         let id = single_token_id(&cid).unwrap();
         assert_eq!(id, "83814198383102558219731078260892729932246618004265700685467928187377105751529");
         let m = alone(job(1, 1), &id);
-        assert_eq!(m.alone_metadata_cid().as_deref(), Some(cid.as_str()));
+        assert_eq!(m.known_metadata_cid().as_deref(), Some(cid.as_str()));
         assert_eq!(m.minted_uri().unwrap(), format!("ipfs://{cid}"));
         assert_eq!(token_digest("0"), Some([0; 32]));
         assert_eq!(token_digest("12x"), None);

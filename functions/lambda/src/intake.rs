@@ -254,15 +254,19 @@ fn living(l: &LivingSection) -> String {
 pub async fn submit_text(ports: &Ports, stack: &StackChain, text: &str, is_json: bool) -> Result<Accepted, Refused> {
     let collection = collection(text, is_json, stack)?;
     let not_used = not_used(&collection, stack);
-    let specs = collection.jobs().map_err(Refused::field)?;
-    if specs.len() > MAX_JOBS {
+    // Counted from the prompts' counts, before any job is made.
+    let total: usize = collection.file.prompts.iter().map(|p| p.count as usize).sum();
+    if total > MAX_JOBS {
         return Err(Refused {
             status: 413,
-            error: format!("the collection expands to {} jobs; one request may create {MAX_JOBS}", specs.len()),
+            error: format!("the collection asks for {total} jobs; one request may create {MAX_JOBS}"),
             field: Some("prompts".into()),
-            fix: Some(format!("split the prompts over several files of at most {MAX_JOBS} tokens")),
+            fix: Some(format!(
+                "split the drop into collections of at most {MAX_JOBS} jobs, each with its own collection.name (a job's place is counted within its collection), or mint it with `latentmint run`"
+            )),
         });
     }
+    let specs = collection.jobs().map_err(Refused::field)?;
     let name = collection.file.collection.name.clone();
     let mut accepted = Accepted {
         collection: name.clone(),

@@ -52,8 +52,8 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
 /// in a batch and content), from whatever state the job is in.
 async fn adopt(ports: &Ports, mut job: Job, m: &ChainMint) -> Result<StageOutcome, StageError> {
     let from = job.state;
-    let (adoption, missing) = crate::reconcile::adoption(ports, &job, m).await;
-    if let Some(why) = missing {
+    let adoption = crate::reconcile::adoption(ports, &job, m).await;
+    if let Some(why) = &adoption.missing {
         warn!(job = %job.id().short(), token = %m.token_id, "minted on chain; its content could not be read back: {why}");
     }
     job.adopt_chain_mint(adoption);
@@ -308,23 +308,51 @@ async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutco
         }
         jobs.push(job);
     }
-    let receipt = match ports.minter.minted_batch(id).await? {
-        Some(found) => found,
-        None => {
-            // A job of the plan minted elsewhere meanwhile (alone, or by another run in another
-            // grouping): the contract would refuse the batch; its jobs are planned again, and
-            // the minted one then takes the chain's token.
-            let fates = ports.minter.fates(&plan.jobs).await?;
-            if let Some((job, _)) = plan.jobs.iter().zip(&fates).find(|(_, f)| !matches!(f, Fate::Unminted)) {
+    // Found by its id, the batch may have been minted by another folder with content of its
+    // own (the id hashes only its jobs): each job takes the chain's word, content included.
+    if ports.minter.minted_batch(id).await?.is_some() {
+        let fates = ports.minter.fates(&plan.jobs).await?;
+        let mut outcomes = BTreeMap::new();
+        for (job, fate) in jobs.into_iter().zip(fates) {
+            let outcome = match fate {
+                Fate::Minted(m) => adopt(ports, job, &m).await?,
+                other => {
+                    return Err(StageError::Retry(format!(
+                        "batch {} is on chain but job {} reads {other:?}; reading the chain again",
+                        id.short(),
+                        job.id().short()
+                    )));
+                }
+            };
+            outcomes.insert(outcome.job_id, outcome);
+        }
+        return Ok(outcomes);
+    }
+    // A job of the plan minted elsewhere meanwhile (alone, or by another run in another
+    // grouping): the contract would refuse the batch; its jobs are planned again, and the
+    // minted one then takes the chain's token.
+    let minted_elsewhere =
+        |fates: Vec<Fate>| plan.jobs.iter().zip(fates).find(|(_, f)| *f != Fate::Unminted).map(|(j, _)| *j);
+    if let Some(job) = minted_elsewhere(ports.minter.fates(&plan.jobs).await?) {
+        release(ports, &plan).await?;
+        return Err(StageError::Retry(format!(
+            "batch {}: job {} is minted on chain already; its jobs are planned again",
+            id.short(),
+            job.short()
+        )));
+    }
+    pin_directory(ports, &plan, &jobs).await?;
+    let receipt = match ports.minter.mint_batch(&plan).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Refused because a job was minted elsewhere in the meantime: release the plan now
+            // rather than spend the message's receives on a batch that can never go out.
+            if let Ok(fates) = ports.minter.fates(&plan.jobs).await
+                && minted_elsewhere(fates).is_some()
+            {
                 release(ports, &plan).await?;
-                return Err(StageError::Retry(format!(
-                    "batch {}: job {} is minted on chain already; its jobs are planned again",
-                    id.short(),
-                    job.short()
-                )));
             }
-            pin_directory(ports, &plan, &jobs).await?;
-            ports.minter.mint_batch(&plan).await?
+            return Err(e.into());
         }
     };
     let tokens = token_ids(receipt.first, plan.jobs.len());

@@ -40,19 +40,29 @@ pub struct Reconciled {
     pub conflicts: Vec<(JobId, ChainMint)>,
     /// Jobs the store had as minted whose token the chain does not know: their mint is queued.
     pub lost: Vec<JobId>,
+    /// Jobs the store holds short of a final state that are no longer in the collection file
+    /// (it was edited since they were queued): failed, so they are never minted.
+    pub retired: Vec<JobId>,
 }
 
-/// Makes the job store agree with the chain for the jobs of `specs` (and every job the store
-/// holds as minted).
+/// Makes the job store agree with the chain for the jobs of `specs`, which are the whole
+/// collection file: jobs of the store outside it that are not final are retired (failed).
 pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, StageError> {
-    let mut ids: Vec<JobId> = specs.iter().map(|s| s.id).collect();
-    for j in ports.jobs.list(Some(JobState::Minted)).await? {
-        if !ids.contains(&j.id()) {
-            ids.push(j.id());
+    let ids: Vec<JobId> = specs.iter().map(|s| s.id).collect();
+    let wanted: std::collections::HashSet<JobId> = ids.iter().copied().collect();
+    let mut out = Reconciled::default();
+    for mut j in ports.jobs.list(None).await? {
+        if wanted.contains(&j.id()) || j.state.is_final() {
+            continue;
+        }
+        let from = j.state;
+        let why = "no longer in the collection file (it was edited after this job was queued); a job outside the file is never minted".to_string();
+        if j.record_failure(why).is_ok() && ports.jobs.update(&j, from).await? {
+            warn!(job = %j.id().short(), "no longer in the collection file: retired");
+            out.retired.push(j.id());
         }
     }
     let fates = ports.minter.fates(&ids).await?;
-    let mut out = Reconciled::default();
     for (id, fate) in ids.iter().copied().zip(fates) {
         let stored = ports.jobs.get(id).await?;
         match fate {
@@ -70,7 +80,8 @@ pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, S
                 }
                 let from = stored.as_ref().map(|j| j.state);
                 let mut job = stored.unwrap_or_else(|| Job::new(spec));
-                let (adoption, missing) = adoption(ports, &job, &m).await;
+                let adoption = adoption(ports, &job, &m).await;
+                let missing = adoption.missing.clone();
                 job.adopt_chain_mint(adoption);
                 let written = match from {
                     None => ports.jobs.insert_if_absent(&job).await?,
@@ -89,7 +100,9 @@ pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, S
             }
             Fate::PositionTaken(holder) => out.conflicts.push((id, holder)),
             Fate::Unminted => {
-                if let Some(mut job) = stored.filter(|j| j.state == JobState::Minted) {
+                // Only the file's own jobs: a record of another version of the file (its ids
+                // are not these) is never minted again on the strength of a local record.
+                if let Some(mut job) = stored.filter(|j| j.state == JobState::Minted && wanted.contains(&j.id())) {
                     warn!(job = %id.short(), "its token is missing from this chain (a reset local chain); minting it again");
                     job.record_token_lost().map_err(|e| StageError::Fail(e.to_string()))?;
                     if ports.jobs.update(&job, JobState::Minted).await? {
@@ -103,61 +116,71 @@ pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, S
     Ok(out)
 }
 
-/// True when `job`'s record already says what the chain says of it.
+/// True when `job`'s record already says what the chain says of it, its content included (a
+/// record adopted without its content is adopted again, in case the content is back).
 fn knows(job: &Job, m: &ChainMint) -> bool {
     job.state == JobState::Minted
+        && job.content_missing.is_none()
         && job.token_id.as_deref() == Some(m.token_id.as_str())
         && job.tx_hash.as_deref() == Some(m.tx_hash.as_str())
-        && m.alone_metadata_cid().is_none_or(|c| job.metadata_cid.as_deref() == Some(c.as_str()))
+        && m.known_metadata_cid().is_none_or(|c| job.metadata_cid.as_deref() == Some(c.as_str()))
 }
 
 /// What the chain and the content store say of `job`'s token `m`: its transaction, its batch
 /// place, the metadata it points at and, where the content store has them, the image and
-/// generation record. The second value says what could not be read.
-pub async fn adoption(ports: &Ports, job: &Job, m: &ChainMint) -> (Adoption, Option<String>) {
+/// generation record; `missing` says what could not be read.
+pub async fn adoption(ports: &Ports, job: &Job, m: &ChainMint) -> Adoption {
     let mut a = Adoption { token_id: m.token_id.clone(), tx_hash: Some(m.tx_hash.clone()), ..Adoption::default() };
     let metadata_cid = match &m.via {
-        Via::Alone | Via::Edition => m.alone_metadata_cid().or_else(|| job.metadata_cid.clone()),
+        Via::Alone | Via::Edition { .. } => m.known_metadata_cid(),
         Via::Batch { batch, index, directory_cid, .. } => {
             a.batch = Some(BatchSlot { batch: *batch, index: *index });
             match batch_entry(ports, directory_cid, *index).await {
                 Ok(cid) => Some(cid),
-                Err(why) => return (a, Some(why)),
+                Err(why) => {
+                    a.missing = Some(why);
+                    return a;
+                }
             }
         }
     };
-    let Some(metadata_cid) = metadata_cid else { return (a, Some("the chain does not say its metadata".into())) };
+    let Some(metadata_cid) = metadata_cid else {
+        a.missing = Some("the chain does not say its metadata".into());
+        return a;
+    };
     a.metadata_cid = Some(metadata_cid.clone());
-    if job.metadata_cid.as_deref() == Some(metadata_cid.as_str()) {
+    if job.metadata_cid.as_deref() == Some(metadata_cid.as_str()) && job.image_key.is_some() {
         // The record holds this very content already.
-        return (a, None);
+        return a;
     }
-    let metadata = match ports.pinner.fetch(&metadata_cid).await {
+    a.missing = recover(ports, job, &metadata_cid, &mut a).await.err();
+    a
+}
+
+/// Reads the metadata `metadata_cid` and its image from the content store into `a` (the image
+/// into the blob store); why not, when it cannot.
+async fn recover(ports: &Ports, job: &Job, metadata_cid: &str, a: &mut Adoption) -> Result<(), String> {
+    let metadata = match ports.pinner.fetch(metadata_cid).await {
         Ok(bytes) if cid_of_bytes(&bytes) == metadata_cid => bytes,
-        Ok(_) => {
-            return (a, Some(format!("the content store's copy of metadata {metadata_cid} does not match its CID")));
-        }
-        Err(e) => return (a, Some(format!("metadata {metadata_cid} is not in the content store ({e})"))),
+        Ok(_) => return Err(format!("the content store's copy of metadata {metadata_cid} does not match its CID")),
+        Err(e) => return Err(format!("metadata {metadata_cid} is not in the content store ({e})")),
     };
-    let meta: TokenMetadata = match serde_json::from_slice(&metadata) {
-        Ok(m) => m,
-        Err(e) => return (a, Some(format!("metadata {metadata_cid} is not token metadata: {e}"))),
-    };
-    let Some(image_cid) = meta.image_cid().map(str::to_string) else {
-        return (a, Some(format!("metadata {metadata_cid} names no ipfs:// image")));
-    };
+    let meta: TokenMetadata =
+        serde_json::from_slice(&metadata).map_err(|e| format!("metadata {metadata_cid} is not token metadata: {e}"))?;
+    let image_cid = meta
+        .image_cid()
+        .map(str::to_string)
+        .ok_or_else(|| format!("metadata {metadata_cid} names no ipfs:// image"))?;
     a.image_cid = Some(image_cid.clone());
     match ports.pinner.fetch(&image_cid).await {
         Ok(png) if cid_of_bytes(&png) == image_cid => {
             let key = image_key(job.id(), &meta.provenance.image_sha256);
-            if let Err(e) = ports.blobs.put(&key, png).await {
-                return (a, Some(format!("image {image_cid} could not be stored: {e}")));
-            }
+            ports.blobs.put(&key, png).await.map_err(|e| format!("image {image_cid} could not be stored: {e}"))?;
             a.image_key = Some(key);
-            (a, None)
+            Ok(())
         }
-        Ok(_) => (a, Some(format!("the content store's copy of image {image_cid} does not match its CID"))),
-        Err(e) => (a, Some(format!("image {image_cid} is not in the content store ({e})"))),
+        Ok(_) => Err(format!("the content store's copy of image {image_cid} does not match its CID")),
+        Err(e) => Err(format!("image {image_cid} is not in the content store ({e})")),
     }
 }
 

@@ -1222,3 +1222,71 @@ async fn a_plan_whose_job_another_run_minted_meanwhile_is_released_unsent() {
     assert_eq!(tokens.len(), 3, "one token per job");
     assert!(a.minter.ledger.lock().unwrap().duplicates().is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_found_by_its_id_but_minted_with_other_content_is_adopted_with_the_chains() {
+    let a = rig(None);
+    let mine = published(&a, 2).await;
+    mint_receive(&a, 10, 50).await;
+    // Another folder made the same jobs with other bytes (its signer salts every signature),
+    // so the same grouping has the same batch id but another directory.
+    let mut b = rig_beside(&a, Some(content_dir(&a)));
+    b.ports.signer = Arc::new(NoncedSigner::default());
+    let theirs = published(&b, 2).await;
+    assert_ne!(theirs[0].metadata_cid, mine[0].metadata_cid, "other content");
+    planned(&b, &theirs, 2).await;
+    let txs = a.minter.txs.load(Ordering::SeqCst);
+    for j in &theirs {
+        crate::mint::run(&b.ports, j.id()).await.unwrap();
+    }
+    assert_eq!(a.minter.txs.load(Ordering::SeqCst), txs, "nothing sent");
+    for (t, m) in theirs.iter().zip(&mine) {
+        let (t, m) = (b.jobs.get(t.id()).await.unwrap().unwrap(), a.jobs.get(m.id()).await.unwrap().unwrap());
+        assert_eq!(t.state, JobState::Minted);
+        assert_eq!((&t.token_id, &t.metadata_cid, &t.image_cid), (&m.token_id, &m.metadata_cid, &m.image_cid));
+        assert!(t.content_missing.is_none(), "{:?}", t.content_missing);
+    }
+}
+
+#[tokio::test]
+async fn jobs_outside_the_file_are_retired_and_never_minted_again_on_a_local_record() {
+    let a = rig(None);
+    let jobs = published(&a, 2).await;
+    mint_receive(&a, 10, 1).await;
+    let s = specs(&["a red circle", "a blue square"]);
+    // A job queued by an earlier version of the file, and a minted one the chain does not know
+    // (a record of another version): neither is in the file now.
+    let stale = specs(&["a prompt since removed"])[0].clone();
+    let mut old = latentmint_core::Job::new(specs(&["z", "an old minted job"])[1].clone());
+    old.state = JobState::Minted;
+    old.token_id = Some("999".into());
+    a.jobs.insert_if_absent(&old).await.unwrap();
+    intake::submit(&a.ports, stale.clone()).await.unwrap();
+    let found = crate::reconcile::reconcile(&a.ports, &s).await.unwrap();
+    assert_eq!(found.retired, vec![stale.id]);
+    assert!(found.lost.is_empty(), "a record outside the file is never minted again: {:?}", found.lost);
+    assert_eq!(state(&a, stale.id).await, JobState::Failed);
+    drain(&a).await;
+    assert_eq!(state(&a, old.id()).await, JobState::Minted);
+    assert_eq!(a.minter.txs.load(Ordering::SeqCst), jobs.len(), "only the file's jobs were minted");
+}
+
+#[tokio::test]
+async fn content_lost_then_back_is_adopted_again() {
+    let a = rig(None);
+    published(&a, 1).await;
+    mint_receive(&a, 10, 1).await;
+    let mut b = rig_beside(&a, None);
+    let s = specs(&["a red circle"]);
+    let found = crate::reconcile::reconcile(&b.ports, &s).await.unwrap();
+    assert_eq!(found.unrecovered.len(), 1);
+    let j = b.jobs.get(s[0].id).await.unwrap().unwrap();
+    assert!(j.content_missing.is_some() && j.image_key.is_none());
+    // The content store is back (a restored backup, the IPFS node reachable again).
+    b.ports.pinner = Arc::new(LocalContentStore::new(content_dir(&a)));
+    let found = crate::reconcile::reconcile(&b.ports, &s).await.unwrap();
+    assert_eq!((found.adopted.len(), found.unrecovered.len()), (1, 0));
+    let j = b.jobs.get(s[0].id).await.unwrap().unwrap();
+    assert!(j.content_missing.is_none() && j.image_key.is_some(), "{j:?}");
+    assert!(b.ports.blobs.get(j.image_key.as_deref().unwrap()).await.is_ok());
+}
