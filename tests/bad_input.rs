@@ -60,7 +60,7 @@ fn hundred_kilobyte_prompt() {
 #[test]
 fn control_characters() {
     let e = refused(&collection(GOOD_RECIPIENT, "a red\\u0007 circle", &model()));
-    assert!(e.contains("prompts[0].text: contains the control character U+0007"), "{e}");
+    assert!(e.contains("prompts[0].text: contains a control character, U+0007, at byte 5"), "{e}");
 }
 
 #[test]
@@ -276,4 +276,124 @@ async fn a_failed_job_is_retried_by_its_prefix_and_nothing_else_is() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("(failed: the contract refused the mint) goes back to the mint stage"), "{stdout}");
     assert_eq!(jobs.get(job.id()).await.unwrap().unwrap().state, latentmint_core::JobState::Published);
+}
+
+/// Every text field meets the same rule: a description hiding text behind a bidi override, a
+/// trait value that would read as a placeholder, a weight that makes the sum infinite.
+#[test]
+fn every_text_field_is_checked_like_a_prompt() {
+    let base = collection(GOOD_RECIPIENT, "a {colour} square", &model());
+    let with_traits = |values: &str| {
+        base.replacen("[[prompts]]", &format!("[[traits]]\nname = \"colour\"\nvalues = [{values}]\n\n[[prompts]]"), 1)
+    };
+    let e = refused(&base.replace("symbol = \"BAD\"", "symbol = \"BAD\"\ndescription = \"good \\u202Eevil\""));
+    assert!(e.contains("collection.description: contains a bidirectional control, U+202E"), "{e}");
+    let e = refused(&with_traits("{ value = \"{other}\" }"));
+    assert!(e.contains("traits[0].values[0].value") && e.contains("brace"), "{e}");
+    let e = refused(&with_traits("{ value = \"red\", weight = 1e308 }, { value = \"blue\", weight = 1e308 }"));
+    assert!(e.contains("traits[0].values[0].weight"), "{e}");
+    let huge = format!("description = \"{}\"", "d".repeat(50 * 1024));
+    let e = refused(&base.replace("symbol = \"BAD\"", &format!("symbol = \"BAD\"\n{huge}")));
+    assert!(e.contains("collection.description: is 51200 characters long; the limit is 5000"), "{e}");
+}
+
+/// `latentmint review` never decides a job it was not pointed at, and records a clean name.
+#[tokio::test]
+async fn review_needs_a_job_id_and_a_clean_operator_name() {
+    use latentmint_core::ports::JobStore;
+    let (_tmp, data, folder, file) = state_folder_with(&[("collection-name", "Bad Input")]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let spec = latentmint_core::collection::Collection::from_toml("c.toml", &text).unwrap().jobs().unwrap().remove(0);
+    let mut job = latentmint_core::Job::new(spec);
+    job.state = latentmint_core::JobState::AwaitingReview;
+    let jobs = latentmint_embedded::SqliteJobStore::open(&folder.join("pipeline.db")).unwrap();
+    jobs.insert_if_absent(&job).await.unwrap();
+    for prefix in ["", " ", "0x", "abc", "not-hex!"] {
+        let e = refused_in(&data, &file, &["review"], &[prefix]);
+        assert!(e.contains("is not a job id") && e.contains("first 4 hex digits"), "{prefix:?}: {e}");
+    }
+    let e = refused_in(&data, &file, &["review"], &[&job.id().short(), "--operator", "\u{1b}[31mmallory"]);
+    assert!(e.contains("--operator: contains a control character, U+001B"), "{e}");
+    assert_eq!(
+        jobs.get(job.id()).await.unwrap().unwrap().state,
+        latentmint_core::JobState::AwaitingReview,
+        "undecided"
+    );
+}
+
+/// A LoRA adapter that is not there is named as such, not as a model problem.
+#[test]
+fn a_missing_lora_file_is_named_under_its_own_field() {
+    let text = collection(GOOD_RECIPIENT, "a red circle", &model()).replace(
+        "steps = 2\n",
+        "steps = 2\n\n[[generation.lora]]\npath = \"no/such/adapter.safetensors\"\nscale = 0.5\n",
+    );
+    let e = refused(&text);
+    assert!(e.contains("generation.lora[0].path") && e.contains("adapter.safetensors does not exist"), "{e}");
+    assert!(!e.contains("generation.model"), "{e}");
+}
+
+/// Initial latents of the right size but another shape would make another image: refused.
+#[test]
+fn latents_of_another_shape_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The tiny model at 64x64: 4 channels of 32x32 (its VAE upsamples x2).
+    for (shape, what) in [([1usize, 8, 32, 16], "8 channels"), ([1, 32, 32, 4], "channels last")] {
+        let path = tmp.path().join("latents.npy");
+        ndarray_npy::write_npy(&path, &ndarray::Array4::<f32>::zeros(shape)).unwrap();
+        let out = Command::new(latentmint_bin())
+            .args([
+                "generate",
+                "--prompt",
+                "a red circle",
+                "--steps",
+                "2",
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--model",
+            ])
+            .arg(tiny_model())
+            .arg("--latents")
+            .arg(&path)
+            .arg("--out")
+            .arg(tmp.path().join("out.png"))
+            .env("ORT_DYLIB_PATH", ort_library())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {e}");
+        assert!(e.contains("--latents") && e.contains("takes [1, 4, 32, 32]"), "{what}: {e}");
+        assert!(!tmp.path().join("out.png").exists(), "{what}: no image made");
+    }
+}
+
+/// An RPC URL carrying an API key (in its path, as providers give them) never appears in what
+/// the run prints, whatever failed.
+#[test]
+fn an_rpc_key_in_the_url_is_never_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    let secret = "SECRETKEY0123456789";
+    std::fs::write(
+        &file,
+        collection(GOOD_RECIPIENT, "a red circle", &model())
+            + &format!("\n[chain]\nchain_id = 412346\nrpc_url = \"http://127.0.0.1:1/v2/{secret}\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(latentmint_bin())
+        .args(["-vv", "run"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--no-progress")
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("LATENTMINT_SIGNER_KEY", "0x0000000000000000000000000000000000000000000000000000000000000001")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(stderr.contains("http://127.0.0.1:1/…"), "the endpoint is still named: {stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "{stdout}\n{stderr}");
 }

@@ -24,4 +24,5 @@ mod sagemaker;
 mod shapes_model;
 mod state_loss;
 mod tx_manager;
+mod unicode;
 mod webhook_secret;

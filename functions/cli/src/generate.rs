@@ -67,22 +67,6 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     let prompt = sanitize_prompt("--prompt", &a.prompt)?;
     let negative =
         if a.negative.trim().is_empty() { String::new() } else { sanitize_prompt("--negative", &a.negative)? };
-    let initial_latents = match &a.latents {
-        Some(p) => {
-            let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(p)
-                .with_context(|| format!("--latents {}: expected a float32 .npy array", p.display()))?;
-            if arr.ndim() != 4 || arr.shape()[0] != a.count {
-                bail!(
-                    "--latents {}: shape {:?}; expected ({}, channels, height/f, width/f), one per image",
-                    p.display(),
-                    arr.shape(),
-                    a.count
-                );
-            }
-            Some(arr.iter().copied().collect())
-        }
-        None => None,
-    };
     let mut engine = Engine::load(
         &a.model,
         &EngineOptions {
@@ -94,6 +78,29 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("--model {}", a.model.display()))?;
+    // The exact shape this model takes, not only the right number of values: a transposed
+    // array or one with other channels would silently make another image.
+    let initial_latents = match &a.latents {
+        Some(p) => {
+            let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(p)
+                .with_context(|| format!("--latents {}: expected a float32 .npy array", p.display()))?;
+            let m = engine.model();
+            let f = m.vae_scale_factor as u32;
+            let want = [a.count, m.latent_channels, (a.height / f) as usize, (a.width / f) as usize];
+            if arr.shape() != want {
+                bail!(
+                    "--latents {}: shape {:?}; this model at {}x{} takes {want:?} (images, channels, height/{f}, width/{f}): give an array of that shape, in that order",
+                    p.display(),
+                    arr.shape(),
+                    a.width,
+                    a.height
+                );
+            }
+            // Row-major, as the engine reads it, whatever the file's order.
+            Some(arr.as_standard_layout().iter().copied().collect())
+        }
+        None => None,
+    };
     let req = ImageRequest {
         prompt,
         negative_prompt: negative,

@@ -74,7 +74,13 @@ fn init_logs(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Every line passes through the URL redaction: an RPC provider's key in its URL never
+    // reaches the terminal, whatever error printed it.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| latentmint_core::redact::Redacting::new(std::io::stderr()))
+        .with_target(false)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -103,7 +109,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", latentmint_core::redact::redact_urls(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

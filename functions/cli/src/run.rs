@@ -678,6 +678,16 @@ pub(crate) async fn build_generator(args: &RunArgs, collection: &Collection) -> 
             .map(|l| LoraSpec { path: base.join(&l.path), scale: l.scale })
             .collect(),
     };
+    // Each adapter file first, under its own field: a missing one is not a model problem.
+    for (i, l) in collection.file.generation.lora.iter().enumerate() {
+        let path = base.join(&l.path);
+        if !path.is_file() {
+            bail!(
+                "generation.lora[{i}].path: {} does not exist; give the adapter's .safetensors file, relative to the collection file",
+                path.display()
+            );
+        }
+    }
     let model_for_load = model_dir.clone();
     let onnx = tokio::task::spawn_blocking(move || OnnxGenerator::load(&model_for_load, &opts))
         .await?
@@ -756,7 +766,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.collection.display(),
         chain.minter.address(),
         collection.file.chain.id(),
-        chain.rpc_url
+        latentmint_core::redact::redact_urls(&chain.rpc_url)
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -889,7 +899,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(Verified { tokens: n, held, .. }) => println!(
             "verified on chain: {n} tokens ({held} held by their recipients), tokenURI -> metadata CID -> image CID all match the bytes, every provenance record signed for this contract by a wallet that held its role when the record was set"
         ),
-        Err(e) => println!("VERIFICATION FAILED: {e:#}"),
+        Err(e) => println!("VERIFICATION FAILED: {}", latentmint_core::redact::redact_urls(&format!("{e:#}"))),
     }
     if let Ok(v) = &verified
         && !v.unchecked.is_empty()
@@ -1037,9 +1047,17 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let jobs = SqliteJobStore::open(&db)?;
     let (among, what) =
         if args.retry { (JobState::Failed, "failed") } else { (JobState::AwaitingReview, "awaiting review") };
+    // A prefix of the job id, as tables show it: never empty (it would match every job).
+    let prefix = args.job.trim().trim_start_matches("0x").to_lowercase();
+    if prefix.len() < 4 || prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "job: `{}` is not a job id; give the job's id or at least its first 4 hex digits, as tables show it (`latentmint-tui` or tokens.json list them)",
+            args.job
+        );
+    }
+    let operator = latentmint_core::sanitize::clean_operator("--operator", &args.operator)?;
     let candidates = jobs.list(Some(among)).await?;
-    let matches: Vec<&Job> =
-        candidates.iter().filter(|j| j.id().to_string().starts_with(&args.job.to_lowercase())).collect();
+    let matches: Vec<&Job> = candidates.iter().filter(|j| j.id().to_string().starts_with(&prefix)).collect();
     let job = match matches.as_slice() {
         [one] => *one,
         [] => bail!("no job {what} matches `{}` ({} {what})", args.job, candidates.len()),
@@ -1056,7 +1074,7 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let state = latentmint_stages::review::decide(&jobs, &queue, job.id(), !args.reject, &args.operator).await?;
+    let state = latentmint_stages::review::decide(&jobs, &queue, job.id(), !args.reject, &operator).await?;
     println!("job {} is now {state}; run `latentmint run {}` to continue", job.id().short(), args.collection.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::address::EvmAddress;
 use crate::field::FieldError;
 use crate::job::{GenerationParams, JobId, JobSpec, seed_from_digest};
-use crate::sanitize::{MAX_PROMPT_CHARS, sanitize_prompt};
+use crate::sanitize::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_CHARS, clean_text, sanitize_prompt};
 
 pub use crate::network::LOCAL_CHAIN_ID;
 use crate::network::{self, Network};
@@ -77,6 +77,9 @@ pub struct CollectionFile {
 /// Most copies one job may mint at once (the contract takes a uint128; this keeps a typo such
 /// as an extra digit from minting millions).
 pub const MAX_EDITION_COPIES: u64 = 1_000_000;
+
+/// The largest weight of a trait value: enough for any ratio, and a trait's sum stays finite.
+pub const MAX_WEIGHT: f64 = 1e12;
 
 /// The most jobs one collection file may ask for (the sum of its prompts' counts): checked
 /// before any job is made, and far inside a job position's 32-bit place.
@@ -625,6 +628,7 @@ impl Collection {
         if !c.negative_prompt.trim().is_empty() {
             c.negative_prompt = sanitize_prompt("collection.negative_prompt", &c.negative_prompt)?;
         }
+        c.description = clean_text("collection.description", &c.description, MAX_DESCRIPTION_CHARS)?;
         let recipient = EvmAddress::parse_checksummed(&c.recipient).map_err(|e| {
             FieldError::new(
                 "collection.recipient",
@@ -821,7 +825,7 @@ impl Collection {
         }
 
         let mut names = BTreeMap::new();
-        for (i, t) in f.traits.iter().enumerate() {
+        for (i, t) in f.traits.iter_mut().enumerate() {
             let field = format!("traits[{i}]");
             if t.name.is_empty() || !t.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
                 return Err(FieldError::new(
@@ -840,13 +844,21 @@ impl Collection {
             if t.values.is_empty() {
                 return Err(FieldError::new(format!("{field}.values"), "is empty", "give at least one value"));
             }
-            for (j, v) in t.values.iter().enumerate() {
-                sanitize_prompt(&format!("{field}.values[{j}].value"), &v.value)?;
-                if !(v.weight.is_finite() && v.weight > 0.0) {
+            for (j, v) in t.values.iter_mut().enumerate() {
+                // The cleaned value is the one the prompt gets.
+                v.value = sanitize_prompt(&format!("{field}.values[{j}].value"), &v.value)?;
+                if v.value.contains(['{', '}']) {
+                    return Err(FieldError::new(
+                        format!("{field}.values[{j}].value"),
+                        format!("`{}` holds a brace, which would read as a {{placeholder}} in the prompt", v.value),
+                        "remove { and } from trait values",
+                    ));
+                }
+                if !(v.weight.is_finite() && v.weight > 0.0 && v.weight <= MAX_WEIGHT) {
                     return Err(FieldError::new(
                         format!("{field}.values[{j}].weight"),
-                        format!("{} is not a positive weight", v.weight),
-                        "use a number above 0",
+                        format!("{} is not a weight from above 0 to {MAX_WEIGHT}", v.weight),
+                        "use a positive number; only the ratios between a trait's weights count",
                     ));
                 }
             }
@@ -1345,5 +1357,52 @@ seed = 7
         let a = (0..n).filter(|_| pick_weighted(&mut rng, &values) == "a").count();
         let share = a as f64 / n as f64;
         assert!((share - 0.75).abs() < 0.03, "{share}");
+    }
+
+    fn refusal(text: &str) -> FieldError {
+        match Collection::from_toml("c.toml", text) {
+            Err(SpecError::Field { error, .. }) => error,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn trait_values_are_cleaned_braces_refused_and_weights_bounded() {
+        let c = Collection::from_toml("c.toml", &GOOD.replace("value = \"red\"", "value = \"  deep\t red \"")).unwrap();
+        let jobs = c.jobs().unwrap();
+        assert!(jobs.iter().any(|j| j.prompt.contains("a deep red circle")), "{:?}", jobs[0].prompt);
+        assert!(jobs.iter().all(|j| !j.prompt.contains('\t') && !j.prompt.contains("  ")));
+        let e = refusal(&GOOD.replace("value = \"red\"", "value = \"{colour}\""));
+        assert_eq!(e.field, "traits[0].values[0].value");
+        assert!(e.problem.contains("brace"), "{e}");
+        let e = refusal(&GOOD.replace("weight = 3", "weight = 1e308"));
+        assert_eq!(e.field, "traits[0].values[0].weight");
+    }
+
+    #[test]
+    fn the_description_is_one_clean_text_of_bounded_length() {
+        let c = Collection::from_toml(
+            "c.toml",
+            &GOOD.replace("description = \"Shapes.\"", "description = \"Formes\\r\\ncafe\\u0301.\""),
+        )
+        .unwrap();
+        assert_eq!(c.file.collection.description, "Formes\ncaf\u{e9}.");
+        let e = refusal(&GOOD.replace("description = \"Shapes.\"", "description = \"evil\\u202Etxt\""));
+        assert_eq!(e.field, "collection.description");
+        assert!(e.problem.contains("bidirectional"), "{e}");
+        let long = format!("description = \"{}\"", "x".repeat(6000));
+        let e = refusal(&GOOD.replace("description = \"Shapes.\"", &long));
+        assert!(e.problem.contains("the limit is 5000"), "{e}");
+    }
+
+    #[test]
+    fn the_total_of_jobs_is_capped_before_anything_is_expanded() {
+        let mut text = GOOD.to_string();
+        for _ in 0..101 {
+            text.push_str("[[prompts]]\ntext = \"a circle\"\ncount = 1000\n");
+        }
+        let e = refusal(&text);
+        assert_eq!(e.field, "prompts");
+        assert!(e.problem.contains("at most 100000"), "{e}");
     }
 }

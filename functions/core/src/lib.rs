@@ -29,6 +29,7 @@ pub mod metadata;
 pub mod network;
 pub mod ports;
 pub mod qa;
+pub mod redact;
 pub mod sanitize;
 
 pub use address::EvmAddress;

@@ -390,10 +390,12 @@ async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_ru
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // JSON lines for CloudWatch; Lambda adds the timestamp.
+    // URLs redacted on the way out: an RPC provider's key in its URL never reaches CloudWatch.
     tracing_subscriber::fmt()
         .json()
         .without_time()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(|| latentmint_core::redact::Redacting::new(std::io::stdout()))
         .init();
     let name = env("LATENTMINT_STAGE")?;
     if name == "live" {

@@ -35,8 +35,11 @@ pub async fn decide(
     approve: bool,
     operator: &str,
 ) -> Result<JobState, StageError> {
+    // Recorded on the job and shown in dashboards: one clean line, never escape sequences.
+    let operator =
+        latentmint_core::sanitize::clean_operator("operator", operator).map_err(|e| StageError::Fail(e.to_string()))?;
     let mut job = jobs.get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))?;
-    job.record_operator_decision(approve, operator).map_err(|e| StageError::Fail(e.to_string()))?;
+    job.record_operator_decision(approve, &operator).map_err(|e| StageError::Fail(e.to_string()))?;
     if !jobs.update(&job, JobState::AwaitingReview).await? {
         return Err(StageError::Fail(format!("job {} was decided by someone else meanwhile", id.short())));
     }
