@@ -42,6 +42,14 @@ pub enum SpecError {
     },
 }
 
+impl CollectionFile {
+    /// How many jobs the file asks for (the sum of its prompts' counts), known before any job
+    /// is made: the caps of the CLI ([`MAX_JOBS`]) and of the intake function check this.
+    pub fn job_count(&self) -> u64 {
+        self.prompts.iter().map(|p| u64::from(p.count)).sum()
+    }
+}
+
 /// The collection file exactly as written.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -899,7 +907,7 @@ impl Collection {
             }
         }
         // Counted before anything is expanded: a file's jobs are bounded by its counts.
-        let total: u64 = f.prompts.iter().map(|p| u64::from(p.count)).sum();
+        let total = f.job_count();
         if total > MAX_JOBS {
             return Err(FieldError::new(
                 "prompts",

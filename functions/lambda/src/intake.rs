@@ -160,6 +160,19 @@ fn collection(text: &str, is_json: bool, stack: &StackChain) -> Result<Collectio
             Refused::new(400, format!("the body is not a collection file: {}", e.to_string().trim_end()))
         })?
     };
+    // Counted from the counts, before anything is checked or expanded: a small body can ask for
+    // millions of jobs.
+    let total = file.job_count();
+    if total > MAX_JOBS as u64 {
+        return Err(Refused {
+            status: 413,
+            error: format!("the collection asks for {total} jobs; one request may create {MAX_JOBS}"),
+            field: Some("prompts".into()),
+            fix: Some(format!(
+                "split the drop into collections of at most {MAX_JOBS} jobs, each with its own collection.name (a job's place is counted within its collection), or mint it with `latentmint run`"
+            )),
+        });
+    }
     // Whether the file names a chain at all: validation fills in the local dev chain otherwise.
     let names_chain = file.chain.network.is_some() || file.chain.chain_id.is_some();
     let collection = Collection::validate(file).map_err(Refused::field)?;
@@ -254,18 +267,6 @@ fn living(l: &LivingSection) -> String {
 pub async fn submit_text(ports: &Ports, stack: &StackChain, text: &str, is_json: bool) -> Result<Accepted, Refused> {
     let collection = collection(text, is_json, stack)?;
     let not_used = not_used(&collection, stack);
-    // Counted from the prompts' counts, before any job is made.
-    let total: usize = collection.file.prompts.iter().map(|p| p.count as usize).sum();
-    if total > MAX_JOBS {
-        return Err(Refused {
-            status: 413,
-            error: format!("the collection asks for {total} jobs; one request may create {MAX_JOBS}"),
-            field: Some("prompts".into()),
-            fix: Some(format!(
-                "split the drop into collections of at most {MAX_JOBS} jobs, each with its own collection.name (a job's place is counted within its collection), or mint it with `latentmint run`"
-            )),
-        });
-    }
     let specs = collection.jobs().map_err(Refused::field)?;
     let name = collection.file.collection.name.clone();
     let mut accepted = Accepted {
