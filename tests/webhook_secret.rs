@@ -60,3 +60,34 @@ async fn refreshes_are_rate_limited_and_a_missing_secret_names_the_parameter() {
     let e = missing.versions().await.unwrap_err().to_string();
     assert!(e.contains("no/such/secret") && e.contains("WebhookSecretArn"), "{e}");
 }
+
+/// The signing snippet of docs/webhooks.md, run by Python, signs what the stack checks: the
+/// documented protocol and the code agree.
+#[test]
+fn the_documented_python_signature_is_the_one_the_stack_checks() {
+    let doc = std::fs::read_to_string(latentmint_e2e::repo_root().join("docs/webhooks.md")).unwrap();
+    let snippet = doc.split("```python\n").nth(1).and_then(|s| s.split("```").next()).expect("a python snippet");
+    let key = latentmint_core::webhook::collection_key(b"stack secret", "neon-shapes");
+    let body = r#"{"order_id": "A-1", "prompt": "赤い円"}"#;
+    let script = format!(
+        "{snippet}\nimport sys\nsys.stdout.write(sign({key:?}, 'neon-shapes', {body:?}.encode()))\n",
+        body = body
+    );
+    let out = std::process::Command::new(latentmint_e2e::tools_python()).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let header = String::from_utf8(out.stdout).unwrap();
+    let signature = latentmint_core::webhook::Signature::parse(Some(&header)).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(
+        signature.check(
+            now,
+            [b"stack secret".as_slice()],
+            "neon-shapes",
+            "POST",
+            "/webhooks/neon-shapes",
+            body.as_bytes()
+        ),
+        Ok(()),
+        "{header}"
+    );
+}

@@ -38,6 +38,16 @@ enum Command {
     Review(run::ReviewArgs),
     /// Deploy the collection's contract to its configured chain.
     Deploy(run::DeployArgs),
+    /// Print the order-webhook key of one collection, for its shop: derived from the stack's
+    /// webhook secret, read from LATENTMINT_WEBHOOK_SECRET (never an argument, which shells
+    /// keep in their history). With --sign, print the headers a shop sends for a body instead.
+    WebhookKey {
+        /// The collection's name in the webhook URL (`/webhooks/<collection>`).
+        collection: String,
+        /// An order body (JSON file) to sign now, as its shop would.
+        #[arg(long, value_name = "FILE")]
+        sign: Option<PathBuf>,
+    },
     /// Generate one image from a prompt (no queues, no chain).
     Generate(generate::GenerateArgs),
     /// Living NFTs: evolve each token of the collection that changes hands.
@@ -99,6 +109,7 @@ fn main() -> ExitCode {
         Command::Review(args) => tokio_main(run::review(args)),
         Command::Generate(args) => generate::generate(args),
         Command::Deploy(args) => tokio_main(run::deploy(args)),
+        Command::WebhookKey { collection, sign } => webhook_key(&collection, sign.as_deref()),
         Command::Live(args) => tokio_main(live::live(args)),
         Command::Verify(args) => tokio_main(verify::verify(args)),
         Command::Provenance { file, typed_data: true, .. } => print_typed_data(&file),
@@ -113,6 +124,33 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn webhook_key(slug: &str, sign: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        anyhow::bail!(
+            "collection: `{slug}` is not a webhook's collection name (a-z, 0-9, -, as in /webhooks/<collection>)"
+        );
+    }
+    let secret = std::env::var("LATENTMINT_WEBHOOK_SECRET").context(
+        "export LATENTMINT_WEBHOOK_SECRET with the stack's webhook secret (aws secretsmanager get-secret-value --secret-id <WebhookSecretArn> --query SecretString --output text)",
+    )?;
+    let key = latentmint_core::webhook::collection_key(secret.as_bytes(), slug);
+    let Some(file) = sign else {
+        println!("{key}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let body = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let path = format!("/webhooks/{slug}");
+    println!(
+        "{}: {}",
+        latentmint_core::webhook::SIGNATURE_HEADER,
+        latentmint_core::webhook::signature_header(&key, now, "POST", &path, &body)
+    );
+    println!("{}: <the shop's id of this delivery>", latentmint_core::webhook::DELIVERY_HEADER);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tokio_main<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Result<ExitCode> {

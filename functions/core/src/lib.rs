@@ -31,6 +31,7 @@ pub mod ports;
 pub mod qa;
 pub mod redact;
 pub mod sanitize;
+pub mod webhook;
 
 pub use address::EvmAddress;
 pub use field::FieldError;

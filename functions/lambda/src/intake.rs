@@ -359,8 +359,7 @@ pub async fn handle_file(
     }
 }
 
-/// Header of a webhook request: `sha256=<hex of HMAC-SHA256(secret, raw body)>`.
-pub const SIGNATURE_HEADER: &str = "x-latentmint-signature";
+pub use latentmint_core::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER};
 /// Largest webhook body accepted.
 pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
@@ -377,11 +376,22 @@ struct Order {
     recipient: Option<String>,
 }
 
-/// The `202` body of a webhook.
-#[derive(Debug, Serialize)]
+/// The `202` body of a webhook (and, with `replayed`, the `200` of a delivery sent again).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 struct OrderAccepted {
     job_id: String,
-    state: &'static str,
+    state: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
+}
+
+/// A delivery's first answer, kept under its collection and id
+/// (`webhooks/deliveries/<collection>/<id>.json` in the bucket).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Delivered {
+    /// SHA-256 of the body it came with: the same id with another body is refused.
+    body_sha256: String,
+    answer: OrderAccepted,
 }
 
 /// Where the HMAC keys of the shops' webhooks come from: the stack's Secrets Manager secret
@@ -415,59 +425,38 @@ impl WebhookKeys for SecretVersions {
     }
 }
 
-const SIGNATURE_FIX: &str =
-    "sign the raw body with the stack's webhook secret (HMAC-SHA256) and send it as sha256=<hex>";
+const SIGNATURE_FIX: &str = "sign `<t>\\n<METHOD>\\n<path>\\n<body>` with the collection's key (`latentmint webhook-key`) as HMAC-SHA256 and send `x-latentmint-signature: t=<unix seconds>,v1=<hex>`; see docs/webhooks.md";
 
-/// The signature bytes of a `sha256=<hex>` header.
-fn signature_of(header: Option<&str>) -> Result<Vec<u8>, Refused> {
-    let hex_sig = header.and_then(|h| h.trim().strip_prefix("sha256=")).ok_or_else(|| Refused {
-        status: 401,
-        error: format!("{SIGNATURE_HEADER} is missing"),
-        field: None,
-        fix: Some(SIGNATURE_FIX.into()),
-    })?;
-    hex::decode(hex_sig).map_err(|_| Refused {
-        status: 401,
-        error: format!("{SIGNATURE_HEADER} is not hex"),
-        field: None,
-        fix: Some(SIGNATURE_FIX.into()),
-    })
-}
-
-/// Whether `given` is the HMAC-SHA256 of `body` under one of the secret's versions (each
-/// comparison in constant time).
-fn signed_by(versions: &SecretVersions, body: &[u8], given: &[u8]) -> bool {
-    use hmac::{Hmac, Mac};
-    versions.iter().any(|key| {
-        Hmac::<sha2::Sha256>::new_from_slice(key).is_ok_and(|mut mac| {
-            mac.update(body);
-            mac.verify_slice(given).is_ok()
-        })
-    })
-}
-
-/// Checks the request's signature against the stack's keys, reading them again once if it
-/// matches none (a rotation).
-async fn check_signature(keys: &dyn WebhookKeys, body: &[u8], header: Option<&str>) -> Result<(), Refused> {
-    let given = signature_of(header)?;
+/// Checks the request's signature against the collection's keys under the stack's secret,
+/// reading the secret again once if it matches none (a rotation).
+async fn check_signature(
+    keys: &dyn WebhookKeys,
+    slug: &str,
+    path: &str,
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), Refused> {
+    use latentmint_core::webhook::{Signature, SignatureError};
+    let refused =
+        |e: SignatureError| Refused { status: 401, error: e.to_string(), field: None, fix: Some(SIGNATURE_FIX.into()) };
+    let signature = Signature::parse(header).map_err(refused)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let unreadable = |e: SecretError| {
         error!(error = %e, "the webhook secret could not be read");
         Refused::new(503, "the stack could not read its webhook secret; nothing was recorded, send the order again")
     };
-    if signed_by(&*keys.versions().await.map_err(unreadable)?, body, &given) {
-        return Ok(());
+    let check = |v: &SecretVersions| signature.check(now, v.iter(), slug, "POST", path, body);
+    match check(&*keys.versions().await.map_err(unreadable)?) {
+        Ok(()) => return Ok(()),
+        Err(SignatureError::Mismatch) => {}
+        Err(e) => return Err(refused(e)),
     }
     if let Some(fresh) = keys.refresh().await.map_err(unreadable)?
-        && signed_by(&fresh, body, &given)
+        && check(&fresh).is_ok()
     {
         return Ok(());
     }
-    Err(Refused {
-        status: 401,
-        error: format!("{SIGNATURE_HEADER} does not match the body"),
-        field: None,
-        fix: Some(SIGNATURE_FIX.into()),
-    })
+    Err(refused(SignatureError::Mismatch))
 }
 
 /// Handles `POST /webhooks/{collection}`: a signed order becomes one job of the collection
@@ -486,6 +475,7 @@ pub async fn handle_webhook(
 
 fn answer_order(r: Result<OrderAccepted, Refused>) -> ApiGatewayV2httpResponse {
     match r {
+        Ok(a) if a.replayed => json(200, &a),
         Ok(a) => json(202, &a),
         Err(e) => json(e.status, &e),
     }
@@ -519,14 +509,48 @@ async fn webhook(
     if body.len() > MAX_WEBHOOK_BYTES {
         return Err(Refused::new(413, format!("an order may have {MAX_WEBHOOK_BYTES} bytes")));
     }
-    let header = req.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    check_signature(keys, &body, header).await?;
     let slug = req.path_parameters.get("collection").map(String::as_str).unwrap_or_default();
     if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         return Err(Refused::new(
             400,
             format!("collection `{slug}` in the path is not a collection file's name (a-z, 0-9, -)"),
         ));
+    }
+    // The path the shop signed: it names the collection, so a signature holds for one only.
+    let path = format!("/webhooks/{slug}");
+    let header = req.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    check_signature(keys, slug, &path, &body, header).await?;
+    let delivery = req.headers.get(DELIVERY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !latentmint_core::webhook::valid_delivery_id(delivery) {
+        return Err(Refused {
+            status: 400,
+            error: format!("{DELIVERY_HEADER} is missing or not a delivery id"),
+            field: None,
+            fix: Some(
+                "send the shop's id of this delivery: 1 to 128 letters, digits or -_.: (the same id on a retry)".into(),
+            ),
+        });
+    }
+    // A delivery answered before is answered again, never processed twice.
+    let record = format!("webhooks/deliveries/{slug}/{delivery}.json");
+    let body_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    match files.get(&record).await {
+        Ok(bytes) => {
+            let before: Delivered = serde_json::from_slice(&bytes)
+                .map_err(|e| Refused::new(500, format!("the record of delivery {delivery} is unreadable: {e}")))?;
+            if before.body_sha256 != body_sha256 {
+                return Err(Refused::new(
+                    409,
+                    format!(
+                        "delivery {delivery} was received before with another body; send a new order under a new delivery id"
+                    ),
+                ));
+            }
+            info!(collection = slug, delivery, "a delivery received again: its first answer, nothing done");
+            return Ok(OrderAccepted { replayed: true, ..before.answer });
+        }
+        Err(latentmint_core::PortError::NotFound(_)) => {}
+        Err(e) => return Err(Refused::new(503, format!("reading the record of delivery {delivery}: {e}"))),
     }
     let order: Order = serde_json::from_slice(&body).map_err(|e| Refused {
         status: 400,
@@ -570,8 +594,15 @@ async fn webhook(
             return Err(Refused::new(status, format!("recording the order failed ({e}); the shop's retry is safe")));
         }
     };
-    info!(collection = slug, job = %job_id, state, "order received");
-    Ok(OrderAccepted { job_id, state })
+    info!(collection = slug, job = %job_id, state, delivery, "order received");
+    let answer = OrderAccepted { job_id, state: state.to_string(), replayed: false };
+    // Kept after the job is recorded: a record lost here only means a replay is processed
+    // again, and the order id makes that create nothing twice.
+    let kept = serde_json::to_vec(&Delivered { body_sha256, answer: answer.clone() }).unwrap_or_default();
+    if let Err(e) = files.put(&record, kept).await {
+        warn!(collection = slug, delivery, "the delivery's answer could not be kept: {e}");
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]
@@ -859,18 +890,39 @@ mod tests {
         SecretVersions { current: SECRET.to_vec(), previous: None }
     }
 
-    fn sign(body: &str, secret: &[u8]) -> String {
-        use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-        mac.update(body.as_bytes());
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
     }
 
-    /// A webhook call as the HTTP API delivers it.
+    /// What the shop of `collection` sends for `body`: signed now with its collection's key
+    /// under the stack's secret `secret`.
+    fn sign(collection: &str, body: &str, secret: &[u8]) -> String {
+        sign_at(collection, body, secret, now())
+    }
+
+    fn sign_at(collection: &str, body: &str, secret: &[u8], t: u64) -> String {
+        let key = latentmint_core::webhook::collection_key(secret, collection);
+        latentmint_core::webhook::signature_header(&key, t, "POST", &format!("/webhooks/{collection}"), body.as_bytes())
+    }
+
+    /// A webhook call as the HTTP API delivers it, with delivery id `d-<hash of the body>`.
     fn order(collection: &str, body: &str, signature: Option<String>) -> ApiGatewayV2httpRequest {
+        let delivery = format!("d-{}", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))[..12]);
+        delivered(collection, body, signature, Some(&delivery))
+    }
+
+    fn delivered(
+        collection: &str,
+        body: &str,
+        signature: Option<String>,
+        delivery: Option<&str>,
+    ) -> ApiGatewayV2httpRequest {
         let mut headers = serde_json::json!({ "content-type": "application/json" });
         if let Some(sig) = signature {
             headers[SIGNATURE_HEADER] = serde_json::Value::String(sig);
+        }
+        if let Some(d) = delivery {
+            headers[DELIVERY_HEADER] = serde_json::Value::String(d.to_string());
         }
         serde_json::from_value(serde_json::json!({
             "version": "2.0",
@@ -903,12 +955,15 @@ mod tests {
         let (_d, files) = shop_files();
         files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
         let payload = r#"{"order_id": "A-1001", "prompt": "a red star", "recipient": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}"#;
-        let send = || order("neon-shapes", payload, Some(sign(payload, SECRET)));
+        let send = || order("neon-shapes", payload, Some(sign("neon-shapes", payload, SECRET)));
         let first = handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send()).await;
         assert_eq!(first.status_code, 202, "{:?}", first.body);
         let b = body(&first);
         assert_eq!(b["state"], "queued");
-        let again = body(&handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send()).await);
+        // The same order in a new delivery (the shop sent it twice): the same job.
+        let twice =
+            delivered("neon-shapes", payload, Some(sign("neon-shapes", payload, SECRET)), Some("another-delivery"));
+        let again = body(&handle_webhook(&r.ports, &stack(), &files, Some(&keys()), twice).await);
         assert_eq!((again["job_id"].clone(), again["state"].as_str()), (b["job_id"].clone(), Some("requeued")));
         let jobs = r.jobs.list(None).await.unwrap();
         assert_eq!(jobs.len(), 1, "one order, one job");
@@ -929,11 +984,30 @@ mod tests {
         type Case<'a> = (ApiGatewayV2httpRequest, Option<&'a dyn WebhookKeys>, i64, Option<&'a str>);
         let cases: Vec<Case> = vec![
             (order("neon-shapes", good, None), Some(&keys), 401, None),
-            (order("neon-shapes", good, Some(sign(good, b"another secret"))), Some(&keys), 401, None),
+            (order("neon-shapes", good, Some(sign("neon-shapes", good, b"another secret"))), Some(&keys), 401, None),
             (order("neon-shapes", good, Some("sha256=zz".into())), Some(&keys), 401, None),
-            (order("neon-shapes", good, Some(sign(good, SECRET))), None, 404, None),
-            (order("no-such", good, Some(sign(good, SECRET))), Some(&keys), 404, None),
-            (order("Neon Shapes", good, Some(sign(good, SECRET))), Some(&keys), 400, None),
+            (order("neon-shapes", good, Some(sign("neon-shapes", good, SECRET))), None, 404, None),
+            (order("no-such", good, Some(sign("no-such", good, SECRET))), Some(&keys), 404, None),
+            (order("Neon Shapes", good, Some(sign("Neon Shapes", good, SECRET))), Some(&keys), 400, None),
+            // Signed for another collection (its key, its path), replayed here.
+            (order("neon-shapes", good, Some(sign("other-shop", good, SECRET))), Some(&keys), 401, None),
+            // Captured and sent again ten minutes later, or signed in the future.
+            (
+                order("neon-shapes", good, Some(sign_at("neon-shapes", good, SECRET, now() - 600))),
+                Some(&keys),
+                401,
+                None,
+            ),
+            (
+                order("neon-shapes", good, Some(sign_at("neon-shapes", good, SECRET, now() + 600))),
+                Some(&keys),
+                401,
+                None,
+            ),
+            // The old scheme: the body alone.
+            (order("neon-shapes", good, Some("sha256=00ff".into())), Some(&keys), 401, None),
+            // No delivery id.
+            (delivered("neon-shapes", good, Some(sign("neon-shapes", good, SECRET)), None), Some(&keys), 400, None),
         ];
         for (req, keys, status, field) in cases {
             let resp = handle_webhook(&r.ports, &stack(), &files, keys, req).await;
@@ -949,7 +1023,7 @@ mod tests {
             (r#"{"order_id": "", "prompt": "x"}"#, Some("order_id")),
             (r#"{"order_id": "A-4", "prompt": "x", "price": 5}"#, None),
         ] {
-            let req = order("neon-shapes", payload, Some(sign(payload, SECRET)));
+            let req = order("neon-shapes", payload, Some(sign("neon-shapes", payload, SECRET)));
             let resp = handle_webhook(&r.ports, &stack(), &files, Some(&keys), req).await;
             let b = body(&resp);
             assert_eq!((resp.status_code, b["field"].as_str()), (400, field), "{payload}: {b}");
@@ -994,7 +1068,7 @@ mod tests {
         };
         let send = |id: &str, secret: &[u8]| {
             let payload = format!(r#"{{"order_id": "{id}", "prompt": "a red star"}}"#);
-            order("neon-shapes", &payload, Some(sign(&payload, secret)))
+            order("neon-shapes", &payload, Some(sign("neon-shapes", &payload, secret)))
         };
         let answer = |resp: ApiGatewayV2httpResponse| (resp.status_code, body(&resp));
 
@@ -1024,5 +1098,29 @@ mod tests {
         let requests: Vec<_> = r.jobs.list(None).await.unwrap().into_iter().filter_map(|j| j.spec.request).collect();
         assert_eq!(requests.len(), 3, "B-1..B-3 recorded, B-4 not: {requests:?}");
         assert!(!requests.iter().any(|q| q == "B-4"));
+    }
+
+    /// A delivery sent again (a shop's retry, or a captured request within the window) gets
+    /// its first answer back and is never processed twice; the same id with another body is
+    /// refused.
+    #[tokio::test]
+    async fn a_delivery_is_processed_once_and_answered_again() {
+        let r = rig();
+        let (_d, files) = shop_files();
+        files.put("collections/neon-shapes.toml", NEON.as_bytes().to_vec()).await.unwrap();
+        let payload = r#"{"order_id": "C-1", "prompt": "a red star"}"#;
+        let send = |body: &str| delivered("neon-shapes", body, Some(sign("neon-shapes", body, SECRET)), Some("evt-42"));
+        let first = handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send(payload)).await;
+        assert_eq!(first.status_code, 202, "{:?}", first.body);
+        let sent = r.queue.stats("generate").await.unwrap().visible;
+        let again = handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send(payload)).await;
+        let b = body(&again);
+        assert_eq!((again.status_code, b["replayed"].as_bool()), (200, Some(true)), "{b}");
+        assert_eq!(b["job_id"], body(&first)["job_id"], "the first answer");
+        assert_eq!(r.queue.stats("generate").await.unwrap().visible, sent, "nothing sent on");
+        let other = r#"{"order_id": "C-2", "prompt": "a blue star"}"#;
+        let conflict = handle_webhook(&r.ports, &stack(), &files, Some(&keys()), send(other)).await;
+        assert_eq!(conflict.status_code, 409, "{:?}", conflict.body);
+        assert_eq!(r.jobs.list(None).await.unwrap().len(), 1, "one job");
     }
 }
