@@ -447,8 +447,8 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     s.moto.evolutions_table("latentmint-fn-evolutions").await;
     let jobs = DynamoJobStore::new(s.moto.dynamodb(), TABLE);
 
-    // The chain: a collection deployed by a dev key; the minting wallet (which also signs
-    // provenance records) and the living-NFT wallet are keys in KMS.
+    // The chain: a collection deployed by a dev key; the minting wallet and the records' wallet
+    // (METADATA_ROLE: provenance records and the living NFTs' updates) are keys in KMS.
     let node = LocalNode::spawn(&anvil(), LOCAL_CHAIN_ID, None).await.unwrap();
     let admin = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), LOCAL_CHAIN_ID).await.unwrap();
     let contract = admin.deploy("Fn", "FN").await.unwrap();
@@ -507,7 +507,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     let metadata = latentmint_core::ports::ContentSource::fetch(&ipfs_api, &metadata_cid).await.unwrap();
     let metadata: TokenMetadata = serde_json::from_slice(&metadata).unwrap();
     let signer = latentmint_chain::provenance::verify(&metadata.provenance).expect("a valid provenance signature");
-    assert_eq!(to_alloy(signer), wallet, "provenance signed in KMS by the minting key");
+    assert_eq!(to_alloy(signer), metadata_wallet, "provenance signed in KMS by the records' key, not the minting key");
 
     let log = s.deliver("MintFunction", Stage::Mint).await;
     assert!(log.contains("stage done"), "{log}");
@@ -940,4 +940,215 @@ async fn a_batching_stack_mints_the_jobs_of_one_event_in_one_transaction() {
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{log}");
     assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1);
     assert_eq!(collection.total_supply().await.unwrap(), 3);
+}
+
+/// Least privilege, checked on what SAM's translator makes of the template: every function's
+/// role may do exactly its stage's actions on its own resources, and a function that gains an
+/// action or a resource outside its list fails this test. (Conditional statements are counted
+/// as present: a stack may enable them.)
+#[test]
+fn every_function_holds_only_its_stages_permissions() {
+    let t = translated_template();
+    let resources = t["Resources"].as_object().unwrap();
+    let sqs = |queue: &str, actions: &[&'static str]| -> Vec<(&'static str, String)> {
+        actions
+            .iter()
+            .map(|a| {
+                (*a, format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:${{{queue}.QueueName}}"))
+            })
+            .collect()
+    };
+    const POLL: &[&str] = &[
+        "sqs:ChangeMessageVisibility",
+        "sqs:ChangeMessageVisibilityBatch",
+        "sqs:DeleteMessage",
+        "sqs:DeleteMessageBatch",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ];
+    let bucket = |action: &'static str, prefix: &str| {
+        (action, format!("arn:${{AWS::Partition}}:s3:::${{ImageBucket}}/{prefix}"))
+    };
+    let jobs = |actions: &[&'static str]| -> Vec<(&'static str, String)> {
+        actions.iter().map(|a| (*a, "${JobsTable.Arn}".to_string())).collect()
+    };
+    let key = |param: &str| vec![("kms:GetPublicKey", format!("${{{param}}}")), ("kms:Sign", format!("${{{param}}}"))];
+    let endpoint = (
+        "sagemaker:InvokeEndpoint",
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${SageMakerEndpoint}".to_string(),
+    );
+    let chain = bucket("s3:GetObject", "${ContentCredentialsChainKey}");
+    let allowed: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "IntakeFunction",
+            [
+                jobs(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+                sqs("GenerateQueue", &["sqs:SendMessage*"]),
+                vec![
+                    bucket("s3:GetObject", "collections/*"),
+                    bucket("s3:GetObject", "webhooks/deliveries/*"),
+                    bucket("s3:PutObject", "webhooks/deliveries/*"),
+                    ("secretsmanager:GetSecretValue", "${WebhookSecretArn}".into()),
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "GenerateFunction",
+            [
+                jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                sqs("GenerateQueue", POLL),
+                sqs("ReviewQueue", &["sqs:SendMessage*"]),
+                vec![bucket("s3:PutObject", "images/*"), endpoint.clone(), chain.clone()],
+                key("ContentCredentialsKmsKeyArn"),
+            ]
+            .concat(),
+        ),
+        (
+            "ReviewFunction",
+            [
+                jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                sqs("ReviewQueue", POLL),
+                sqs("PublishQueue", &["sqs:SendMessage*"]),
+                vec![bucket("s3:GetObject", "images/*")],
+            ]
+            .concat(),
+        ),
+        (
+            "PublishFunction",
+            [
+                jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                sqs("PublishQueue", POLL),
+                sqs("MintQueue", &["sqs:SendMessage*"]),
+                vec![
+                    bucket("s3:GetObject", "images/*"),
+                    bucket("s3:GetObject", "metadata/*"),
+                    bucket("s3:PutObject", "metadata/*"),
+                ],
+                // The records' key only: the publish function cannot sign a mint.
+                key("MetadataKmsKeyArn"),
+            ]
+            .concat(),
+        ),
+        (
+            "MintFunction",
+            [
+                jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                sqs("MintQueue", POLL),
+                vec![
+                    bucket("s3:GetObject", "metadata/*"),
+                    bucket("s3:GetObject", "batches/*"),
+                    bucket("s3:PutObject", "batches/*"),
+                ],
+                // The minting key only.
+                key("KmsKeyArn"),
+            ]
+            .concat(),
+        ),
+        (
+            "LiveFunction",
+            [
+                vec![
+                    ("dynamodb:GetItem", "${EvolutionsTable.Arn}".to_string()),
+                    ("dynamodb:PutItem", "${EvolutionsTable.Arn}".to_string()),
+                    endpoint,
+                    chain,
+                ],
+                key("MetadataKmsKeyArn"),
+                key("ContentCredentialsKmsKeyArn"),
+            ]
+            .concat(),
+        ),
+    ];
+    // AWS's managed policies SAM attaches: logs for every function, and for SQS event sources
+    // the poller's (which names no queue: the one exception, see docs/threat-model.md).
+    let managed_ok = [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    ];
+    let mut seen = 0;
+    for (name, r) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::Lambda::Function") {
+        let allow = &allowed
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name}: a function with no permission list here: add one"))
+            .1;
+        let role = r["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap();
+        let props = &resources[role]["Properties"];
+        for arn in props["ManagedPolicyArns"].as_array().into_iter().flatten() {
+            assert!(managed_ok.contains(&arn.as_str().unwrap()), "{name}: managed policy {arn}");
+        }
+        let mut granted = Vec::new();
+        for policy in props["Policies"].as_array().into_iter().flatten() {
+            for s in statements(present(policy).map(|p| &p["PolicyDocument"])) {
+                assert_eq!(s["Effect"], "Allow", "{name}: {s}");
+                for action in one_or_many(&s["Action"]) {
+                    for resource in one_or_many(&s["Resource"]) {
+                        granted.push((action.as_str().unwrap().to_string(), resolved(resource)));
+                    }
+                }
+            }
+        }
+        let extra: Vec<_> = granted.iter().filter(|(a, r)| !allow.iter().any(|(aa, rr)| aa == a && rr == r)).collect();
+        assert!(extra.is_empty(), "{name} holds permissions outside its stage's list: {extra:#?}");
+        for (a, r) in allow {
+            assert!(
+                granted.iter().any(|(ga, gr)| ga == a && gr == r),
+                "{name} lacks {a} on {r}, which its stage needs"
+            );
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, allowed.len(), "every listed function is in the template");
+
+    // The bucket refuses anything but TLS.
+    let policy = resources.values().find(|r| r["Type"] == "AWS::S3::BucketPolicy").expect("a bucket policy");
+    let deny = &policy["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!((&deny["Effect"], &deny["Condition"]["Bool"]["aws:SecureTransport"]), (&"Deny".into(), &"false".into()));
+}
+
+/// A value present in the template: the first branch of an `Fn::If` (`None` for AWS::NoValue).
+fn present(v: &serde_json::Value) -> Option<&serde_json::Value> {
+    match v.get("Fn::If") {
+        Some(branches) => present(&branches[1]),
+        None if v.get("Ref").is_some_and(|r| r == "AWS::NoValue") => None,
+        None => Some(v),
+    }
+}
+
+fn statements(doc: Option<&serde_json::Value>) -> Vec<&serde_json::Value> {
+    let Some(doc) = doc.and_then(present) else { return vec![] };
+    one_or_many(&doc["Statement"]).into_iter().filter_map(present).collect()
+}
+
+fn one_or_many(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match v.as_array() {
+        Some(a) => a.iter().collect(),
+        None => vec![v],
+    }
+}
+
+/// A resource as text: `${Param}` for a Ref, `${Res.Attr}` for a GetAtt, a Sub's template with
+/// its variables put in.
+fn resolved(v: &serde_json::Value) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_string();
+    }
+    if let Some(r) = v.get("Ref").and_then(|r| r.as_str()) {
+        return format!("${{{r}}}");
+    }
+    if let Some(g) = v.get("Fn::GetAtt").and_then(|g| g.as_array()) {
+        return format!("${{{}}}", g.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join("."));
+    }
+    match v.get("Fn::Sub") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(parts)) => {
+            let mut s = parts[0].as_str().unwrap_or_default().to_string();
+            for (k, val) in parts[1].as_object().into_iter().flatten() {
+                s = s.replace(&format!("${{{k}}}"), &resolved(val));
+            }
+            s
+        }
+        _ => v.to_string(),
+    }
 }

@@ -350,10 +350,18 @@ async fn a_transferred_token_grows_a_new_image_once() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("when the token was minted; withdrawn at block"), "{out}");
 
-    // The old key's record put behind the token again after the key lost the role (by the
-    // metadata updater, which still may; the contract call itself, as the minter skips a URI
-    // already in place): the contract did not vouch for it when it was set.
-    let reset = admin.setTokenURI(kept, kept_before.clone()).send().await.unwrap();
+    // The old key loses its other role too (METADATA_ROLE, which also vouches for records),
+    // and bob, the new metadata updater, puts the old key's record behind the token again (the
+    // contract call itself, as the minter skips a URI already in place): the contract did not
+    // vouch for that record when it was set.
+    let metadata_role = admin.METADATA_ROLE().call().await.unwrap();
+    let grant = admin.grantRole(metadata_role, to_alloy(bob)).send().await.unwrap();
+    assert!(grant.get_receipt().await.unwrap().status());
+    let revoke = admin.revokeRole(metadata_role, to_alloy(minter_address)).send().await.unwrap();
+    assert!(revoke.get_receipt().await.unwrap().status());
+    let as_bob = Chain::connect(&node.rpc_url, node.dev_key(2).unwrap(), CHAIN_ID).await.unwrap();
+    let bobs = latentmint_chain::contract::LatentCollection::new(to_alloy(contract), as_bob.provider().clone());
+    let reset = bobs.setTokenURI(kept, kept_before.clone()).send().await.unwrap();
     assert!(reset.get_receipt().await.unwrap().status());
     let (code, out) = verify(contract, kept);
     assert_eq!(code, Some(1), "{out}");
@@ -369,7 +377,8 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let mut replayed: TokenMetadata = serde_json::from_slice(&read(kept_before.clone()).await).unwrap();
     replayed.provenance.signature = Some(chain.provenance_signer(other).sign(&replayed.provenance).await.unwrap());
     let replayed_cid = store.pin("replayed.json", replayed.to_json()).await.unwrap();
-    m.set_token_uri(&kept.to_string(), &format!("ipfs://{replayed_cid}")).await.unwrap();
+    let put = bobs.setTokenURI(kept, format!("ipfs://{replayed_cid}")).send().await.unwrap();
+    assert!(put.get_receipt().await.unwrap().status());
     let (code, out) = reproduce_with(kept, &tiny_model());
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("ok   provenance record is signed and unchanged"), "{out}");

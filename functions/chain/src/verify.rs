@@ -434,16 +434,27 @@ impl TokenReader {
             };
             r.check("signed for this contract and chain", ok, detail);
         }
-        // An evolved image is published by the metadata updater; a first image by the minter.
-        let (role_name, role) = if p.evolution.is_some() {
-            ("METADATA_ROLE", self.contract.METADATA_ROLE().call().await)
-        } else {
-            ("MINTER_ROLE", self.contract.MINTER_ROLE().call().await)
-        };
-        let role = role.map_err(|e| ChainError::Rpc(format!("{role_name}(): {e}")))?;
+        // An evolved image's record is signed by the metadata authority (METADATA_ROLE, which
+        // may put any metadata behind a token); a first image's by the minter or by it (a local
+        // run's one key is both; a stack signs records with a key of their own, never the
+        // minting key, whose wallet holds METADATA_ROLE).
         let set = self.record_set_at(id).await?;
-        let history = self.role_history(role, signer).await?;
-        let (held, detail) = role_verdict(&history, set, &signer.to_string(), role_name);
+        let roles: &[&str] = if p.evolution.is_some() { &["METADATA_ROLE"] } else { &["MINTER_ROLE", "METADATA_ROLE"] };
+        let mut verdicts = Vec::new();
+        for name in roles {
+            let role = match *name {
+                "MINTER_ROLE" => self.contract.MINTER_ROLE().call().await,
+                _ => self.contract.METADATA_ROLE().call().await,
+            };
+            let role = role.map_err(|e| ChainError::Rpc(format!("{name}(): {e}")))?;
+            let history = self.role_history(role, signer).await?;
+            verdicts.push(role_verdict(&history, set, &signer.to_string(), name));
+        }
+        // The first role that vouches, or else what the first one says.
+        let (held, detail) = match verdicts.iter().position(|(ok, _)| *ok) {
+            Some(i) => verdicts.swap_remove(i),
+            None => verdicts.swap_remove(0),
+        };
         r.check("the signer held the contract's role when the record was set", held, detail);
         if let Some(made_for) = edition_job {
             let this_job = JobId::from_str(&p.job_id).is_ok_and(|j| B256::from(*j.as_bytes()) == made_for);

@@ -13,7 +13,7 @@
 //! | `LATENTMINT_MODEL_DIR`, `ORT_DYLIB_PATH` | generate, live: ONNX model folder and ONNX Runtime for the CPU fallback (the stack's `GenerationLayer`, under `/opt`) |
 //! | `LATENTMINT_CREDENTIALS_KMS_KEY_ID`, `LATENTMINT_CREDENTIALS_CHAIN` | generate, live: the KMS key (ECC_NIST_P256) that signs each image's Content Credentials, and the bucket object with its PEM certificate chain (key empty: no credentials) |
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
-//! | `LATENTMINT_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) |
+//! | `LATENTMINT_METADATA_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) with the records' key (METADATA_ROLE), never the minting key |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
 //! | `LATENTMINT_EDITION_COPIES`, `LATENTMINT_EDITION_MAX_SUPPLY` | mint, intake: copies of each ERC-1155 edition and its cap (0 or unset: ERC-721 tokens; 0 cap: open editions) |
 //! | `LATENTMINT_MINT_BATCH` | mint: the most jobs of one event minted in one transaction (`MintBatchSize`); intake: named to files that ask otherwise |
@@ -188,11 +188,13 @@ async fn ports(stage: Stage, batch: usize) -> anyhow::Result<Ports> {
     })
 }
 
-/// The publisher's signature on provenance records: the minting key, in KMS.
+/// The publisher's signature on provenance records: the records' key in KMS (its wallet holds
+/// METADATA_ROLE), never the minting key, which only the mint function may use.
 async fn provenance_signer(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn ProvenanceSigner>> {
     let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
     let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
-    let kms = KmsSigner::new(aws_sdk_kms::Client::new(cfg), env("LATENTMINT_KMS_KEY_ID")?, Some(chain_id)).await?;
+    let kms =
+        KmsSigner::new(aws_sdk_kms::Client::new(cfg), env("LATENTMINT_METADATA_KMS_KEY_ID")?, Some(chain_id)).await?;
     Ok(Arc::new(EvmProvenanceSigner::new(Arc::new(kms), chain_id, latentmint_chain::to_alloy(contract))))
 }
 
