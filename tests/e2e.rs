@@ -10,6 +10,7 @@ mod eip712_reference;
 mod engine_parity;
 mod evolution_store_conformance;
 mod fp16;
+mod fuzz;
 mod ipfs;
 mod jobstore_conformance;
 mod kms;

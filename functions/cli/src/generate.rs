@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use latentmint_core::sanitize::sanitize_prompt;
 use latentmint_diffusion::{Engine, EngineOptions, ImageRequest, LoraSpec};
 
@@ -80,24 +80,16 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("--model {}", a.model.display()))?;
     // The exact shape this model takes, not only the right number of values: a transposed
     // array or one with other channels would silently make another image.
+    // The exact shape this model takes, not only the right number of values.
     let initial_latents = match &a.latents {
         Some(p) => {
-            let arr: ndarray::ArrayD<f32> = ndarray_npy::read_npy(p)
-                .with_context(|| format!("--latents {}: expected a float32 .npy array", p.display()))?;
+            let bytes = std::fs::read(p).with_context(|| format!("--latents {}: cannot read it", p.display()))?;
             let m = engine.model();
             let f = m.vae_scale_factor as u32;
             let want = [a.count, m.latent_channels, (a.height / f) as usize, (a.width / f) as usize];
-            if arr.shape() != want {
-                bail!(
-                    "--latents {}: shape {:?}; this model at {}x{} takes {want:?} (images, channels, height/{f}, width/{f}): give an array of that shape, in that order",
-                    p.display(),
-                    arr.shape(),
-                    a.width,
-                    a.height
-                );
-            }
-            // Row-major, as the engine reads it, whatever the file's order.
-            Some(arr.as_standard_layout().iter().copied().collect())
+            let latents = latentmint_diffusion::latents::read_latents(&bytes, want)
+                .map_err(|e| anyhow::anyhow!("--latents {}: {e}", p.display()))?;
+            Some(latents)
         }
         None => None,
     };

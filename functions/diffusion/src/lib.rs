@@ -8,6 +8,7 @@
 
 mod adapter;
 mod error;
+pub mod latents;
 pub mod lora;
 pub mod model;
 mod pipeline;
