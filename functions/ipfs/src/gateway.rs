@@ -73,7 +73,7 @@ impl Gateway {
         if block {
             req = req.query(&[("format", "raw")]).header(reqwest::header::ACCEPT, RAW_BLOCK);
         }
-        let mut resp = req.send().await.map_err(|e| self.failed(cid, e))?;
+        let resp = req.send().await.map_err(|e| self.failed(cid, e))?;
         let status = resp.status();
         if status.as_u16() == 404 || status.as_u16() == 410 {
             return Err(PortError::NotFound(format!(
@@ -100,17 +100,10 @@ impl Gateway {
                 self.base
             ))
         };
-        if resp.content_length().is_some_and(|n| n > MAX_GATEWAY_BYTES as u64) {
-            return Err(too_big());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.failed(cid, e))? {
-            if bytes.len() + chunk.len() > MAX_GATEWAY_BYTES {
-                return Err(too_big());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
+        crate::read_capped(resp, MAX_GATEWAY_BYTES).await.map_err(|e| match e {
+            crate::Capped::Read(e) => self.failed(cid, e),
+            crate::Capped::TooBig(_) => too_big(),
+        })
     }
 }
 

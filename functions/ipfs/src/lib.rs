@@ -80,7 +80,9 @@ impl KuboPinner {
         if status.is_success() {
             return Ok(resp);
         }
-        let body: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+        // An error page is read only as far as the message needs.
+        let body = read_capped(resp, 4096).await.unwrap_or_default();
+        let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
         Err(by_status(Some(status), format!("IPFS {what} at {}: HTTP {status}: {body}", self.api)))
     }
 }
@@ -118,6 +120,37 @@ impl Pinner for KuboPinner {
     }
 }
 
+/// The most an `add` answer may hold: a line of about 150 bytes per entry, for at most a
+/// batch's hundred files.
+const MAX_ADD_ANSWER_BYTES: usize = 1 << 20;
+/// The most a block may hold (IPFS's own limit is 1 MiB; UnixFS leaves are 256 KiB here).
+const MAX_BLOCK_BYTES: usize = 2 << 20;
+
+/// Why an answer was not read whole.
+#[derive(Debug)]
+pub(crate) enum Capped {
+    /// The transport failed.
+    Read(reqwest::Error),
+    /// It passed the cap (bytes).
+    TooBig(usize),
+}
+
+/// An answer's body, read chunk by chunk and refused once it passes `cap` bytes: what a node
+/// or a gateway sends is never taken whole before it is checked.
+pub(crate) async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, Capped> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(Capped::TooBig(cap));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Read)? {
+        if bytes.len() + chunk.len() > cap {
+            return Err(Capped::TooBig(cap));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 /// Content types of `add`'s multipart entries (kubo and js-ipfs want one on every part).
 const FILE: &str = "application/octet-stream";
 const DIRECTORY: &str = "application/x-directory";
@@ -135,7 +168,9 @@ impl KuboPinner {
     async fn add(&self, form: reqwest::multipart::Form) -> PortResult<Vec<Added>> {
         let req = self.post("add").query(&ADD_OPTIONS).multipart(form);
         let resp = self.send("add", req).await?;
-        let text = resp.text().await.map_err(|e| self.classify("add", e))?;
+        // One short JSON line per entry: an answer far longer is not the node's.
+        let text = read_capped(resp, MAX_ADD_ANSWER_BYTES).await.map_err(|e| self.capped("add", e))?;
+        let text = String::from_utf8_lossy(&text);
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
@@ -144,6 +179,16 @@ impl KuboPinner {
                 })
             })
             .collect()
+    }
+
+    fn capped(&self, what: &str, e: Capped) -> PortError {
+        match e {
+            Capped::Read(e) => self.classify(what, e),
+            Capped::TooBig(cap) => PortError::Permanent(format!(
+                "IPFS {what} at {}: the answer is more than {cap} bytes, more than the request can need; refusing it",
+                self.api
+            )),
+        }
     }
 
     fn no_answer(&self, name: &str) -> PortError {
@@ -155,13 +200,13 @@ impl KuboPinner {
 impl ContentSource for KuboPinner {
     async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
         let resp = self.send("cat", self.post("cat").query(&[("arg", cid)])).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.classify("cat", e))?.to_vec();
+        let bytes = read_capped(resp, MAX_GATEWAY_BYTES).await.map_err(|e| self.capped("cat", e))?;
         checked(cid, bytes, &format!("the IPFS node at {}", self.api))
     }
 
     async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
         let resp = self.send("block/get", self.post("block/get").query(&[("arg", cid)])).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.classify("block/get", e))?.to_vec();
+        let bytes = read_capped(resp, MAX_BLOCK_BYTES).await.map_err(|e| self.capped("block/get", e))?;
         checked_block(cid, bytes, &format!("the IPFS node at {}", self.api))
     }
 }
@@ -192,6 +237,38 @@ mod tests {
         let e = KuboPinner::new("127.0.0.1:5001", None).unwrap_err().to_string();
         assert!(e.contains("ipfs.api_url") && e.contains("http://127.0.0.1:5001"), "{e}");
         assert!(KuboPinner::new("http://127.0.0.1:5001/", None).is_ok());
+    }
+
+    /// A node whose every answer is `body` (chunked, no length announced).
+    fn node_answering(body: Vec<u8>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                for chunk in body.chunks(64 * 1024) {
+                    let _ = write!(stream, "{:x}\r\n", chunk.len());
+                    let _ = stream.write_all(chunk);
+                    let _ = write!(stream, "\r\n");
+                }
+                let _ = write!(stream, "0\r\n\r\n");
+            }
+        });
+        url
+    }
+
+    /// A node that answers more than any request can need is refused before it is read whole.
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused_while_it_is_read() {
+        let p = KuboPinner::new(&node_answering(vec![b'{'; MAX_ADD_ANSWER_BYTES + 1]), None).unwrap();
+        let e = p.pin("x", b"x".to_vec()).await.unwrap_err();
+        assert!(matches!(&e, PortError::Permanent(m) if m.contains("more than 1048576 bytes")), "{e}");
+        let p = KuboPinner::new(&node_answering(vec![0; MAX_BLOCK_BYTES + 1]), None).unwrap();
+        let e = p.fetch_block(&latentmint_core::cid::cid_of_bytes(b"x")).await.unwrap_err();
+        assert!(matches!(&e, PortError::Permanent(m) if m.contains("more than 2097152 bytes")), "{e}");
     }
 
     #[tokio::test]
