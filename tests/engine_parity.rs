@@ -1,6 +1,11 @@
-//! The Rust engine against diffusers' OnnxStableDiffusionPipeline on the same model, prompt,
-//! initial latents, step noise and parameters, for every scheduler (fixtures made by
-//! infra/model/make_parity_fixture.py: latents after each step and the final image).
+//! The Rust engine against a Python reference on the same model, prompt, initial latents, step
+//! noise and parameters, for every scheduler. What the reference is, exactly: the fixtures come
+//! from infra/model/make_parity_fixture.py, a text-to-image loop written after diffusers'
+//! `OnnxStableDiffusionPipeline.__call__` (CLIP tokenizer, onnxruntime sessions of the three
+//! exported models, classifier-free guidance, the VAE decode), around diffusers' own scheduler
+//! classes built from the model's scheduler config. It is not the pipeline object itself, which
+//! cannot hand out the noise each stochastic step draws or the latents after each step; the
+//! generation benchmark (infra/bench/generation.py) runs the pipeline object itself.
 
 use latentmint_diffusion::{Engine, EngineOptions, ImageRequest, InitImage};
 use latentmint_e2e::{ort_library, repo_root, tiny_model};

@@ -1,6 +1,9 @@
 //! The whole slice through the real binary: real ONNX model, SQLite queues, local content
-//! store and a real anvil. The run is killed mid-batch (SIGKILL, no cleanup) twice and
-//! restarted; at the end every job is minted exactly once and nothing is lost.
+//! store and a real anvil. The run is killed (SIGKILL, no cleanup) at points read from its job
+//! store (during generation, with some jobs minted, with a batch claimed) and restarted; at the
+//! end every job is minted exactly once and nothing is lost. Where the kill lands relative to a
+//! broadcast is not controlled here: `state_loss.rs` kills a run with a mint proven to be in the
+//! mempool (automine off, the transaction seen in the pool).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -146,8 +146,16 @@ async fn rate_limited_answers_are_retried_with_backoff() {
     let key = node.dev_key(0).unwrap().to_string();
     let (proxy, refused) =
         proxy(node.rpc_url.trim_start_matches("http://").to_string(), Fault::RateLimitFirst(3)).await;
-    // The first requests (chain id, deploy) meet 429s and go through on retry.
+    // The first requests (chain id, deploy) meet 429s and go through on retry, after waiting:
+    // three refusals cost at least the first backoff (250 ms) each time, a retry loop without
+    // a delay would not.
+    let started = std::time::Instant::now();
     let chain = Chain::connect(&proxy, &key, CHAIN_ID).await.expect("connects through the rate limit");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(3 * 250),
+        "retried without backing off: {:?}",
+        started.elapsed()
+    );
     let contract = chain.deploy("Limits", "LIM").await.unwrap();
     let job = JobId::from_bytes([0xCD; 32]);
     let to = EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap();

@@ -2,9 +2,16 @@
 # Gas benchmark on a real node: deploys the OpenZeppelin ERC721URIStorage baseline and
 # LatentCollection to a fresh anvil (127.0.0.1), sends each scenario as real transactions and
 # reads the receipts' gasUsed (what the minter pays: the 21,000 base and calldata included).
-# Writes GAS.md. Usage: infra/contracts/gas-bench.sh
+# Every receipt goes into records/gas.json with the tools' versions; gas_report.py renders
+# GAS.md from it and checks the goals.
+#
+#   infra/contracts/gas-bench.sh           measure, write records/gas.json and GAS.md
+#   infra/contracts/gas-bench.sh --check   measure again (receipts on anvil are deterministic) and
+#                                          fail if GAS.md is not what they give, or a goal is missed
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+CHECK=0
+[[ "${1:-}" == "--check" ]] && CHECK=1
 BIN=node_modules/@foundry-rs
 ANVIL=$BIN/anvil-linux-amd64/bin/anvil
 FORGE=$BIN/forge-linux-amd64/bin/forge
@@ -25,6 +32,10 @@ deploy() { "$FORGE" create --broadcast --rpc-url "$RPC" --private-key "$KEY" "$@
 BASE=$(deploy src/baseline/BaselineURIStorage.sol:BaselineURIStorage --constructor-args "$ME")
 COLL=$(deploy src/LatentCollection.sol:LatentCollection --constructor-args "Neon" "NEON" "$ME" "$ME" "$ME" 500 "ipfs://contract")
 gas() { "$CAST" send --json --rpc-url "$RPC" --private-key "$KEY" "$@" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["gasUsed"], 0))'; }
+# Each scenario's receipts, one gasUsed per line, for the record.
+SAMPLES=$(mktemp -d)
+trap 'kill $ANVIL_PID 2>/dev/null; rm -rf "$LOG" "$SAMPLES"' EXIT
+record() { local name=$1; shift; local g; g=$(gas "$@"); echo "$g" >> "$SAMPLES/$name"; echo "$g"; }
 addr() { printf '0x%040x' "$((0x100000 + $1))"; }
 # A job id as the pipeline makes it: a hash whose low 64 bits are the job's collection position.
 job() { local h; h=$("$CAST" keccak "job-$1"); printf '%s%016x' "${h:0:50}" "$1"; }
@@ -38,39 +49,44 @@ DIR=0x2b64c6d9afd8a34ed0dbf35f7de171a8825a50d9f42f05e98fe2b1addf00ab44
 gas "$BASE" "safeMint(address,string)" "$(addr 999)" "$URI" >/dev/null
 gas "$COLL" "mint(address,bytes32,bytes32)" "$(addr 998)" "$(job 0)" "$("$CAST" keccak warm)" >/dev/null
 
-b_single=$(gas "$BASE" "safeMint(address,string)" "$(addr 1)" "$URI")
-o_single=$(gas "$COLL" "mint(address,bytes32,bytes32)" "$(addr 2)" "$(job 1)" "$DIGEST")
+record baseline_single "$BASE" "safeMint(address,string)" "$(addr 1)" "$URI" >/dev/null
+record ours_single "$COLL" "mint(address,bytes32,bytes32)" "$(addr 2)" "$(job 1)" "$DIGEST" >/dev/null
 # A job alone in its word of positions: the first of a new 256, or a shop order (whose
 # position is a hash).
-o_lone=$(gas "$COLL" "mint(address,bytes32,bytes32)" "$(addr 5)" "$(job $((1 << 40)))" "$("$CAST" keccak lone)")
+record ours_single_lone "$COLL" "mint(address,bytes32,bytes32)" "$(addr 5)" "$(job $((1 << 40)))" "$("$CAST" keccak lone)" >/dev/null
 
-b_one=0
-for i in $(seq 100); do b_one=$((b_one + $(gas "$BASE" "safeMint(address,string)" "$(addr 3)" "$URI"))); done
-o_one=$(gas "$COLL" "mintBatch(bytes32,address,bytes32[],bytes32,bytes32)" "$("$CAST" keccak batch-one)" "$(addr 4)" "$(jobs 1000 100)" "$DIR" "$("$CAST" keccak root)")
+for i in $(seq 100); do record baseline_100_to_one "$BASE" "safeMint(address,string)" "$(addr 3)" "$URI" >/dev/null; done
+record ours_100_to_one "$COLL" "mintBatch(bytes32,address,bytes32[],bytes32,bytes32)" "$("$CAST" keccak batch-one)" "$(addr 4)" "$(jobs 1000 100)" "$DIR" "$("$CAST" keccak root)" >/dev/null
 
-b_many=0
-for i in $(seq 100); do b_many=$((b_many + $(gas "$BASE" "safeMint(address,string)" "$(addr $((1000 + i)))" "$URI"))); done
+for i in $(seq 100); do record baseline_100_to_100 "$BASE" "safeMint(address,string)" "$(addr $((1000 + i)))" "$URI" >/dev/null; done
 LIST=$(for i in $(seq 100); do printf '%s,' "$(addr $((2000 + i)))"; done)
-o_many=$(gas "$COLL" "mintBatchTo(bytes32,address[],bytes32[],bytes32,bytes32)" "$("$CAST" keccak batch-many)" "[${LIST%,}]" "$(jobs 2000 100)" "$DIR" "$("$CAST" keccak root)")
+record ours_100_to_100 "$COLL" "mintBatchTo(bytes32,address[],bytes32[],bytes32,bytes32)" "$("$CAST" keccak batch-many)" "[${LIST%,}]" "$(jobs 2000 100)" "$DIR" "$("$CAST" keccak root)" >/dev/null
 
-python3 - "$b_single" "$o_single" "$o_lone" "$b_one" "$o_one" "$b_many" "$o_many" <<'PY' | tee GAS.md
-import sys, platform
-b1, o1, olone, b100, o100, bm, om = map(int, sys.argv[1:])
-rows = [
-    ("single mint (fresh recipient)", b1, o1, o1 / b1, "ours <= 0.5x baseline", o1 <= 0.5 * b1),
-    ("single mint, first job of its 256 positions (or a shop order)", b1, olone, olone / b1, "(no goal; shown for honesty)", None),
-    ("batch of 100 to one recipient, per token", b100 / 100, o100 / 100, o100 / b100, "<= 5,000 per token", o100 / 100 <= 5000),
-    ("batch of 100 to 100 recipients, per token", bm / 100, om / 100, om / bm, "<= 55,000 per token", om / 100 <= 55000),
-]
-print("# Mint gas: receipts from anvil\n")
-print("Command: `infra/contracts/gas-bench.sh` (anvil 1.7.1, chain id 412346, solc 0.8.37 via solcjs, optimizer 200 runs).")
-print("Gas is each receipt's gasUsed, the 21,000 base and calldata included. Baseline: OpenZeppelin 5.7.0")
-print("ERC721URIStorage `safeMint(to, uri)` with a 66-character `ipfs://` URI, one transaction per token.")
-print("Ours: LatentCollection (ERC721A 4.3.0; every job's collection position claimed in a bitmap,")
-print("256 positions per storage word, on every mint path; a single mint's token id is its metadata digest).\n")
-print("| scenario | baseline | LatentCollection | ratio | goal | met |")
-print("| --- | ---: | ---: | ---: | --- | --- |")
-for name, b, o, r, goal, ok in rows:
-    met = "-" if ok is None else ("yes" if ok else "no")
-    print(f"| {name} | {b:,.0f} | {o:,.0f} | {r:.2f}x | {goal} | {met} |")
+OUT=records/gas.json
+DOC=GAS.md
+if [[ $CHECK == 1 ]]; then OUT="$SAMPLES/gas.json"; DOC="$SAMPLES/GAS.md"; fi
+mkdir -p records
+python3 - "$SAMPLES" "$OUT" "$("$ANVIL" --version | head -1)" "$("$FORGE" --version | head -1)" "$(tools/solc --version | tail -1)" <<'PY'
+import json, os, platform, sys, datetime
+samples, out, anvil, forge, solc = sys.argv[1:]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+record = {
+    "date": datetime.date.today().isoformat(),
+    "machine": f"{cpu}, {os.cpu_count()} cores",
+    "tools": {"anvil": anvil, "forge": forge, "solc": solc},
+    "chain_id": 412346,
+    "receipts": {name: [int(x) for x in open(os.path.join(samples, name)).read().split()] for name in sorted(os.listdir(samples)) if not name.endswith((".json", ".md"))},
+}
+json.dump(record, open(out, "w"), indent=1)
+open(out, "a").write("\n")
 PY
+python3 gas_report.py "$OUT" "$DOC"
+if [[ $CHECK == 1 ]]; then
+  if ! cmp -s "$DOC" GAS.md; then
+    echo "infra/contracts/GAS.md is stale: the receipts give" >&2
+    diff GAS.md "$DOC" >&2 || true
+    echo "run infra/contracts/gas-bench.sh and commit GAS.md and records/gas.json" >&2
+    exit 1
+  fi
+  echo "GAS.md matches the receipts of this run, and every goal is met"
+fi

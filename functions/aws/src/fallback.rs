@@ -300,8 +300,14 @@ mod tests {
         let p =
             RetryPolicy { attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(300) };
         for attempt in 0..6 {
-            let d = p.delay(attempt);
-            assert!(d <= Duration::from_millis(300) && d <= Duration::from_millis(100 << attempt), "{d:?}");
+            let cap = Duration::from_millis(300).min(Duration::from_millis(100 << attempt));
+            let samples: Vec<Duration> = (0..400).map(|_| p.delay(attempt)).collect();
+            assert!(samples.iter().all(|d| *d <= cap), "{attempt}: above {cap:?}");
+            // Full jitter is uniform over [0, cap]: it waits, about half the cap on average,
+            // and reaches past three quarters of it. A loop with no delay fails here.
+            let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+            assert!(mean >= cap * 2 / 5 && mean <= cap * 3 / 5, "{attempt}: mean {mean:?} of a cap of {cap:?}");
+            assert!(samples.iter().any(|d| *d >= cap * 3 / 4), "{attempt}: never near the cap");
         }
     }
 }

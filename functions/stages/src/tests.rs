@@ -662,7 +662,10 @@ async fn a_garbled_message_ends_in_the_dead_letter_queue() {
 #[derive(Default)]
 struct Uris {
     uris: Mutex<HashMap<String, String>>,
+    /// Transactions that moved a pointer.
     txs: AtomicUsize,
+    /// Calls of `set_token_uri`, whatever they did: an event acted on once calls it once.
+    calls: AtomicUsize,
     fail_next: AtomicUsize,
 }
 
@@ -672,6 +675,7 @@ impl MetadataUpdater for Uris {
         self.uris.lock().unwrap().get(token_id).cloned().ok_or_else(|| PortError::NotFound(token_id.into()))
     }
     async fn set_token_uri(&self, token_id: &str, uri: &str) -> PortResult<Option<String>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return Err(PortError::Transient("RPC dropped the answer".into()));
@@ -788,6 +792,7 @@ async fn a_transfer_evolves_its_token_once_even_when_the_update_is_cut_off() {
     let again = evolve::run(&ports, &living, transfer(1), &token, None).await.unwrap();
     assert_eq!(again, Evolved { state: again.state.clone(), did_work: false });
     assert_eq!(uris.txs.load(Ordering::SeqCst), 1, "the event is acted on once");
+    assert_eq!(uris.calls.load(Ordering::SeqCst), 2, "the cut-off update and its retry; the third run calls nothing");
 
     // The image grew from the minted one, and the metadata says so.
     let parent: TokenMetadata =
@@ -1012,12 +1017,14 @@ async fn the_published_jobs_of_one_receive_are_minted_in_one_transaction() {
     }
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id()).collect();
     assert_eq!(plan.jobs, ids, "tokens in collection order");
-    // Redelivered, the messages mint nothing more.
+    // Redelivered, the messages mint nothing more, and do not even ask the minter to.
+    let calls = r.minter.calls.load(Ordering::SeqCst);
     for j in &jobs {
         r.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, j.id()).to_body()).await.unwrap();
     }
     mint_receive(&r, 10, 50).await;
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 1);
+    assert_eq!(r.minter.calls.load(Ordering::SeqCst), calls, "minted jobs are not sent to the minter again");
 }
 
 #[tokio::test]
@@ -1289,4 +1296,10 @@ async fn content_lost_then_back_is_adopted_again() {
     let j = b.jobs.get(s[0].id).await.unwrap().unwrap();
     assert!(j.content_missing.is_none() && j.image_key.is_some(), "{j:?}");
     assert!(b.ports.blobs.get(j.image_key.as_deref().unwrap()).await.is_ok());
+}
+
+#[test]
+fn backoff_doubles_from_a_second_to_a_minute() {
+    let got: Vec<u64> = (0..=9).map(|n| crate::backoff(n).as_secs()).collect();
+    assert_eq!(got, [1, 1, 2, 4, 8, 16, 32, 60, 60, 60], "a retry waits, and longer each time");
 }
