@@ -1,11 +1,23 @@
 #!/usr/bin/env python3
-"""Writes infra/bench/RECONCILE.md from the raw records in infra/bench/records/reconcile.jsonl
-(appended by `cargo bench -p latentmint-e2e --bench reconcile`). Every figure in the document
-comes from those records; nothing is typed by hand.
+"""Writes every benchmark document from the raw records committed beside them; nothing in
+these documents is typed by hand.
 
-  python3 infra/bench/report.py           write RECONCILE.md
-  python3 infra/bench/report.py --check   fail if RECONCILE.md is stale or the newest record
-                                          misses the goal (CI runs this; it runs no benchmark)
+  infra/bench/records/generation.jsonl   -> infra/bench/RESULTS.md
+  infra/bench/records/reconcile.jsonl    -> infra/bench/RECONCILE.md
+  (and infra/contracts/records/gas.json) -> the figures block of README.md
+
+Each record is what one run of a benchmark appended (`python infra/bench/generation.py`,
+`cargo bench -p latentmint-e2e --bench reconcile`, `infra/contracts/gas-bench.sh`): the machine,
+the versions and every sample.
+
+  python3 infra/bench/report.py           write the documents
+  python3 infra/bench/report.py --check   fail if a document is not what its records give, or the
+                                          records miss a goal (CI runs this; it runs no timing
+                                          benchmark, whose figures depend on the machine)
+
+One goal is reported, not enforced: the generation wall-time ratio, which varies with the
+shared host (its load and its CPU; RESULTS.md shows by how much). Its verdict is written into the documents and
+printed by --check; every other goal (reconcile time, peak RSS, loop overhead) fails the check.
 """
 import json
 import statistics
@@ -13,16 +25,165 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RECORDS = HERE / "records" / "reconcile.jsonl"
-OUT = HERE / "RECONCILE.md"
-GOAL_S = 10.0
+ROOT = HERE.parent.parent
+GENERATION = HERE / "records" / "generation.jsonl"
+RECONCILE = HERE / "records" / "reconcile.jsonl"
+GAS = ROOT / "infra" / "contracts" / "records" / "gas.json"
+RESULTS_MD = HERE / "RESULTS.md"
+RECONCILE_MD = HERE / "RECONCILE.md"
+README = ROOT / "README.md"
+BEGIN = "<!-- figures: written by infra/bench/report.py from the benchmarks' records; do not edit -->"
+END = "<!-- end of figures -->"
+
+# Goals.
+RECONCILE_GOAL_S = 10.0
+WALL_GOAL = 0.7
+RSS_GOAL = 0.5
+OVERHEAD_GOAL = 0.02
+
+med = statistics.median
 
 
-def load():
-    return [json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()]
+def jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def render(records):
+# --- generation -------------------------------------------------------------------------------
+
+def summary(r):
+    """The figures of one generation run."""
+    rust = [x["image_s"] for x in r["rust"]["images"]]
+    py = [x["image_s"] for x in r["python"]["images"]]
+    pairs = sorted(a / b for a, b in zip(rust, py))
+    return {
+        "rust_ms": med(rust) * 1000,
+        "python_ms": med(py) * 1000,
+        "ratio": med(rust) / med(py),
+        "pairs": (med(pairs), pairs[len(pairs) // 4], pairs[3 * len(pairs) // 4]),
+        "fastest": (min(rust) * 1000, min(py) * 1000),
+        "startup": (r["rust"]["startup_s"], r["python"]["startup_s"]),
+        "rss": (r["rust"]["peak_rss_mib"], r["python"]["peak_rss_mib"]),
+        "overhead": med(x["loop_overhead_ratio"] for x in r["rust"]["images"]),
+        "unet_share": med(x["unet_share"] for x in r["rust"]["images"]),
+        "wait": (med(r["idle_wait_s"]) * 1000, max(r["idle_wait_s"]) * 1000),
+    }
+
+
+def newest_session(records):
+    """The records of the newest date: one sitting on one machine."""
+    last = records[-1]["date"]
+    return [r for r in records if r["date"] == last]
+
+
+def render_results(records):
+    if not records:
+        return "# Generation benchmark\n\nNo run recorded yet: `python infra/bench/generation.py`.\n"
+    r = records[-1]
+    s = summary(r)
+    a = r["args"]
+    v = r["versions"]
+    session = newest_session(records)
+    ratios = [summary(x)["ratio"] for x in session]
+    rows = [
+        ("wall time per image (median)", f"{s['rust_ms']:.1f} ms", f"{s['python_ms']:.1f} ms", f"{s['ratio']:.2f}x", f"<= {WALL_GOAL}x"),
+        ("same image pairs: Rust / Python (median, quartiles)", "-", "-",
+         f"{s['pairs'][0]:.2f}x ({s['pairs'][1]:.2f}-{s['pairs'][2]:.2f})", "-"),
+        ("fastest image", f"{s['fastest'][0]:.1f} ms", f"{s['fastest'][1]:.1f} ms", f"{s['fastest'][0] / s['fastest'][1]:.2f}x", "-"),
+        ("start-up (load + sessions)", f"{s['startup'][0]:.2f} s", f"{s['startup'][1]:.2f} s",
+         f"{s['startup'][0] / s['startup'][1]:.2f}x", "once per process"),
+        ("peak RSS (whole process)", f"{s['rss'][0]:.0f} MiB", f"{s['rss'][1]:.0f} MiB", f"{s['rss'][0] / s['rss'][1]:.2f}x", f"<= {RSS_GOAL}x"),
+        ("loop overhead outside unet.run", f"{s['overhead'] * 100:.2f}% of unet time", "-", "-", f"< {OVERHEAD_GOAL:.0%}"),
+        ("share of the image's time inside unet.run", f"{s['unet_share'] * 100:.1f}%", "-", "-", "-"),
+    ]
+    out = [
+        "# Generation benchmark",
+        "",
+        "Generated by `python3 infra/bench/report.py` from `infra/bench/records/generation.jsonl`, which",
+        "`python infra/bench/generation.py` appends to: every image's time on both sides, the start-up",
+        "times, the peak RSS, the machine and the versions. Nothing here is typed by hand.",
+        "",
+        "## The newest run",
+        "",
+        f"Command: `python infra/bench/generation.py --model {a['model']} --steps {a['steps']} --images {a['images']} "
+        f"--threads {a['threads']} --size {a['size']}` on {r['date']}.",
+        "",
+        f"Machine: {r['machine']}. Model `{a['model']}`, DDIM {a['steps']} steps, guidance 7.5, {a['size']}x{a['size']} "
+        f"images, {a['threads']} ONNX Runtime intra-op threads on both sides, {a['images']} images each after a warm-up, "
+        "generated alternately by the two processes, each image started once both processes were idle "
+        f"(median wait {s['wait'][0]:.0f} ms, longest {s['wait'][1]:.0f} ms). Python: diffusers {v['diffusers']} "
+        f"OnnxStableDiffusionPipeline, onnxruntime {v['onnxruntime']}; Rust: sd-bench (release), the same ONNX "
+        "Runtime loaded dynamically.",
+        "",
+        "| measure | Rust | Python | ratio | goal |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {' | '.join(row)} |" for row in rows],
+        "",
+        "## Every recorded run",
+        "",
+        f"The wall-time goal is judged on the newest session (the runs of {session[-1]['date']}): the median of "
+        f"their ratios is {med(ratios):.2f}x over {len(ratios)} run{'s' if len(ratios) != 1 else ''}, so the goal "
+        f"(<= {WALL_GOAL}x) is {'met' if med(ratios) <= WALL_GOAL else 'NOT met'} on that machine. It varies with the host "
+        "(its load, below, and its CPU: earlier sessions on an Intel Xeon are in the git history), so CI reports it and "
+        "enforces the others (peak RSS, loop overhead).",
+        "",
+        "| date | machine | images | Rust (median) | Python (median) | ratio | same-image pairs (quartiles) | peak RSS ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for x in records:
+        t = summary(x)
+        out.append(
+            f"| {x['date']} | {x['machine']} | {x['args']['images']} | {t['rust_ms']:.1f} ms | {t['python_ms']:.1f} ms "
+            f"| {t['ratio']:.2f}x | {t['pairs'][0]:.2f}x ({t['pairs'][1]:.2f}-{t['pairs'][2]:.2f}) | {t['rss'][0] / t['rss'][1]:.2f}x |"
+        )
+    out += [
+        "",
+        "## Reading the numbers",
+        "",
+        "The UNet is nearly all of an image's time (the share above), and the Rust loop around it is",
+        "negligible (the overhead above), so the ratio is set by how ONNX Runtime runs the UNet on each",
+        "side: Python runs the two halves of classifier-free guidance as one batch-2 call on both",
+        "threads; the engine runs them as two batch-1 calls side by side, one thread each",
+        "(`functions/diffusion/src/worker.rs`).",
+        "",
+        "This machine is shared: the speed of each core drifts over seconds as another tenant works.",
+        "The benchmark alternates the two processes image by image, and reports the ratio of medians,",
+        "the median of same-moment pairs and the fastest image of each side. When the host is quiet",
+        "they agree; when it is busy the engine loses more than Python, because each denoising step",
+        "waits for the slower of its two halves. The Rust side's own time per image, in the table of",
+        "runs, shows how loaded the host was. Runs from before the raw records were kept, and what was",
+        "tried without gain (a fused attention operator, OpenVINO, another GroupNorm), are in the git",
+        "history of this file (before 2026-12-07).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def wall_time_verdict(records):
+    """The wall-time goal on the newest session: reported, not enforced (see the module doc)."""
+    if not records:
+        return None
+    ratio = med(summary(x)["ratio"] for x in newest_session(records))
+    met = "met" if ratio <= WALL_GOAL else "NOT met"
+    return f"generation wall time: {ratio:.2f}x Python's in the newest session, goal <= {WALL_GOAL}x: {met}"
+
+
+def generation_goals(records):
+    if not records:
+        return []
+    session = [summary(x) for x in newest_session(records)]
+    missed = []
+    rss = max(x["rss"][0] / x["rss"][1] for x in session)
+    if rss > RSS_GOAL:
+        missed.append(f"generation peak RSS: {rss:.2f}x, goal <= {RSS_GOAL}x")
+    overhead = max(x["overhead"] for x in session)
+    if overhead >= OVERHEAD_GOAL:
+        missed.append(f"engine loop overhead: {overhead:.2%}, goal < {OVERHEAD_GOAL:.0%}")
+    return missed
+
+
+# --- reconcile --------------------------------------------------------------------------------
+
+def render_reconcile(records):
     lines = [
         "# Reconcile benchmark: deciding from the chain what became of jobs a run does not know",
         "",
@@ -33,36 +194,95 @@ def render(records):
         "",
         "- **fates**: the chain's word on every job (the contract's position bitmap, then its mint events).",
         "- **reconcile**: the same, and every job's record written as the chain says (content absent).",
-        f"- Goal: {GOAL_S:.0f} s for 1,000 jobs found minted.",
+        f"- Goal: {RECONCILE_GOAL_S:.0f} s for 1,000 jobs found minted.",
         "",
         "| date | machine | node | build | jobs | fates, median (min-max) | reconcile, median (min-max) | samples | goal met |",
         "| --- | --- | --- | --- | ---: | --- | --- | ---: | --- |",
     ]
     for r in records:
         f, c = r["fates_s"], r["reconcile_s"]
-        met = max(c) < GOAL_S if r["jobs"] >= 1000 else None
+        met = max(c) < RECONCILE_GOAL_S if r["jobs"] >= 1000 else None
         lines.append(
             f"| {r['date']} | {r['machine']} | {r['node']} | {r.get('build', 'release')} | {r['jobs']:,} "
-            f"| {statistics.median(f):.2f} s ({min(f):.2f}-{max(f):.2f}) "
-            f"| {statistics.median(c):.2f} s ({min(c):.2f}-{max(c):.2f}) | {len(c)} "
+            f"| {med(f):.2f} s ({min(f):.2f}-{max(f):.2f}) "
+            f"| {med(c):.2f} s ({min(c):.2f}-{max(c):.2f}) | {len(c)} "
             f"| {'-' if met is None else ('yes' if met else 'no')} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def reconcile_goals(records):
+    thousand = [r for r in records if r["jobs"] == 1000]
+    if thousand and max(thousand[-1]["reconcile_s"]) >= RECONCILE_GOAL_S:
+        return [f"reconcile of 1,000 jobs: {max(thousand[-1]['reconcile_s']):.2f} s, goal < {RECONCILE_GOAL_S} s"]
+    return []
+
+
+# --- the README's figures ---------------------------------------------------------------------
+
+def render_figures(generation, reconcile, gas):
+    rows = []
+    if generation:
+        session = [summary(x) for x in newest_session(generation)]
+        ratio = med(x["ratio"] for x in session)
+        rows.append((f"generation: wall time per image, Rust / Python (newest session, {generation[-1]['date']}, {generation[-1]['machine'].split(',')[0]}, median of {len(session)} run{'s' if len(session) != 1 else ''})",
+                     f"{ratio:.2f}x", f"<= {WALL_GOAL}x", "yes" if ratio <= WALL_GOAL else "no (see RESULTS.md)", "[RESULTS.md](infra/bench/RESULTS.md)"))
+        rss = max(x["rss"][0] / x["rss"][1] for x in session)
+        rows.append(("generation: peak RSS, Rust / Python (newest session, largest)",
+                     f"{rss:.2f}x", f"<= {RSS_GOAL}x", "yes" if rss <= RSS_GOAL else "no", "[RESULTS.md](infra/bench/RESULTS.md)"))
+    if reconcile:
+        thousand = [r for r in reconcile if r["jobs"] == 1000]
+        if thousand:
+            r = thousand[-1]
+            slowest = max(r["reconcile_s"])
+            rows.append(("reconcile: 1,000 jobs found minted, decided and recorded (slowest sample)",
+                         f"{slowest:.2f} s", f"< {RECONCILE_GOAL_S:.0f} s", "yes" if slowest < RECONCILE_GOAL_S else "no", "[RECONCILE.md](infra/bench/RECONCILE.md)"))
+    if gas:
+        rc = gas["receipts"]
+        base = sum(rc["baseline_single"]) / len(rc["baseline_single"])
+        single, one, many = sum(rc["ours_single"]) / base, sum(rc["ours_100_to_one"]) / 100, sum(rc["ours_100_to_100"]) / 100
+        yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+        rows.append(("mint gas: single mint, against OpenZeppelin ERC721URIStorage", f"{single:.2f}x", "<= 0.5x", yes(single <= 0.5), "[GAS.md](infra/contracts/GAS.md)"))
+        rows.append(("mint gas: batch of 100 to one recipient, per token", f"{one:,.0f}", "<= 5,000", yes(one <= 5000), "[GAS.md](infra/contracts/GAS.md)"))
+        rows.append(("mint gas: batch of 100 to 100 recipients, per token", f"{many:,.0f}", "<= 55,000", yes(many <= 55000), "[GAS.md](infra/contracts/GAS.md)"))
+    lines = [BEGIN, "", "| figure | measured | goal | met | records and method |", "| --- | ---: | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def with_figures(readme, figures):
+    if BEGIN not in readme or END not in readme:
+        sys.exit(f"README.md has no figures block ({BEGIN} ... {END})")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + figures + tail
+
+
 def main():
-    records = load()
-    text = render(records)
+    generation, reconcile = jsonl(GENERATION), jsonl(RECONCILE)
+    gas = json.loads(GAS.read_text()) if GAS.exists() else None
+    docs = {
+        RESULTS_MD: render_results(generation),
+        RECONCILE_MD: render_reconcile(reconcile),
+        README: with_figures(README.read_text(), render_figures(generation, reconcile, gas)),
+    }
+    missed = generation_goals(generation) + reconcile_goals(reconcile)
     if "--check" in sys.argv:
-        if OUT.read_text() != text:
-            sys.exit("infra/bench/RECONCILE.md is stale: run python3 infra/bench/report.py and commit it")
-        newest = [r for r in records if r["jobs"] >= 1000][-1]
-        if max(newest["reconcile_s"]) >= GOAL_S:
-            sys.exit(f"the newest reconcile record misses the goal: {max(newest['reconcile_s']):.2f} s >= {GOAL_S} s")
-        print("infra/bench/RECONCILE.md matches its records; the newest record meets the goal")
+        stale = [p.relative_to(ROOT) for p, text in docs.items() if p.read_text() != text]
+        if stale:
+            sys.exit(f"not what the records give: {', '.join(map(str, stale))}; run python3 infra/bench/report.py and commit")
+        if missed:
+            sys.exit("the records miss goals:\n  " + "\n  ".join(missed))
+        print("the benchmark documents match their records; every enforced goal is met")
+        if wall_time_verdict(generation):
+            print(f"reported, not enforced: {wall_time_verdict(generation)}")
         return
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(HERE.parent.parent)}")
+    for path, text in docs.items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    if missed:
+        sys.exit("the records miss goals:\n  " + "\n  ".join(missed))
 
 
 if __name__ == "__main__":
