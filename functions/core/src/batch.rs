@@ -19,7 +19,7 @@ use std::collections::HashSet;
 
 use crate::address::EvmAddress;
 use crate::cid::{cid_of_bytes, directory_cid};
-use crate::job::JobId;
+use crate::id::JobId;
 
 /// The most jobs one batch may hold: a batch of 100 distinct recipients costs about 5.5M gas,
 /// well inside an L2 block, and a plan is read whole by every retry.

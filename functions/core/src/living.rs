@@ -11,26 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::collection::LivingSection;
 use crate::job::{GenerationRecord, seed_from_digest};
 use crate::metadata::{Attribute, Provenance, TokenMetadata};
-
-/// The on-chain event an evolution answers: one log of one transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Trigger {
-    /// Chain id.
-    pub chain_id: u64,
-    /// Block of the log.
-    pub block: u64,
-    /// Transaction hash (0x-prefixed).
-    pub tx_hash: String,
-    /// Index of the log in its block.
-    pub log_index: u64,
-}
-
-impl Trigger {
-    /// Stable key of the event, for the evolution store.
-    pub fn key(&self) -> String {
-        format!("{}:{}:{}", self.chain_id, self.tx_hash, self.log_index)
-    }
-}
+pub use crate::metadata::{EvolutionRecord, OracleReading, Trigger};
 
 /// One ERC-721 `Transfer` between wallets (mints and burns are not transfers).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,39 +24,6 @@ pub struct Transfer {
     pub tx_hash: String,
     /// Log index in the block.
     pub log_index: u64,
-}
-
-/// What an evolved image grew from; recorded in its provenance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvolutionRecord {
-    /// 1 for the first evolution of the minted image, then 2, 3, ...
-    pub generation: u32,
-    /// The metadata the token pointed at before (`ipfs://...`).
-    pub parent_metadata: String,
-    /// The image this one was made from (`ipfs://...`).
-    pub parent_image: String,
-    /// The event that made it.
-    pub trigger: Trigger,
-    /// img2img strength used.
-    pub strength: f32,
-    /// Set when the event was a price feed's answer (`[living.oracle]`): what it said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oracle: Option<OracleReading>,
-}
-
-/// A price feed's answer that moved the collection into another mood.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OracleReading {
-    /// The feed (EIP-55).
-    pub feed: String,
-    /// Its round id (decimal).
-    pub round: String,
-    /// The answer as the feed gives it (a decimal integer, `decimals` not applied).
-    pub answer: String,
-    /// The feed's decimals.
-    pub decimals: u8,
-    /// The mood's words, as they went into the prompt.
-    pub mood: String,
 }
 
 /// One `AnswerUpdated` event of a price feed.

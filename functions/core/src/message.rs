@@ -3,49 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::JobId;
+use crate::id::JobId;
+pub use crate::pipeline::Stage;
 
 /// Current wire version.
 pub const MESSAGE_VERSION: u32 = 1;
-
-/// The stage a message asks for. Each stage has its own queue, named after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Make the image.
-    Generate,
-    /// Automatic QA, maybe the staging queue.
-    Review,
-    /// Metadata, CIDs, pinning.
-    Publish,
-    /// On-chain mint.
-    Mint,
-}
-
-impl Stage {
-    /// All stages in pipeline order.
-    pub const ALL: [Stage; 4] = [Stage::Generate, Stage::Review, Stage::Publish, Stage::Mint];
-
-    /// The queue that feeds this stage.
-    pub fn queue(self) -> &'static str {
-        match self {
-            Stage::Generate => "generate",
-            Stage::Review => "review",
-            Stage::Publish => "publish",
-            Stage::Mint => "mint",
-        }
-    }
-}
-
-impl std::str::FromStr for Stage {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.queue() == s)
-            .ok_or_else(|| format!("`{s}` is not a stage; use one of: {}", Self::ALL.map(|st| st.queue()).join(", ")))
-    }
-}
 
 /// A request for a stage to process one job. The job's details live in the job store, so a
 /// message is tiny and a redelivered one can never carry stale data.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::field::FieldError;
+use crate::generation::{GenerationRequest, InitImage};
 use crate::job::{GenerationParams, GenerationRecord, Job};
-use crate::ports::{GenerationRequest, InitImage};
 
 /// Schema tag of the provenance object.
 pub const PROVENANCE_SCHEMA: &str = "latentmint/provenance/v1";
@@ -86,7 +86,7 @@ pub struct Provenance {
     pub image_sha256: String,
     /// Set on an evolved image of a living NFT: what it grew from and what made it grow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evolution: Option<crate::living::EvolutionRecord>,
+    pub evolution: Option<EvolutionRecord>,
     /// The publisher's signature over this record (EIP-712), so anyone can check who vouches
     /// for it: the signer should hold the collection's minter role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +256,59 @@ pub fn model_digest(files: &BTreeMap<String, String>) -> String {
     hex::encode(h.finalize())
 }
 
+/// The on-chain event an evolution answers: one log of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Block of the log.
+    pub block: u64,
+    /// Transaction hash (0x-prefixed).
+    pub tx_hash: String,
+    /// Index of the log in its block.
+    pub log_index: u64,
+}
+
+impl Trigger {
+    /// Stable key of the event, for the evolution store.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.chain_id, self.tx_hash, self.log_index)
+    }
+}
+
+/// What an evolved image grew from; recorded in its provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvolutionRecord {
+    /// 1 for the first evolution of the minted image, then 2, 3, ...
+    pub generation: u32,
+    /// The metadata the token pointed at before (`ipfs://...`).
+    pub parent_metadata: String,
+    /// The image this one was made from (`ipfs://...`).
+    pub parent_image: String,
+    /// The event that made it.
+    pub trigger: Trigger,
+    /// img2img strength used.
+    pub strength: f32,
+    /// Set when the event was a price feed's answer (`[living.oracle]`): what it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<OracleReading>,
+}
+
+/// A price feed's answer that moved the collection into another mood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OracleReading {
+    /// The feed (EIP-55).
+    pub feed: String,
+    /// Its round id (decimal).
+    pub round: String,
+    /// The answer as the feed gives it (a decimal integer, `decimals` not applied).
+    pub answer: String,
+    /// The feed's decimals.
+    pub decimals: u8,
+    /// The mood's words, as they went into the prompt.
+    pub mood: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,11 +368,11 @@ mod tests {
 
         // An evolution starts from its parent image, at the record's strength.
         let mut evolved = p.clone();
-        evolved.evolution = Some(crate::living::EvolutionRecord {
+        evolved.evolution = Some(EvolutionRecord {
             generation: 1,
             parent_metadata: "ipfs://bafkreimeta".into(),
             parent_image: "ipfs://bafkreiparent".into(),
-            trigger: crate::living::Trigger { chain_id: 1, block: 2, tx_hash: "0x01".into(), log_index: 0 },
+            trigger: Trigger { chain_id: 1, block: 2, tx_hash: "0x01".into(), log_index: 0 },
             strength: 0.4,
             oracle: None,
         });

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use crate::address::EvmAddress;
 use crate::batch::{BatchId, BatchPlan};
-use crate::job::{GenerationParams, GenerationRecord, Job, JobId, JobState};
+pub use crate::generation::{GenerationRequest, InitImage};
+use crate::job::{GenerationRecord, Job, JobId, JobState};
 use crate::ledger::{ChainMint, Fate};
 
 /// An adapter failed. The stage decides from the kind whether to retry.
@@ -102,30 +103,6 @@ pub trait JobStore: Send + Sync {
     async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>>;
     /// How many jobs are in each state.
     async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>>;
-}
-
-/// What a generator is asked to make.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenerationRequest {
-    /// The job (for logs and provenance).
-    pub job_id: JobId,
-    /// Prompt.
-    pub prompt: String,
-    /// Negative prompt.
-    pub negative_prompt: String,
-    /// Parameters.
-    pub params: GenerationParams,
-    /// Start from this image instead of pure noise (img2img): how a living NFT evolves.
-    pub init_image: Option<InitImage>,
-}
-
-/// An image to start from, and how far to move away from it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InitImage {
-    /// PNG bytes, the request's width x height.
-    pub png: Vec<u8>,
-    /// 0 keeps the image, 1 ignores it; `round_down(steps * strength)` steps run.
-    pub strength: f32,
 }
 
 /// A generated image.

@@ -3,8 +3,32 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::collection::ReviewSection;
-use crate::job::JobState;
+use crate::pipeline::JobState;
+
+/// `[review]`: automatic QA thresholds on the 0..1 quality score.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSection {
+    /// Score at or above which an image is approved without a human.
+    #[serde(default = "default_approve")]
+    pub auto_approve_at: f32,
+    /// Score below which an image is rejected without a human.
+    #[serde(default = "default_reject")]
+    pub auto_reject_below: f32,
+}
+
+fn default_approve() -> f32 {
+    0.5
+}
+fn default_reject() -> f32 {
+    0.15
+}
+
+impl Default for ReviewSection {
+    fn default() -> Self {
+        Self { auto_approve_at: default_approve(), auto_reject_below: default_reject() }
+    }
+}
 
 /// Statistics of one image and the score derived from them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

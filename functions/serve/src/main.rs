@@ -74,7 +74,7 @@ async fn invoke(State(st): State<Shared>, body: Result<Json<ApiRequest>, JsonRej
         Err(e) => {
             return reply(
                 StatusCode::BAD_REQUEST,
-                format!("body: {}; send the JSON request documented in the README", e.body_text()),
+                format!("body: {}; send the JSON request documented in docs/engine.md", e.body_text()),
             );
         }
     };

@@ -33,15 +33,15 @@ pub async fn run(ports: &Ports, id: JobId, message_id: &str) -> Result<StageOutc
         Ok(from) => from,
         Err(ClaimError::Held { holder, .. }) => {
             info!(job = %id.short(), holder = %holder, "being generated for another message; this one is dropped");
-            return Ok(StageOutcome::redelivered(&job, JobState::Generated, Stage::Review));
+            return Ok(StageOutcome::redelivered(&job, Stage::Generate));
         }
         Err(ClaimError::Transition(_)) => {
-            return Ok(StageOutcome::redelivered(&job, JobState::Generated, Stage::Review));
+            return Ok(StageOutcome::redelivered(&job, Stage::Generate));
         }
     };
     if let Some(current) = save(ports, &job, from).await? {
         // Claimed by another message in between.
-        return Ok(StageOutcome::redelivered(&current, JobState::Generated, Stage::Review));
+        return Ok(StageOutcome::redelivered(&current, Stage::Generate));
     }
     match generate(ports, &mut job).await {
         Err(StageError::Retry(m)) => {
@@ -57,8 +57,8 @@ pub async fn run(ports: &Ports, id: JobId, message_id: &str) -> Result<StageOutc
         }
         Err(e) => Err(e),
         Ok(()) => match save(ports, &job, JobState::Generating).await? {
-            Some(current) => Ok(StageOutcome::redelivered(&current, JobState::Generated, Stage::Review)),
-            None => Ok(StageOutcome::done(&job, Some(Stage::Review))),
+            Some(current) => Ok(StageOutcome::redelivered(&current, Stage::Generate)),
+            None => Ok(StageOutcome::done(&job, Stage::Generate.next())),
         },
     }
 }

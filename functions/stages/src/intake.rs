@@ -30,13 +30,7 @@ pub enum Intake {
 
 /// The stage a job in `state` waits for; `None` when no stage moves it on.
 pub fn waiting_for(state: JobState) -> Option<Stage> {
-    match state {
-        JobState::Queued | JobState::Generating => Some(Stage::Generate),
-        JobState::Generated => Some(Stage::Review),
-        JobState::Approved => Some(Stage::Publish),
-        JobState::Published | JobState::Minting => Some(Stage::Mint),
-        JobState::AwaitingReview | JobState::Rejected | JobState::Minted | JobState::Failed => None,
-    }
+    state.waiting_for()
 }
 
 /// How long a resume hides a dead letter it read, while it deals with its job.

@@ -90,10 +90,11 @@ impl StageOutcome {
         Self { job_id: job.id(), state: job.state, next, did_work: true }
     }
 
-    /// A redelivery: forward only if the job sits where `stage_output` says this stage
-    /// leaves it, because then the next message may have been lost in a crash.
-    pub(crate) fn redelivered(job: &Job, stage_output: JobState, next: Stage) -> Self {
-        let next = (job.state == stage_output).then_some(next);
+    /// A redelivery to `stage`: forward only if the job sits where `stage` leaves it (the
+    /// pipeline's table, [`Stage::leaves`]), because then the next message may have been lost
+    /// in a crash.
+    pub(crate) fn redelivered(job: &Job, stage: Stage) -> Self {
+        let next = if job.state == stage.leaves() { stage.next() } else { None };
         Self { job_id: job.id(), state: job.state, next, did_work: false }
     }
 }

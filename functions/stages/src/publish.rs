@@ -24,7 +24,7 @@ pub(crate) async fn pin_checked(pinner: &dyn Pinner, name: &str, bytes: Vec<u8>)
 pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
     if job.state != JobState::Approved {
-        return Ok(StageOutcome::redelivered(&job, JobState::Published, Stage::Mint));
+        return Ok(StageOutcome::redelivered(&job, Stage::Publish));
     }
     let key = job.image_key.clone().ok_or_else(|| StageError::Fail("approved job has no image".into()))?;
     let png = ports.blobs.get(&key).await?;
@@ -34,9 +34,9 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let metadata_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.json"), signed).await?;
     job.record_publication(image_cid, metadata_cid).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Approved).await? {
-        return Ok(StageOutcome::redelivered(&current, JobState::Published, Stage::Mint));
+        return Ok(StageOutcome::redelivered(&current, Stage::Publish));
     }
-    Ok(StageOutcome::done(&job, Some(Stage::Mint)))
+    Ok(StageOutcome::done(&job, Stage::Publish.next()))
 }
 
 /// `metadata` signed, as JSON. A signature made by an earlier attempt is reused when that

@@ -11,7 +11,7 @@ use crate::{Ports, StageError, StageOutcome, load, save};
 pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
     if job.state != JobState::Generated {
-        return Ok(StageOutcome::redelivered(&job, JobState::Approved, Stage::Publish));
+        return Ok(StageOutcome::redelivered(&job, Stage::Review));
     }
     let key = job.image_key.clone().ok_or_else(|| StageError::Fail("generated job has no image".into()))?;
     let png_bytes = ports.blobs.get(&key).await?;
@@ -20,9 +20,9 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     let verdict = report.verdict(&job.spec.review);
     job.record_qa(report, verdict).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Generated).await? {
-        return Ok(StageOutcome::redelivered(&current, JobState::Approved, Stage::Publish));
+        return Ok(StageOutcome::redelivered(&current, Stage::Review));
     }
-    let next = (verdict == JobState::Approved).then_some(Stage::Publish);
+    let next = if verdict == Stage::Review.leaves() { Stage::Review.next() } else { None };
     Ok(StageOutcome::done(&job, next))
 }
 
