@@ -27,6 +27,12 @@ step "cargo clippy: the SageMaker container's CUDA build (infra/sagemaker/Docker
 cargo clippy --locked -p latentmint-serve -p latentmint-diffusion --features latentmint-diffusion/cuda \
   --all-targets --quiet -- -D warnings
 
+step "cargo doc (broken links and bare URLs are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --quiet
+
+step "no import circles in the domain crate (scripts/module-graph.py)"
+python3 scripts/module-graph.py --check
+
 LOG="$ROOT/.tools/test-logs"
 mkdir -p "$LOG"
 

@@ -11,7 +11,7 @@ use crate::app::{App, View};
 
 /// Draws the whole dashboard (mutable only for the image preview, which scales itself to
 /// its area once and keeps the result).
-pub fn draw(f: &mut Frame, app: &mut App) {
+pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     let [top, middle, detail, footer] =
         Layout::vertical([Constraint::Length(12), Constraint::Min(5), Constraint::Length(6), Constraint::Length(1)])
             .areas(f.area());
@@ -43,7 +43,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     f.render_widget(jobs, jobs_area);
 
     // The two lists differ in their rows and columns only.
-    let (rows, widths, columns, title): (Vec<Row>, [Constraint; 4], [&str; 4], String) = match app.view {
+    let (rows, widths, columns, title): (Vec<Row<'_>>, [Constraint; 4], [&str; 4], String) = match app.view {
         View::Staging => {
             let rows = app.snapshot.staging.iter().map(|j| {
                 let score = j.qa.as_ref().map(|q| format!("{:.2}", q.score)).unwrap_or_else(|| "-".into());
@@ -100,7 +100,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         None => {}
     }
 
-    let detail_lines: Vec<Line> = match app.rows().get(app.selected) {
+    let detail_lines: Vec<Line<'_>> = match app.rows().get(app.selected) {
         Some(j) => vec![
             Line::from(match j.batch {
                 // A job failed with its batch: the batch's other jobs share its fate.

@@ -1,4 +1,7 @@
 //! `latentmint`: run a collection end to end on one machine, and the tools around it.
+// The argument structs' doc comments are clap's help text, written as a user reads it in a
+// terminal (`[chain]`, bare URLs), not as rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
 mod credentials;
 mod generate;

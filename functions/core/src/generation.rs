@@ -1,9 +1,8 @@
 //! What determines an image: the generation parameters, the bounds every door accepts, and a
-//! generator's request (prompt, parameters, and for img2img the image to start from).
+//! generator's request (prompt, parameters, and for img2img the image to start from:
+//! `GenerationRequest` and `InitImage`, in `job.rs`, since a request names its job).
 
 use serde::{Deserialize, Serialize};
-
-use crate::id::JobId;
 
 /// A seed from a SHA-256 digest: its first 8 bytes, kept below 2^53 so the seed survives a
 /// round trip through JSON numbers in any language (a JavaScript verifier reads it as a double).
@@ -37,28 +36,4 @@ pub struct GenerationParams {
     pub scheduler: String,
     /// Noise seed.
     pub seed: u64,
-}
-
-/// What a generator is asked to make.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenerationRequest {
-    /// The job (for logs and provenance).
-    pub job_id: JobId,
-    /// Prompt.
-    pub prompt: String,
-    /// Negative prompt.
-    pub negative_prompt: String,
-    /// Parameters.
-    pub params: GenerationParams,
-    /// Start from this image instead of pure noise (img2img): how a living NFT evolves.
-    pub init_image: Option<InitImage>,
-}
-
-/// An image to start from, and how far to move away from it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InitImage {
-    /// PNG bytes, the request's width x height.
-    pub png: Vec<u8>,
-    /// 0 keeps the image, 1 ignores it; `round_down(steps * strength)` steps run.
-    pub strength: f32,
 }

@@ -18,6 +18,30 @@ pub use crate::id::{JobId, Position};
 pub use crate::pipeline::JobState;
 use crate::qa::{QaReport, ReviewSection};
 
+/// What a generator is asked to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRequest {
+    /// The job (for logs and provenance).
+    pub job_id: JobId,
+    /// Prompt.
+    pub prompt: String,
+    /// Negative prompt.
+    pub negative_prompt: String,
+    /// Parameters.
+    pub params: GenerationParams,
+    /// Start from this image instead of pure noise (img2img): how a living NFT evolves.
+    pub init_image: Option<InitImage>,
+}
+
+/// An image to start from, and how far to move away from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitImage {
+    /// PNG bytes, the request's width x height.
+    pub png: Vec<u8>,
+    /// 0 keeps the image, 1 ignores it; `round_down(steps * strength)` steps run.
+    pub strength: f32,
+}
+
 /// What to make: fixed at intake, never changed afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {

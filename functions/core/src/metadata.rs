@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::field::FieldError;
-use crate::generation::{GenerationRequest, InitImage};
 use crate::job::{GenerationParams, GenerationRecord, Job};
+use crate::job::{GenerationRequest, InitImage};
 
 /// Schema tag of the provenance object.
 pub const PROVENANCE_SCHEMA: &str = "latentmint/provenance/v1";

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub enum JobState {
     /// Accepted by intake, waiting for generation.
     Queued,
-    /// Being generated, under the lease of one queue message (see [`GenerationLease`]): a
+    /// Being generated, under the lease of one queue message (see [`crate::job::GenerationLease`]): a
     /// second message for the job (a resend, a duplicate delivery) does not generate it again.
     Generating,
     /// Image generated and stored.
@@ -27,7 +27,7 @@ pub enum JobState {
     Rejected,
     /// Metadata built and pinned.
     Published,
-    /// Claimed for a batch (see `crate::batch`): minted with the batch's other jobs, once
+    /// Claimed for a batch (see the batch module): minted with the batch's other jobs, once
     /// every one of them is claimed.
     Minting,
     /// Token minted and confirmed.

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::address::EvmAddress;
 use crate::batch::{BatchId, BatchPlan};
-pub use crate::generation::{GenerationRequest, InitImage};
 use crate::job::{GenerationRecord, Job, JobId, JobState};
+pub use crate::job::{GenerationRequest, InitImage};
 use crate::ledger::{ChainMint, Fate};
 
 /// An adapter failed. The stage decides from the kind whether to retry.

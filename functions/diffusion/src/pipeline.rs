@@ -177,13 +177,13 @@ pub struct Engine {
 pub(crate) fn run_unet(
     session: &mut Session,
     (dtype, precision): (TensorElementType, Precision),
-    sample: ndarray::ArrayView4<f32>,
+    sample: ndarray::ArrayView4<'_, f32>,
     t: f32,
-    hidden: ndarray::ArrayView3<f32>,
+    hidden: ndarray::ArrayView3<'_, f32>,
 ) -> Result<Vec<f32>> {
     let sample = precision.input(sample, "unet")?;
     let hidden = precision.input(hidden, "unet")?;
-    let timestep: SessionInputValue = match dtype {
+    let timestep: SessionInputValue<'_> = match dtype {
         // As numpy casts diffusers' float timesteps: truncation toward zero.
         TensorElementType::Int64 => Tensor::from_array(Array1::from_vec(vec![t as i64])).map_err(onnx("unet"))?.into(),
         TensorElementType::Float32 => Tensor::from_array(Array1::from_vec(vec![t])).map_err(onnx("unet"))?.into(),

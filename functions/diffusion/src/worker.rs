@@ -56,7 +56,7 @@ impl UnetWorker {
     /// Starts a call; [`UnetWorker::wait`] returns its result.
     pub(crate) fn submit(
         &self,
-        sample: ArrayView4<f32>,
+        sample: ArrayView4<'_, f32>,
         t: f32,
         hidden: &Arc<Array3<f32>>,
         dtype: (TensorElementType, Precision),

@@ -982,7 +982,7 @@ mod tests {
         let keys = keys();
         // (request, the stack's keys, status, field)
         type Case<'a> = (ApiGatewayV2httpRequest, Option<&'a dyn WebhookKeys>, i64, Option<&'a str>);
-        let cases: Vec<Case> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (order("neon-shapes", good, None), Some(&keys), 401, None),
             (order("neon-shapes", good, Some(sign("neon-shapes", good, b"another secret"))), Some(&keys), 401, None),
             (order("neon-shapes", good, Some("sha256=zz".into())), Some(&keys), 401, None),

@@ -30,7 +30,7 @@ use latentmint_core::ports::{
     BlobStore, Delivery, Generator, JobStore, Minter, Pinner, PortError, ProvenanceSigner, Queue,
 };
 use latentmint_core::{Job, JobId, JobState, Stage, StageMessage};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 /// The adapters a stage may use.
 #[derive(Clone)]
@@ -149,8 +149,21 @@ pub async fn process(ports: &Ports, stage: Stage, delivery: &Delivery) -> Dispos
             return Disposition::Retry(Duration::ZERO, e.to_string());
         }
     };
-    let result = run_stage(ports, stage, msg.job_id, &delivery.message_id).await;
-    settle(ports, stage, delivery, msg.job_id, result).await
+    // Every line logged for this delivery carries the job and the stage, so one job's path can
+    // be followed through the stages (in CloudWatch, a filter on `job_id`).
+    let span = job_span(msg.job_id, stage, &delivery.message_id);
+    async {
+        let result = run_stage(ports, stage, msg.job_id, &delivery.message_id).await;
+        settle(ports, stage, delivery, msg.job_id, result).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// The span of one job's work in one stage: `job_id` (the whole id), `stage` (its queue's
+/// name) and the delivery's `message_id`.
+pub fn job_span(id: JobId, stage: Stage, message_id: &str) -> tracing::Span {
+    info_span!("job", job_id = %id, stage = stage.queue(), message_id = %message_id)
 }
 
 /// Processes the deliveries of one receive from `stage`'s queue, one disposition per delivery
@@ -179,8 +192,9 @@ pub async fn process_all(ports: &Ports, stage: Stage, deliveries: &[Delivery], b
     // The same job twice in one receive (a resend beside the original) is minted once.
     ids.sort();
     ids.dedup();
+    let minted = mint::run_many(ports, &ids, batch).instrument(info_span!("mint_batch", jobs = ids.len())).await;
     let results: std::collections::HashMap<JobId, Result<StageOutcome, StageError>> =
-        ids.iter().copied().zip(mint::run_many(ports, &ids, batch).await).collect();
+        ids.iter().copied().zip(minted).collect();
     let mut out = Vec::with_capacity(deliveries.len());
     for (d, p) in deliveries.iter().zip(parsed) {
         out.push(match p {
@@ -190,7 +204,7 @@ pub async fn process_all(ports: &Ports, stage: Stage, deliveries: &[Delivery], b
                     .get(&id)
                     .cloned()
                     .unwrap_or_else(|| Err(StageError::Retry(format!("job {} was not minted", id.short()))));
-                settle(ports, stage, d, id, result).await
+                settle(ports, stage, d, id, result).instrument(job_span(id, stage, &d.message_id)).await
             }
         });
     }

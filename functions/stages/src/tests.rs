@@ -1303,3 +1303,52 @@ fn backoff_doubles_from_a_second_to_a_minute() {
     let got: Vec<u64> = (0..=9).map(|n| crate::backoff(n).as_secs()).collect();
     assert_eq!(got, [1, 1, 2, 4, 8, 16, 32, 60, 60, 60], "a retry waits, and longer each time");
 }
+
+/// A `MakeWriter` that keeps every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn every_line_of_a_jobs_work_names_the_job_and_the_stage() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(logs.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let r = rig(None);
+    r.generator.fail_next.store(1, Ordering::SeqCst);
+    let s = specs(&["a red circle"]).remove(0);
+    intake::submit(&r.ports, s.clone()).await.unwrap();
+    drain(&r).await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // The retried generation, and each stage's "stage done", inside the job's span.
+    let mut stages_seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        let msg = line["fields"]["message"].as_str().unwrap_or_default();
+        if msg.starts_with("will retry") || msg == "stage done" {
+            let span = &line["span"];
+            assert_eq!(span["name"], "job", "{line}");
+            assert_eq!(span["job_id"], s.id.to_string(), "{line}");
+            stages_seen.insert(span["stage"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("will retry"))));
+    let all: std::collections::BTreeSet<String> = Stage::ALL.iter().map(|s| s.queue().to_string()).collect();
+    assert_eq!(stages_seen, all, "{text}");
+}

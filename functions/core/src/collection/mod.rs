@@ -40,6 +40,7 @@ pub enum SpecError {
     },
 }
 
+/// A validated collection, ready to expand into jobs.
 #[derive(Debug, Clone)]
 pub struct Collection {
     /// The file as written (validated).
