@@ -18,7 +18,10 @@ use latentmint_embedded::SqliteEvolutionStore;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 use tracing::warn;
 
-use crate::run::{RunArgs, Workspace, build_generator, load_collection, setup_chain, with_credentials};
+use crate::args::RunArgs;
+use crate::chain_setup::setup_chain;
+use crate::wiring::{build_generator, with_credentials};
+use crate::workspace::{Workspace, load_collection};
 
 /// `latentmint live`
 #[derive(clap::Args)]

@@ -3,13 +3,20 @@
 // terminal (`[chain]`, bare URLs), not as rustdoc links.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
+mod args;
+mod chain_setup;
 mod credentials;
+mod deploy;
 mod generate;
 mod live;
 mod report;
 mod reproduce;
+mod review;
 mod run;
 mod verify;
+mod wiring;
+mod worker;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,16 +38,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Generate, check, pin and mint every prompt of a collection file, locally.
-    Run(run::RunArgs),
+    Run(args::RunArgs),
     /// Print a file's CIDv1, as `ipfs add --cid-version=1` computes it.
     Cid {
         /// The file.
         file: PathBuf,
     },
     /// Approve or reject a job waiting in the QA staging queue.
-    Review(run::ReviewArgs),
+    Review(review::ReviewArgs),
     /// Deploy the collection's contract to its configured chain.
-    Deploy(run::DeployArgs),
+    Deploy(deploy::DeployArgs),
     /// Print the order-webhook key of one collection, for its shop: derived from the stack's
     /// webhook secret, read from LATENTMINT_WEBHOOK_SECRET (never an argument, which shells
     /// keep in their history). With --sign, print the headers a shop sends for a body instead.
@@ -109,9 +116,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Cid { file } => cid(&file),
         Command::Run(args) => tokio_main(run::run(args)),
-        Command::Review(args) => tokio_main(run::review(args)),
+        Command::Review(args) => tokio_main(review::review(args)),
         Command::Generate(args) => generate::generate(args),
-        Command::Deploy(args) => tokio_main(run::deploy(args)),
+        Command::Deploy(args) => tokio_main(deploy::deploy(args)),
         Command::WebhookKey { collection, sign } => webhook_key(&collection, sign.as_deref()),
         Command::Live(args) => tokio_main(live::live(args)),
         Command::Verify(args) => tokio_main(verify::verify(args)),

@@ -113,7 +113,7 @@ struct Source {
 impl Source {
     async fn of(args: &VerifyArgs) -> anyhow::Result<Self> {
         if let Some(dir) = &args.local_run {
-            let deployment = crate::run::Deployment::read(dir).context("--local-run")?;
+            let deployment = crate::chain_setup::Deployment::read(dir).context("--local-run")?;
             let (contract, from_block) = deployment.minting().with_context(|| {
                 format!("--local-run: {}/deployment.json names no contract for the collection's tokens", dir.display())
             })?;
@@ -124,7 +124,7 @@ impl Source {
                 state.display()
             );
             let state_arg = state.to_string_lossy().into_owned();
-            let anvil = crate::run::anvil_path(args.anvil.as_deref());
+            let anvil = crate::workspace::anvil_path(args.anvil.as_deref());
             // Loaded, not saved back: the check leaves the run's chain as it was.
             let node = latentmint_chain::LocalNode::spawn_with(
                 &anvil,
@@ -140,7 +140,7 @@ impl Source {
                 from_block: from_block.unwrap_or(0),
                 content: Box::new(latentmint_embedded::LocalContentStore::new(dir.join("ipfs"))),
                 // A run made before images carried credentials has no CA: nothing to trust then.
-                anchors: std::fs::read_to_string(crate::run::credentials_dir(dir).join("ca.pem")).ok(),
+                anchors: std::fs::read_to_string(crate::wiring::credentials_dir(dir).join("ca.pem")).ok(),
                 _node: Some(node),
             });
         }

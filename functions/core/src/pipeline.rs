@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub enum JobState {
     /// Accepted by intake, waiting for generation.
     Queued,
-    /// Being generated, under the lease of one queue message (see [`crate::job::GenerationLease`]): a
+    /// Being generated, under the lease of one queue message (see the job module's `GenerationLease`): a
     /// second message for the job (a resend, a duplicate delivery) does not generate it again.
     Generating,
     /// Image generated and stored.
