@@ -21,6 +21,7 @@ SAM_VERSION="1.170.0"
 # The translator SAM CLI $SAM_VERSION runs on a template: the tests check template.yaml with it.
 SAM_TRANSLATOR_VERSION="1.115.0"
 CARGO_LAMBDA_VERSION="1.9.2"
+CARGO_DENY_VERSION="0.20.2"
 WITH_TESTS=0
 WITH_DEPLOY=0
 for arg in "$@"; do
@@ -96,6 +97,14 @@ if [[ $WITH_TESTS == 1 ]]; then
     say "installing ipfs 0.66.1 (js-ipfs) from npm (a real IPFS node for the pinning tests)"
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) \
       || die "npm ci in tests/ipfs-node failed (registry.npmjs.org unreachable?)"
+  fi
+  DENY="$TOOLS/cargo-bin/bin/cargo-deny"
+  if [[ ! -x "$DENY" ]] || [[ "$("$DENY" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+    say "building cargo-deny $CARGO_DENY_VERSION from crates.io (the dependency policy, deny.toml; a few minutes, once)"
+    CARGO_TARGET_DIR="$TOOLS/cargo-bin/target" cargo install --quiet --locked --root "$TOOLS/cargo-bin" \
+      cargo-deny --version "$CARGO_DENY_VERSION" \
+      || die "could not build cargo-deny $CARGO_DENY_VERSION from crates.io (crates.io unreachable?)"
+    rm -rf "$TOOLS/cargo-bin/target"
   fi
   if [[ ! -x "$TOOLS/pyenv/bin/cfn-lint" || ! -x "$TOOLS/pyenv/bin/moto_server" ]] \
     || ! "$TOOLS/pyenv/bin/python" -c "import samtranslator" 2>/dev/null; then

@@ -30,6 +30,9 @@ cargo clippy --locked -p latentmint-serve -p latentmint-diffusion --features lat
 step "cargo doc (broken links and bare URLs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --quiet
 
+step "dependency policy: licenses, bans, sources (cargo deny, deny.toml)"
+.tools/cargo-bin/bin/cargo-deny deny --log-level error check licenses bans sources
+
 step "no import circles in the domain crate (scripts/module-graph.py)"
 python3 scripts/module-graph.py --check
 
