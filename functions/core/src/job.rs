@@ -647,4 +647,80 @@ mod tests {
         assert!(!JobState::Rejected.has_passed(JobState::Generated));
         assert!(!JobState::Queued.has_passed(JobState::Queued));
     }
+
+    #[test]
+    fn a_rejection_says_who_rejected_and_an_approval_carries_no_error() {
+        let generated = || {
+            let mut j = Job::new(spec());
+            j.record_generation("k".into(), record()).unwrap();
+            j
+        };
+        let mut auto = generated();
+        auto.record_qa(QaReport::for_tests(0.0), JobState::Rejected).unwrap();
+        assert!(auto.error.as_deref().is_some_and(|e| e.starts_with("rejected by automatic QA")), "{:?}", auto.error);
+        let mut ok = generated();
+        ok.record_qa(QaReport::for_tests(0.9), JobState::Approved).unwrap();
+        assert_eq!((ok.error, ok.reviewed_by.as_deref()), (None, Some("auto")));
+        let mut asked = generated();
+        asked.record_qa(QaReport::for_tests(0.3), JobState::AwaitingReview).unwrap();
+        assert_eq!(asked.reviewed_by, None);
+        let mut yes = asked.clone();
+        yes.record_operator_decision(true, "ana").unwrap();
+        assert_eq!((yes.state, yes.error, yes.reviewed_by.as_deref()), (JobState::Approved, None, Some("ana")));
+        asked.record_operator_decision(false, "ana").unwrap();
+        assert_eq!((asked.state, asked.error.as_deref()), (JobState::Rejected, Some("rejected by ana")));
+    }
+
+    #[test]
+    fn an_adopted_mint_takes_the_chains_token_and_content() {
+        let published = || {
+            let mut j = Job::new(spec());
+            j.record_generation("k".into(), record()).unwrap();
+            j.record_qa(QaReport::for_tests(0.9), JobState::Approved).unwrap();
+            j.record_publication("bafyimage".into(), "bafymeta".into()).unwrap();
+            j
+        };
+        let adoption = |metadata: &str| Adoption {
+            token_id: "42".into(),
+            tx_hash: Some("0xabc".into()),
+            batch: None,
+            metadata_cid: Some(metadata.into()),
+            image_cid: None,
+            image_key: None,
+            generation: None,
+            missing: Some("the image could not be read".into()),
+        };
+        // Its own content: what the record holds stays, the token is the chain's.
+        let mut same = published();
+        same.adopt_chain_mint(adoption("bafymeta"));
+        assert_eq!(
+            (same.state, same.token_id.as_deref(), same.tx_hash.as_deref()),
+            (JobState::Minted, Some("42"), Some("0xabc"))
+        );
+        assert_eq!((same.image_cid.as_deref(), same.image_key.as_deref()), (Some("bafyimage"), Some("k")));
+        assert!(same.generation.is_some());
+        assert_eq!(same.content_missing.as_deref(), Some("the image could not be read"));
+        // Other content: the record names only what the token points at.
+        let mut other = published();
+        other.adopt_chain_mint(adoption("bafyother"));
+        assert_eq!(other.metadata_cid.as_deref(), Some("bafyother"));
+        assert_eq!((&other.image_cid, &other.image_key, &other.generation), (&None, &None, &None));
+        // A token the chain forgot: back to published, nothing of it kept.
+        other.record_token_lost().unwrap();
+        assert_eq!((other.state, &other.token_id, &other.tx_hash), (JobState::Published, &None, &None));
+        assert!(other.record_token_lost().is_err(), "only a minted job loses its token");
+    }
+
+    #[test]
+    fn positions_keep_files_and_requests_apart() {
+        for (i, name) in ["a", "Neon Shapes", "🦀", "x".repeat(64).as_str()].into_iter().enumerate() {
+            let p = Position::in_file(name, "SYM", i as u32 * 1000);
+            assert!(!p.is_request(), "{name}: {p:?}");
+            assert_eq!(p.index(), i as u32 * 1000);
+            let id = JobId::derive_request(name, "SYM", "order-1", "p", &spec().params);
+            assert!(id.position().is_request(), "{name}");
+        }
+        let id = JobId::derive("c", "C", 7, 0, 0, "p", &spec().params);
+        assert_eq!(id.position(), Position::in_file("c", "C", 7));
+    }
 }

@@ -322,4 +322,40 @@ mod tests {
         assert_eq!(d[0].to_string(), format!("job {a} owns 2 tokens: 10 and 11"));
         assert!(d[1].to_string().starts_with("position 1 was minted 2 times"), "{}", d[1]);
     }
+
+    #[test]
+    fn one_job_twice_at_its_position_is_one_duplicate_not_two() {
+        let mut l = Ledger::default();
+        let a = job(1, 1);
+        l.extend([alone(a, "10"), alone(a, "11")]);
+        assert_eq!(l.duplicates(), vec![Duplicate::Job { job: a, tokens: vec!["10".into(), "11".into()] }]);
+        assert_eq!((l.len(), l.is_empty()), (2, false));
+        let empty = Ledger::default();
+        assert_eq!((empty.len(), empty.is_empty()), (0, true));
+    }
+
+    #[test]
+    fn batch_tokens_are_found_by_batch_and_by_token() {
+        let (a, b, c) = (job(1, 1), job(2, 2), job(3, 3));
+        let batch = BatchId::of(&[a, b]);
+        let dir = directory_cid(&[7; 32]);
+        assert!(dir.starts_with("bafybei"), "{dir}");
+        let in_batch = |j: JobId, index: u32| ChainMint {
+            job: j,
+            token_id: (100 + u64::from(index)).to_string(),
+            tx_hash: "0x2".into(),
+            block: 2,
+            log_index: u64::from(index),
+            via: Via::Batch { batch, first: 100, index, directory_cid: dir.clone() },
+        };
+        let mut l = Ledger::default();
+        l.extend([in_batch(a, 0), in_batch(b, 1), alone(c, "7")]);
+        assert_eq!(l.batch(batch).iter().map(|m| m.job).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(l.job_of_token("101").map(|m| m.job), Some(b));
+        assert_eq!(l.job_of_token("7").map(|m| m.job), Some(c));
+        assert_eq!(l.job_of_token("102"), None);
+        assert_eq!(l.of(b).unwrap().minted_uri().unwrap(), format!("ipfs://{dir}/1"));
+        let why = position_taken(job(2, 9), l.of(b).unwrap());
+        assert!(why.contains("position 2") && why.contains("token 101") && why.contains(&b.short()), "{why}");
+    }
 }

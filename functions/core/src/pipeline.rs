@@ -229,4 +229,32 @@ mod tests {
             assert_eq!(s.leaves().waiting_for(), s.next(), "{s:?}");
         }
     }
+
+    #[test]
+    fn state_names_are_the_stored_ones_and_read_back() {
+        let names: Vec<String> = JobState::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "queued",
+                "generating",
+                "generated",
+                "awaiting_review",
+                "approved",
+                "rejected",
+                "published",
+                "minting",
+                "minted",
+                "failed"
+            ]
+        );
+        for s in JobState::ALL {
+            assert_eq!(s.as_str().parse::<JobState>(), Ok(s));
+            // Stored as JSON the same way.
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!("Minted".parse::<JobState>().is_err() && "".parse::<JobState>().is_err());
+        let finals: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.is_final()).collect();
+        assert_eq!(finals, [JobState::Rejected, JobState::Minted, JobState::Failed]);
+    }
 }

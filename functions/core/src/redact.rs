@@ -101,4 +101,10 @@ mod tests {
         }
         assert_eq!(String::from_utf8(sink).unwrap(), "failed: https://rpc.example/…\n");
     }
+
+    #[test]
+    fn a_url_that_ends_the_text_is_redacted_to_its_end() {
+        assert_eq!(redact_urls("rpc failed: https://user:pw@rpc.example/v3/KEY"), "rpc failed: https://rpc.example/…");
+        assert_eq!(redact_urls("https://rpc.example/v3/KEY"), "https://rpc.example/…");
+    }
 }

@@ -221,4 +221,19 @@ mod tests {
         assert!(clean_operator("--operator", "\u{1b}[31mred").is_err(), "escape sequences are refused");
         assert!(clean_operator("--operator", &"x".repeat(65)).is_err());
     }
+
+    #[test]
+    fn noncharacters_are_refused_and_offsets_count_bytes() {
+        for c in ['\u{FDD0}', '\u{FDEF}', '\u{FFFE}', '\u{1FFFF}'] {
+            let e = sanitize_prompt("p", &format!("a{c}b")).unwrap_err();
+            assert!(e.to_string().contains("a noncharacter"), "{e}");
+        }
+        // The offset is the byte where the character starts: 3 two-byte letters, then it.
+        let e = clean_text("d", "ééé\u{0007}", 100).unwrap_err();
+        assert!(e.to_string().contains("at byte 6"), "{e}");
+        // Lengths count characters, not bytes: ten emoji fit a limit of ten.
+        assert!(clean_text("d", &"🦀".repeat(10), 10).is_ok());
+        assert!(clean_text("d", &"🦀".repeat(11), 10).is_err());
+        assert!(clean_text("d", &"a".repeat(11), 10).is_err());
+    }
 }

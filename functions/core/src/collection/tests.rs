@@ -312,3 +312,16 @@ fn the_total_of_jobs_is_capped_before_anything_is_expanded() {
     assert_eq!(e.field, "prompts");
     assert!(e.problem.contains("at most 100000"), "{e}");
 }
+
+#[test]
+fn lora_strengths_from_minus_four_to_four_are_taken() {
+    let with = |scale: f32| format!("{GOOD}\n[[generation.lora]]\npath = \"brand.safetensors\"\nscale = {scale}\n");
+    for ok in [-4.0, -0.5, 0.0, 1.0, 4.0] {
+        let c = Collection::from_toml("c", &with(ok)).unwrap();
+        assert_eq!(c.file.generation.lora[0].scale, ok);
+    }
+    for bad in [-4.5, 4.5] {
+        let e = Collection::from_toml("c", &with(bad)).unwrap_err();
+        assert!(e.to_string().contains("generation.lora[0].scale"), "{e}");
+    }
+}
