@@ -220,16 +220,10 @@ fn intake_bodies_and_webhooks() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
-    let none = || Arc::new(latentmint_lambda::NotInThisFunction("intake"));
     let jobs = Arc::new(latentmint_embedded::SqliteJobStore::open(&db).unwrap());
-    let ports = latentmint_stages::Ports {
+    let ports = latentmint_stages::ports::Intake {
         queue: Arc::new(latentmint_embedded::SqliteQueue::open(&db, 5).unwrap()),
         jobs: jobs.clone(),
-        blobs: none(),
-        generator: none(),
-        pinner: none(),
-        minter: none(),
-        signer: none(),
     };
     let stack = StackChain {
         chain_id: 412_346,

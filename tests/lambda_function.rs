@@ -494,7 +494,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     assert!(reviewed.qa.is_some(), "QA ran on the stored image");
     if reviewed.state == JobState::AwaitingReview {
         // Unsure: the operator approves it, as the dashboard does on a stack.
-        latentmint_stages::review::decide(&jobs, &s.queues(), id, true, "ada").await.unwrap();
+        latentmint_stages::operator::decide(&jobs, &s.queues(), id, true, "ada").await.unwrap();
     }
     assert_eq!(jobs.get(id).await.unwrap().unwrap().state, JobState::Approved);
 

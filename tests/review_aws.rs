@@ -47,8 +47,8 @@ async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication(
     }
     assert_eq!(jobs.list(Some(JobState::AwaitingReview)).await.unwrap().len(), 2);
 
-    let approved = latentmint_stages::review::decide(&jobs, &queue, a.id(), true, "ada").await.unwrap();
-    let rejected = latentmint_stages::review::decide(&jobs, &queue, b.id(), false, "ada").await.unwrap();
+    let approved = latentmint_stages::operator::decide(&jobs, &queue, a.id(), true, "ada").await.unwrap();
+    let rejected = latentmint_stages::operator::decide(&jobs, &queue, b.id(), false, "ada").await.unwrap();
     assert_eq!((approved, rejected), (JobState::Approved, JobState::Rejected));
     let stored = jobs.get(a.id()).await.unwrap().unwrap();
     assert_eq!(stored.reviewed_by.as_deref(), Some("ada"));
@@ -59,7 +59,7 @@ async fn approving_and_rejecting_on_the_stack_moves_jobs_and_queues_publication(
     assert_eq!(got.len(), 1);
     assert_eq!(StageMessage::parse(&got[0].body, Stage::Publish).unwrap(), StageMessage::new(Stage::Publish, a.id()));
     // A second decision on a decided job changes nothing.
-    let again = latentmint_stages::review::decide(&jobs, &queue, b.id(), true, "bob").await;
+    let again = latentmint_stages::operator::decide(&jobs, &queue, b.id(), true, "bob").await;
     assert!(again.is_err(), "a rejected job stays rejected");
 }
 
@@ -94,7 +94,7 @@ async fn resuming_a_stack_sends_stalled_jobs_on_and_clears_their_dead_letters() 
     assert_eq!(queue.stats("mint").await.unwrap().dead, 3);
     assert_eq!(queue.stats("publish").await.unwrap().dead, 1);
 
-    let resumed = latentmint_stages::intake::resume(&jobs, &queue).await.unwrap();
+    let resumed = latentmint_stages::operator::resume(&jobs, &queue).await.unwrap();
     let mut sent = resumed.sent.clone();
     sent.sort_by_key(|(id, _)| *id);
     stalled.sort_by_key(|(id, _)| *id);

@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use latentmint_chain::{Chain, ContractKind, LocalNode};
 use latentmint_core::batch::{BatchPlan, Member};
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::collection::Collection;
 use latentmint_core::ports::{
     GeneratedImage, GenerationRequest, Generator, Minter, PortError, PortResult, ProvenanceSigner,
 };
+use latentmint_core::testing::CollectionToml;
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
 use latentmint_stages::Ports;
 
@@ -73,13 +73,11 @@ async fn main() -> anyhow::Result<()> {
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap_or_default(), 412_346).await?;
     let located = chain.find_or_deploy("Reconcile Bench", "RB", ContractKind::Collection, &Default::default()).await?;
     // A prompt holds at most 1,000 copies: as many prompts as that takes.
-    let mut text = String::from(
-        "[collection]\nname = \"Reconcile Bench\"\nsymbol = \"RB\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n",
-    );
-    for (i, start) in (0..jobs).step_by(1000).enumerate() {
-        text.push_str(&format!("[[prompts]]\ntext = \"shape {i}\"\ncount = {}\n", (jobs - start).min(1000)));
-    }
-    let specs = Collection::from_toml("bench.toml", &text)?.jobs()?;
+    let file =
+        (0..jobs).step_by(1000).enumerate().fold(CollectionToml::new("Reconcile Bench", "RB"), |c, (i, start)| {
+            c.prompt_times(&format!("shape {i}"), (jobs - start).min(1000) as u32)
+        });
+    let specs = file.jobs();
     let minter = chain.minter(located.deployed.address, 1);
     let started = Instant::now();
     for group in specs.chunks(100) {

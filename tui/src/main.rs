@@ -111,7 +111,7 @@ async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, 
     let mut failed = Vec::new();
     let mut last_state = None;
     for id in ids {
-        match latentmint_stages::review::decide(b.jobs.as_ref(), b.queue.as_ref(), *id, approve, operator).await {
+        match latentmint_stages::operator::decide(b.jobs.as_ref(), b.queue.as_ref(), *id, approve, operator).await {
             Ok(state) => {
                 done.push(*id);
                 last_state = Some(state);
@@ -136,7 +136,7 @@ async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, 
 /// Sends every unsettled job on to the stage it waits for, and says how many went where (or,
 /// as the error, why it stopped).
 async fn resume(b: &Backend) -> Result<String, String> {
-    match latentmint_stages::intake::resume(b.jobs.as_ref(), b.queue.as_ref()).await {
+    match latentmint_stages::operator::resume(b.jobs.as_ref(), b.queue.as_ref()).await {
         Ok(r) if r.sent.is_empty() && r.cleared == 0 => {
             Ok("nothing to resume: every job is settled or awaits review".into())
         }
@@ -164,7 +164,7 @@ async fn resume(b: &Backend) -> Result<String, String> {
 
 /// Sends failed job `id` back to the stage that failed it, and says where.
 async fn retry(b: &Backend, id: latentmint_core::JobId) -> String {
-    match latentmint_stages::intake::retry(b.jobs.as_ref(), b.queue.as_ref(), id).await {
+    match latentmint_stages::operator::retry(b.jobs.as_ref(), b.queue.as_ref(), id).await {
         Ok(stage) => format!("job {} goes back to the {} stage; {}", id.short(), stage.queue(), b.after_resume),
         Err(e) => format!("job {}: {e}", id.short()),
     }
@@ -229,7 +229,6 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latentmint_core::collection::Collection;
     use latentmint_core::ports::{JobStore, Queue};
     use latentmint_core::qa::QaReport;
     use latentmint_core::{Job, JobState};
@@ -237,10 +236,7 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     fn waiting_job(prompt: &str) -> Job {
-        let text = format!(
-            "[collection]\nname = \"T\"\nsymbol = \"T\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"{prompt}\"\n"
-        );
-        let spec = Collection::from_toml("t", &text).unwrap().jobs().unwrap().remove(0);
+        let spec = latentmint_core::testing::CollectionToml::new("T", "T").prompt(prompt).jobs().remove(0);
         let mut j = Job::new(spec);
         j.state = JobState::AwaitingReview;
         j.qa = Some(QaReport::for_tests(0.31));
@@ -273,7 +269,7 @@ mod tests {
         app.on_key('j');
         let Action::Decide(ids, true) = app.on_key('a') else { panic!("expected approve") };
         assert_eq!(ids, vec![b.id()]);
-        latentmint_stages::review::decide(&jobs, &queue, ids[0], true, "ada").await.unwrap();
+        latentmint_stages::operator::decide(&jobs, &queue, ids[0], true, "ada").await.unwrap();
         app.refresh(&queue, &jobs).await.unwrap();
         assert_eq!(app.snapshot.staging.len(), 1);
         assert_eq!(queue.stats("publish").await.unwrap().visible, 1, "approval queues publication");
@@ -436,7 +432,7 @@ mod tests {
 
         // Another operator rejects "three" first: "one" still goes through, "three" is named.
         let three = batch[2].id();
-        latentmint_stages::review::decide(b.jobs.as_ref(), b.queue.as_ref(), three, false, "bob").await.unwrap();
+        latentmint_stages::operator::decide(b.jobs.as_ref(), b.queue.as_ref(), three, false, "bob").await.unwrap();
         let Action::Decide(ids, true) = app.on_key('a') else { panic!("expected approve") };
         assert_eq!(ids.len(), 2);
         assert!(app.marked.is_empty(), "a decision uses up the marks");
@@ -466,7 +462,7 @@ mod tests {
         for j in [&failed, &rejected, &waiting_job("still waiting")] {
             jobs.insert_if_absent(j).await.unwrap();
         }
-        latentmint_stages::review::decide(&jobs, &queue, rejected.id(), false, "bob").await.unwrap();
+        latentmint_stages::operator::decide(&jobs, &queue, rejected.id(), false, "bob").await.unwrap();
 
         let mut app = App::default();
         app.refresh(&queue, &jobs).await.unwrap();

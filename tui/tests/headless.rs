@@ -3,8 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use latentmint_core::collection::Collection;
 use latentmint_core::ports::{JobStore, Queue, dead_letters};
+use latentmint_core::testing::CollectionToml;
 use latentmint_core::{Job, JobState, Stage, StageMessage};
 use latentmint_embedded::{SqliteJobStore, SqliteQueue};
 
@@ -16,8 +16,7 @@ fn tui(args: &[&str]) -> std::process::Output {
 async fn resume_without_the_dashboard_sends_a_stalled_job_on_and_clears_its_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pipeline.db");
-    let text = "[collection]\nname = \"T\"\nsymbol = \"T\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"a red circle\"\n";
-    let mut job = Job::new(Collection::from_toml("t", text).unwrap().jobs().unwrap().remove(0));
+    let mut job = Job::new(CollectionToml::new("T", "T").prompt("a red circle").jobs().remove(0));
     job.state = JobState::Published;
     // The dashboard's queues dead-letter after five receives, as a run's do.
     let (jobs, queue) = (SqliteJobStore::open(&db).unwrap(), SqliteQueue::open(&db, 5).unwrap());

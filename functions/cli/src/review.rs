@@ -63,7 +63,7 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     };
     if args.retry {
         let why = job.error.clone().unwrap_or_default();
-        let stage = latentmint_stages::intake::retry(&jobs, &queue, job.id()).await?;
+        let stage = latentmint_stages::operator::retry(&jobs, &queue, job.id()).await?;
         println!(
             "job {} (failed: {why}) goes back to the {} stage; run `latentmint run {}` to continue",
             job.id().short(),
@@ -72,7 +72,7 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let state = latentmint_stages::review::decide(&jobs, &queue, job.id(), !args.reject, &operator).await?;
+    let state = latentmint_stages::operator::decide(&jobs, &queue, job.id(), !args.reject, &operator).await?;
     println!("job {} is now {state}; run `latentmint run {}` to continue", job.id().short(), args.collection.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -34,6 +34,8 @@ pub mod ports;
 pub mod qa;
 pub mod redact;
 pub mod sanitize;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod webhook;
 
 pub use address::EvmAddress;

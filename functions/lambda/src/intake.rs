@@ -28,7 +28,7 @@ use latentmint_core::collection::{Collection, CollectionFile, EditionsSection, L
 use latentmint_core::ports::BlobStore;
 use latentmint_core::{EvmAddress, FieldError};
 use latentmint_stages::intake::{Intake, submit};
-use latentmint_stages::{Ports, StageError};
+use latentmint_stages::{StageError, ports};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
@@ -264,7 +264,12 @@ fn living(l: &LivingSection) -> String {
 
 /// Validates a collection file (TOML, or JSON) against the stack and submits its jobs through
 /// the same `intake::submit` as the local runner.
-pub async fn submit_text(ports: &Ports, stack: &StackChain, text: &str, is_json: bool) -> Result<Accepted, Refused> {
+pub async fn submit_text(
+    ports: &ports::Intake,
+    stack: &StackChain,
+    text: &str,
+    is_json: bool,
+) -> Result<Accepted, Refused> {
     let collection = collection(text, is_json, stack)?;
     let not_used = not_used(&collection, stack);
     let specs = collection.jobs().map_err(Refused::field)?;
@@ -306,7 +311,11 @@ pub async fn submit_text(ports: &Ports, stack: &StackChain, text: &str, is_json:
 }
 
 /// Handles one HTTP API request.
-pub async fn handle_http(ports: &Ports, stack: &StackChain, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+pub async fn handle_http(
+    ports: &ports::Intake,
+    stack: &StackChain,
+    req: ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
     if req.request_context.http.method != Method::POST {
         let mut r = json(405, &Refused::new(405, "POST a collection file to submit its jobs"));
         r.headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -339,7 +348,7 @@ pub async fn handle_http(ports: &Ports, stack: &StackChain, req: ApiGatewayV2htt
 /// A file the stack cannot read or reach is an error (the invocation is retried); a file that
 /// is wrong is answered with the refusal, logged, and not retried (it would fail again).
 pub async fn handle_file(
-    ports: &Ports,
+    ports: &ports::Intake,
     stack: &StackChain,
     files: &dyn BlobStore,
     key: &str,
@@ -464,7 +473,7 @@ async fn check_signature(
 /// idempotency key, so a shop retrying its webhook creates nothing twice. `keys` is `None` when
 /// the stack has no webhook secret: every order is refused.
 pub async fn handle_webhook(
-    ports: &Ports,
+    ports: &ports::Intake,
     stack: &StackChain,
     files: &dyn BlobStore,
     keys: Option<&dyn WebhookKeys>,
@@ -482,7 +491,7 @@ fn answer_order(r: Result<OrderAccepted, Refused>) -> ApiGatewayV2httpResponse {
 }
 
 async fn webhook(
-    ports: &Ports,
+    ports: &ports::Intake,
     stack: &StackChain,
     files: &dyn BlobStore,
     keys: Option<&dyn WebhookKeys>,
@@ -615,7 +624,6 @@ mod tests {
     use latentmint_embedded::{SqliteJobStore, SqliteQueue};
 
     use super::*;
-    use crate::NotInThisFunction;
 
     const NEON: &str = include_str!("../../../examples/neon-shapes.toml");
 
@@ -623,23 +631,14 @@ mod tests {
         _dir: tempfile::TempDir,
         queue: Arc<SqliteQueue>,
         jobs: Arc<SqliteJobStore>,
-        ports: Ports,
+        ports: ports::Intake,
     }
 
     fn rig() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let queue = Arc::new(SqliteQueue::open(&dir.path().join("q.db"), 5).unwrap());
         let jobs = Arc::new(SqliteJobStore::open(&dir.path().join("jobs.db")).unwrap());
-        let none = || Arc::new(NotInThisFunction("intake"));
-        let ports = Ports {
-            queue: queue.clone(),
-            jobs: jobs.clone(),
-            blobs: none(),
-            generator: none(),
-            pinner: none(),
-            minter: none(),
-            signer: none(),
-        };
+        let ports = ports::Intake { queue: queue.clone(), jobs: jobs.clone() };
         Rig { _dir: dir, queue, jobs, ports }
     }
 

@@ -11,22 +11,45 @@ pub mod intake;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use latentmint_core::batch::{BatchId, BatchPlan};
-use latentmint_core::metadata::{Provenance, ProvenanceSignature};
-use latentmint_core::ports::{
-    BatchReceipt, BlobStore, ContentSource, Delivery, GeneratedImage, GenerationRequest, Generator, MintReceipt,
-    Minter, Pinner, PortError, PortResult, ProvenanceSigner,
-};
-use latentmint_core::{EvmAddress, JobId, Stage};
-use latentmint_stages::{Disposition, Ports, process, process_all};
+use latentmint_core::Stage;
+use latentmint_core::ports::{Delivery, GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
+use latentmint_stages::ports::{Mint, Pipeline, StagePorts};
+use latentmint_stages::{Disposition, mint_all, process_stage};
 use tracing::{error, warn};
 
-/// Handles one SQS event for `stage`. On a FIFO queue (`fifo`) the first failure stops the
-/// batch and every record after it is returned unprocessed, so a message group keeps its order
-/// (one sender per wallet). With `batch` above 1 the mint stage mints the event's published jobs
-/// together, at most `batch` per transaction ([`latentmint_stages::process_all`]).
-pub async fn handle(ports: &Ports, stage: Stage, event: SqsEvent, fifo: bool, batch: usize) -> SqsBatchResponse {
+/// Handles one SQS event for the stage of `ports`, which hold that stage's adapters and no
+/// others. On a FIFO queue (`fifo`) the first failure stops the batch and every record after it
+/// is returned unprocessed, so a message group keeps its order (one sender per wallet).
+pub async fn handle<P: StagePorts>(ports: &P, event: SqsEvent, fifo: bool) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut stopped = false;
+    for delivery in deliveries(P::STAGE, event) {
+        if stopped {
+            response.add_failure(delivery.message_id);
+            continue;
+        }
+        let disposition = process_stage(ports, &delivery).await;
+        stopped = fifo && matches!(disposition, Disposition::Retry(..));
+        settle(ports, P::STAGE, delivery, disposition, &mut response).await;
+    }
+    response
+}
+
+/// Handles one SQS event of the mint queue with `batch` above 1: the event's published jobs
+/// are minted together, at most `batch` per transaction ([`latentmint_stages::mint_all`]).
+pub async fn handle_mint_batch(ports: &Mint, event: SqsEvent, batch: usize) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let deliveries = deliveries(Stage::Mint, event);
+    // One transaction for the lot: order within it is the plan's, so nothing is held back.
+    let dispositions = mint_all(ports, &deliveries, batch).await;
+    for (delivery, disposition) in deliveries.into_iter().zip(dispositions) {
+        settle(ports, Stage::Mint, delivery, disposition, &mut response).await;
+    }
+    response
+}
+
+/// The event's records as deliveries (a record without an id or receipt handle is skipped).
+fn deliveries(stage: Stage, event: SqsEvent) -> Vec<Delivery> {
     let mut deliveries = Vec::with_capacity(event.records.len());
     for record in event.records {
         let (Some(message_id), Some(receipt)) = (record.message_id, record.receipt_handle) else {
@@ -36,30 +59,12 @@ pub async fn handle(ports: &Ports, stage: Stage, event: SqsEvent, fifo: bool, ba
         let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
         deliveries.push(Delivery { message_id, receipt, body: record.body.unwrap_or_default(), receive_count });
     }
-    if stage == Stage::Mint && batch > 1 {
-        // One transaction for the lot: order within it is the plan's, so nothing is held back.
-        let dispositions = process_all(ports, stage, &deliveries, batch).await;
-        for (delivery, disposition) in deliveries.into_iter().zip(dispositions) {
-            settle(ports, stage, delivery, disposition, &mut response).await;
-        }
-        return response;
-    }
-    let mut stopped = false;
-    for delivery in deliveries {
-        if stopped {
-            response.add_failure(delivery.message_id);
-            continue;
-        }
-        let disposition = process(ports, stage, &delivery).await;
-        stopped = fifo && matches!(disposition, Disposition::Retry(..));
-        settle(ports, stage, delivery, disposition, &mut response).await;
-    }
-    response
+    deliveries
 }
 
 /// Reports `delivery` as failed when it is to be retried, after setting its backoff.
-async fn settle(
-    ports: &Ports,
+async fn settle<P: Pipeline>(
+    ports: &P,
     stage: Stage,
     delivery: Delivery,
     disposition: Disposition,
@@ -69,83 +74,24 @@ async fn settle(
         warn!(queue = stage.queue(), message_id = %delivery.message_id, ?delay, "retrying: {why}");
         // The backoff becomes the message's visibility; Lambda keeps the message because it
         // is reported as failed.
-        if let Err(e) = ports.queue.nack(stage.queue(), &delivery.receipt, delay).await {
+        if let Err(e) = ports.queue().nack(stage.queue(), &delivery.receipt, delay).await {
             warn!(queue = stage.queue(), "could not set the retry delay: {e}");
         }
         response.add_failure(delivery.message_id);
     }
 }
 
-/// A port this function does not use: a message that reaches it was routed to the wrong queue.
-/// Holds the function's name (`intake`, or a stage's queue name).
-pub struct NotInThisFunction(pub &'static str);
-
-impl NotInThisFunction {
-    fn refuse<T>(&self, port: &str) -> PortResult<T> {
-        Err(PortError::Permanent(format!(
-            "the {} function has no {port}: this message belongs to another stage's queue",
-            self.0
-        )))
-    }
-}
+/// The fallback of a generate function without a local engine (`LATENTMINT_MODEL_DIR` unset):
+/// the SageMaker endpoint is its only generator, so when the endpoint fails the job fails,
+/// saying why.
+pub struct NoLocalEngine;
 
 #[async_trait]
-impl ProvenanceSigner for NotInThisFunction {
-    async fn sign(&self, _: &Provenance) -> PortResult<ProvenanceSignature> {
-        self.refuse("provenance signer")
-    }
-}
-
-#[async_trait]
-impl BlobStore for NotInThisFunction {
-    async fn put(&self, _: &str, _: Vec<u8>) -> PortResult<()> {
-        self.refuse("blob store")
-    }
-    async fn get(&self, _: &str) -> PortResult<Vec<u8>> {
-        self.refuse("blob store")
-    }
-}
-
-#[async_trait]
-impl Generator for NotInThisFunction {
+impl Generator for NoLocalEngine {
     async fn generate(&self, _: &GenerationRequest) -> PortResult<GeneratedImage> {
-        self.refuse("generator")
-    }
-}
-
-#[async_trait]
-impl Pinner for NotInThisFunction {
-    async fn pin(&self, _: &str, _: Vec<u8>) -> PortResult<String> {
-        self.refuse("IPFS pinner")
-    }
-    async fn pin_directory(&self, _: &str, _: Vec<(String, Vec<u8>)>) -> PortResult<String> {
-        self.refuse("IPFS pinner")
-    }
-}
-
-#[async_trait]
-impl ContentSource for NotInThisFunction {
-    async fn fetch(&self, _: &str) -> PortResult<Vec<u8>> {
-        self.refuse("IPFS pinner")
-    }
-    async fn fetch_block(&self, _: &str) -> PortResult<Vec<u8>> {
-        self.refuse("IPFS pinner")
-    }
-}
-
-#[async_trait]
-impl Minter for NotInThisFunction {
-    async fn fates(&self, _: &[JobId]) -> PortResult<Vec<latentmint_core::ledger::Fate>> {
-        self.refuse("minter")
-    }
-    async fn mint(&self, _: JobId, _: EvmAddress, _: &str) -> PortResult<MintReceipt> {
-        self.refuse("minter")
-    }
-    async fn minted_batch(&self, _: BatchId) -> PortResult<Option<BatchReceipt>> {
-        self.refuse("minter")
-    }
-    async fn mint_batch(&self, _: &BatchPlan) -> PortResult<BatchReceipt> {
-        self.refuse("minter")
+        Err(PortError::Permanent(
+            "the SageMaker endpoint failed and this function has no local engine to fall back on; set LATENTMINT_MODEL_DIR (the stack's GenerationLayer) for the ONNX fallback".into(),
+        ))
     }
 }
 
@@ -155,29 +101,26 @@ mod tests {
     use std::time::Duration;
 
     use aws_lambda_events::event::sqs::SqsMessage;
-    use latentmint_core::StageMessage;
     use latentmint_core::ports::Queue;
-    use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
+    use latentmint_core::{JobId, StageMessage};
+    use latentmint_embedded::{FsBlobStore, SqliteJobStore, SqliteQueue};
 
     use super::*;
 
     struct Rig {
         _dir: tempfile::TempDir,
         queue: Arc<SqliteQueue>,
-        ports: Ports,
+        ports: latentmint_stages::ports::Review,
     }
 
     fn rig() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let queue = Arc::new(SqliteQueue::open(&dir.path().join("q.db"), 5).unwrap());
-        let ports = Ports {
+        // The review function's adapters, and only those.
+        let ports = latentmint_stages::ports::Review {
             queue: queue.clone(),
             jobs: Arc::new(SqliteJobStore::open(&dir.path().join("jobs.db")).unwrap()),
             blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-            generator: Arc::new(NotInThisFunction("review")),
-            pinner: Arc::new(LocalContentStore::new(dir.path().join("ipfs"))),
-            minter: Arc::new(NotInThisFunction("review")),
-            signer: Arc::new(NotInThisFunction("review")),
         };
         Rig { _dir: dir, queue, ports }
     }
@@ -211,7 +154,7 @@ mod tests {
         let unknown = StageMessage::new(Stage::Review, JobId::from_bytes([7; 32])).to_body();
         let ev = event(&r, &["not a stage message".to_string(), unknown]).await;
         let first = ev.records[0].message_id.clone().unwrap();
-        let resp = handle(&r.ports, Stage::Review, ev, false, 1).await;
+        let resp = handle(&r.ports, ev, false).await;
         assert_eq!(ids(&resp), [first], "only the retry is reported");
         // Its visibility was set to the backoff (0 for garbage): it is back, received twice.
         let again = r.queue.receive("review", 10, Duration::from_secs(60)).await.unwrap();
@@ -225,14 +168,27 @@ mod tests {
         let unknown = StageMessage::new(Stage::Review, JobId::from_bytes([7; 32])).to_body();
         let ev = event(&r, &["garbage".to_string(), unknown]).await;
         let all: Vec<String> = ev.records.iter().map(|m| m.message_id.clone().unwrap()).collect();
-        let resp = handle(&r.ports, Stage::Review, ev, true, 1).await;
+        let resp = handle(&r.ports, ev, true).await;
         assert_eq!(ids(&resp), all, "order within the message group is kept");
     }
 
     #[tokio::test]
-    async fn ports_a_function_does_not_have_refuse_by_name() {
-        let e = NotInThisFunction("review").mint(JobId::from_bytes([1; 32]), EvmAddress::from_bytes([1; 20]), "x");
-        let msg = e.await.unwrap_err().to_string();
-        assert!(msg.contains("review function has no minter"), "{msg}");
+    async fn a_generate_function_without_a_local_engine_says_how_to_give_it_one() {
+        let req = GenerationRequest {
+            job_id: JobId::from_bytes([1; 32]),
+            prompt: "p".into(),
+            negative_prompt: String::new(),
+            params: latentmint_core::GenerationParams {
+                steps: 1,
+                guidance: 1.0,
+                width: 8,
+                height: 8,
+                scheduler: "ddim".into(),
+                seed: 1,
+            },
+            init_image: None,
+        };
+        let msg = NoLocalEngine.generate(&req).await.unwrap_err().to_string();
+        assert!(msg.contains("LATENTMINT_MODEL_DIR"), "{msg}");
     }
 }

@@ -25,8 +25,9 @@
 //! | `LATENTMINT_LIVING_ORACLE` | live, intake: the collection's `[living.oracle]` as JSON (empty: evolve on transfers) |
 //! | `LATENTMINT_FROM_BLOCK` | live: the contract's deployment block, where the watches start |
 //!
-//! Adapters are created once per Lambda instance (init), not per event. A stage is only given
-//! the adapters it uses; the others answer with an error that names the misrouting.
+//! Adapters are created once per Lambda instance (init), not per event. A function is built
+//! with its stage's adapters alone (`latentmint_stages::ports`): it holds nothing its stage
+//! does not use.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +49,10 @@ use latentmint_core::{EvmAddress, Stage};
 use latentmint_credentials::Credentialed;
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
-use latentmint_lambda::NotInThisFunction;
+use latentmint_lambda::NoLocalEngine;
 use latentmint_lambda::intake::{StackChain, WebhookKeys, handle_file, handle_http, handle_webhook};
-use latentmint_stages::Ports;
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
+use latentmint_stages::ports::{self, StagePorts};
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -81,8 +82,8 @@ fn editions() -> anyhow::Result<Option<EditionsSection>> {
 
 /// The generator of the generate and live functions: SageMaker first, the ONNX fallback, and
 /// Content Credentials on every image when a KMS key is configured for them.
-async fn generator(stage: Stage, cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Generator>> {
-    let generator = uncredentialed(stage).await?;
+async fn generator(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Generator>> {
+    let generator = uncredentialed().await?;
     let key = std::env::var("LATENTMINT_CREDENTIALS_KMS_KEY_ID").unwrap_or_default();
     if key.is_empty() {
         tracing::warn!("LATENTMINT_CREDENTIALS_KMS_KEY_ID is empty: images carry no Content Credentials");
@@ -96,7 +97,7 @@ async fn generator(stage: Stage, cfg: &aws_config::SdkConfig) -> anyhow::Result<
     Ok(Arc::new(Credentialed::new(generator, Arc::new(stamper))))
 }
 
-async fn uncredentialed(stage: Stage) -> anyhow::Result<Arc<dyn Generator>> {
+async fn uncredentialed() -> anyhow::Result<Arc<dyn Generator>> {
     let onnx = match std::env::var("LATENTMINT_MODEL_DIR") {
         Ok(dir) => Some(Arc::new(
             OnnxGenerator::load(dir.as_ref(), &EngineOptions::default())
@@ -108,7 +109,7 @@ async fn uncredentialed(stage: Stage) -> anyhow::Result<Arc<dyn Generator>> {
     Ok(match (endpoint, onnx) {
         (Some(ep), onnx) => Arc::new(FallbackGenerator::new(
             Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep).await))),
-            onnx.unwrap_or_else(|| Arc::new(NotInThisFunction(stage.queue()))),
+            onnx.unwrap_or_else(|| Arc::new(NoLocalEngine)),
             RetryPolicy::default(),
             CircuitBreaker::new(3, Duration::from_secs(60)),
         )),
@@ -165,27 +166,68 @@ fn mint_batch() -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// The adapters of `stage`'s function; `batch` is [`mint_batch`]'s answer (1 for every stage
-/// but the mint).
-async fn ports(stage: Stage, batch: usize) -> anyhow::Result<Ports> {
-    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?)
+/// The stack's common adapters: the stage queues (the mint queue FIFO, one message group per
+/// wallet), the job table and the bucket's stage prefix.
+struct Common {
+    queue: Arc<SqsQueue>,
+    jobs: Arc<DynamoJobStore>,
+    blobs: Arc<S3BlobStore>,
+}
+
+async fn common(cfg: &aws_config::SdkConfig) -> anyhow::Result<Common> {
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(cfg), env("LATENTMINT_QUEUE_PREFIX")?)
         .with_fifo(Stage::Mint.queue(), env("LATENTMINT_MINT_GROUP")?);
-    let none = || Arc::new(NotInThisFunction(stage.queue()));
-    Ok(Ports {
+    Ok(Common {
         queue: Arc::new(queue),
-        jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
-        blobs: Arc::new(S3BlobStore::stage_blobs(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?)),
-        generator: if stage == Stage::Generate { generator(stage, &cfg).await? } else { none() },
-        // The publish function pins metadata; a minting batch pins its metadata directory.
-        pinner: if stage == Stage::Publish || batch > 1 {
-            Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?)
-        } else {
-            none()
-        },
-        minter: if stage == Stage::Mint { minter(&cfg).await? } else { none() },
-        signer: if stage == Stage::Publish { provenance_signer(&cfg).await? } else { none() },
+        jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(cfg), env("LATENTMINT_JOBS_TABLE")?)),
+        blobs: Arc::new(S3BlobStore::stage_blobs(aws_sdk_s3::Client::new(cfg), env("LATENTMINT_BUCKET")?)),
     })
+}
+
+/// Serves `ports`' stage: each SQS event through [`latentmint_lambda::handle`].
+async fn serve<P: StagePorts>(ports: P) -> Result<(), lambda_runtime::Error> {
+    // The mint queue is FIFO: a failure holds back the rest of its message group.
+    let fifo = P::STAGE == Stage::Mint;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let ports = &ports;
+        async move { Ok::<_, lambda_runtime::Error>(latentmint_lambda::handle(ports, event.payload, fifo).await) }
+    }))
+    .await
+}
+
+/// Builds `stage`'s function, with its stage's adapters and no others, and serves it.
+async fn stage_function(stage: Stage) -> Result<(), lambda_runtime::Error> {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let Common { queue, jobs, blobs } = common(&cfg).await?;
+    match stage {
+        Stage::Generate => serve(ports::Generate { queue, jobs, blobs, generator: generator(&cfg).await? }).await,
+        Stage::Review => serve(ports::Review { queue, jobs, blobs }).await,
+        Stage::Publish => {
+            let pinner =
+                Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?);
+            serve(ports::Publish { queue, jobs, blobs, pinner, signer: provenance_signer(&cfg).await? }).await
+        }
+        Stage::Mint => {
+            let batch = mint_batch()?;
+            // Pins a batch's metadata directory, and reads back the content of a token the
+            // chain already holds for a job.
+            let pinner =
+                Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?);
+            let ports = ports::Mint { queue, jobs, blobs, pinner, minter: minter(&cfg).await? };
+            if batch <= 1 {
+                return serve(ports).await;
+            }
+            lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+                let ports = &ports;
+                async move {
+                    Ok::<_, lambda_runtime::Error>(
+                        latentmint_lambda::handle_mint_batch(ports, event.payload, batch).await,
+                    )
+                }
+            }))
+            .await
+        }
+    }
 }
 
 /// The publisher's signature on provenance records: the records' key in KMS (its wallet holds
@@ -207,7 +249,7 @@ const WEBHOOK_SECRET_MIN_REFRESH: Duration = Duration::from_secs(30);
 /// The intake function's adapters.
 struct IntakeFunction {
     /// The job table and the generate queue.
-    ports: Ports,
+    ports: ports::Intake,
     stack: StackChain,
     /// The bucket it reads dropped collection files from.
     files: S3BlobStore,
@@ -218,7 +260,6 @@ struct IntakeFunction {
 async fn intake_function() -> anyhow::Result<IntakeFunction> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&cfg), env("LATENTMINT_QUEUE_PREFIX")?);
-    let none = || Arc::new(NotInThisFunction("intake"));
     let stack = StackChain {
         chain_id: env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?,
         contract: EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?,
@@ -229,14 +270,9 @@ async fn intake_function() -> anyhow::Result<IntakeFunction> {
         },
         mint_batch: mint_batch()? as u32,
     };
-    let ports = Ports {
+    let ports = ports::Intake {
         queue: Arc::new(queue),
         jobs: Arc::new(DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&cfg), env("LATENTMINT_JOBS_TABLE")?)),
-        blobs: none(),
-        generator: none(),
-        pinner: none(),
-        minter: none(),
-        signer: none(),
     };
     // Keys as the events name them (`collections/...`): no prefix.
     let files = S3BlobStore::new(aws_sdk_s3::Client::new(&cfg), env("LATENTMINT_BUCKET")?, "");
@@ -312,7 +348,7 @@ async fn live() -> anyhow::Result<Live> {
     let number = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
     let living = living_settings()?;
     Ok(Live {
-        generator: generator(Stage::Generate, &cfg).await?,
+        generator: generator(&cfg).await?,
         pinner: KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?,
         signer: chain.provenance_signer(contract),
         minter,
@@ -417,16 +453,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     }
     let stage: Stage = name.parse().map_err(|e: String| anyhow::anyhow!("LATENTMINT_STAGE: {e}, or intake"))?;
-    let batch = if stage == Stage::Mint { mint_batch()? } else { 1 };
-    let ports = ports(stage, batch).await?;
-    let fifo = stage == Stage::Mint;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let ports = ports.clone();
-        async move {
-            Ok::<_, lambda_runtime::Error>(latentmint_lambda::handle(&ports, stage, event.payload, fifo, batch).await)
-        }
-    }))
-    .await
+    stage_function(stage).await
 }
 
 #[cfg(test)]

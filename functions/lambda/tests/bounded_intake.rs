@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use latentmint_core::EvmAddress;
 use latentmint_embedded::{SqliteJobStore, SqliteQueue};
-use latentmint_lambda::NotInThisFunction;
 use latentmint_lambda::intake::{MAX_BODY_BYTES, StackChain, submit_text};
-use latentmint_stages::Ports;
+use latentmint_stages::ports::Intake;
 
 struct Counting;
 
@@ -43,17 +42,8 @@ static ALLOC: Counting = Counting;
 async fn a_quarter_megabyte_asking_for_millions_of_jobs_is_answered_413_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
-    let none = || Arc::new(NotInThisFunction("intake"));
     let jobs = Arc::new(SqliteJobStore::open(&db).unwrap());
-    let ports = Ports {
-        queue: Arc::new(SqliteQueue::open(&db, 5).unwrap()),
-        jobs: jobs.clone(),
-        blobs: none(),
-        generator: none(),
-        pinner: none(),
-        minter: none(),
-        signer: none(),
-    };
+    let ports = Intake { queue: Arc::new(SqliteQueue::open(&db, 5).unwrap()), jobs: jobs.clone() };
     let stack = StackChain {
         chain_id: 412_346,
         contract: EvmAddress::from_bytes([0x11; 20]),

@@ -10,7 +10,8 @@ use latentmint_core::ports::GenerationRequest;
 use latentmint_core::{ClaimError, Job, JobId, JobState, Stage};
 use tracing::{info, warn};
 
-use crate::{Ports, StageError, StageOutcome, load, now_ms, save};
+use crate::ports::{Generating, Images};
+use crate::{StageError, StageOutcome, load, now_ms, save};
 
 /// How long a claim on a job holds. At least the longest a generation may run (the generate
 /// function's 840 s timeout) and at most the generate queue's visibility timeout (900 s), so
@@ -27,7 +28,7 @@ pub fn image_key(id: JobId, image_sha256: &str) -> String {
 }
 
 /// Runs generation for `id`, on behalf of the queue message `message_id`.
-pub async fn run(ports: &Ports, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
+pub async fn run<P: Images + Generating>(ports: &P, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
     let from = match job.claim_generation(message_id, now_ms(), GENERATION_LEASE.as_millis() as u64) {
         Ok(from) => from,
@@ -64,7 +65,7 @@ pub async fn run(ports: &Ports, id: JobId, message_id: &str) -> Result<StageOutc
 }
 
 /// Makes the image of claimed `job`, stores it and records it on the job (not yet saved).
-async fn generate(ports: &Ports, job: &mut Job) -> Result<(), StageError> {
+async fn generate<P: Images + Generating>(ports: &P, job: &mut Job) -> Result<(), StageError> {
     let id = job.id();
     let req = GenerationRequest {
         job_id: id,
@@ -73,8 +74,8 @@ async fn generate(ports: &Ports, job: &mut Job) -> Result<(), StageError> {
         params: job.spec.params.clone(),
         init_image: None,
     };
-    let image = ports.generator.generate(&req).await?;
+    let image = ports.generator().generate(&req).await?;
     let key = image_key(id, &image.record.image_sha256);
-    ports.blobs.put(&key, image.png).await?;
+    ports.blobs().put(&key, image.png).await?;
     job.record_generation(key, image.record).map_err(|e| StageError::Fail(e.to_string()))
 }

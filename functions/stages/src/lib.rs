@@ -4,8 +4,9 @@
 //! [`intake`] → [`generate`] → [`review`] → [`publish`] → [`mint`]; then, for living NFTs,
 //! [`evolve`] each time a token changes hands.
 //!
-//! Each stage is a plain async function over one job and the [`Ports`]; it knows nothing of
-//! Lambda, SQS or SQLite. [`process`] lifts a stage to one queue delivery and says whether to
+//! Each stage is a plain async function over one job and the adapters it declares
+//! ([`ports`]: a Lambda function holds only its stage's, the local runner all of them in
+//! [`Ports`]); it knows nothing of Lambda, SQS or SQLite. [`process`] lifts a stage to one queue delivery and says whether to
 //! delete the message or retry it; the Lambda binaries, the local runner and the tests all
 //! call it the same way.
 //!
@@ -17,39 +18,23 @@ pub mod evolve;
 pub mod generate;
 pub mod intake;
 pub mod mint;
+pub mod operator;
+pub mod ports;
 pub mod publish;
 pub mod reconcile;
 pub mod review;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use latentmint_core::ports::{
-    BlobStore, Delivery, Generator, JobStore, Minter, Pinner, PortError, ProvenanceSigner, Queue,
-};
+use latentmint_core::ports::{Delivery, PortError};
 use latentmint_core::{Job, JobId, JobState, Stage, StageMessage};
 use tracing::{Instrument, error, info, info_span, warn};
 
-/// The adapters a stage may use.
-#[derive(Clone)]
-pub struct Ports {
-    /// Stage queues.
-    pub queue: Arc<dyn Queue>,
-    /// Job records.
-    pub jobs: Arc<dyn JobStore>,
-    /// Images.
-    pub blobs: Arc<dyn BlobStore>,
-    /// Image generator.
-    pub generator: Arc<dyn Generator>,
-    /// Content-addressed store.
-    pub pinner: Arc<dyn Pinner>,
-    /// Token minter.
-    pub minter: Arc<dyn Minter>,
-    /// Signs provenance records as the publisher.
-    pub signer: Arc<dyn ProvenanceSigner>,
-}
+pub use crate::ports::{Pipeline, Ports, StagePorts};
 
 /// Why a stage did not finish a job.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -114,23 +99,18 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-pub(crate) async fn load(ports: &Ports, id: JobId) -> Result<Job, StageError> {
-    ports.jobs.get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))
+pub(crate) async fn load<P: Pipeline + ?Sized>(ports: &P, id: JobId) -> Result<Job, StageError> {
+    ports.jobs().get(id).await?.ok_or_else(|| StageError::Fail(format!("job {id} is not in the job store")))
 }
 
 /// Writes `job` if its stored state is still `from`. If another worker advanced it first,
 /// returns the stored job instead (the caller treats that as a redelivery).
-pub(crate) async fn save(ports: &Ports, job: &Job, from: JobState) -> Result<Option<Job>, StageError> {
-    if ports.jobs.update(job, from).await? { Ok(None) } else { Ok(Some(load(ports, job.id()).await?)) }
-}
-
-async fn run_stage(ports: &Ports, stage: Stage, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
-    match stage {
-        Stage::Generate => generate::run(ports, id, message_id).await,
-        Stage::Review => review::run(ports, id).await,
-        Stage::Publish => publish::run(ports, id).await,
-        Stage::Mint => mint::run(ports, id).await,
-    }
+pub(crate) async fn save<P: Pipeline + ?Sized>(
+    ports: &P,
+    job: &Job,
+    from: JobState,
+) -> Result<Option<Job>, StageError> {
+    if ports.jobs().update(job, from).await? { Ok(None) } else { Ok(Some(load(ports, job.id()).await?)) }
 }
 
 /// Backoff for the n-th receive: 1, 2, 4, ... seconds, at most 60.
@@ -138,9 +118,22 @@ pub fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
-/// Processes one delivery from `stage`'s queue: runs the stage, sends the next message, and
-/// says whether the delivery is done.
+/// Processes one delivery from `stage`'s queue with the runner's whole set of adapters: the
+/// local runner's and the tests' entry, which hands [`process_stage`] that stage's share.
 pub async fn process(ports: &Ports, stage: Stage, delivery: &Delivery) -> Disposition {
+    match stage {
+        Stage::Generate => process_stage(&ports.generate(), delivery).await,
+        Stage::Review => process_stage(&ports.review(), delivery).await,
+        Stage::Publish => process_stage(&ports.publish(), delivery).await,
+        Stage::Mint => process_stage(&ports.mint(), delivery).await,
+    }
+}
+
+/// Processes one delivery from the queue of `P`'s stage: runs the stage, sends the next
+/// message, and says whether the delivery is done. What a Lambda function calls with its
+/// stage's adapters alone.
+pub async fn process_stage<P: StagePorts>(ports: &P, delivery: &Delivery) -> Disposition {
+    let stage = P::STAGE;
     let msg = match StageMessage::parse(&delivery.body, stage) {
         Ok(m) => m,
         Err(e) => {
@@ -153,7 +146,7 @@ pub async fn process(ports: &Ports, stage: Stage, delivery: &Delivery) -> Dispos
     // be followed through the stages (in CloudWatch, a filter on `job_id`).
     let span = job_span(msg.job_id, stage, &delivery.message_id);
     async {
-        let result = run_stage(ports, stage, msg.job_id, &delivery.message_id).await;
+        let result = ports.run(msg.job_id, &delivery.message_id).await;
         settle(ports, stage, delivery, msg.job_id, result).await
     }
     .instrument(span)
@@ -168,16 +161,23 @@ pub fn job_span(id: JobId, stage: Stage, message_id: &str) -> tracing::Span {
 
 /// Processes the deliveries of one receive from `stage`'s queue, one disposition per delivery
 /// in order. The mint stage mints the published jobs among them together, at most `batch` per
-/// transaction ([`mint::run_many`]); with `batch` 1, and on every other stage, this is
-/// [`process`] on each delivery in turn.
+/// transaction ([`mint_all`]); with `batch` 1, and on every other stage, this is [`process`] on
+/// each delivery in turn.
 pub async fn process_all(ports: &Ports, stage: Stage, deliveries: &[Delivery], batch: usize) -> Vec<Disposition> {
-    if stage != Stage::Mint || batch <= 1 {
-        let mut out = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            out.push(process(ports, stage, d).await);
-        }
-        return out;
+    if stage == Stage::Mint && batch > 1 {
+        return mint_all(&ports.mint(), deliveries, batch).await;
     }
+    let mut out = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        out.push(process(ports, stage, d).await);
+    }
+    out
+}
+
+/// Mints the published jobs of one receive from the mint queue together, at most `batch` per
+/// transaction ([`mint::run_many`]), one disposition per delivery in order.
+pub async fn mint_all(ports: &ports::Mint, deliveries: &[Delivery], batch: usize) -> Vec<Disposition> {
+    let stage = Stage::Mint;
     let mut parsed = Vec::with_capacity(deliveries.len());
     for d in deliveries {
         match StageMessage::parse(&d.body, stage) {
@@ -212,8 +212,8 @@ pub async fn process_all(ports: &Ports, stage: Stage, deliveries: &[Delivery], b
 }
 
 /// What becomes of `delivery` once its job's stage ended with `result`.
-async fn settle(
-    ports: &Ports,
+async fn settle<P: Pipeline>(
+    ports: &P,
     stage: Stage,
     delivery: &Delivery,
     id: JobId,
@@ -222,7 +222,7 @@ async fn settle(
     match result {
         Ok(outcome) => {
             if let Some(next) = outcome.next
-                && let Err(e) = ports.queue.send(next.queue(), &StageMessage::new(next, id).to_body()).await
+                && let Err(e) = ports.queue().send(next.queue(), &StageMessage::new(next, id).to_body()).await
             {
                 // The job is saved; redelivery of this message re-sends the next one.
                 return Disposition::Retry(backoff(delivery.receive_count), format!("cannot queue {next:?}: {e}"));
@@ -247,8 +247,8 @@ async fn settle(
 }
 
 /// Marks a job failed with `reason`, unless it is already final.
-async fn fail_job(ports: &Ports, id: JobId, reason: &str) -> Result<(), StageError> {
-    let Some(mut job) = ports.jobs.get(id).await? else { return Ok(()) };
+async fn fail_job<P: Pipeline>(ports: &P, id: JobId, reason: &str) -> Result<(), StageError> {
+    let Some(mut job) = ports.jobs().get(id).await? else { return Ok(()) };
     let from = job.state;
     if job.record_failure(reason.to_string()).is_ok() {
         save(ports, &job, from).await?;

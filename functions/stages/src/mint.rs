@@ -21,10 +21,11 @@ use latentmint_core::ports::PortError;
 use latentmint_core::{Job, JobId, JobState};
 use tracing::{info, warn};
 
-use crate::{Ports, StageError, StageOutcome, load, save};
+use crate::ports::{Images, Minting, Pinning};
+use crate::{StageError, StageOutcome, load, save};
 
 /// Runs the mint for `id` alone.
-pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
+pub async fn run<P: Images + Pinning + Minting>(ports: &P, id: JobId) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
     if job.state == JobState::Minting {
         // Claimed for a batch: minted only with it.
@@ -36,7 +37,7 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
     }
     let metadata_cid =
         job.metadata_cid.clone().ok_or_else(|| StageError::Fail("published job has no metadata CID".into()))?;
-    let receipt = ports.minter.mint(id, job.spec.recipient, &metadata_cid).await?;
+    let receipt = ports.minter().mint(id, job.spec.recipient, &metadata_cid).await?;
     match receipt.found {
         // Minted before, maybe by another run with other content or in a batch: the chain's word.
         Some(m) => return adopt(ports, job, &m).await,
@@ -50,7 +51,11 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
 
 /// Records what the chain says of `job`'s token `m` on the job (its token, transaction, place
 /// in a batch and content), from whatever state the job is in.
-async fn adopt(ports: &Ports, mut job: Job, m: &ChainMint) -> Result<StageOutcome, StageError> {
+async fn adopt<P: Images + Pinning + Minting>(
+    ports: &P,
+    mut job: Job,
+    m: &ChainMint,
+) -> Result<StageOutcome, StageError> {
     let from = job.state;
     let adoption = crate::reconcile::adoption(ports, &job, m).await;
     if let Some(why) = &adoption.missing {
@@ -66,13 +71,13 @@ async fn adopt(ports: &Ports, mut job: Job, m: &ChainMint) -> Result<StageOutcom
 
 /// Asks the chain about `jobs` before they are planned: a job found minted is recorded (and
 /// filed in `results`), one whose position holds another job fails; the rest come back.
-async fn unminted(
-    ports: &Ports,
+async fn unminted<P: Images + Pinning + Minting>(
+    ports: &P,
     jobs: Vec<Job>,
     results: &mut BTreeMap<JobId, Result<StageOutcome, StageError>>,
 ) -> Result<Vec<Job>, StageError> {
     let ids: Vec<JobId> = jobs.iter().map(Job::id).collect();
-    let fates = ports.minter.fates(&ids).await?;
+    let fates = ports.minter().fates(&ids).await?;
     let mut rest = Vec::with_capacity(jobs.len());
     for (job, fate) in jobs.into_iter().zip(fates) {
         match fate {
@@ -93,7 +98,11 @@ async fn unminted(
 /// already claimed for a batch finish that batch; the other published ones are planned into
 /// new batches in collection order (a batch of one is minted alone, which is cheaper). Returns
 /// one result per id, in order.
-pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<StageOutcome, StageError>> {
+pub async fn run_many<P: Images + Pinning + Minting>(
+    ports: &P,
+    ids: &[JobId],
+    max: usize,
+) -> Vec<Result<StageOutcome, StageError>> {
     let mut results: BTreeMap<JobId, Result<StageOutcome, StageError>> = BTreeMap::new();
     let mut claimed: Vec<BatchId> = Vec::new();
     let mut fresh = Vec::new();
@@ -175,8 +184,8 @@ pub async fn run_many(ports: &Ports, ids: &[JobId], max: usize) -> Vec<Result<St
 }
 
 /// Settles batch `b` and files the outcome under each of `ids` in it.
-async fn settle_into(
-    ports: &Ports,
+async fn settle_into<P: Images + Pinning + Minting>(
+    ports: &P,
     ids: &[JobId],
     b: BatchId,
     results: &mut BTreeMap<JobId, Result<StageOutcome, StageError>>,
@@ -202,19 +211,19 @@ fn claimed_batch(job: &Job) -> Result<BatchId, StageError> {
         .ok_or_else(|| StageError::Fail(format!("job {} is minting but names no batch", job.id().short())))
 }
 
-async fn in_batch(ports: &Ports, id: JobId, batch: BatchId) -> bool {
-    matches!(ports.jobs.get(id).await, Ok(Some(j)) if j.batch.is_some_and(|s| s.batch == batch))
+async fn in_batch<P: Images + Pinning + Minting>(ports: &P, id: JobId, batch: BatchId) -> bool {
+    matches!(ports.jobs().get(id).await, Ok(Some(j)) if j.batch.is_some_and(|s| s.batch == batch))
 }
 
 /// Each job's signed metadata, as the publish stage stored it before pinning.
-async fn metadata_of(ports: &Ports, job: &Job) -> Result<Vec<u8>, StageError> {
-    Ok(ports.blobs.get(&format!("metadata/{}.json", job.id())).await?)
+async fn metadata_of<P: Images + Pinning + Minting>(ports: &P, job: &Job) -> Result<Vec<u8>, StageError> {
+    Ok(ports.blobs().get(&format!("metadata/{}.json", job.id())).await?)
 }
 
 /// Plans `group` as one batch, stores the plan and claims its jobs. Returns the batch to
 /// settle; a job that could not be claimed (another worker got there first) makes the plan
 /// void and its claims are released.
-async fn plan(ports: &Ports, group: &[Job]) -> Result<BatchId, StageError> {
+async fn plan<P: Images + Pinning + Minting>(ports: &P, group: &[Job]) -> Result<BatchId, StageError> {
     let mut members = Vec::with_capacity(group.len());
     for job in group {
         let metadata_cid = job
@@ -230,7 +239,7 @@ async fn plan(ports: &Ports, group: &[Job]) -> Result<BatchId, StageError> {
     }
     let plan = BatchPlan::new(members).map_err(|e| StageError::Fail(e.to_string()))?;
     let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| StageError::Fail(format!("batch plan: {e}")))?;
-    ports.blobs.put(&BatchPlan::key(plan.id), bytes).await?;
+    ports.blobs().put(&BatchPlan::key(plan.id), bytes).await?;
     for job in group {
         let mut claimed = job.clone();
         let slot = plan.slot(job.id()).ok_or_else(|| StageError::Fail("a planned job is not in its plan".into()))?;
@@ -249,9 +258,9 @@ async fn plan(ports: &Ports, group: &[Job]) -> Result<BatchId, StageError> {
 }
 
 /// Lets go of every job still claimed for `plan`: it was never sent.
-async fn release(ports: &Ports, plan: &BatchPlan) -> Result<(), StageError> {
+async fn release<P: Images + Pinning + Minting>(ports: &P, plan: &BatchPlan) -> Result<(), StageError> {
     for &id in &plan.jobs {
-        let Some(mut job) = ports.jobs.get(id).await? else { continue };
+        let Some(mut job) = ports.jobs().get(id).await? else { continue };
         if job.state == JobState::Minting && job.batch.is_some_and(|s| s.batch == plan.id) {
             job.release_batch().map_err(|e| StageError::Fail(e.to_string()))?;
             save(ports, &job, JobState::Minting).await?;
@@ -264,8 +273,11 @@ async fn release(ports: &Ports, plan: &BatchPlan) -> Result<(), StageError> {
 /// Finishes batch `id`: makes sure every job of its plan is claimed for it (a crash may have
 /// come between two claims), finds it on chain or pins its directory and sends it, and
 /// records each job's token.
-async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutcome>, StageError> {
-    let plan: BatchPlan = match ports.blobs.get(&BatchPlan::key(id)).await {
+async fn settle<P: Images + Pinning + Minting>(
+    ports: &P,
+    id: BatchId,
+) -> Result<BTreeMap<JobId, StageOutcome>, StageError> {
+    let plan: BatchPlan = match ports.blobs().get(&BatchPlan::key(id)).await {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| StageError::Fail(format!("batch plan {}: {e}", BatchPlan::key(id))))?,
         Err(PortError::NotFound(_)) => {
@@ -310,8 +322,8 @@ async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutco
     }
     // Found by its id, the batch may have been minted by another folder with content of its
     // own (the id hashes only its jobs): each job takes the chain's word, content included.
-    if ports.minter.minted_batch(id).await?.is_some() {
-        let fates = ports.minter.fates(&plan.jobs).await?;
+    if ports.minter().minted_batch(id).await?.is_some() {
+        let fates = ports.minter().fates(&plan.jobs).await?;
         let mut outcomes = BTreeMap::new();
         for (job, fate) in jobs.into_iter().zip(fates) {
             let outcome = match fate {
@@ -333,7 +345,7 @@ async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutco
     // minted one then takes the chain's token.
     let minted_elsewhere =
         |fates: Vec<Fate>| plan.jobs.iter().zip(fates).find(|(_, f)| *f != Fate::Unminted).map(|(j, _)| *j);
-    if let Some(job) = minted_elsewhere(ports.minter.fates(&plan.jobs).await?) {
+    if let Some(job) = minted_elsewhere(ports.minter().fates(&plan.jobs).await?) {
         release(ports, &plan).await?;
         return Err(StageError::Retry(format!(
             "batch {}: job {} is minted on chain already; its jobs are planned again",
@@ -342,12 +354,12 @@ async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutco
         )));
     }
     pin_directory(ports, &plan, &jobs).await?;
-    let receipt = match ports.minter.mint_batch(&plan).await {
+    let receipt = match ports.minter().mint_batch(&plan).await {
         Ok(r) => r,
         Err(e) => {
             // Refused because a job was minted elsewhere in the meantime: release the plan now
             // rather than spend the message's receives on a batch that can never go out.
-            if let Ok(fates) = ports.minter.fates(&plan.jobs).await
+            if let Ok(fates) = ports.minter().fates(&plan.jobs).await
                 && minted_elsewhere(fates).is_some()
             {
                 release(ports, &plan).await?;
@@ -374,12 +386,16 @@ async fn settle(ports: &Ports, id: BatchId) -> Result<BTreeMap<JobId, StageOutco
 }
 
 /// Pins the batch's metadata directory, and checks the pinner's CID against the plan's.
-async fn pin_directory(ports: &Ports, plan: &BatchPlan, jobs: &[Job]) -> Result<(), StageError> {
+async fn pin_directory<P: Images + Pinning + Minting>(
+    ports: &P,
+    plan: &BatchPlan,
+    jobs: &[Job],
+) -> Result<(), StageError> {
     let mut files = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         files.push((i.to_string(), metadata_of(ports, job).await?));
     }
-    let theirs = ports.pinner.pin_directory(&format!("batch-{}", plan.id), files).await?;
+    let theirs = ports.pinner().pin_directory(&format!("batch-{}", plan.id), files).await?;
     if theirs != plan.directory_cid {
         return Err(StageError::Fail(format!(
             "the pinner returned CID {theirs} for batch {}'s metadata directory, but the plan computed {}; refusing to mint",

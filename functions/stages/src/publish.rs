@@ -6,7 +6,8 @@ use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{Pinner, PortError};
 use latentmint_core::{JobId, JobState, Stage};
 
-use crate::{Ports, StageError, StageOutcome, load, save};
+use crate::ports::{Images, Pinning, Signing};
+use crate::{StageError, StageOutcome, load, save};
 
 /// Pins `bytes` and checks the pinner's CID against the one computed here.
 pub(crate) async fn pin_checked(pinner: &dyn Pinner, name: &str, bytes: Vec<u8>) -> Result<String, StageError> {
@@ -21,17 +22,17 @@ pub(crate) async fn pin_checked(pinner: &dyn Pinner, name: &str, bytes: Vec<u8>)
 }
 
 /// Runs publication for `id`.
-pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
+pub async fn run<P: Images + Pinning + Signing>(ports: &P, id: JobId) -> Result<StageOutcome, StageError> {
     let mut job = load(ports, id).await?;
     if job.state != JobState::Approved {
         return Ok(StageOutcome::redelivered(&job, Stage::Publish));
     }
     let key = job.image_key.clone().ok_or_else(|| StageError::Fail("approved job has no image".into()))?;
-    let png = ports.blobs.get(&key).await?;
-    let image_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.png"), png).await?;
+    let png = ports.blobs().get(&key).await?;
+    let image_cid = pin_checked(ports.pinner(), &format!("{id}.png"), png).await?;
     let metadata = TokenMetadata::build(&job, &image_cid).map_err(|e| StageError::Fail(e.to_string()))?;
     let signed = signed_metadata(ports, id, metadata).await?;
-    let metadata_cid = pin_checked(ports.pinner.as_ref(), &format!("{id}.json"), signed).await?;
+    let metadata_cid = pin_checked(ports.pinner(), &format!("{id}.json"), signed).await?;
     job.record_publication(image_cid, metadata_cid).map_err(|e| StageError::Fail(e.to_string()))?;
     if let Some(current) = save(ports, &job, JobState::Approved).await? {
         return Ok(StageOutcome::redelivered(&current, Stage::Publish));
@@ -43,9 +44,13 @@ pub async fn run(ports: &Ports, id: JobId) -> Result<StageOutcome, StageError> {
 /// attempt signed this same record: KMS signatures differ on every call (ECDSA with a random
 /// nonce), so a publish retried after a crash would otherwise pin a second, differently signed
 /// metadata document for the same token. The signed copy is stored before it is pinned.
-async fn signed_metadata(ports: &Ports, id: JobId, mut metadata: TokenMetadata) -> Result<Vec<u8>, StageError> {
+async fn signed_metadata<P: Images + Signing>(
+    ports: &P,
+    id: JobId,
+    mut metadata: TokenMetadata,
+) -> Result<Vec<u8>, StageError> {
     let key = format!("metadata/{id}.json");
-    match ports.blobs.get(&key).await {
+    match ports.blobs().get(&key).await {
         Ok(bytes) => {
             if let Ok(mut earlier) = serde_json::from_slice::<TokenMetadata>(&bytes) {
                 earlier.provenance.signature = None;
@@ -57,8 +62,8 @@ async fn signed_metadata(ports: &Ports, id: JobId, mut metadata: TokenMetadata) 
         Err(PortError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    metadata.provenance.signature = Some(ports.signer.sign(&metadata.provenance).await?);
+    metadata.provenance.signature = Some(ports.signer().sign(&metadata.provenance).await?);
     let bytes = metadata.to_json();
-    ports.blobs.put(&key, bytes.clone()).await?;
+    ports.blobs().put(&key, bytes.clone()).await?;
     Ok(bytes)
 }

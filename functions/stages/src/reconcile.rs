@@ -22,8 +22,9 @@ use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::{Adoption, Job, JobId, JobSpec, JobState, Stage, StageMessage};
 use tracing::{info, warn};
 
+use crate::StageError;
 use crate::generate::image_key;
-use crate::{Ports, StageError};
+use crate::ports::{Images, Minting, Pinning};
 
 /// What a reconciliation found.
 #[derive(Debug, Default)]
@@ -47,24 +48,24 @@ pub struct Reconciled {
 
 /// Makes the job store agree with the chain for the jobs of `specs`, which are the whole
 /// collection file: jobs of the store outside it that are not final are retired (failed).
-pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, StageError> {
+pub async fn reconcile<P: Images + Pinning + Minting>(ports: &P, specs: &[JobSpec]) -> Result<Reconciled, StageError> {
     let ids: Vec<JobId> = specs.iter().map(|s| s.id).collect();
     let wanted: std::collections::HashSet<JobId> = ids.iter().copied().collect();
     let mut out = Reconciled::default();
-    for mut j in ports.jobs.list(None).await? {
+    for mut j in ports.jobs().list(None).await? {
         if wanted.contains(&j.id()) || j.state.is_final() {
             continue;
         }
         let from = j.state;
         let why = "no longer in the collection file (it was edited after this job was queued); a job outside the file is never minted".to_string();
-        if j.record_failure(why).is_ok() && ports.jobs.update(&j, from).await? {
+        if j.record_failure(why).is_ok() && ports.jobs().update(&j, from).await? {
             warn!(job = %j.id().short(), "no longer in the collection file: retired");
             out.retired.push(j.id());
         }
     }
-    let fates = ports.minter.fates(&ids).await?;
+    let fates = ports.minter().fates(&ids).await?;
     for (id, fate) in ids.iter().copied().zip(fates) {
-        let stored = ports.jobs.get(id).await?;
+        let stored = ports.jobs().get(id).await?;
         match fate {
             Fate::Minted(m) => {
                 out.on_chain.push(id);
@@ -84,8 +85,8 @@ pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, S
                 let missing = adoption.missing.clone();
                 job.adopt_chain_mint(adoption);
                 let written = match from {
-                    None => ports.jobs.insert_if_absent(&job).await?,
-                    Some(state) => ports.jobs.update(&job, state).await?,
+                    None => ports.jobs().insert_if_absent(&job).await?,
+                    Some(state) => ports.jobs().update(&job, state).await?,
                 };
                 if !written {
                     // Another worker changed it meanwhile; the next run looks again.
@@ -105,8 +106,8 @@ pub async fn reconcile(ports: &Ports, specs: &[JobSpec]) -> Result<Reconciled, S
                 if let Some(mut job) = stored.filter(|j| j.state == JobState::Minted && wanted.contains(&j.id())) {
                     warn!(job = %id.short(), "its token is missing from this chain (a reset local chain); minting it again");
                     job.record_token_lost().map_err(|e| StageError::Fail(e.to_string()))?;
-                    if ports.jobs.update(&job, JobState::Minted).await? {
-                        ports.queue.send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, id).to_body()).await?;
+                    if ports.jobs().update(&job, JobState::Minted).await? {
+                        ports.queue().send(Stage::Mint.queue(), &StageMessage::new(Stage::Mint, id).to_body()).await?;
                         out.lost.push(id);
                     }
                 }
@@ -129,7 +130,7 @@ fn knows(job: &Job, m: &ChainMint) -> bool {
 /// What the chain and the content store say of `job`'s token `m`: its transaction, its batch
 /// place, the metadata it points at and, where the content store has them, the image and
 /// generation record; `missing` says what could not be read.
-pub async fn adoption(ports: &Ports, job: &Job, m: &ChainMint) -> Adoption {
+pub async fn adoption<P: Images + Pinning>(ports: &P, job: &Job, m: &ChainMint) -> Adoption {
     let mut a = Adoption { token_id: m.token_id.clone(), tx_hash: Some(m.tx_hash.clone()), ..Adoption::default() };
     let metadata_cid = match &m.via {
         Via::Alone | Via::Edition { .. } => m.known_metadata_cid(),
@@ -159,8 +160,13 @@ pub async fn adoption(ports: &Ports, job: &Job, m: &ChainMint) -> Adoption {
 
 /// Reads the metadata `metadata_cid` and its image from the content store into `a` (the image
 /// into the blob store); why not, when it cannot.
-async fn recover(ports: &Ports, job: &Job, metadata_cid: &str, a: &mut Adoption) -> Result<(), String> {
-    let metadata = match ports.pinner.fetch(metadata_cid).await {
+async fn recover<P: Images + Pinning>(
+    ports: &P,
+    job: &Job,
+    metadata_cid: &str,
+    a: &mut Adoption,
+) -> Result<(), String> {
+    let metadata = match ports.pinner().fetch(metadata_cid).await {
         Ok(bytes) if cid_of_bytes(&bytes) == metadata_cid => bytes,
         Ok(_) => return Err(format!("the content store's copy of metadata {metadata_cid} does not match its CID")),
         Err(e) => return Err(format!("metadata {metadata_cid} is not in the content store ({e})")),
@@ -172,10 +178,10 @@ async fn recover(ports: &Ports, job: &Job, metadata_cid: &str, a: &mut Adoption)
         .map(str::to_string)
         .ok_or_else(|| format!("metadata {metadata_cid} names no ipfs:// image"))?;
     a.image_cid = Some(image_cid.clone());
-    match ports.pinner.fetch(&image_cid).await {
+    match ports.pinner().fetch(&image_cid).await {
         Ok(png) if cid_of_bytes(&png) == image_cid => {
             let key = image_key(job.id(), &meta.provenance.image_sha256);
-            ports.blobs.put(&key, png).await.map_err(|e| format!("image {image_cid} could not be stored: {e}"))?;
+            ports.blobs().put(&key, png).await.map_err(|e| format!("image {image_cid} could not be stored: {e}"))?;
             a.image_key = Some(key);
             Ok(())
         }
@@ -186,9 +192,9 @@ async fn recover(ports: &Ports, job: &Job, metadata_cid: &str, a: &mut Adoption)
 
 /// The CID of file `index` of the batch directory `dir`, read from the content store and
 /// checked against the directory's CID.
-async fn batch_entry(ports: &Ports, dir: &str, index: u32) -> Result<String, String> {
+async fn batch_entry<P: Images + Pinning>(ports: &P, dir: &str, index: u32) -> Result<String, String> {
     let block = ports
-        .pinner
+        .pinner()
         .fetch_block(dir)
         .await
         .map_err(|e| format!("batch directory {dir} is not in the content store ({e})"))?;

@@ -8,335 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use latentmint_core::batch::{BatchId, BatchPlan};
-use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::collection::{Collection, LivingSection};
-use latentmint_core::ledger::{ChainMint, Ledger, Via};
+use latentmint_core::batch::BatchPlan;
+use latentmint_core::collection::LivingSection;
 use latentmint_core::living::{EvolutionState, Trigger};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::*;
-use latentmint_core::{EvmAddress, GenerationRecord, JobId, JobState, Stage, StageMessage};
-use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
+use latentmint_core::{JobId, JobState, Stage, StageMessage};
+use latentmint_embedded::LocalContentStore;
 
 use crate::evolve::{self, EvolvePorts, Evolved};
-use crate::{Disposition, Ports, StageError, intake, process, review};
-
-/// Draws a textured image, or a black one when the prompt says "black", or fails
-/// transiently while `fail_next` > 0. It waits while a test holds `hold`.
-#[derive(Default)]
-struct ScriptedGenerator {
-    calls: AtomicUsize,
-    fail_next: AtomicUsize,
-    last: Mutex<Option<GenerationRequest>>,
-    hold: tokio::sync::Mutex<()>,
-}
-
-fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    let mut wr = enc.write_header().unwrap();
-    let data: Vec<u8> = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).flat_map(|(x, y)| f(x, y)).collect();
-    wr.write_image_data(&data).unwrap();
-    drop(wr);
-    out
-}
-
-#[async_trait]
-impl Generator for ScriptedGenerator {
-    async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage> {
-        drop(self.hold.lock().await);
-        if self.fail_next.load(Ordering::SeqCst) > 0 {
-            self.fail_next.fetch_sub(1, Ordering::SeqCst);
-            return Err(PortError::Transient("endpoint throttled".into()));
-        }
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        *self.last.lock().unwrap() = Some(req.clone());
-        let black = req.prompt.contains("black");
-        let grey = req.prompt.contains("murky");
-        let bytes = png(16, 16, |x, y| {
-            if black {
-                [0, 0, 0]
-            } else if grey {
-                let v = 120 + ((x + y) % 2 * 14) as u8;
-                [v, v, v]
-            } else {
-                [(x * 16) as u8, (y * 16) as u8, ((x ^ y) * 16) as u8]
-            }
-        });
-        Ok(GeneratedImage {
-            record: GenerationRecord {
-                model_id: "scripted".into(),
-                model_sha256: "00".repeat(32),
-                model_files: Default::default(),
-                params: req.params.clone(),
-                prompt_truncated: false,
-                generator: "scripted".into(),
-                generator_version: "0".into(),
-                backend: "test".into(),
-                fallback_reason: None,
-                adapters: vec![],
-                elapsed_ms: 0,
-                image_sha256: String::new(),
-            },
-            png: bytes,
-        })
-    }
-}
-
-/// An in-memory contract: claims each job's position on every path as LatentCollection does,
-/// answers from its events, counts every call and every transaction, can be paused.
-#[derive(Default)]
-struct GuardedMinter {
-    /// Single mints: job → (token, recipient, metadata CID).
-    tokens: Mutex<HashMap<JobId, (String, EvmAddress, String)>>,
-    batches: Mutex<HashMap<BatchId, (u64, BatchPlan)>>,
-    /// Every mint, as the contract's events tell them.
-    ledger: Mutex<Ledger>,
-    /// Transactions that minted something.
-    txs: AtomicUsize,
-    /// Calls of `mint` and `mint_batch`, whatever they did.
-    calls: AtomicUsize,
-    paused: std::sync::atomic::AtomicBool,
-}
-
-impl GuardedMinter {
-    /// The contract's refusal of a job whose position is taken (the estimate reverts).
-    fn claimed(&self, jobs: &[JobId]) -> Option<JobId> {
-        let l = self.ledger.lock().unwrap();
-        jobs.iter().copied().find(|j| !matches!(l.fate(*j), latentmint_core::ledger::Fate::Unminted))
-    }
-}
-
-#[async_trait]
-impl Minter for GuardedMinter {
-    async fn fates(&self, jobs: &[JobId]) -> PortResult<Vec<latentmint_core::ledger::Fate>> {
-        let l = self.ledger.lock().unwrap();
-        Ok(jobs.iter().map(|j| l.fate(*j)).collect())
-    }
-    async fn mint(&self, job: JobId, to: EvmAddress, uri: &str) -> PortResult<MintReceipt> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.paused.load(Ordering::SeqCst) {
-            return Err(PortError::Transient("the contract is paused".into()));
-        }
-        match self.ledger.lock().unwrap().fate(job) {
-            latentmint_core::ledger::Fate::Minted(m) => {
-                return Ok(MintReceipt {
-                    token_id: m.token_id.clone(),
-                    tx_hash: Some(m.tx_hash.clone()),
-                    found: Some(m),
-                });
-            }
-            latentmint_core::ledger::Fate::PositionTaken(h) => {
-                return Err(PortError::Permanent(latentmint_core::ledger::position_taken(job, &h)));
-            }
-            latentmint_core::ledger::Fate::Unminted => {}
-        }
-        let id = latentmint_core::ledger::single_token_id(uri).unwrap_or_else(|| uri.to_string());
-        let tx = format!("0xtx{}", self.txs.fetch_add(1, Ordering::SeqCst) + 1);
-        self.tokens.lock().unwrap().insert(job, (id.clone(), to, uri.to_string()));
-        self.ledger.lock().unwrap().extend([ChainMint {
-            job,
-            token_id: id.clone(),
-            tx_hash: tx.clone(),
-            block: 1,
-            log_index: 0,
-            via: Via::Alone,
-        }]);
-        Ok(MintReceipt { token_id: id, tx_hash: Some(tx), found: None })
-    }
-    async fn minted_batch(&self, batch: BatchId) -> PortResult<Option<BatchReceipt>> {
-        Ok(self.batches.lock().unwrap().get(&batch).map(|b| BatchReceipt {
-            first: b.0,
-            tx_hash: Some(format!("0xbatch-{}", batch.short())),
-            sent: false,
-        }))
-    }
-    async fn mint_batch(&self, plan: &BatchPlan) -> PortResult<BatchReceipt> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.paused.load(Ordering::SeqCst) {
-            return Err(PortError::Transient("the contract is paused".into()));
-        }
-        if let Some(found) = self.minted_batch(plan.id).await? {
-            return Ok(found);
-        }
-        if let Some(j) = self.claimed(&plan.jobs) {
-            return Err(PortError::Transient(format!("AlreadyMinted({j}): the contract refuses the batch")));
-        }
-        let mut b = self.batches.lock().unwrap();
-        // Sequential ids from 1000, as ERC721A's, apart from the single mints' ids.
-        let first = 1000 + b.values().map(|(_, p)| p.jobs.len() as u64).sum::<u64>();
-        b.insert(plan.id, (first, plan.clone()));
-        self.txs.fetch_add(1, Ordering::SeqCst);
-        let tx = format!("0xbatch-{}", plan.id.short());
-        let directory_cid = plan.directory_cid.clone();
-        self.ledger.lock().unwrap().extend(plan.jobs.iter().enumerate().map(|(i, j)| ChainMint {
-            job: *j,
-            token_id: (first + i as u64).to_string(),
-            tx_hash: tx.clone(),
-            block: 2,
-            log_index: 0,
-            via: Via::Batch { batch: plan.id, first, index: i as u32, directory_cid: directory_cid.clone() },
-        }));
-        Ok(BatchReceipt { first, tx_hash: Some(tx), sent: true })
-    }
-}
-
-/// Signs with a digest of the record (the EIP-712 signer is tested in the chain crate).
-struct DigestSigner;
-
-#[async_trait]
-impl ProvenanceSigner for DigestSigner {
-    async fn sign(
-        &self,
-        p: &latentmint_core::metadata::Provenance,
-    ) -> PortResult<latentmint_core::metadata::ProvenanceSignature> {
-        let bytes = serde_json::to_vec(p).unwrap();
-        Ok(latentmint_core::metadata::ProvenanceSignature {
-            scheme: "test".into(),
-            signer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
-            chain_id: 31_337,
-            verifying_contract: "0x0000000000000000000000000000000000000000".into(),
-            signature: cid_of_bytes(&bytes),
-        })
-    }
-}
-
-/// Signs like KMS: ECDSA with a random nonce, so every call gives another signature.
-#[derive(Default)]
-struct NoncedSigner {
-    calls: AtomicUsize,
-}
-
-#[async_trait]
-impl ProvenanceSigner for NoncedSigner {
-    async fn sign(
-        &self,
-        p: &latentmint_core::metadata::Provenance,
-    ) -> PortResult<latentmint_core::metadata::ProvenanceSignature> {
-        let nonce = self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut sig = DigestSigner.sign(p).await?;
-        sig.signature = format!("{}-{nonce}", sig.signature);
-        Ok(sig)
-    }
-}
-
-/// Pins into `inner` and remembers every CID it was asked to pin.
-struct RecordingPinner {
-    inner: LocalContentStore,
-    pinned: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Pinner for RecordingPinner {
-    async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String> {
-        let cid = self.inner.pin(name, bytes).await?;
-        self.pinned.lock().unwrap().push(cid.clone());
-        Ok(cid)
-    }
-    async fn pin_directory(&self, name: &str, files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
-        let cid = self.inner.pin_directory(name, files).await?;
-        self.pinned.lock().unwrap().push(cid.clone());
-        Ok(cid)
-    }
-}
-
-#[async_trait]
-impl ContentSource for RecordingPinner {
-    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
-        self.inner.fetch(cid).await
-    }
-    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
-        self.inner.fetch_block(cid).await
-    }
-}
-
-/// A pinner that answers with a wrong CID.
-struct LyingPinner;
-
-#[async_trait]
-impl Pinner for LyingPinner {
-    async fn pin(&self, _name: &str, _bytes: Vec<u8>) -> PortResult<String> {
-        Ok(cid_of_bytes(b"something else"))
-    }
-    async fn pin_directory(&self, _name: &str, _files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
-        Ok(cid_of_bytes(b"something else"))
-    }
-}
-
-#[async_trait]
-impl ContentSource for LyingPinner {
-    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
-        Err(PortError::NotFound(cid.into()))
-    }
-    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
-        Err(PortError::NotFound(cid.into()))
-    }
-}
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    ports: Ports,
-    queue: Arc<SqliteQueue>,
-    jobs: Arc<SqliteJobStore>,
-    generator: Arc<ScriptedGenerator>,
-    minter: Arc<GuardedMinter>,
-}
-
-fn rig(pinner: Option<Arc<dyn Pinner>>) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("p.db");
-    let queue = Arc::new(SqliteQueue::open(&db, 5).unwrap());
-    let jobs = Arc::new(SqliteJobStore::open(&db).unwrap());
-    let generator = Arc::new(ScriptedGenerator::default());
-    let minter = Arc::new(GuardedMinter::default());
-    let ports = Ports {
-        queue: queue.clone(),
-        jobs: jobs.clone(),
-        blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-        generator: generator.clone(),
-        pinner: pinner.unwrap_or_else(|| Arc::new(LocalContentStore::new(dir.path().join("ipfs")))),
-        minter: minter.clone(),
-        signer: Arc::new(DigestSigner),
-    };
-    Rig { _dir: dir, ports, queue, jobs, generator, minter }
-}
-
-fn specs(prompts: &[&str]) -> Vec<latentmint_core::JobSpec> {
-    let mut text = String::from(
-        "[collection]\nname = \"T\"\nsymbol = \"T\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n",
-    );
-    for p in prompts {
-        text.push_str(&format!("[[prompts]]\ntext = \"{p}\"\n"));
-    }
-    Collection::from_toml("t.toml", &text).unwrap().jobs().unwrap()
-}
-
-/// Processes every visible message of every stage until the queues are quiet.
-async fn drain(r: &Rig) -> Vec<Disposition> {
-    let mut seen = Vec::new();
-    loop {
-        let mut any = false;
-        for stage in Stage::ALL {
-            for d in r.queue.receive(stage.queue(), 10, Duration::from_secs(30)).await.unwrap() {
-                any = true;
-                let disp = process(&r.ports, stage, &d).await;
-                match &disp {
-                    Disposition::Ack(_) => r.queue.ack(stage.queue(), &d.receipt).await.unwrap(),
-                    Disposition::Retry(..) => r.queue.nack(stage.queue(), &d.receipt, Duration::ZERO).await.unwrap(),
-                }
-                seen.push(disp);
-            }
-        }
-        if !any {
-            return seen;
-        }
-    }
-}
-
-async fn state(r: &Rig, id: JobId) -> JobState {
-    r.jobs.get(id).await.unwrap().unwrap().state
-}
+use crate::testing::*;
+use crate::{Disposition, StageError, intake, operator, process};
 
 #[tokio::test]
 async fn jobs_flow_from_intake_to_minted() {
@@ -418,7 +100,7 @@ async fn resume_sends_every_unsettled_job_on_and_nothing_is_done_twice() {
     let (r, s) = stalled_at_mint().await;
     r.minter.paused.store(false, Ordering::SeqCst);
     assert_eq!(r.queue.stats("mint").await.unwrap().dead, 2);
-    let resumed = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
+    let resumed = operator::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
     assert_eq!(resumed.sent.iter().map(|(_, stage)| *stage).collect::<Vec<_>>(), vec![Stage::Mint, Stage::Mint]);
     // Their dead letters are gone: the dead-letter queue shows only what is still stalled.
     assert_eq!((resumed.cleared, r.queue.stats("mint").await.unwrap().dead), (2, 0));
@@ -427,7 +109,7 @@ async fn resume_sends_every_unsettled_job_on_and_nothing_is_done_twice() {
         assert_eq!(state(&r, spec.id).await, JobState::Minted);
     }
     // Settled jobs wait for nothing: resuming again sends nothing.
-    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), intake::Resumed::default());
+    assert_eq!(operator::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap(), operator::Resumed::default());
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 2);
 }
 
@@ -444,7 +126,7 @@ async fn resume_sends_on_the_job_of_every_dead_letter_and_keeps_what_is_no_stage
         }
     }
     assert_eq!(r.queue.stats("generate").await.unwrap().dead, 2);
-    let resumed = intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
+    let resumed = operator::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap();
     assert_eq!((resumed.sent, resumed.cleared), (vec![(s.id, Stage::Generate)], 1));
     assert_eq!(r.queue.stats("generate").await.unwrap().dead, 1, "the garbled one stays for a human");
     drain(&r).await;
@@ -460,13 +142,13 @@ async fn a_failed_job_is_retried_at_the_stage_that_failed_it() {
     drain(&r).await;
     assert_eq!(state(&r, s.id).await, JobState::Failed);
     // Resuming does not touch it: failed is final until an operator says otherwise.
-    assert!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent.is_empty());
-    assert_eq!(intake::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap(), Stage::Publish);
+    assert!(operator::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent.is_empty());
+    assert_eq!(operator::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap(), Stage::Publish);
     let job = r.jobs.get(s.id).await.unwrap().unwrap();
     assert_eq!((job.state, job.error), (JobState::Approved, None));
     assert_eq!(r.queue.stats("publish").await.unwrap().visible, 1);
     // A job that is not failed is refused by name.
-    let e = intake::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap_err().to_string();
+    let e = operator::retry(r.jobs.as_ref(), r.queue.as_ref(), s.id).await.unwrap_err().to_string();
     assert!(e.contains("only a failed job can be retried"), "{e}");
 }
 
@@ -522,10 +204,10 @@ async fn unsure_images_wait_for_an_operator() {
     }
     drain(&r).await;
     assert_eq!(state(&r, ss[0].id).await, JobState::AwaitingReview);
-    review::decide(r.jobs.as_ref(), r.queue.as_ref(), ss[0].id, true, "ada").await.unwrap();
-    review::decide(r.jobs.as_ref(), r.queue.as_ref(), ss[1].id, false, "ada").await.unwrap();
+    operator::decide(r.jobs.as_ref(), r.queue.as_ref(), ss[0].id, true, "ada").await.unwrap();
+    operator::decide(r.jobs.as_ref(), r.queue.as_ref(), ss[1].id, false, "ada").await.unwrap();
     // Deciding twice is refused.
-    assert!(review::decide(r.jobs.as_ref(), r.queue.as_ref(), ss[1].id, true, "bob").await.is_err());
+    assert!(operator::decide(r.jobs.as_ref(), r.queue.as_ref(), ss[1].id, true, "bob").await.is_err());
     drain(&r).await;
     let approved = r.jobs.get(ss[0].id).await.unwrap().unwrap();
     assert_eq!((approved.state, approved.reviewed_by.as_deref()), (JobState::Minted, Some("ada")));
@@ -540,7 +222,7 @@ async fn unsure_images_wait_for_an_operator() {
 async fn a_publish_retried_after_a_crash_pins_the_same_metadata() {
     let mut r = rig(None);
     let pinner = Arc::new(RecordingPinner {
-        inner: LocalContentStore::new(r._dir.path().join("ipfs")),
+        inner: LocalContentStore::new(r.dir.path().join("ipfs")),
         pinned: Mutex::default(),
     });
     let signer = Arc::new(NoncedSigner::default());
@@ -608,7 +290,7 @@ async fn a_job_sent_again_while_it_is_generated_is_generated_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Meanwhile an operator resumes, and the collection is submitted again.
-    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent, vec![(s.id, Stage::Generate)]);
+    assert_eq!(operator::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent, vec![(s.id, Stage::Generate)]);
     assert_eq!(intake::submit(&r.ports, s.clone()).await.unwrap(), intake::Intake::Requeued(Stage::Generate));
     for resend in r.queue.receive("generate", 10, Duration::from_secs(60)).await.unwrap() {
         // Dropped: the claim's holder finishes the job and sends it on. (Generating it again
@@ -642,7 +324,7 @@ async fn a_generation_that_will_be_retried_lets_the_job_go_and_a_lapsed_claim_is
     stale.claim_generation("gone", 0, 1).unwrap();
     assert!(r.jobs.update(&stale, JobState::Queued).await.unwrap());
     r.queue.ack("generate", &d.receipt).await.unwrap();
-    assert_eq!(intake::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent, vec![(s.id, Stage::Generate)]);
+    assert_eq!(operator::resume(r.jobs.as_ref(), r.queue.as_ref()).await.unwrap().sent, vec![(s.id, Stage::Generate)]);
     drain(&r).await;
     assert_eq!(state(&r, s.id).await, JobState::Minted);
     assert_eq!(r.generator.calls.load(Ordering::SeqCst), 1);
@@ -1115,7 +797,7 @@ fn rig_beside(first: &Rig, content: Option<std::path::PathBuf>) -> Rig {
 }
 
 fn content_dir(r: &Rig) -> std::path::PathBuf {
-    r._dir.path().join("ipfs")
+    r.dir.path().join("ipfs")
 }
 
 #[tokio::test]
@@ -1304,13 +986,24 @@ fn backoff_doubles_from_a_second_to_a_minute() {
     assert_eq!(got, [1, 1, 2, 4, 8, 16, 32, 60, 60, 60], "a retry waits, and longer each time");
 }
 
-/// A `MakeWriter` that keeps every log line in memory.
+/// Log lines of the current thread, kept in memory while a test captures them.
 #[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+struct Captured(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Captured {
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The writer of the test binary's one subscriber: into the current thread's capture, if any.
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURING.with(|c| {
+            if let Some(c) = &*c.borrow() {
+                c.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -1318,18 +1011,23 @@ impl std::io::Write for Captured {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
+/// Captures this thread's log lines (JSON, as in Lambda) from now on. One global subscriber
+/// listens for the whole test binary: a subscriber set for one thread only would see spans
+/// that other threads, running with none, have already marked as of no interest.
+fn capture_logs() -> Captured {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt().json().with_writer(|| ThreadSink).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of the stage tests");
+    });
+    let c = Captured::default();
+    CAPTURING.with(|t| *t.borrow_mut() = Some(c.clone()));
+    c
 }
 
 #[tokio::test]
 async fn every_line_of_a_jobs_work_names_the_job_and_the_stage() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt().json().with_writer(logs.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = capture_logs();
     let r = rig(None);
     r.generator.fail_next.store(1, Ordering::SeqCst);
     let s = specs(&["a red circle"]).remove(0);
@@ -1351,4 +1049,74 @@ async fn every_line_of_a_jobs_work_names_the_job_and_the_stage() {
     assert!(lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("will retry"))));
     let all: std::collections::BTreeSet<String> = Stage::ALL.iter().map(|s| s.queue().to_string()).collect();
     assert_eq!(stages_seen, all, "{text}");
+}
+
+/// A content store whose copies of one kind of file come back altered (a byte flipped): JSON
+/// metadata when `metadata`, else PNG images.
+struct Tampering {
+    inner: LocalContentStore,
+    metadata: bool,
+}
+
+#[async_trait]
+impl Pinner for Tampering {
+    async fn pin(&self, name: &str, bytes: Vec<u8>) -> PortResult<String> {
+        self.inner.pin(name, bytes).await
+    }
+    async fn pin_directory(&self, name: &str, files: Vec<(String, Vec<u8>)>) -> PortResult<String> {
+        self.inner.pin_directory(name, files).await
+    }
+}
+
+#[async_trait]
+impl ContentSource for Tampering {
+    async fn fetch(&self, cid: &str) -> PortResult<Vec<u8>> {
+        let mut bytes = self.inner.fetch(cid).await?;
+        if bytes.starts_with(b"{") == self.metadata
+            && let Some(last) = bytes.last_mut()
+        {
+            *last ^= 1;
+        }
+        Ok(bytes)
+    }
+    async fn fetch_block(&self, cid: &str) -> PortResult<Vec<u8>> {
+        self.inner.fetch_block(cid).await
+    }
+}
+
+#[tokio::test]
+async fn content_that_does_not_match_its_cid_is_never_adopted() {
+    let a = rig(None);
+    published(&a, 1).await;
+    mint_receive(&a, 10, 1).await;
+    let s = specs(&["a red circle"]);
+    let theirs = a.jobs.get(s[0].id).await.unwrap().unwrap();
+    for metadata in [true, false] {
+        let mut b = rig_beside(&a, None);
+        b.ports.pinner = Arc::new(Tampering { inner: LocalContentStore::new(content_dir(&a)), metadata });
+        let found = crate::reconcile::reconcile(&b.ports, &s).await.unwrap();
+        assert_eq!(found.unrecovered.len(), 1);
+        let why = &found.unrecovered[0].1;
+        let what = if metadata { "metadata" } else { "image" };
+        assert!(why.contains(&format!("copy of {what}")) && why.contains("does not match its CID"), "{why}");
+        let j = b.jobs.get(s[0].id).await.unwrap().unwrap();
+        // The token is the chain's either way; no altered byte reaches the record.
+        assert_eq!((j.state, &j.token_id), (JobState::Minted, &theirs.token_id));
+        assert_eq!(j.image_key, None);
+        assert_eq!(j.image_cid, if metadata { None } else { theirs.image_cid.clone() });
+    }
+}
+
+#[tokio::test]
+async fn a_record_that_already_says_what_the_chain_says_is_left_as_it_is() {
+    let a = rig(None);
+    published(&a, 1).await;
+    mint_receive(&a, 10, 1).await;
+    let b = rig_beside(&a, Some(content_dir(&a)));
+    let s = specs(&["a red circle"]);
+    assert_eq!(crate::reconcile::reconcile(&b.ports, &s).await.unwrap().adopted.len(), 1);
+    let again = crate::reconcile::reconcile(&b.ports, &s).await.unwrap();
+    assert_eq!((again.on_chain.len(), again.adopted.len()), (1, 0), "known already: nothing adopted twice");
+    // The minting run's own record knows its token too.
+    assert!(crate::reconcile::reconcile(&a.ports, &s).await.unwrap().adopted.is_empty());
 }
