@@ -13,7 +13,8 @@ use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
 
 use crate::contract::LatentEditions::{self, LatentEditionsErrors, LatentEditionsInstance};
-use crate::minter::{Landed, classify};
+use crate::tx::error::classify;
+use crate::tx::send::Landed;
 use crate::{EvmMinter, to_alloy};
 
 /// What each job of an edition collection mints.

@@ -14,6 +14,7 @@ pub mod ledger;
 mod minter;
 mod node;
 pub mod provenance;
+mod tx;
 mod verify;
 
 pub use deploy::{CREATE2_PROXY, ContractKind, Located, collection_address, collection_salt, factory_address};

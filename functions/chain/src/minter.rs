@@ -7,11 +7,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use alloy::network::TransactionBuilder;
 use alloy::network::{EthereumWallet, TxSigner};
 use alloy::primitives::Signature;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, PendingTransactionError, Provider, ProviderBuilder, WatchTxError};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
@@ -27,6 +26,9 @@ use tracing::{info, warn};
 
 use crate::ChainError;
 use crate::contract::LatentCollection;
+use crate::tx::error::classify;
+use crate::tx::rpc::rpc_client;
+use crate::tx::send::Landed;
 
 /// Converts our address type to alloy's.
 pub fn to_alloy(a: EvmAddress) -> Address {
@@ -273,30 +275,13 @@ pub struct EvmMinter {
     pub(crate) sender: Address,
     /// Set for a LatentEditions contract: each job becomes an ERC-1155 edition.
     pub(crate) editions: Option<crate::editions::EditionTerms>,
-    confirmations: u64,
-    stuck_after: Duration,
-    max_replacements: u32,
-    max_fee_per_gas: Option<u128>,
-    l1_fees: L1Fees,
+    pub(crate) confirmations: u64,
+    pub(crate) stuck_after: Duration,
+    pub(crate) max_replacements: u32,
+    pub(crate) max_fee_per_gas: Option<u128>,
+    pub(crate) l1_fees: L1Fees,
     /// The contract's mints so far, read from its events (kept between reads).
     ledger: std::sync::Arc<tokio::sync::Mutex<Option<crate::ledger::LedgerCache>>>,
-}
-
-/// EIP-1559 fees of one send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fees {
-    max_fee: u128,
-    priority: u128,
-}
-
-impl Fees {
-    /// The smallest fees a node accepts as a replacement (geth and anvil ask for +10%), plus
-    /// margin: +12.5%, and never below what the network asks now.
-    fn bumped(self, now: Fees) -> Fees {
-        let up = |x: u128| x + x / 8 + 1;
-        let max_fee = up(self.max_fee).max(now.max_fee);
-        Fees { max_fee, priority: up(self.priority).max(now.priority).min(max_fee) }
-    }
 }
 
 impl EvmMinter {
@@ -452,66 +437,6 @@ impl EvmMinter {
     pub async fn total_supply(&self) -> Result<u64, ChainError> {
         let s = self.contract.totalMinted().call().await.map_err(|e| ChainError::Rpc(e.to_string()))?;
         u64::try_from(s).map_err(|_| ChainError::Rpc("totalSupply exceeds u64".into()))
-    }
-}
-
-alloy::sol! {
-    /// OpenZeppelin `Pausable`'s refusal while the contract is paused (both our contracts).
-    error EnforcedPause();
-    /// OpenZeppelin `AccessControl`'s refusal of a sender without the role.
-    error AccessControlUnauthorizedAccount(address account, bytes32 neededRole);
-}
-
-/// A failed call or estimate as a port error: the contract's own refusal (decoded with the
-/// contract's error interface `I`) and reverts are permanent, the RPC's troubles transient.
-/// Two refusals are the operator's to lift, so they are transient: a pause, and a sender
-/// without the role (a new key not yet granted it). A job failed for either would never be
-/// minted; retried, and resumed by a later submit, it is minted once the operator acts.
-pub(crate) fn classify<I: alloy::sol_types::SolInterface + std::fmt::Debug>(
-    what: &str,
-    e: alloy::contract::Error,
-) -> PortError {
-    use alloy::contract::Error as E;
-    use alloy::sol_types::SolError;
-    if let Some(data) = e.as_revert_data() {
-        if data.starts_with(&EnforcedPause::SELECTOR) {
-            return PortError::Transient(format!(
-                "the contract is paused: the {what} waits until a PAUSER_ROLE holder calls unpause()"
-            ));
-        }
-        if let Ok(refused) = AccessControlUnauthorizedAccount::abi_decode(&data) {
-            let role = ["MINTER_ROLE", "METADATA_ROLE", "PAUSER_ROLE"]
-                .into_iter()
-                .find(|name| alloy::primitives::keccak256(name) == refused.neededRole)
-                .map_or_else(|| refused.neededRole.to_string(), str::to_string);
-            return PortError::Transient(format!(
-                "the sending wallet {} lacks {role}, which the {what} needs: it waits until an admin grants it \
-                 (grantRole({role}, {}))",
-                refused.account, refused.account
-            ));
-        }
-    }
-    match &e {
-        E::TransportError(t) if t.as_error_resp().is_some() => {
-            if let Some(decoded) = e.as_decoded_interface_error::<I>() {
-                return PortError::Permanent(format!("the contract refused the {what}: {decoded:?}"));
-            }
-            let msg = t.to_string();
-            // Nonce races and re-broadcasts mean the transaction is (being) mined already.
-            if msg.contains("nonce too low")
-                || msg.contains("already known")
-                || msg.contains("replacement transaction underpriced")
-            {
-                PortError::Transient(format!("RPC: {msg}"))
-            } else if msg.contains("revert") {
-                PortError::Permanent(format!("{what} reverted: {msg}"))
-            } else {
-                PortError::Transient(format!("RPC: {msg}"))
-            }
-        }
-        E::TransportError(t) => PortError::Transient(format!("RPC unreachable: {t}")),
-        E::PendingTransactionError(p) => PortError::Transient(format!("waiting for the {what}: {p}")),
-        other => PortError::Permanent(other.to_string()),
     }
 }
 
@@ -790,197 +715,7 @@ impl TransferSource for EvmMinter {
     }
 }
 
-/// How a guarded send ended.
-pub(crate) enum Landed {
-    /// The effect is on chain already (an earlier attempt, another worker): what the guard read.
-    Found(String),
-    /// This send's transaction, mined and confirmed, with its hash.
-    Mined(Box<TransactionReceipt>, String),
-}
-
 impl EvmMinter {
-    /// Sends `call` (already estimated at `l2_gas`) as this wallet's next transaction: explicit
-    /// nonce, fees under the cap, replaced with +12.5% fees while it stays unmined, and
-    /// `done` (the read-before-write guard) asked again whenever the outcome is unclear, so the
-    /// effect lands once.
-    pub(crate) async fn send_guarded<C, D, F>(
-        &self,
-        what: &'static str,
-        call: alloy::contract::CallBuilder<&DynProvider, C>,
-        l2_gas: u64,
-        done: D,
-    ) -> PortResult<Landed>
-    where
-        C: alloy::contract::CallDecoder,
-        D: Fn() -> F,
-        F: std::future::Future<Output = PortResult<Option<String>>>,
-    {
-        let gas = self.gas_limit(&call, l2_gas).await?;
-        let mut fees = self.fees().await?;
-        let provider = self.contract.provider();
-        // The next mined nonce, not the pending one. One sender per wallet means a transaction
-        // of this wallet still in the mempool was sent by an earlier attempt whose message
-        // came back (a Lambda timed out, an instance was lost) and whose effect `done` has just
-        // not found on chain. Queued behind it, this send would be mined after it and revert
-        // (one token, a second transaction paid for); at the same nonce it replaces it, so
-        // exactly one of the two is mined.
-        let nonce = provider
-            .get_transaction_count(self.sender)
-            .latest()
-            .await
-            .map_err(|e| PortError::Transient(format!("reading the nonce: {e}")))?;
-        let base = call.into_transaction_request().with_nonce(nonce).with_gas_limit(gas);
-        for attempt in 0..=self.max_replacements {
-            let tx = base.clone().with_max_fee_per_gas(fees.max_fee).with_max_priority_fee_per_gas(fees.priority);
-            match provider.send_transaction(tx).await {
-                Ok(pending) => {
-                    let tx_hash = format!("{:#x}", pending.tx_hash());
-                    info!(tx = %tx_hash, nonce, attempt, max_fee_gwei = fees.max_fee as f64 / 1e9, "{what} sent");
-                    let hash = *pending.tx_hash();
-                    match pending
-                        .with_required_confirmations(self.confirmations.max(1))
-                        .with_timeout(Some(self.stuck_after))
-                        .get_receipt()
-                        .await
-                    {
-                        Ok(receipt) => return Ok(Landed::Mined(Box::new(receipt), tx_hash)),
-                        Err(PendingTransactionError::TxWatcher(WatchTxError::Timeout)) => {
-                            // Mined but short of its confirmations is not stuck: keep waiting,
-                            // never replace it.
-                            if let Some(receipt) = self.confirmed(hash).await? {
-                                return Ok(Landed::Mined(Box::new(receipt), tx_hash));
-                            }
-                            warn!(tx = %tx_hash, "{what} not mined after {:?}", self.stuck_after);
-                        }
-                        // Unclear outcome: the message is retried, and the retry reads the chain first.
-                        Err(e) => return Err(PortError::Transient(format!("{what} {tx_hash} not confirmed: {e}"))),
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if msg.contains("nonce too low") {
-                        // The nonce is used: by an earlier attempt that got mined, or by
-                        // another sender on this wallet. The chain says which.
-                        if let Some(found) = done().await? {
-                            return Ok(Landed::Found(found));
-                        }
-                        return Err(PortError::Transient(format!(
-                            "nonce {nonce} was used by another transaction of this wallet; retrying with a fresh nonce"
-                        )));
-                    }
-                    // "already known" / "underpriced": an earlier attempt holds the nonce in the
-                    // mempool; raise the fee again.
-                    if !(msg.contains("already known") || msg.contains("underpriced")) {
-                        return Err(PortError::Transient(format!("RPC: {msg}")));
-                    }
-                    warn!(nonce, "replacement refused ({msg}); raising the fee");
-                }
-            }
-            // Stuck. An earlier attempt may have been mined meanwhile.
-            if let Some(found) = done().await? {
-                return Ok(Landed::Found(found));
-            }
-            let next = fees.bumped(self.network_fees().await?);
-            if let Some(cap) = self.max_fee_per_gas
-                && next.max_fee > cap
-            {
-                return Err(PortError::Transient(format!(
-                    "the {what} with nonce {nonce} is stuck and a replacement would pay {:.3} gwei, above the cap of {:.3} gwei; it waits",
-                    next.max_fee as f64 / 1e9,
-                    cap as f64 / 1e9
-                )));
-            }
-            fees = next;
-        }
-        Err(PortError::Transient(format!(
-            "the {what} with nonce {nonce} was not mined after {} replacements; the message is retried and reads the chain first",
-            self.max_replacements
-        )))
-    }
-
-    /// The network's current EIP-1559 fees.
-    async fn network_fees(&self) -> PortResult<Fees> {
-        let f = self
-            .contract
-            .provider()
-            .estimate_eip1559_fees()
-            .await
-            .map_err(|e| PortError::Transient(format!("estimating fees: {e}")))?;
-        Ok(Fees { max_fee: f.max_fee_per_gas, priority: f.max_priority_fee_per_gas })
-    }
-
-    /// For a mined transaction, its receipt once it has its confirmations (waiting up to ten
-    /// times `stuck_after` for them); `None` when it is not mined at all.
-    async fn confirmed(&self, hash: B256) -> PortResult<Option<TransactionReceipt>> {
-        let provider = self.contract.provider();
-        let rpc = |e: alloy::transports::TransportError| PortError::Transient(format!("RPC: {e}"));
-        let deadline = std::time::Instant::now() + self.stuck_after * 10;
-        loop {
-            let Some(receipt) = provider.get_transaction_receipt(hash).await.map_err(rpc)? else {
-                return Ok(None);
-            };
-            let mined = receipt.block_number.unwrap_or(u64::MAX);
-            let head = provider.get_block_number().await.map_err(rpc)?;
-            if head.saturating_sub(mined) + 1 >= self.confirmations.max(1) {
-                return Ok(Some(receipt));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(PortError::Transient(format!(
-                    "mint {hash:#x} is mined in block {mined} but has {} of {} confirmations; the retry reads the chain first",
-                    head.saturating_sub(mined) + 1,
-                    self.confirmations
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250).min(self.stuck_after)).await;
-        }
-    }
-
-    /// Fees for a first send, under the cap: too expensive means wait.
-    async fn fees(&self) -> PortResult<Fees> {
-        let now = self.network_fees().await?;
-        match self.max_fee_per_gas {
-            Some(cap) if now.max_fee > cap => Err(PortError::Transient(format!(
-                "network fee {:.3} gwei is above the cap of {:.3} gwei; the mint waits",
-                now.max_fee as f64 / 1e9,
-                cap as f64 / 1e9
-            ))),
-            // Room up to the cap lets a stuck mint be replaced without waiting for a new estimate.
-            Some(cap) => Ok(Fees {
-                max_fee: cap.min(now.max_fee.saturating_mul(2)).max(now.max_fee),
-                priority: now.priority.min(cap),
-            }),
-            None => Ok(now),
-        }
-    }
-
-    /// The gas limit: the estimate with 20% headroom; on Arbitrum the estimate comes from
-    /// NodeInterface, which includes the L1 component (paid as L2 gas there).
-    async fn gas_limit<C>(&self, call: &alloy::contract::CallBuilder<&DynProvider, C>, l2_gas: u64) -> PortResult<u64>
-    where
-        C: alloy::contract::CallDecoder,
-    {
-        let total = match self.l1_fees {
-            L1Fees::ArbitrumNodeInterface => {
-                let node = NodeInterface::new(NODE_INTERFACE, self.contract.provider().clone());
-                let c = node
-                    .gasEstimateComponents(*self.contract.address(), false, call.calldata().clone())
-                    .from(self.sender)
-                    .call()
-                    .await
-                    .map_err(|e| PortError::Transient(format!("NodeInterface.gasEstimateComponents: {e}")))?;
-                info!(
-                    l2_gas = c.gasEstimate - c.gasEstimateForL1,
-                    l1_gas = c.gasEstimateForL1,
-                    "mint gas estimate (Arbitrum)"
-                );
-                c.gasEstimate.max(l2_gas)
-            }
-            // OP Stack charges its L1 data fee outside the gas limit; an L1 has none.
-            L1Fees::OpStack | L1Fees::None => l2_gas,
-        };
-        Ok(total + total / 5)
-    }
-
     async fn finish(&self, job: JobId, receipt: TransactionReceipt, tx_hash: String) -> PortResult<MintReceipt> {
         if !receipt.status() {
             // Reverted on chain: either the guard (someone else minted it) or a real failure.
@@ -996,82 +731,5 @@ impl EvmMinter {
             .map(|l| l.data.tokenId.to_string())
             .ok_or_else(|| PortError::Permanent(format!("mint {tx_hash} succeeded but emitted no JobMinted event")))?;
         Ok(MintReceipt { token_id, tx_hash: Some(tx_hash), found: None })
-    }
-}
-
-/// Arbitrum's NodeInterface, a virtual contract answering `eth_call` at 0x…C8.
-const NODE_INTERFACE: Address = Address::new([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc8]);
-
-alloy::sol! {
-    #[sol(rpc)]
-    interface NodeInterface {
-        function gasEstimateComponents(address to, bool contractCreation, bytes calldata data)
-            external
-            payable
-            returns (uint64 gasEstimate, uint64 gasEstimateForL1, uint256 baseFee, uint256 l1BaseFeeEstimate);
-    }
-}
-
-/// A client over one URL, or over several with fallback; either way rate-limit answers (HTTP
-/// 429, provider "rate limit" errors) are retried with backoff before anything else sees them.
-pub(crate) fn rpc_client(urls: &[String]) -> Result<alloy::rpc::client::RpcClient, ChainError> {
-    use alloy::rpc::client::ClientBuilder;
-    use alloy::transports::http::Http;
-    use alloy::transports::layers::{FallbackLayer, RetryBackoffLayer};
-    use tower::Layer;
-    let parsed = urls
-        .iter()
-        .map(|u| u.parse().map_err(|e| ChainError::Config(format!("chain.rpc_url `{u}`: {e}"))))
-        .collect::<Result<Vec<alloy::transports::http::reqwest::Url>, _>>()?;
-    let local = parsed.iter().all(|u| matches!(u.host_str(), Some("127.0.0.1" | "localhost")));
-    // 8 retries from 250 ms, budgeted for a 330 compute-units/s plan (a common paid tier).
-    let retry = RetryBackoffLayer::new(8, 250, 330);
-    match parsed.as_slice() {
-        [] => Err(ChainError::Config("chain.rpc_url: no RPC URL given".into())),
-        [one] => Ok(ClientBuilder::default().layer(retry).http(one.clone())),
-        many => {
-            let count =
-                std::num::NonZeroUsize::new(many.len()).ok_or_else(|| ChainError::Config("no RPC URL".into()))?;
-            // Every method in order, one URL at a time: reads never fan out to every provider
-            // (cost), and a transaction is never submitted to two at once.
-            let methods = SEQUENTIAL_METHODS.iter().map(|m| m.to_string()).collect();
-            let layer = FallbackLayer::default().with_active_transport_count(count).with_sequential_methods(methods);
-            let transports: Vec<Http<_>> = many.iter().map(|u| Http::new(u.clone())).collect();
-            Ok(ClientBuilder::default().layer(retry).transport(layer.layer(transports), local))
-        }
-    }
-}
-
-/// The JSON-RPC methods the minter uses.
-const SEQUENTIAL_METHODS: &[&str] = &[
-    "eth_chainId",
-    "eth_call",
-    "eth_getCode",
-    "eth_estimateGas",
-    "eth_feeHistory",
-    "eth_gasPrice",
-    "eth_maxPriorityFeePerGas",
-    "eth_getTransactionCount",
-    "eth_sendRawTransaction",
-    "eth_sendRawTransactionSync",
-    "eth_getTransactionReceipt",
-    "eth_getTransactionByHash",
-    "eth_blockNumber",
-    "eth_getBlockByNumber",
-    "eth_getLogs",
-];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bumped_fees_beat_the_replacement_rule_and_the_network() {
-        let f = Fees { max_fee: 1_000, priority: 100 };
-        let b = f.bumped(Fees { max_fee: 10, priority: 1 });
-        assert!(b.max_fee * 10 >= f.max_fee * 11 && b.priority * 10 >= f.priority * 11, "{b:?}");
-        let b = f.bumped(Fees { max_fee: 5_000, priority: 300 });
-        assert_eq!(b, Fees { max_fee: 5_000, priority: 300 });
-        assert!(Fees { max_fee: 10, priority: 10 }.bumped(Fees { max_fee: 0, priority: 50 }).priority <= 12);
     }
 }

@@ -108,7 +108,7 @@ pub struct TokenReader {
 impl TokenReader {
     /// Connects to the chain behind `rpc_urls` (in order of preference) and reads its chain id.
     pub async fn connect(rpc_urls: &[String], contract: EvmAddress) -> Result<Self, ChainError> {
-        let provider = ProviderBuilder::new().connect_client(crate::minter::rpc_client(rpc_urls)?).erased();
+        let provider = ProviderBuilder::new().connect_client(crate::tx::rpc::rpc_client(rpc_urls)?).erased();
         Self::on(provider, contract).await.map_err(|e| match e {
             ChainError::Rpc(m) => ChainError::Rpc(format!("{}: {m}", rpc_urls.join(", "))),
             other => other,
