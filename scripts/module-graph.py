@@ -2,18 +2,21 @@
 """Import circles between the modules of each crate, and the largest source files.
 
     scripts/module-graph.py            report every crate's circles and the 12 largest files
-    scripts/module-graph.py --check    exit 1 if the domain crate (functions/core) has a circle
+    scripts/module-graph.py --check    exit 1 if a checked crate (core, stages, chain, cli) has a circle
 
 A module's dependencies are the `crate::<module>` paths its files name (a folder module counts
-as one). The core crate is meant to read bottom-up (ids and parameters, then the job, then what
-is built on it), so CI refuses a circle there; the other crates are reported only.
+as one). The domain crate reads bottom-up (ids and parameters, then the job, then what is built
+on it), the stages crate from its ports to each stage, the chain crate from its transaction
+module to the minters, the CLI from its wiring to each subcommand: CI refuses a circle in any
+of them. The others are reported only (the engine's pipeline and its worker thread still
+call each other).
 """
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = "functions/core"
+CHECKED = {"functions/core", "functions/stages", "functions/chain", "functions/cli"}
 
 
 def graph(src: Path) -> dict[str, set[str]]:
@@ -68,10 +71,10 @@ def main() -> int:
         src = crate / "src" if (crate / "src").is_dir() else crate
         found = circles(graph(src))
         rel = crate.relative_to(ROOT).as_posix()
-        if check and rel != CHECKED:
+        if check and rel not in CHECKED:
             continue
         print(f"{rel}: " + ("no import circles" if not found else "circles: " + "; ".join(" <-> ".join(c) for c in found)))
-        failed |= bool(found) and rel == CHECKED
+        failed |= bool(found) and rel in CHECKED
     if not check:
         files = [p for p in ROOT.glob("functions/*/src/**/*.rs")] + list(ROOT.glob("tui/src/**/*.rs"))
         sized = sorted(((sum(1 for _ in p.open()), p.relative_to(ROOT).as_posix()) for p in files), reverse=True)
@@ -79,7 +82,7 @@ def main() -> int:
         for lines, path in sized[:12]:
             print(f"{lines:6} {path}")
     if failed:
-        print(f"{CHECKED} has an import circle: move the shared type down a layer (see docs/architecture.md)", file=sys.stderr)
+        print("a checked crate has an import circle: move the shared type down a layer (see docs/architecture.md)", file=sys.stderr)
     return 1 if failed else 0
 
 

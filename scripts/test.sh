@@ -33,7 +33,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --quiet
 step "dependency policy: licenses, bans, sources (cargo deny, deny.toml)"
 .tools/cargo-bin/bin/cargo-deny deny --log-level error check licenses bans sources
 
-step "no import circles in the domain crate (scripts/module-graph.py)"
+step "no import circles in the core, stages, chain and CLI crates (scripts/module-graph.py)"
 python3 scripts/module-graph.py --check
 
 LOG="$ROOT/.tools/test-logs"

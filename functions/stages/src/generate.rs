@@ -10,7 +10,7 @@ use latentmint_core::ports::GenerationRequest;
 use latentmint_core::{ClaimError, Job, JobId, JobState, Stage};
 use tracing::{info, warn};
 
-use crate::ports::{Generating, Images};
+use crate::ports::{self, Generating, Images, StagePorts};
 use crate::{StageError, StageOutcome, load, now_ms, save};
 
 /// How long a claim on a job holds. At least the longest a generation may run (the generate
@@ -78,4 +78,11 @@ async fn generate<P: Images + Generating>(ports: &P, job: &mut Job) -> Result<()
     let key = image_key(id, &image.record.image_sha256);
     ports.blobs().put(&key, image.png).await?;
     job.record_generation(key, image.record).map_err(|e| StageError::Fail(e.to_string()))
+}
+
+impl StagePorts for ports::Generate {
+    const STAGE: Stage = Stage::Generate;
+    async fn run(&self, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
+        run(self, id, message_id).await
+    }
 }

@@ -21,7 +21,7 @@ use latentmint_core::ports::PortError;
 use latentmint_core::{Job, JobId, JobState};
 use tracing::{info, warn};
 
-use crate::ports::{Images, Minting, Pinning};
+use crate::ports::{self, Images, Minting, Pinning, StagePorts};
 use crate::{StageError, StageOutcome, load, save};
 
 /// Runs the mint for `id` alone.
@@ -403,4 +403,11 @@ async fn pin_directory<P: Images + Pinning + Minting>(
         )));
     }
     Ok(())
+}
+
+impl StagePorts for ports::Mint {
+    const STAGE: latentmint_core::Stage = latentmint_core::Stage::Mint;
+    async fn run(&self, id: JobId, _: &str) -> Result<StageOutcome, StageError> {
+        run(self, id).await
+    }
 }

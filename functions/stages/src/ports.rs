@@ -215,31 +215,3 @@ pub struct Mint {
     pub minter: Arc<dyn Minter>,
 }
 capabilities!(Mint: blobs, pinner, minter);
-
-impl StagePorts for Generate {
-    const STAGE: Stage = Stage::Generate;
-    async fn run(&self, id: JobId, message_id: &str) -> Result<StageOutcome, StageError> {
-        crate::generate::run(self, id, message_id).await
-    }
-}
-
-impl StagePorts for Review {
-    const STAGE: Stage = Stage::Review;
-    async fn run(&self, id: JobId, _: &str) -> Result<StageOutcome, StageError> {
-        crate::review::run(self, id).await
-    }
-}
-
-impl StagePorts for Publish {
-    const STAGE: Stage = Stage::Publish;
-    async fn run(&self, id: JobId, _: &str) -> Result<StageOutcome, StageError> {
-        crate::publish::run(self, id).await
-    }
-}
-
-impl StagePorts for Mint {
-    const STAGE: Stage = Stage::Mint;
-    async fn run(&self, id: JobId, _: &str) -> Result<StageOutcome, StageError> {
-        crate::mint::run(self, id).await
-    }
-}

@@ -6,7 +6,7 @@ use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{Pinner, PortError};
 use latentmint_core::{JobId, JobState, Stage};
 
-use crate::ports::{Images, Pinning, Signing};
+use crate::ports::{self, Images, Pinning, Signing, StagePorts};
 use crate::{StageError, StageOutcome, load, save};
 
 /// Pins `bytes` and checks the pinner's CID against the one computed here.
@@ -66,4 +66,11 @@ async fn signed_metadata<P: Images + Signing>(
     let bytes = metadata.to_json();
     ports.blobs().put(&key, bytes.clone()).await?;
     Ok(bytes)
+}
+
+impl StagePorts for ports::Publish {
+    const STAGE: Stage = Stage::Publish;
+    async fn run(&self, id: JobId, _: &str) -> Result<StageOutcome, StageError> {
+        run(self, id).await
+    }
 }

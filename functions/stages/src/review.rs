@@ -4,7 +4,7 @@
 use latentmint_core::qa::{QaReport, decode_rgb};
 use latentmint_core::{JobId, JobState, Stage};
 
-use crate::ports::Images;
+use crate::ports::{self, Images, StagePorts};
 use crate::{StageError, StageOutcome, load, save};
 
 /// Runs the automatic checks for `id`.
@@ -24,4 +24,11 @@ pub async fn run<P: Images>(ports: &P, id: JobId) -> Result<StageOutcome, StageE
     }
     let next = if verdict == Stage::Review.leaves() { Stage::Review.next() } else { None };
     Ok(StageOutcome::done(&job, next))
+}
+
+impl StagePorts for ports::Review {
+    const STAGE: Stage = Stage::Review;
+    async fn run(&self, id: JobId, _: &str) -> Result<StageOutcome, StageError> {
+        run(self, id).await
+    }
 }
