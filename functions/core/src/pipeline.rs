@@ -257,4 +257,16 @@ mod tests {
         let finals: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.is_final()).collect();
         assert_eq!(finals, [JobState::Rejected, JobState::Minted, JobState::Failed]);
     }
+
+    #[test]
+    fn queue_names_are_the_deployed_ones_and_read_back() {
+        // The stack's queues are `<prefix><name>` (template.yaml): these names are a contract.
+        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.queue()).collect();
+        assert_eq!(names, ["generate", "review", "publish", "mint"]);
+        for s in Stage::ALL {
+            assert_eq!(s.queue().parse::<Stage>(), Ok(s));
+        }
+        let e = "minting".parse::<Stage>().unwrap_err();
+        assert!(e.contains("`minting` is not a stage") && e.contains("generate, review, publish, mint"), "{e}");
+    }
 }
