@@ -258,7 +258,7 @@ mod tests {
         app.refresh(&queue, &jobs).await.unwrap();
         let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
-        let screen = format!("{:?}", term.backend().buffer());
+        let screen = screen_text(&term);
         assert!(screen.contains("QA staging: 2 waiting"), "{screen}");
         assert!(screen.contains("murky fog") && screen.contains("0.31"));
         // Every job state has a row, the final ones included.
@@ -283,6 +283,16 @@ mod tests {
     }
 
     /// Cells drawn in the image's red, as half blocks colour them.
+    /// The screen as a user reads it: one line of text per row, without styles.
+    fn screen_text(term: &Terminal<TestBackend>) -> String {
+        let buf = term.backend().buffer();
+        buf.content()
+            .chunks(usize::from(buf.area.width))
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn red_cells(term: &Terminal<TestBackend>) -> usize {
         let is_red =
             |c: ratatui::style::Color| matches!(c, ratatui::style::Color::Rgb(r, g, b) if r > 180 && g < 60 && b < 60);
@@ -310,13 +320,13 @@ mod tests {
         app.load_preview(&blobs, &picker).await;
         let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
-        assert!(red_cells(&term) > 50, "the red image is drawn: {:?}", term.backend().buffer());
+        assert!(red_cells(&term) > 50, "the red image is drawn:\n{}", screen_text(&term));
 
         // The other job's image is missing from the store: the panel says so, in place of it.
         app.selected = app.snapshot.staging.iter().position(|j| j.id() == lost.id()).unwrap();
         app.load_preview(&blobs, &picker).await;
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
-        let screen = format!("{:?}", term.backend().buffer());
+        let screen = screen_text(&term);
         assert!(screen.contains("images/gone.png could not be") && screen.contains("not found"), "{screen}");
         assert_eq!(red_cells(&term), 0, "{screen}");
     }
@@ -427,7 +437,7 @@ mod tests {
         }
         let mut term = Terminal::new(TestBackend::new(110, 30)).unwrap();
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
-        let screen = format!("{:?}", term.backend().buffer());
+        let screen = screen_text(&term);
         assert!(screen.contains("3 waiting, 2 marked") && screen.matches('✓').count() == 2, "{screen}");
 
         // Another operator rejects "three" first: "one" still goes through, "three" is named.
@@ -469,7 +479,7 @@ mod tests {
         app.on_key('f');
         let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
-        let screen = format!("{:?}", term.backend().buffer());
+        let screen = screen_text(&term);
         assert!(screen.contains("Stopped: 2 failed or rejected"), "{screen}");
         assert!(screen.contains("mint: AlreadyMinted reverted") && screen.contains("rejected by bob"), "{screen}");
         assert!(!screen.contains("still waiting"), "{screen}");
