@@ -1120,3 +1120,25 @@ async fn a_record_that_already_says_what_the_chain_says_is_left_as_it_is() {
     // The minting run's own record knows its token too.
     assert!(crate::reconcile::reconcile(&a.ports, &s).await.unwrap().adopted.is_empty());
 }
+
+#[tokio::test]
+async fn reconciling_a_run_in_progress_leaves_its_jobs_as_they_are() {
+    let a = rig(None);
+    let jobs = published(&a, 3).await;
+    // One of them minted, two published and on their way: the file's own jobs, none final.
+    mint_receive(&a, 1, 1).await;
+    let s = specs(&["a red circle", "a blue square", "a green ring", "a pink star", "a gold moon"]);
+    let before: Vec<JobState> = states_of(&a, &jobs).await;
+    let found = crate::reconcile::reconcile(&a.ports, &s).await.unwrap();
+    assert!(found.retired.is_empty() && found.lost.is_empty() && found.adopted.is_empty(), "{found:?}");
+    assert_eq!(found.on_chain.len(), 1);
+    assert_eq!(states_of(&a, &jobs).await, before, "no job of the file is retired or sent again");
+}
+
+async fn states_of(r: &Rig, jobs: &[latentmint_core::Job]) -> Vec<JobState> {
+    let mut out = Vec::new();
+    for j in jobs {
+        out.push(state(r, j.id()).await);
+    }
+    out
+}
