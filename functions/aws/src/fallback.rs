@@ -88,6 +88,44 @@ pub struct FallbackGenerator {
     breaker: Mutex<CircuitBreaker>,
 }
 
+/// The generator stack every runner builds, `latentmint run` and the Lambda functions alike:
+/// the SageMaker `endpoint` (named, for provenance) first, with retries and a circuit breaker
+/// (3 failures open it for 60 s), and the local ONNX engine as the fallback. Without an
+/// endpoint the local engine alone; with an endpoint but no local engine, a failed endpoint
+/// fails the job, saying how to add the fallback.
+pub fn generator_stack(
+    endpoint: Option<(String, Arc<dyn Generator>)>,
+    local: Option<Arc<dyn Generator>>,
+) -> Result<Arc<dyn Generator>, PortError> {
+    Ok(match (endpoint, local) {
+        (Some(primary), local) => Arc::new(FallbackGenerator::new(
+            Some(primary),
+            local.unwrap_or_else(|| Arc::new(NoLocalEngine)),
+            RetryPolicy::default(),
+            CircuitBreaker::new(3, Duration::from_secs(60)),
+        )),
+        (None, Some(local)) => local,
+        (None, None) => {
+            return Err(PortError::Permanent(
+                "no generator: set a SageMaker endpoint (LATENTMINT_ENDPOINT, generation.endpoint) or an ONNX model folder (LATENTMINT_MODEL_DIR, generation.model), or both".into(),
+            ));
+        }
+    })
+}
+
+/// The fallback of a stack without a local engine (`LATENTMINT_MODEL_DIR` unset): the endpoint
+/// is its only generator, so when the endpoint fails the job fails, saying why.
+pub struct NoLocalEngine;
+
+#[async_trait]
+impl Generator for NoLocalEngine {
+    async fn generate(&self, _: &GenerationRequest) -> PortResult<GeneratedImage> {
+        Err(PortError::Permanent(
+            "the SageMaker endpoint failed and this function has no local engine to fall back on; set LATENTMINT_MODEL_DIR (the stack's GenerationLayer) for the ONNX fallback".into(),
+        ))
+    }
+}
+
 impl FallbackGenerator {
     /// `primary` (named, for provenance) in front of `fallback`. Without a primary, every image
     /// comes from the fallback, with the reason "no endpoint configured".
@@ -309,5 +347,31 @@ mod tests {
             assert!(mean >= cap * 2 / 5 && mean <= cap * 3 / 5, "{attempt}: mean {mean:?} of a cap of {cap:?}");
             assert!(samples.iter().any(|d| *d >= cap * 3 / 4), "{attempt}: never near the cap");
         }
+    }
+
+    #[tokio::test]
+    async fn a_generate_function_without_a_local_engine_says_how_to_give_it_one() {
+        let req = GenerationRequest {
+            job_id: latentmint_core::JobId::from_bytes([1; 32]),
+            prompt: "p".into(),
+            negative_prompt: String::new(),
+            params: latentmint_core::GenerationParams {
+                steps: 1,
+                guidance: 1.0,
+                width: 8,
+                height: 8,
+                scheduler: "ddim".into(),
+                seed: 1,
+            },
+            init_image: None,
+        };
+        let msg = NoLocalEngine.generate(&req).await.unwrap_err().to_string();
+        assert!(msg.contains("LATENTMINT_MODEL_DIR"), "{msg}");
+    }
+
+    #[test]
+    fn a_stack_needs_an_endpoint_or_a_local_engine() {
+        let e = generator_stack(None, None).err().unwrap().to_string();
+        assert!(e.contains("LATENTMINT_MODEL_DIR") && e.contains("generation.endpoint"), "{e}");
     }
 }

@@ -22,7 +22,7 @@ mod sqs;
 pub use credentials::{KmsClaimSigner, kms_stamper};
 pub use dynamodb::{DynamoJobStore, STATE_INDEX};
 pub use evolutions::DynamoEvolutionStore;
-pub use fallback::{CircuitBreaker, FallbackGenerator, RetryPolicy};
+pub use fallback::{CircuitBreaker, FallbackGenerator, NoLocalEngine, RetryPolicy, generator_stack};
 pub use kms::{KmsError, KmsSigner};
 pub use s3::S3BlobStore;
 pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use latentmint_aws::{
-    AsyncInvocation, CircuitBreaker, FallbackGenerator, KmsSigner, RetryPolicy, S3Location, SageMakerGenerator,
-};
+use latentmint_aws::{AsyncInvocation, KmsSigner, S3Location, SageMakerGenerator, generator_stack};
 use latentmint_chain::Chain;
 use latentmint_core::collection::{ChainSection, Collection};
 use latentmint_core::ports::Generator;
@@ -55,16 +53,15 @@ pub(crate) async fn build_generator(args: &RunArgs, collection: &Collection) -> 
         .with_context(|| format!("generation.model ({})", model_dir.display()))?;
     let g = &collection.file.generation;
     onnx.check_size(g.width, g.height).map_err(|e| anyhow::anyhow!("generation.{e}"))?;
-    Ok(match &collection.file.generation.endpoint {
-        // Endpoint first; the local engine is the fallback and provenance says which ran.
-        Some(ep) => Arc::new(FallbackGenerator::new(
-            Some((ep.clone(), Arc::new(sagemaker(ep, &collection.file.generation).await?))),
-            Arc::new(onnx),
-            RetryPolicy::default(),
-            CircuitBreaker::new(3, Duration::from_secs(60)),
-        )),
-        None => Arc::new(onnx),
-    })
+    let endpoint = match &collection.file.generation.endpoint {
+        Some(ep) => {
+            Some((ep.clone(), Arc::new(sagemaker(ep, &collection.file.generation).await?) as Arc<dyn Generator>))
+        }
+        None => None,
+    };
+    // The same stack as the Lambda functions': the endpoint first, the local engine as its
+    // fallback, and provenance says which ran.
+    Ok(generator_stack(endpoint, Some(Arc::new(onnx)))?)
 }
 
 /// Where a run keeps its Content Credentials identity (development CA and signing certificate).

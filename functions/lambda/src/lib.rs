@@ -9,10 +9,9 @@
 
 pub mod intake;
 
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use latentmint_core::Stage;
-use latentmint_core::ports::{Delivery, GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
+use latentmint_core::ports::Delivery;
 use latentmint_stages::ports::{Mint, Pipeline, StagePorts};
 use latentmint_stages::{Disposition, mint_all, process_stage};
 use tracing::{error, warn};
@@ -78,20 +77,6 @@ async fn settle<P: Pipeline>(
             warn!(queue = stage.queue(), "could not set the retry delay: {e}");
         }
         response.add_failure(delivery.message_id);
-    }
-}
-
-/// The fallback of a generate function without a local engine (`LATENTMINT_MODEL_DIR` unset):
-/// the SageMaker endpoint is its only generator, so when the endpoint fails the job fails,
-/// saying why.
-pub struct NoLocalEngine;
-
-#[async_trait]
-impl Generator for NoLocalEngine {
-    async fn generate(&self, _: &GenerationRequest) -> PortResult<GeneratedImage> {
-        Err(PortError::Permanent(
-            "the SageMaker endpoint failed and this function has no local engine to fall back on; set LATENTMINT_MODEL_DIR (the stack's GenerationLayer) for the ONNX fallback".into(),
-        ))
     }
 }
 
@@ -170,25 +155,5 @@ mod tests {
         let all: Vec<String> = ev.records.iter().map(|m| m.message_id.clone().unwrap()).collect();
         let resp = handle(&r.ports, ev, true).await;
         assert_eq!(ids(&resp), all, "order within the message group is kept");
-    }
-
-    #[tokio::test]
-    async fn a_generate_function_without_a_local_engine_says_how_to_give_it_one() {
-        let req = GenerationRequest {
-            job_id: JobId::from_bytes([1; 32]),
-            prompt: "p".into(),
-            negative_prompt: String::new(),
-            params: latentmint_core::GenerationParams {
-                steps: 1,
-                guidance: 1.0,
-                width: 8,
-                height: 8,
-                scheduler: "ddim".into(),
-                seed: 1,
-            },
-            init_image: None,
-        };
-        let msg = NoLocalEngine.generate(&req).await.unwrap_err().to_string();
-        assert!(msg.contains("LATENTMINT_MODEL_DIR"), "{msg}");
     }
 }

@@ -37,8 +37,8 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use latentmint_aws::{
-    CircuitBreaker, DynamoEvolutionStore, DynamoJobStore, FallbackGenerator, KmsSigner, RetryPolicy, S3BlobStore,
-    SageMakerGenerator, SharedSecret, SqsQueue, kms_stamper,
+    DynamoEvolutionStore, DynamoJobStore, KmsSigner, S3BlobStore, SageMakerGenerator, SharedSecret, SqsQueue,
+    generator_stack, kms_stamper,
 };
 use latentmint_chain::{Chain, EvmProvenanceSigner};
 use latentmint_core::collection::{EditionsSection, LivingSection};
@@ -49,7 +49,6 @@ use latentmint_core::{EvmAddress, Stage};
 use latentmint_credentials::Credentialed;
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_ipfs::KuboPinner;
-use latentmint_lambda::NoLocalEngine;
 use latentmint_lambda::intake::{StackChain, WebhookKeys, handle_file, handle_http, handle_webhook};
 use latentmint_stages::evolve::{self, EvolvePorts, Watch};
 use latentmint_stages::ports::{self, StagePorts};
@@ -106,16 +105,15 @@ async fn uncredentialed() -> anyhow::Result<Arc<dyn Generator>> {
         Err(_) => None,
     };
     let endpoint = std::env::var("LATENTMINT_ENDPOINT").ok().filter(|e| !e.is_empty());
-    Ok(match (endpoint, onnx) {
-        (Some(ep), onnx) => Arc::new(FallbackGenerator::new(
-            Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep).await))),
-            onnx.unwrap_or_else(|| Arc::new(NoLocalEngine)),
-            RetryPolicy::default(),
-            CircuitBreaker::new(3, Duration::from_secs(60)),
-        )),
-        (None, Some(onnx)) => onnx,
-        (None, None) => bail!("set LATENTMINT_ENDPOINT (SageMaker) or LATENTMINT_MODEL_DIR (ONNX fallback), or both"),
-    })
+    if endpoint.is_none() && onnx.is_none() {
+        bail!("set LATENTMINT_ENDPOINT (SageMaker) or LATENTMINT_MODEL_DIR (ONNX fallback), or both");
+    }
+    let endpoint = match endpoint {
+        Some(ep) => Some((ep.clone(), Arc::new(SageMakerGenerator::from_env(ep).await) as Arc<dyn Generator>)),
+        None => None,
+    };
+    // The same stack as `latentmint run`'s: the endpoint first, the local engine as its fallback.
+    Ok(generator_stack(endpoint, onnx)?)
 }
 
 async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> {
