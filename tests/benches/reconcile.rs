@@ -16,35 +16,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use latentmint_chain::{Chain, ContractKind, LocalNode};
 use latentmint_core::batch::{BatchPlan, Member};
 use latentmint_core::cid::cid_of_bytes;
-use latentmint_core::ports::{
-    GeneratedImage, GenerationRequest, Generator, Minter, PortError, PortResult, ProvenanceSigner,
-};
+use latentmint_core::ports::Minter;
 use latentmint_core::testing::CollectionToml;
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
-use latentmint_stages::Ports;
-
-struct Unused;
-
-#[async_trait]
-impl Generator for Unused {
-    async fn generate(&self, _: &GenerationRequest) -> PortResult<GeneratedImage> {
-        Err(PortError::Permanent("a reconcile generates nothing".into()))
-    }
-}
-
-#[async_trait]
-impl ProvenanceSigner for Unused {
-    async fn sign(
-        &self,
-        _: &latentmint_core::metadata::Provenance,
-    ) -> PortResult<latentmint_core::metadata::ProvenanceSignature> {
-        Err(PortError::Permanent("a reconcile signs nothing".into()))
-    }
-}
+use latentmint_stages::ports;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -104,14 +82,13 @@ async fn main() -> anyhow::Result<()> {
 
         let dir = tempfile::tempdir()?;
         let db = dir.path().join("p.db");
-        let ports = Ports {
+        // What a reconcile touches, and nothing else: the mint stage's adapters.
+        let ports = ports::Mint {
             queue: Arc::new(SqliteQueue::open(&db, 5)?),
             jobs: Arc::new(SqliteJobStore::open(&db)?),
             blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-            generator: Arc::new(Unused),
             pinner: Arc::new(LocalContentStore::new(dir.path().join("ipfs"))),
             minter: Arc::new(chain.minter(located.deployed.address, 1)),
-            signer: Arc::new(Unused),
         };
         let t = Instant::now();
         let r = latentmint_stages::reconcile::reconcile(&ports, &specs).await.map_err(|e| anyhow::anyhow!("{e}"))?;
