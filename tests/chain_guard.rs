@@ -2,7 +2,7 @@
 
 use alloy::primitives::B256;
 use alloy::providers::Provider;
-use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_chain::{Chain, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ledger::single_token_id;
 use latentmint_core::ports::Minter;
@@ -11,11 +11,11 @@ use latentmint_e2e::anvil;
 
 const CHAIN_ID: u64 = 412_346;
 
-async fn setup() -> (LocalNode, Chain, latentmint_chain::EvmMinter) {
+async fn setup() -> (LocalNode, Chain, latentmint_chain::CollectionMinter) {
     let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.expect("connects");
     let addr = chain.deploy("Test", "TST").await.expect("deploys");
-    let minter = chain.minter(addr, 1);
+    let minter = chain.minter(addr, SendPolicy::confirmations(1));
     (node, chain, minter)
 }
 
@@ -113,11 +113,11 @@ async fn a_fee_cap_makes_mints_wait_instead_of_overpaying() {
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.unwrap();
     let addr = chain.deploy("Fees", "FEE").await.unwrap();
     let job = JobId::from_bytes([8; 32]);
-    let cheap = chain.minter(addr, 1).with_max_fee_per_gas(Some(10_000_000_000));
+    let cheap = chain.minter(addr, SendPolicy::confirmations(1).with_max_fee_per_gas(Some(10_000_000_000)));
     let err = cheap.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap_err();
     assert!(matches!(&err, latentmint_core::PortError::Transient(m) if m.contains("above the cap")), "{err}");
     assert_eq!(cheap.total_supply().await.unwrap(), 0);
-    let willing = chain.minter(addr, 1).with_max_fee_per_gas(Some(200_000_000_000));
+    let willing = chain.minter(addr, SendPolicy::confirmations(1).with_max_fee_per_gas(Some(200_000_000_000)));
     assert_eq!(
         willing.mint(job, recipient(), &cid_of_bytes(b"m")).await.unwrap().token_id,
         single_token_id(&cid_of_bytes(b"m")).unwrap()
@@ -166,7 +166,7 @@ async fn deploy_command_deploys_and_records_the_address() {
     let before = chain.provider().get_code_at(to_alloy(addr)).block_id((block - 1).into()).await.unwrap();
     assert!(before.is_empty(), "no code at block {}", block - 1);
     let royalty = chain
-        .minter(addr, 1)
+        .minter(addr, SendPolicy::confirmations(1))
         .contract()
         .royaltyInfo(alloy::primitives::U256::from(1), alloy::primitives::U256::from(10_000))
         .call()
@@ -277,7 +277,7 @@ async fn a_wallet_not_yet_granted_the_minter_role_waits_for_it() {
     // A second wallet on the same contract, before anyone grants it MINTER_ROLE.
     let other = Chain::connect(&node.rpc_url, node.dev_key(1).unwrap(), CHAIN_ID).await.unwrap();
     let contract = latentmint_chain::from_alloy(*admin.contract().address());
-    let minter = other.minter(contract, 1);
+    let minter = other.minter(contract, SendPolicy::confirmations(1));
     let job = JobId::from_bytes([7; 32]);
     let cid = cid_of_bytes(b"metadata");
     match minter.mint(job, recipient(), &cid).await {

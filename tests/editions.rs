@@ -7,7 +7,7 @@ use std::path::Path;
 
 use alloy::primitives::{B256, U256};
 use latentmint_chain::contract::LatentEditions;
-use latentmint_chain::{Chain, EditionTerms, EvmMinter, LocalNode, to_alloy};
+use latentmint_chain::{Chain, EditionTerms, EditionsMinter, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::cid::{cid_of_bytes, raw_sha256_digest};
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
@@ -22,12 +22,12 @@ fn recipient() -> EvmAddress {
 
 type Editions = LatentEditions::LatentEditionsInstance<alloy::providers::DynProvider>;
 
-async fn setup() -> (LocalNode, EvmMinter, Editions) {
+async fn setup() -> (LocalNode, EditionsMinter, Editions) {
     let node = LocalNode::spawn(&anvil(), CHAIN_ID, None).await.expect("anvil starts");
     let chain = Chain::connect(&node.rpc_url, node.dev_key(0).unwrap(), CHAIN_ID).await.expect("connects");
     let deployed = chain.deploy_editions(&Default::default()).await.expect("deploys");
     assert!(chain.is_editions(deployed.address).await.unwrap(), "LatentEditions says ERC-1155");
-    let minter = chain.minter(deployed.address, 1).with_editions(Some(TERMS));
+    let minter = chain.editions_minter(deployed.address, TERMS, SendPolicy::confirmations(1));
     let contract = LatentEditions::new(to_alloy(deployed.address), chain.provider().clone());
     (node, minter, contract)
 }

@@ -9,7 +9,7 @@ use alloy::primitives::Address;
 use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use latentmint_aws::KmsSigner;
-use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_chain::{Chain, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
@@ -41,7 +41,7 @@ async fn a_token_minted_with_a_kms_key_is_sent_from_the_keys_address() {
 
     let chain = Chain::connect_signer(std::slice::from_ref(&node.rpc_url), signer, CHAIN_ID).await.unwrap();
     assert_eq!(to_alloy(chain.sender()), kms_account, "the chain connection sends as the KMS account");
-    let minter = chain.minter(contract, 1);
+    let minter = chain.minter(contract, SendPolicy::confirmations(1));
     let recipient = EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap();
     let job = JobId::from_bytes([4; 32]);
     let receipt = minter.mint(job, recipient, &cid_of_bytes(b"kms")).await.expect("minted through KMS");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use alloy::providers::Provider;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use latentmint_aws::{DynamoJobStore, KmsClaimSigner, KmsSigner, S3BlobStore, SqsQueue};
-use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_chain::{Chain, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::collection::Collection;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::network::LOCAL_CHAIN_ID;
@@ -514,7 +514,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     let minted = jobs.get(id).await.unwrap().unwrap();
     assert_eq!(minted.state, JobState::Minted);
     let token = minted.token_id.clone().expect("token id");
-    let collection = admin.minter(contract, 1);
+    let collection = admin.minter(contract, SendPolicy::confirmations(1));
     assert_eq!(collection.owner_of(&token).await.unwrap(), EvmAddress::parse_checksummed(RECIPIENT).unwrap());
     assert_eq!(collection.token_uri(&token).await.unwrap(), format!("ipfs://{metadata_cid}"));
     let tx = admin.provider().get_transaction_by_hash(minted.tx_hash.unwrap().parse().unwrap()).await.unwrap().unwrap();
@@ -531,7 +531,7 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     let bob = alloy::primitives::Address::repeat_byte(0xb0);
     let token_id: alloy::primitives::U256 = token.parse().unwrap();
     owner
-        .minter(contract, 1)
+        .minter(contract, SendPolicy::confirmations(1))
         .contract()
         .transferFrom(to_alloy(owner.sender()), bob, token_id)
         .send()
@@ -782,7 +782,7 @@ impl MintRig {
         assert_eq!(minted.state, JobState::Minted, "{log}");
         let want = latentmint_core::ledger::single_token_id(self.job.metadata_cid.as_deref().unwrap());
         assert_eq!(minted.token_id, want, "the token id is the metadata's digest");
-        assert_eq!(self.admin.minter(self.contract, 1).total_supply().await.unwrap(), 1);
+        assert_eq!(self.admin.minter(self.contract, SendPolicy::confirmations(1)).total_supply().await.unwrap(), 1);
         let sent = self.admin.provider().get_transaction_count(self.wallet).await.unwrap();
         assert_eq!(sent, 1, "one transaction: {log}");
     }
@@ -919,7 +919,7 @@ async fn a_batching_stack_mints_the_jobs_of_one_event_in_one_transaction() {
     let minted = jobs.list(Some(JobState::Minted)).await.unwrap();
     assert_eq!(minted.len(), 3, "{log}");
     assert_eq!(admin.provider().get_transaction_count(wallet).await.unwrap(), 1, "one transaction for the three");
-    let collection = admin.minter(contract, 1);
+    let collection = admin.minter(contract, SendPolicy::confirmations(1));
     let pinner = latentmint_ipfs::KuboPinner::new(&ipfs.api, None).unwrap();
     let slot = minted[0].batch.expect("minted in a batch");
     let first = latentmint_core::ports::Minter::minted_batch(&collection, slot.batch).await.unwrap().unwrap().first;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use alloy::primitives::U256;
-use latentmint_chain::{Chain, EvmMinter, LocalNode, to_alloy};
+use latentmint_chain::{Chain, CollectionMinter, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::EvmAddress;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{ContentSource, Pinner, ProvenanceSigner};
@@ -70,18 +70,18 @@ fn live(file: &Path, data: &Path, key: &str) -> String {
 }
 
 /// Token ids minted by the contract, in mint order.
-async fn minted(minter: &EvmMinter) -> Vec<U256> {
+async fn minted(minter: &CollectionMinter) -> Vec<U256> {
     let logs = minter.contract().Transfer_filter().from_block(0).query().await.expect("Transfer logs");
     logs.into_iter().filter(|(t, _)| t.from.is_zero()).map(|(t, _)| t.tokenId).collect()
 }
 
-async fn metadata_update_count(minter: &EvmMinter) -> usize {
+async fn metadata_update_count(minter: &CollectionMinter) -> usize {
     minter.contract().MetadataUpdate_filter().from_block(0).query().await.expect("MetadataUpdate logs").len()
 }
 
 async fn transfer(node: &LocalNode, contract: EvmAddress, key_index: usize, to: EvmAddress, id: U256) -> String {
     let owner = Chain::connect(&node.rpc_url, node.dev_key(key_index).unwrap(), CHAIN_ID).await.unwrap();
-    let m = owner.minter(contract, 1);
+    let m = owner.minter(contract, SendPolicy::confirmations(1));
     let from = owner.sender();
     let receipt = m
         .contract()
@@ -115,7 +115,7 @@ async fn a_transferred_token_grows_a_new_image_once() {
     let deployment: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("living-test/deployment.json")).unwrap()).unwrap();
     let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
-    let m = chain.minter(contract, 1);
+    let m = chain.minter(contract, SendPolicy::confirmations(1));
     let ids = minted(&m).await;
     assert_eq!(ids.len(), 2, "both tokens minted");
     let (moved, kept) = (ids[0], ids[1]);
@@ -482,7 +482,7 @@ async fn a_price_feed_moving_into_another_mood_evolves_every_token_once() {
     let deployment: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("living-oracle/deployment.json")).unwrap()).unwrap();
     let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
-    let m = chain.minter(contract, 1);
+    let m = chain.minter(contract, SendPolicy::confirmations(1));
     let ids = minted(&m).await;
     assert_eq!(ids.len(), 2);
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use latentmint_chain::{Chain, LocalNode};
+use latentmint_chain::{Chain, LocalNode, SendPolicy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{JobStore, Minter};
@@ -75,11 +75,11 @@ fn run_to_the_end(file: &Path, data: &Path, key: &str) {
 }
 
 /// The contract a run in `run_dir` deployed on `node` (its deployment.json), through `key`.
-async fn deployed(node: &LocalNode, key: &str, run_dir: &Path) -> latentmint_chain::EvmMinter {
+async fn deployed(node: &LocalNode, key: &str, run_dir: &Path) -> latentmint_chain::CollectionMinter {
     let deployment: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("deployment.json")).unwrap()).unwrap();
     let contract = EvmAddress::parse_any_case(deployment["contract"].as_str().unwrap()).unwrap();
-    Chain::connect(&node.rpc_url, key, CHAIN_ID).await.unwrap().minter(contract, 1)
+    Chain::connect(&node.rpc_url, key, CHAIN_ID).await.unwrap().minter(contract, SendPolicy::confirmations(1))
 }
 
 async fn count(store: &SqliteJobStore, pred: impl Fn(JobState) -> bool) -> usize {
@@ -257,7 +257,7 @@ async fn a_batch_held_by_a_paused_contract_resumes_when_run_again() {
     let key = node.dev_key(0).unwrap().to_string();
     let chain = Chain::connect(&node.rpc_url, &key, CHAIN_ID).await.unwrap();
     let contract = chain.deploy("Paused", "PSD").await.unwrap();
-    let minter = chain.minter(contract, 1);
+    let minter = chain.minter(contract, SendPolicy::confirmations(1));
     minter.contract().pause().send().await.unwrap().get_receipt().await.unwrap();
 
     let tmp = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use latentmint_chain::{Chain, LocalNode};
+use latentmint_chain::{Chain, LocalNode, SendPolicy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::{Minter, PortError};
 use latentmint_core::{EvmAddress, JobId};
@@ -112,7 +112,7 @@ async fn rpc_drops_after_broadcast_and_the_retry_finds_the_token() {
 
     let (proxy, dropped) =
         proxy(node.rpc_url.trim_start_matches("http://").to_string(), Fault::DropSendAnswers(1)).await;
-    let flaky = Chain::connect(&proxy, &key, CHAIN_ID).await.unwrap().minter(contract, 1);
+    let flaky = Chain::connect(&proxy, &key, CHAIN_ID).await.unwrap().minter(contract, SendPolicy::confirmations(1));
     let job = JobId::from_bytes([0xAB; 32]);
     let to = EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap();
     let cid = cid_of_bytes(b"metadata");
@@ -124,7 +124,7 @@ async fn rpc_drops_after_broadcast_and_the_retry_finds_the_token() {
     // The mint landed although the minter never saw the answer. anvil answers
     // eth_sendRawTransaction when the transaction enters its pool and mines it just after, so
     // under load the block can trail the (dropped) answer by a moment.
-    let reader = direct.minter(contract, 1);
+    let reader = direct.minter(contract, SendPolicy::confirmations(1));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while reader.total_supply().await.unwrap() == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -159,7 +159,8 @@ async fn rate_limited_answers_are_retried_with_backoff() {
     let contract = chain.deploy("Limits", "LIM").await.unwrap();
     let job = JobId::from_bytes([0xCD; 32]);
     let to = EvmAddress::parse_checksummed("0x70997970C51812dc3A010C7d01b50e0d17dc79C8").unwrap();
-    let r = chain.minter(contract, 1).mint(job, to, &cid_of_bytes(b"limited")).await.unwrap();
+    let r =
+        chain.minter(contract, SendPolicy::confirmations(1)).mint(job, to, &cid_of_bytes(b"limited")).await.unwrap();
     assert_eq!(r.token_id, latentmint_core::ledger::single_token_id(&cid_of_bytes(b"limited")).unwrap());
     assert!(refused.load(Ordering::SeqCst) > 3, "the proxy refused 3 requests and served the rest");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::consensus::Transaction as _;
 use alloy::primitives::Address;
 use alloy::providers::Provider;
-use latentmint_chain::{Chain, LocalNode, to_alloy};
+use latentmint_chain::{Chain, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ledger::single_token_id;
 use latentmint_core::network::L1Fees;
@@ -41,7 +41,7 @@ async fn a_stuck_mint_is_replaced_with_a_higher_fee_and_mints_once() {
     let fee_before = chain.provider().estimate_eip1559_fees().await.unwrap().max_fee_per_gas;
     // Nothing gets mined: every send stays in the mempool, as under a fee spike.
     let _: serde_json::Value = rpc(&chain, "evm_setAutomine", serde_json::json!([false])).await;
-    let minter = chain.minter(addr, 1).with_stuck_after(Duration::from_millis(800), 10);
+    let minter = chain.minter(addr, SendPolicy::confirmations(1).with_stuck_after(Duration::from_millis(800), 10));
     let job = JobId::from_bytes([3; 32]);
     let task = tokio::spawn(async move { minter.mint(job, recipient(), &cid_of_bytes(b"stuck")).await });
     // Long enough for the first send and at least one replacement.
@@ -75,7 +75,7 @@ async fn a_stuck_mint_is_replaced_with_a_higher_fee_and_mints_once() {
         nonce_before + 1,
         "one transaction mined"
     );
-    let minter = chain.minter(addr, 1);
+    let minter = chain.minter(addr, SendPolicy::confirmations(1));
     assert_eq!(minter.total_supply().await.unwrap(), 1, "one token for the job");
 }
 
@@ -90,7 +90,7 @@ async fn a_dead_rpc_url_is_skipped_for_the_next() {
     for urls in [vec![dead.clone(), node.rpc_url.clone()], vec![node.rpc_url.clone(), dead.clone()]] {
         let chain = Chain::connect_any(&urls, key, CHAIN_ID).await.expect("connects through the live URL");
         let addr = chain.deploy("Test", "TST").await.expect("deploys");
-        let minter = chain.minter(addr, 1);
+        let minter = chain.minter(addr, SendPolicy::confirmations(1));
         for i in 0..3u8 {
             let job = JobId::from_bytes([i + 1; 32]);
             let r = minter.mint(job, recipient(), &cid_of_bytes(&[i])).await.unwrap();
@@ -114,10 +114,13 @@ async fn on_arbitrum_the_gas_limit_includes_the_l1_component() {
     let node_interface = Address::with_last_byte(0xc8);
     let _: serde_json::Value = rpc(&chain, "anvil_setCode", serde_json::json!([node_interface, code])).await;
 
-    let plain = chain.minter(addr, 1).mint(JobId::from_bytes([1; 32]), recipient(), &cid_of_bytes(b"a")).await.unwrap();
+    let plain = chain
+        .minter(addr, SendPolicy::confirmations(1))
+        .mint(JobId::from_bytes([1; 32]), recipient(), &cid_of_bytes(b"a"))
+        .await
+        .unwrap();
     let arb = chain
-        .minter(addr, 1)
-        .with_l1_fees(L1Fees::ArbitrumNodeInterface)
+        .minter(addr, SendPolicy::confirmations(1).with_l1_fees(L1Fees::ArbitrumNodeInterface))
         .mint(JobId::from_bytes([2; 32]), recipient(), &cid_of_bytes(b"b"))
         .await
         .unwrap();
@@ -140,7 +143,7 @@ async fn a_mined_mint_waits_for_its_confirmations_and_is_not_replaced() {
     let (_node, chain, addr) = setup().await;
     let sender = to_alloy(chain.sender());
     let nonce_before = chain.provider().get_transaction_count(sender).await.unwrap();
-    let minter = chain.minter(addr, 3).with_stuck_after(Duration::from_millis(500), 10);
+    let minter = chain.minter(addr, SendPolicy::confirmations(3).with_stuck_after(Duration::from_millis(500), 10));
     let job = JobId::from_bytes([6; 32]);
     let task = tokio::spawn(async move { minter.mint(job, recipient(), &cid_of_bytes(b"confirm")).await });
     // Mined at once (automine), but with one confirmation of three: still waiting.
@@ -160,12 +163,12 @@ async fn sends_through_the_wallet_connection_follow_the_minters_own_nonces() {
     // The deploy in setup took a nonce through the connection's filler; the mint sets its own
     // nonce; a deploy after it must not reuse the mint's (a cached nonce manager would).
     let (_node, chain, addr) = setup().await;
-    let minter = chain.minter(addr, 1);
+    let minter = chain.minter(addr, SendPolicy::confirmations(1));
     let job = JobId::from_bytes([5; 32]);
     minter.mint(job, recipient(), &cid_of_bytes(b"first")).await.expect("mints");
     let second = chain.deploy("Second", "TWO").await.expect("a deploy after the mint gets the next nonce");
     assert_ne!(second, addr);
-    let minter = chain.minter(second, 1);
+    let minter = chain.minter(second, SendPolicy::confirmations(1));
     minter.mint(job, recipient(), &cid_of_bytes(b"again")).await.expect("mints on the second contract");
     assert_eq!(minter.total_supply().await.unwrap(), 1);
 }

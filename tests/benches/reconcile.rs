@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use latentmint_chain::{Chain, ContractKind, LocalNode};
+use latentmint_chain::{Chain, ContractKind, LocalNode, SendPolicy};
 use latentmint_core::batch::{BatchPlan, Member};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
             c.prompt_times(&format!("shape {i}"), (jobs - start).min(1000) as u32)
         });
     let specs = file.jobs();
-    let minter = chain.minter(located.deployed.address, 1);
+    let minter = chain.minter(located.deployed.address, SendPolicy::confirmations(1));
     let started = Instant::now();
     for group in specs.chunks(100) {
         let members = group
@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let (mut fates, mut reconciles) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         // Cold: a new minter (no ledger read yet), as a restarted run has.
-        let cold = chain.minter(located.deployed.address, 1);
+        let cold = chain.minter(located.deployed.address, SendPolicy::confirmations(1));
         let t = Instant::now();
         let f = cold.fates(&ids).await?;
         fates.push(t.elapsed().as_secs_f64());
@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
             jobs: Arc::new(SqliteJobStore::open(&db)?),
             blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
             pinner: Arc::new(LocalContentStore::new(dir.path().join("ipfs"))),
-            minter: Arc::new(chain.minter(located.deployed.address, 1)),
+            minter: Arc::new(chain.minter(located.deployed.address, SendPolicy::confirmations(1))),
         };
         let t = Instant::now();
         let r = latentmint_stages::reconcile::reconcile(&ports, &specs).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -139,7 +139,7 @@ pub async fn fund_and_grant(
     use alloy::providers::Provider;
     let _: serde_json::Value =
         admin.provider().raw_request("anvil_setBalance".into(), (account, "0xde0b6b3a7640000")).await.unwrap();
-    let collection = admin.minter(contract, 1);
+    let collection = admin.minter(contract, latentmint_chain::SendPolicy::confirmations(1));
     let c = collection.contract();
     let role = match role {
         "MINTER_ROLE" => c.MINTER_ROLE().call().await.unwrap(),

@@ -8,14 +8,20 @@
 
 use alloy::primitives::{B256, U256};
 use alloy::providers::DynProvider;
-use latentmint_core::ports::{MintReceipt, PortError, PortResult};
+use async_trait::async_trait;
+use latentmint_core::batch::{BatchId, BatchPlan};
+use latentmint_core::ledger::{Fate, Ledger};
+use latentmint_core::ports::{BatchReceipt, MintReceipt, Minter, PortError, PortResult};
 use latentmint_core::{EvmAddress, JobId};
 use tracing::{info, warn};
 
+use crate::ChainError;
 use crate::contract::LatentEditions::{self, LatentEditionsErrors, LatentEditionsInstance};
+use crate::ledger::{KeptLedger, Kind};
 use crate::tx::error::classify;
 use crate::tx::send::Landed;
-use crate::{EvmMinter, to_alloy};
+use crate::tx::{SendPolicy, Sender};
+use crate::{from_alloy, to_alloy};
 
 /// What each job of an edition collection mints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,18 +38,48 @@ impl From<latentmint_core::collection::EditionsSection> for EditionTerms {
     }
 }
 
-impl EvmMinter {
-    fn editions_contract(&self) -> LatentEditionsInstance<DynProvider> {
-        LatentEditions::new(*self.contract.address(), self.contract.provider().clone())
+/// Mints ERC-1155 editions on a LatentEditions contract, one job at a time, through its
+/// wallet's [`Sender`].
+pub struct EditionsMinter {
+    contract: LatentEditionsInstance<DynProvider>,
+    terms: EditionTerms,
+    tx: Sender,
+    /// The contract's mints so far, read from its events (kept between reads).
+    ledger: KeptLedger,
+}
+
+impl EditionsMinter {
+    pub(crate) fn new(tx: Sender, contract: EvmAddress, terms: EditionTerms) -> Self {
+        Self {
+            contract: LatentEditions::new(to_alloy(contract), tx.provider.clone()),
+            terms,
+            tx,
+            ledger: KeptLedger::default(),
+        }
     }
 
-    /// The block the edition contract was deployed in.
-    pub(crate) async fn editions_deployed_block(&self) -> Result<U256, crate::ChainError> {
-        self.editions_contract()
-            .deployedBlock()
-            .call()
-            .await
-            .map_err(|e| crate::ChainError::Rpc(format!("deployedBlock(): {e}")))
+    /// The contract.
+    pub fn address(&self) -> EvmAddress {
+        from_alloy(*self.contract.address())
+    }
+
+    /// What each job mints.
+    pub fn terms(&self) -> EditionTerms {
+        self.terms
+    }
+
+    /// How this minter's transactions are sent.
+    pub fn policy(&self) -> SendPolicy {
+        self.tx.policy
+    }
+
+    /// Every mint of the contract so far, read from its events (see [`crate::ledger`]).
+    pub async fn ledger(&self) -> Result<Ledger, ChainError> {
+        let deployed = async {
+            self.contract.deployedBlock().call().await.map_err(|e| ChainError::Rpc(format!("deployedBlock(): {e}")))
+        };
+        let (provider, address) = (self.contract.provider(), *self.contract.address());
+        self.ledger.read(provider, address, Kind::Editions, self.tx.policy.confirmations, deployed).await
     }
 
     /// The receipt of `job`'s edition mint from the chain's events, once `mintedBy(job)` says
@@ -57,9 +93,9 @@ impl EvmMinter {
     }
 
     /// The edition whose copies were minted for `job` (`mintedBy(job)`), if any.
-    pub(crate) async fn minted_edition(&self, job: JobId) -> PortResult<Option<String>> {
+    async fn minted_edition(&self, job: JobId) -> PortResult<Option<String>> {
         let id = self
-            .editions_contract()
+            .contract
             .mintedBy(key(job))
             .call()
             .await
@@ -70,7 +106,7 @@ impl EvmMinter {
     /// The edition created for `job` (`editionOfJob(job)`), minted or not.
     async fn edition_of(&self, job: JobId) -> PortResult<Option<U256>> {
         let id = self
-            .editions_contract()
+            .contract
             .editionOfJob(key(job))
             .call()
             .await
@@ -79,22 +115,17 @@ impl EvmMinter {
     }
 
     /// Creates `job`'s edition if need be, then mints its copies to `to`, each step once.
-    pub(crate) async fn mint_edition(
-        &self,
-        job: JobId,
-        to: EvmAddress,
-        digest: B256,
-        terms: EditionTerms,
-    ) -> PortResult<MintReceipt> {
+    async fn mint_edition(&self, job: JobId, to: EvmAddress, digest: B256) -> PortResult<MintReceipt> {
+        let terms = self.terms;
         if let Some(found) = self.edition_found(job).await? {
             info!(job = %job.short(), edition = found.token_id, "edition already minted on chain; nothing sent");
             return Ok(found);
         }
         let id = match self.edition_of(job).await? {
             Some(id) => id,
-            None => self.create_edition(job, digest, terms).await?,
+            None => self.create_edition(job, digest).await?,
         };
-        let c = self.editions_contract();
+        let c = &self.contract;
         // An edition's metadata is fixed when it is made: one made by an earlier attempt must
         // carry what this job published, or its copies would point at other metadata.
         let made =
@@ -105,7 +136,7 @@ impl EvmMinter {
                 made.metadataDigest
             )));
         }
-        let call = c.mint(key(job), id, to_alloy(to), terms.copies).from(self.sender);
+        let call = c.mint(key(job), id, to_alloy(to), terms.copies).from(self.tx.from);
         let l2_gas = match call.estimate_gas().await {
             Ok(g) => g,
             Err(e) => {
@@ -120,7 +151,7 @@ impl EvmMinter {
                 return Err(classify::<LatentEditionsErrors>("edition mint", e));
             }
         };
-        match self.send_guarded("edition mint", call, l2_gas, || self.minted_edition(job)).await? {
+        match self.tx.send_guarded("edition mint", call, l2_gas, || self.minted_edition(job)).await? {
             Landed::Found(_) => self
                 .edition_found(job)
                 .await?
@@ -137,9 +168,10 @@ impl EvmMinter {
     }
 
     /// `createEdition` for `job`; the edition's id (an earlier attempt's, if it was made meanwhile).
-    async fn create_edition(&self, job: JobId, digest: B256, terms: EditionTerms) -> PortResult<U256> {
-        let c = self.editions_contract();
-        let call = c.createEdition(key(job), digest, terms.max_supply).from(self.sender);
+    async fn create_edition(&self, job: JobId, digest: B256) -> PortResult<U256> {
+        let terms = self.terms;
+        let c = &self.contract;
+        let call = c.createEdition(key(job), digest, terms.max_supply).from(self.tx.from);
         let l2_gas = match call.estimate_gas().await {
             Ok(g) => g,
             Err(e) => {
@@ -152,7 +184,7 @@ impl EvmMinter {
             }
         };
         let made = || async { Ok(self.edition_of(job).await?.map(|id| id.to_string())) };
-        let found = match self.send_guarded("createEdition", call, l2_gas, made).await? {
+        let found = match self.tx.send_guarded("createEdition", call, l2_gas, made).await? {
             Landed::Found(id) => Some(id),
             Landed::Mined(receipt, tx_hash) => {
                 let created = receipt.decoded_log::<LatentEditions::EditionCreated>().map(|l| l.data.id);
@@ -170,6 +202,42 @@ impl EvmMinter {
             .and_then(|id| id.parse::<U256>().ok())
             .ok_or_else(|| PortError::Permanent(format!("createEdition for job {job} reverted")))
     }
+}
+
+#[async_trait]
+impl Minter for EditionsMinter {
+    async fn fates(&self, jobs: &[JobId]) -> PortResult<Vec<Fate>> {
+        // Editions are keyed by the whole job id on chain (`mintedBy`); a position held by
+        // another job is told from the events (the contract does not keep positions).
+        let ledger = self.ledger().await.map_err(|e| PortError::Transient(e.to_string()))?;
+        Ok(jobs.iter().map(|j| ledger.fate(*j)).collect())
+    }
+
+    async fn mint(&self, job: JobId, to: EvmAddress, metadata_cid: &str) -> PortResult<MintReceipt> {
+        // The edition keeps the metadata CID's 32-byte digest; the contract rebuilds `ipfs://<cid>`.
+        let digest = latentmint_core::cid::raw_sha256_digest(metadata_cid).ok_or_else(|| {
+            PortError::Permanent(format!(
+                "metadata CID {metadata_cid} is not a single raw block (CIDv1, raw, sha2-256)"
+            ))
+        })?;
+        self.mint_edition(job, to, B256::from(digest)).await
+    }
+
+    async fn minted_batch(&self, _batch: BatchId) -> PortResult<Option<BatchReceipt>> {
+        Err(no_batches())
+    }
+
+    async fn mint_batch(&self, _plan: &BatchPlan) -> PortResult<BatchReceipt> {
+        Err(no_batches())
+    }
+}
+
+/// Why an editions contract takes no batch (the collection check refuses the setting first).
+fn no_batches() -> PortError {
+    PortError::Permanent(
+        "ERC-1155 editions are minted one job at a time; batches are for ERC-721 collections (set chain.batch_size = 1)"
+            .into(),
+    )
 }
 
 /// The job id as the contract's 32-byte key (edition per job, mint key).

@@ -79,6 +79,46 @@ impl LedgerCache {
     }
 }
 
+/// A minter's [`LedgerCache`], made on its first read (from the contract's deployment block)
+/// and shared by its clones.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptLedger(std::sync::Arc<tokio::sync::Mutex<Option<LedgerCache>>>);
+
+impl KeptLedger {
+    /// Every mint of the contract at `address` so far; `deployed_block` is asked once, on the
+    /// first read.
+    pub(crate) async fn read<F>(
+        &self,
+        provider: &DynProvider,
+        address: Address,
+        kind: Kind,
+        confirmations: u64,
+        deployed_block: F,
+    ) -> Result<Ledger, ChainError>
+    where
+        F: Future<Output = Result<U256, ChainError>>,
+    {
+        let mut cache = self.0.lock().await;
+        let cache = match cache.as_mut() {
+            Some(c) => c,
+            None => {
+                let start = deployed_block.await?;
+                let start =
+                    u64::try_from(start).map_err(|_| ChainError::Rpc(format!("deployedBlock() answered {start}")))?;
+                cache.insert(LedgerCache::new(address, kind, start))
+            }
+        };
+        cache.read(provider, confirmations).await
+    }
+
+    /// Forgets what was read (see [`LedgerCache::forget`]).
+    pub(crate) async fn forget(&self) {
+        if let Some(c) = self.0.lock().await.as_mut() {
+            c.forget();
+        }
+    }
+}
+
 /// The mints of the contract at `address` in blocks `from..=to`, in chain order.
 pub async fn scan(
     provider: &DynProvider,

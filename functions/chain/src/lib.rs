@@ -1,29 +1,33 @@
 //! # latentmint-chain
 //!
-//! The EVM edge of latentmint: the LatentCollection contract bindings, a [`Chain`] connection with a
-//! signing wallet, the [`EvmMinter`] that implements the core's `Minter` port, and a
-//! [`LocalNode`] (anvil) for local runs and tests, and a collector's read-only check of a token
-//! ([`TokenReader`]).
+//! The EVM edge of latentmint: the contract bindings, a [`Chain`] connection with a signing
+//! wallet, the two minters that implement the core's `Minter` port ([`CollectionMinter`] for
+//! ERC-721 tokens, [`EditionsMinter`] for ERC-1155 editions) over one transaction manager
+//! (`tx/`, under a [`SendPolicy`]), a [`LocalNode`] (anvil) for local runs and tests, and a
+//! collector's read-only check of a token ([`TokenReader`]).
 
+mod collection;
+mod connection;
 pub mod contract;
 mod deploy;
 mod editions;
 mod feed;
 mod lease;
 pub mod ledger;
-mod minter;
 mod node;
 pub mod provenance;
 mod tx;
 mod verify;
 
+pub use collection::CollectionMinter;
+pub use connection::{AnyMinter, Chain, DeployOptions, Deployed, from_alloy, to_alloy};
 pub use deploy::{CREATE2_PROXY, ContractKind, Located, collection_address, collection_salt, factory_address};
-pub use editions::EditionTerms;
+pub use editions::{EditionTerms, EditionsMinter};
 pub use feed::FeedReader;
 pub use lease::WalletLease;
-pub use minter::{Chain, DeployOptions, Deployed, EvmMinter, from_alloy, to_alloy};
 pub use node::LocalNode;
 pub use provenance::EvmProvenanceSigner;
+pub use tx::SendPolicy;
 pub use verify::{Check, EditionSupply, TokenReader, TokenReport};
 
 /// Chain-side failures outside a mint (connecting, deploying, the local node).

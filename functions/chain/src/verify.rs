@@ -124,7 +124,7 @@ impl TokenReader {
                 "there is no contract at {contract} on chain {chain_id}; check the address and the RPC URL"
             )));
         }
-        let editions = crate::minter::is_editions(&provider, contract)
+        let editions = crate::connection::is_editions(&provider, contract)
             .await?
             .then(|| LatentEditions::new(to_alloy(contract), provider.clone()));
         // No event of the contract is older than its deployment block (contracts of earlier

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use latentmint_chain::{Chain, EvmMinter, EvmProvenanceSigner, LocalNode, WalletLease};
+use latentmint_chain::{AnyMinter, Chain, EditionTerms, EvmProvenanceSigner, LocalNode, SendPolicy, WalletLease};
 use latentmint_core::collection::Collection;
-use latentmint_core::network::L1Fees;
-use latentmint_core::ports::Minter;
 use latentmint_core::{EvmAddress, JobId};
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -105,12 +103,16 @@ pub(crate) async fn refuse_other_standard(chain: &Chain, c: &Collection, standar
     if !chain.has_code(at).await? {
         return Ok(());
     }
-    let minter = chain.minter(at, 1).with_editions(match other {
-        Standard::Erc1155 => Some(latentmint_chain::EditionTerms { copies: 1, max_supply: 0 }),
-        Standard::Erc721 => None,
-    });
+    let minter = chain.minter_for(
+        at,
+        match other {
+            Standard::Erc1155 => Some(EditionTerms { copies: 1, max_supply: 0 }),
+            Standard::Erc721 => None,
+        },
+        SendPolicy::confirmations(1),
+    );
     let ids: Vec<JobId> = c.jobs()?.iter().map(|s| s.id).collect();
-    let fates = minter.fates(&ids).await.map_err(|e| anyhow::anyhow!("reading {at}: {e}"))?;
+    let fates = minter.port().fates(&ids).await.map_err(|e| anyhow::anyhow!("reading {at}: {e}"))?;
     let minted = fates.iter().filter(|f| matches!(f, latentmint_core::ledger::Fate::Minted(_))).count();
     if minted > 0 {
         bail!(
@@ -179,7 +181,9 @@ impl Deployment {
 /// The chain side of a run: a node we started (if any), the connection and the minter.
 pub(crate) struct ChainSetup {
     pub(crate) node: Option<LocalNode>,
-    pub(crate) minter: Arc<EvmMinter>,
+    pub(crate) chain: Chain,
+    /// The minter the collection's standard asks for.
+    pub(crate) minter: AnyMinter,
     /// Signs provenance records with the minting wallet's key.
     pub(crate) signer: Arc<EvmProvenanceSigner>,
     pub(crate) rpc_url: String,
@@ -233,9 +237,10 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         // mint them a second time, on another contract.
         let own = latentmint_chain::collection_address(chain.sender(), name, symbol, kind);
         if own != addr && chain.has_code(own).await? {
-            let minter = chain.minter(own, 1).with_editions(c.file.editions.map(Into::into));
+            let minter = chain.minter_for(own, c.file.editions.map(Into::into), SendPolicy::confirmations(1));
             let ids: Vec<JobId> = c.jobs()?.iter().map(|s| s.id).collect();
             let minted = minter
+                .port()
                 .fates(&ids)
                 .await
                 .map_err(|e| anyhow::anyhow!("reading {own}: {e}"))?
@@ -272,13 +277,7 @@ pub(crate) async fn setup_chain(args: &RunArgs, c: &Collection, ws: &Workspace) 
         }
         (at.address, Some(at.block))
     };
-    let cap = chain_cfg.max_fee_gwei.map(|g| (g * 1e9) as u128);
-    let minter = chain
-        .minter(contract, chain_cfg.confirmations())
-        .with_max_fee_per_gas(cap)
-        .with_stuck_after(Duration::from_secs(chain_cfg.stuck_after_secs), 5)
-        .with_l1_fees(chain_cfg.preset().map(|p| p.l1_fees).unwrap_or(L1Fees::None))
-        .with_editions(c.file.editions.map(Into::into));
+    let minter = chain.minter_for(contract, c.file.editions.map(Into::into), SendPolicy::for_chain(chain_cfg));
     let signer = Arc::new(chain.provenance_signer(contract));
-    Ok(ChainSetup { node, minter: Arc::new(minter), signer, rpc_url, deployed_block, _lease: lease })
+    Ok(ChainSetup { node, chain, minter, signer, rpc_url, deployed_block, _lease: lease })
 }

@@ -53,18 +53,22 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(&args.run.data_dir, &collection, args.run.max_receives)?;
     let generator = with_credentials(generator, &ws, &collection)?;
     let chain = setup_chain(&args.run, &collection, &ws).await?;
+    // The collection check refuses [living] with [editions]: its minter is ERC-721's.
+    let tokens = chain.minter.collection().cloned().with_context(|| {
+        format!("{}: living NFTs evolve ERC-721 tokens; remove [editions]", args.run.collection.display())
+    })?;
     let store = SqliteEvolutionStore::open(&ws.dir.join("living.db"))?;
     let chain_id = collection.file.chain.id();
     let ports = EvolvePorts {
         generator: generator.as_ref(),
         pinner: ws.content.as_ref(),
-        chain: chain.minter.as_ref(),
+        chain: tokens.as_ref(),
         store: &store,
         signer: chain.signer.as_ref(),
     };
     let from_block = args.from_block.or(chain.deployed_block).unwrap_or(0);
     let watch = Watch {
-        source: chain.minter.as_ref(),
+        source: tokens.as_ref(),
         cursor: format!("{chain_id}:{}", chain.minter.address()),
         chain_id,
         lag: collection.file.chain.confirmations().saturating_sub(1),
@@ -72,7 +76,7 @@ pub async fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     };
     // With [living.oracle] the tokens live by the feed's answers, not by their transfers.
     let feed = match &living.oracle {
-        Some(o) => Some(chain.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("{e}"))?)),
+        Some(o) => Some(chain.chain.feed(o.feed_address().map_err(|e| anyhow::anyhow!("{e}"))?)),
         None => None,
     };
     match &feed {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressDrawTarget};
-use latentmint_chain::{EvmMinter, TokenReader};
+use latentmint_chain::{Chain, TokenReader};
 use latentmint_core::ports::{BlobStore, JobStore, Pinner, Queue};
 use latentmint_core::{Job, JobId, JobState, Stage};
 use latentmint_stages::{Ports, intake};
@@ -109,7 +109,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         blobs: ws.blobs.clone(),
         generator,
         pinner: ws.content.clone(),
-        minter: chain.minter.clone(),
+        minter: chain.minter.port(),
         signer: chain.signer.clone(),
     };
     let minted_before = reconcile(&ports, &specs).await?;
@@ -255,7 +255,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             String::new()
         }
     );
-    if let Some(line) = mint_cost(&this_run, &chain.minter).await {
+    if let Some(line) = mint_cost(&this_run, &chain.chain).await {
         println!("{line}");
     }
     match &verified {
@@ -301,7 +301,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// What minting the run's tokens cost: their transactions and the gas the receipts show
 /// (`chain.batch_size` above 1 puts many tokens in one transaction). `None` when nothing was
 /// minted or a receipt cannot be read.
-pub(crate) async fn mint_cost(jobs: &[Job], minter: &EvmMinter) -> Option<String> {
+pub(crate) async fn mint_cost(jobs: &[Job], chain: &Chain) -> Option<String> {
     let minted: Vec<&Job> = jobs.iter().filter(|j| j.state == JobState::Minted).collect();
     let txs: std::collections::BTreeSet<&str> = minted.iter().filter_map(|j| j.tx_hash.as_deref()).collect();
     if txs.is_empty() {
@@ -309,7 +309,7 @@ pub(crate) async fn mint_cost(jobs: &[Job], minter: &EvmMinter) -> Option<String
     }
     let mut gas = 0u64;
     for tx in &txs {
-        gas += minter.gas_used(tx).await.ok()??;
+        gas += chain.gas_used(tx).await.ok()??;
     }
     let tokens = minted.iter().filter(|j| j.tx_hash.is_some()).count();
     Some(format!(
@@ -341,8 +341,7 @@ pub(crate) async fn load_jobs(store: &dyn JobStore, ids: &[JobId]) -> anyhow::Re
 /// `latentmint live`). Returns the tokens checked and how many of them their recipients still
 /// hold (a collector may have sold one since).
 pub(crate) async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinner) -> anyhow::Result<Verified> {
-    let minter = &chain.minter;
-    let reader = TokenReader::on(minter.contract().provider().clone(), minter.address())
+    let reader = TokenReader::on(chain.chain.provider().clone(), chain.minter.address())
         .await?
         .from_block(chain.deployed_block.unwrap_or(0));
     // Every job that owns more than one token on the contract, whichever paths minted it.
@@ -370,10 +369,7 @@ pub(crate) async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinne
         held += usize::from(match report.owner {
             Some(owner) => owner == j.spec.recipient,
             // An edition counts as held while the recipient keeps every copy it was minted.
-            None => {
-                let copies = chain.minter.editions().map_or(1, |t| t.copies);
-                reader.edition_balance(j.spec.recipient, token).await? >= copies
-            }
+            None => reader.edition_balance(j.spec.recipient, token).await? >= chain.minter.copies(),
         });
         // A batch token's metadata is an entry of its batch's directory, found by the reader.
         let evolved = report.metadata.as_ref().is_some_and(|m| m.provenance.evolution.is_some());

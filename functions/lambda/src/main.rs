@@ -40,10 +40,9 @@ use latentmint_aws::{
     DynamoEvolutionStore, DynamoJobStore, KmsSigner, S3BlobStore, SageMakerGenerator, SharedSecret, SqsQueue,
     generator_stack, kms_stamper,
 };
-use latentmint_chain::{Chain, EvmProvenanceSigner};
-use latentmint_core::collection::{EditionsSection, LivingSection};
+use latentmint_chain::{Chain, CollectionMinter, EvmProvenanceSigner, SendPolicy};
+use latentmint_core::collection::{ChainSection, EditionsSection, LivingSection};
 use latentmint_core::living::EvolutionState;
-use latentmint_core::network;
 use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
 use latentmint_core::{EvmAddress, Stage};
 use latentmint_credentials::Credentialed;
@@ -116,10 +115,37 @@ async fn uncredentialed() -> anyhow::Result<Arc<dyn Generator>> {
     Ok(generator_stack(endpoint, onnx)?)
 }
 
-async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> {
+/// The stack's chain, from its parameters (`LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`,
+/// `LATENTMINT_CONTRACT`, `LATENTMINT_MAX_FEE_GWEI`): read the same way by the mint and the
+/// living functions.
+struct StackChainEnv {
+    urls: Vec<String>,
+    chain_id: u64,
+    contract: EvmAddress,
+    /// The policy `latentmint run` builds from a collection's `[chain]` section
+    /// ([`SendPolicy::for_chain`]): the network preset's confirmations and L1 fee model, the
+    /// fee cap. Four sends of 45 s fit the functions' 240 s timeout; past that the message is
+    /// retried, and the retry reads the chain first.
+    policy: SendPolicy,
+}
+
+fn stack_chain_env() -> anyhow::Result<StackChainEnv> {
     let urls: Vec<String> = env("LATENTMINT_RPC_URLS")?.split(',').map(|u| u.trim().to_string()).collect();
     let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
     let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
+    let max_fee_gwei = match std::env::var("LATENTMINT_MAX_FEE_GWEI").ok().filter(|g| !g.trim().is_empty()) {
+        Some(g) => Some(g.trim().parse::<f64>().ok().filter(|g| g.is_finite() && *g > 0.0).with_context(|| {
+            format!("LATENTMINT_MAX_FEE_GWEI `{g}`: give a positive number of gwei, or leave it empty for no cap")
+        })?),
+        None => None,
+    };
+    let section = ChainSection { chain_id: Some(chain_id), max_fee_gwei, ..ChainSection::default() };
+    let policy = SendPolicy::for_chain(&section).with_stuck_after(Duration::from_secs(45), 3);
+    Ok(StackChainEnv { urls, chain_id, contract, policy })
+}
+
+async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> {
+    let StackChainEnv { urls, chain_id, contract, policy } = stack_chain_env()?;
     // AWS mode signs through KMS only: no raw key is read here.
     let signer = KmsSigner::new(aws_sdk_kms::Client::new(cfg), env("LATENTMINT_KMS_KEY_ID")?, Some(chain_id)).await?;
     let chain = Chain::connect_signer(&urls, signer, chain_id).await?;
@@ -131,21 +157,7 @@ async fn minter(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<dyn Minter>> 
             if editions.is_some() { "LatentEditions (ERC-1155)" } else { "LatentCollection (ERC-721)" }
         );
     }
-    let preset = network::by_chain_id(chain_id);
-    let m = chain
-        .minter(contract, preset.map(|p| p.confirmations).unwrap_or(1))
-        .with_l1_fees(preset.map(|p| p.l1_fees).unwrap_or(network::L1Fees::None))
-        // Four sends of 45 s fit the function's 240 s timeout; past that the message is
-        // retried, and the retry reads the chain first.
-        .with_stuck_after(Duration::from_secs(45), 3)
-        .with_max_fee_per_gas(
-            std::env::var("LATENTMINT_MAX_FEE_GWEI")
-                .ok()
-                .and_then(|g| g.parse::<f64>().ok())
-                .map(|g| (g * 1e9) as u128),
-        )
-        .with_editions(editions.map(Into::into));
-    Ok(Arc::new(m))
+    Ok(chain.minter_for(contract, editions.map(Into::into), policy).port())
 }
 
 /// `LATENTMINT_MINT_BATCH`: the most jobs of one SQS event the mint function mints in one
@@ -313,7 +325,7 @@ async fn intake_event(
 struct Live {
     generator: Arc<dyn Generator>,
     pinner: KuboPinner,
-    minter: latentmint_chain::EvmMinter,
+    minter: CollectionMinter,
     store: DynamoEvolutionStore,
     signer: EvmProvenanceSigner,
     living: LivingSection,
@@ -325,9 +337,7 @@ struct Live {
 
 async fn live() -> anyhow::Result<Live> {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let urls: Vec<String> = env("LATENTMINT_RPC_URLS")?.split(',').map(|u| u.trim().to_string()).collect();
-    let chain_id: u64 = env("LATENTMINT_CHAIN_ID")?.parse().context("LATENTMINT_CHAIN_ID: not a number")?;
-    let contract = EvmAddress::parse_any_case(&env("LATENTMINT_CONTRACT")?).context("LATENTMINT_CONTRACT")?;
+    let StackChainEnv { urls, chain_id, contract, policy } = stack_chain_env()?;
     if editions()?.is_some() {
         bail!(
             "LATENTMINT_EDITION_COPIES: living NFTs evolve ERC-721 tokens (ERC-4906), and this stack mints ERC-1155 editions; set EditionCopies to 0 or LivingEnabled to false"
@@ -337,12 +347,8 @@ async fn live() -> anyhow::Result<Live> {
     let key = env("LATENTMINT_METADATA_KMS_KEY_ID")?;
     let signer = KmsSigner::new(aws_sdk_kms::Client::new(&cfg), key, Some(chain_id)).await?;
     let chain = Chain::connect_signer(&urls, signer, chain_id).await?;
-    let preset = network::by_chain_id(chain_id);
-    let confirmations = preset.map(|p| p.confirmations).unwrap_or(1);
-    let minter = chain
-        .minter(contract, confirmations)
-        .with_l1_fees(preset.map(|p| p.l1_fees).unwrap_or(network::L1Fees::None))
-        .with_stuck_after(Duration::from_secs(45), 3);
+    let confirmations = policy.confirmations;
+    let minter = chain.minter(contract, policy);
     let number = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
     let living = living_settings()?;
     Ok(Live {
@@ -410,7 +416,10 @@ async fn tick(l: &Live, deadline_ms: u64) -> Result<serde_json::Value, lambda_ru
         from_block: l.from_block,
     };
     let feed = match &l.living.oracle {
-        Some(o) => Some(l.minter.feed(o.feed_address().map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_ORACLE: {e}"))?)),
+        Some(o) => Some(latentmint_chain::FeedReader::new(
+            l.minter.contract().provider().clone(),
+            o.feed_address().map_err(|e| anyhow::anyhow!("LATENTMINT_LIVING_ORACLE: {e}"))?,
+        )),
         None => None,
     };
     let deadline = Some(std::time::Instant::now() + left);

@@ -4,7 +4,7 @@
 use alloy::providers::Provider;
 use latentmint_core::ports::{PortError, PortResult};
 
-use crate::EvmMinter;
+use super::Sender;
 
 /// EIP-1559 fees of one send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,11 @@ impl Fees {
     }
 }
 
-impl EvmMinter {
+impl Sender {
     /// The network's current EIP-1559 fees.
     pub(crate) async fn network_fees(&self) -> PortResult<Fees> {
         let f = self
-            .contract
-            .provider()
+            .provider
             .estimate_eip1559_fees()
             .await
             .map_err(|e| PortError::Transient(format!("estimating fees: {e}")))?;
@@ -40,7 +39,7 @@ impl EvmMinter {
     /// Fees for a first send, under the cap: too expensive means wait.
     pub(crate) async fn fees(&self) -> PortResult<Fees> {
         let now = self.network_fees().await?;
-        match self.max_fee_per_gas {
+        match self.policy.max_fee_per_gas {
             Some(cap) if now.max_fee > cap => Err(PortError::Transient(format!(
                 "network fee {:.3} gwei is above the cap of {:.3} gwei; the mint waits",
                 now.max_fee as f64 / 1e9,

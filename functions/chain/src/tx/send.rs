@@ -3,15 +3,15 @@
 //! read-before-write guard asked whenever the outcome is unclear, so its effect lands once.
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, TxKind};
 use alloy::providers::{DynProvider, PendingTransactionError, Provider, WatchTxError};
-use alloy::rpc::types::TransactionReceipt;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use latentmint_core::network::L1Fees;
 use latentmint_core::ports::{PortError, PortResult};
 use tracing::{info, warn};
 
+use super::Sender;
 use super::error::{NodeAnswer, Recovery};
-use crate::EvmMinter;
 
 /// How a guarded send ended.
 pub(crate) enum Landed {
@@ -21,7 +21,7 @@ pub(crate) enum Landed {
     Mined(Box<TransactionReceipt>, String),
 }
 
-impl EvmMinter {
+impl Sender {
     /// Sends `call` (already estimated at `l2_gas`) as this wallet's next transaction: explicit
     /// nonce, fees under the cap, replaced with +12.5% fees while it stays unmined, and
     /// `done` (the read-before-write guard) asked again whenever the outcome is unclear, so the
@@ -38,9 +38,10 @@ impl EvmMinter {
         D: Fn() -> F,
         F: std::future::Future<Output = PortResult<Option<String>>>,
     {
-        let gas = self.gas_limit(&call, l2_gas).await?;
+        let base = call.into_transaction_request();
+        let gas = self.gas_limit(&base, l2_gas).await?;
         let mut fees = self.fees().await?;
-        let provider = self.contract.provider();
+        let provider = &self.provider;
         // The next mined nonce, not the pending one. One sender per wallet means a transaction
         // of this wallet still in the mempool was sent by an earlier attempt whose message
         // came back (a Lambda timed out, an instance was lost) and whose effect `done` has just
@@ -48,12 +49,12 @@ impl EvmMinter {
         // (one token, a second transaction paid for); at the same nonce it replaces it, so
         // exactly one of the two is mined.
         let nonce = provider
-            .get_transaction_count(self.sender)
+            .get_transaction_count(self.from)
             .latest()
             .await
             .map_err(|e| PortError::Transient(format!("reading the nonce: {e}")))?;
-        let base = call.into_transaction_request().with_nonce(nonce).with_gas_limit(gas);
-        for attempt in 0..=self.max_replacements {
+        let base = base.with_nonce(nonce).with_gas_limit(gas);
+        for attempt in 0..=self.policy.max_replacements {
             let tx = base.clone().with_max_fee_per_gas(fees.max_fee).with_max_priority_fee_per_gas(fees.priority);
             match provider.send_transaction(tx).await {
                 Ok(pending) => {
@@ -61,8 +62,8 @@ impl EvmMinter {
                     info!(tx = %tx_hash, nonce, attempt, max_fee_gwei = fees.max_fee as f64 / 1e9, "{what} sent");
                     let hash = *pending.tx_hash();
                     match pending
-                        .with_required_confirmations(self.confirmations.max(1))
-                        .with_timeout(Some(self.stuck_after))
+                        .with_required_confirmations(self.policy.confirmations.max(1))
+                        .with_timeout(Some(self.policy.stuck_after))
                         .get_receipt()
                         .await
                     {
@@ -73,7 +74,7 @@ impl EvmMinter {
                             if let Some(receipt) = self.confirmed(hash).await? {
                                 return Ok(Landed::Mined(Box::new(receipt), tx_hash));
                             }
-                            warn!(tx = %tx_hash, "{what} not mined after {:?}", self.stuck_after);
+                            warn!(tx = %tx_hash, "{what} not mined after {:?}", self.policy.stuck_after);
                         }
                         // Unclear outcome: the message is retried, and the retry reads the chain first.
                         Err(e) => return Err(PortError::Transient(format!("{what} {tx_hash} not confirmed: {e}"))),
@@ -105,7 +106,7 @@ impl EvmMinter {
                 return Ok(Landed::Found(found));
             }
             let next = fees.bumped(self.network_fees().await?);
-            if let Some(cap) = self.max_fee_per_gas
+            if let Some(cap) = self.policy.max_fee_per_gas
                 && next.max_fee > cap
             {
                 return Err(PortError::Transient(format!(
@@ -118,22 +119,23 @@ impl EvmMinter {
         }
         Err(PortError::Transient(format!(
             "the {what} with nonce {nonce} was not mined after {} replacements; the message is retried and reads the chain first",
-            self.max_replacements
+            self.policy.max_replacements
         )))
     }
 
     /// The gas limit: the estimate with 20% headroom; on Arbitrum the estimate comes from
     /// NodeInterface, which includes the L1 component (paid as L2 gas there).
-    async fn gas_limit<C>(&self, call: &alloy::contract::CallBuilder<&DynProvider, C>, l2_gas: u64) -> PortResult<u64>
-    where
-        C: alloy::contract::CallDecoder,
-    {
-        let total = match self.l1_fees {
+    async fn gas_limit(&self, tx: &TransactionRequest, l2_gas: u64) -> PortResult<u64> {
+        let total = match self.policy.l1_fees {
             L1Fees::ArbitrumNodeInterface => {
-                let node = NodeInterface::new(NODE_INTERFACE, self.contract.provider().clone());
+                let Some(TxKind::Call(to)) = tx.to else {
+                    return Err(PortError::Permanent("a contract call without a contract address".into()));
+                };
+                let data = tx.input.input().cloned().unwrap_or_default();
+                let node = NodeInterface::new(NODE_INTERFACE, self.provider.clone());
                 let c = node
-                    .gasEstimateComponents(*self.contract.address(), false, call.calldata().clone())
-                    .from(self.sender)
+                    .gasEstimateComponents(to, false, data)
+                    .from(self.from)
                     .call()
                     .await
                     .map_err(|e| PortError::Transient(format!("NodeInterface.gasEstimateComponents: {e}")))?;
