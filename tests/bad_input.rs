@@ -1,6 +1,7 @@
 //! Bad input through the real binary: each gets exit code 2, a message naming the field (or
 //! file) and the fix, and leaves nothing behind (no job, no queue, no token).
 
+use latentmint_core::testing::CollectionToml;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -89,9 +90,7 @@ fn incomplete_collection() {
     let text = collection(GOOD_RECIPIENT, "a circle", &model()).replace("recipient = ", "# recipient = ");
     let e = refused(&text);
     assert!(e.contains("recipient"), "{e}");
-    let e = refused(
-        "[collection]\nname = \"x\"\nsymbol = \"X\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n",
-    );
+    let e = refused(&CollectionToml::new("x", "X").text());
     assert!(e.contains("prompts: no [[prompts]] given"), "{e}");
 }
 

@@ -6,6 +6,7 @@ use latentmint_chain::{Chain, LocalNode, SendPolicy, to_alloy};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ledger::single_token_id;
 use latentmint_core::ports::Minter;
+use latentmint_core::testing::CollectionToml;
 use latentmint_core::{EvmAddress, JobId};
 use latentmint_e2e::anvil;
 
@@ -133,10 +134,10 @@ async fn deploy_command_deploys_and_records_the_address() {
     let file = tmp.path().join("c.toml");
     std::fs::write(
         &file,
-        format!(
-            "[collection]\nname = \"Deploy Me\"\nsymbol = \"DPL\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\n[[prompts]]\ntext = \"x\"\n",
-            node.rpc_url
-        ),
+        CollectionToml::new("Deploy Me", "DPL")
+            .section(&format!("[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"", node.rpc_url))
+            .prompt("x")
+            .text(),
     )
     .unwrap();
     let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
@@ -199,7 +200,10 @@ fn raw_keys_sign_on_local_chains_only() {
     let file = tmp.path().join("c.toml");
     std::fs::write(
         &file,
-        "[collection]\nname = \"Prod\"\nsymbol = \"PRD\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[chain]\nnetwork = \"arbitrum-one\"\nrpc_url = \"http://127.0.0.1:1\"\n[[prompts]]\ntext = \"x\"\n",
+        CollectionToml::new("Prod", "PRD")
+            .section("[chain]\nnetwork = \"arbitrum-one\"\nrpc_url = \"http://127.0.0.1:1\"")
+            .prompt("x")
+            .text(),
     )
     .unwrap();
     let out = std::process::Command::new(latentmint_e2e::latentmint_bin())
@@ -234,11 +238,10 @@ async fn a_second_sender_on_one_wallet_is_refused() {
     let file = tmp.path().join("c.toml");
     std::fs::write(
         &file,
-        format!(
-            "[collection]\nname = \"Lease\"\nsymbol = \"LSE\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\n[[prompts]]\ntext = \"x\"\n",
-            latentmint_e2e::tiny_model().display(),
-            node.rpc_url
-        ),
+        latentmint_e2e::tiny_collection("Lease", "LSE")
+            .section(&format!("[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"", node.rpc_url))
+            .prompt("x")
+            .text(),
     )
     .unwrap();
     let out = latentmint_e2e::latentmint_run(&file, &tmp.path().join("data"))

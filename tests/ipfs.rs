@@ -92,14 +92,11 @@ async fn a_run_pins_its_tokens_on_the_node() {
     let file = tmp.path().join("c.toml");
     std::fs::write(
         &file,
-        format!(
-            "[collection]\nname = \"Pinned\"\nsymbol = \"PIN\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n\
-             [generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n\
-             [review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n[chain]\nbatch_size = 2\n\
-             [ipfs]\napi_url = \"{}\"\n[[prompts]]\ntext = \"a red circle\"\ncount = 3\n",
-            latentmint_e2e::tiny_model().display(),
-            node.api
-        ),
+        latentmint_e2e::tiny_collection("Pinned", "PIN")
+            .section("[review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n[chain]\nbatch_size = 2")
+            .section(&format!("[ipfs]\napi_url = \"{}\"", node.api))
+            .prompt_times("a red circle", 3)
+            .text(),
     )
     .unwrap();
     let out = latentmint_e2e::latentmint_run(&file, &tmp.path().join("data"))

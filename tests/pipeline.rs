@@ -264,15 +264,14 @@ async fn a_batch_held_by_a_paused_contract_resumes_when_run_again() {
     let file = tmp.path().join("paused.toml");
     std::fs::write(
         &file,
-        format!(
-            "[collection]\nname = \"Paused\"\nsymbol = \"PSD\"\nrecipient = \"{RECIPIENT}\"\n\
-             [generation]\nmodel = \"{}\"\nsteps = 2\nwidth = 32\nheight = 32\n\
-             [review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0\n\
-             [chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\ncontract = \"{contract}\"\n\
-             [[prompts]]\ntext = \"a red circle\"\ncount = 2\n",
-            tiny_model().display(),
-            node.rpc_url
-        ),
+        latentmint_e2e::tiny_collection("Paused", "PSD")
+            .section("[review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0")
+            .section(&format!(
+                "[chain]\nchain_id = {CHAIN_ID}\nrpc_url = \"{}\"\ncontract = \"{contract}\"",
+                node.rpc_url
+            ))
+            .prompt_times("a red circle", 2)
+            .text(),
     )
     .unwrap();
     let data = tmp.path().join("data");

@@ -2,20 +2,17 @@
 //! --jobs-table ...` does when a key is pressed, on moto's SQS and DynamoDB over the wire, the
 //! queues and table as template.yaml declares them.
 
+use latentmint_core::testing::CollectionToml;
 use std::time::Duration;
 
 use latentmint_aws::{DynamoJobStore, SqsQueue};
-use latentmint_core::collection::Collection;
 use latentmint_core::ports::{JobStore, Queue, dead_letters};
 use latentmint_core::qa::QaReport;
 use latentmint_core::{Job, JobState, Stage, StageMessage};
 use latentmint_e2e::Moto;
 
 fn waiting(prompt: &str) -> Job {
-    let text = format!(
-        "[collection]\nname = \"T\"\nsymbol = \"T\"\nrecipient = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n[generation]\nmodel = \"m\"\n[[prompts]]\ntext = \"{prompt}\"\n"
-    );
-    let mut j = Job::new(Collection::from_toml("t", &text).unwrap().jobs().unwrap().remove(0));
+    let mut j = Job::new(CollectionToml::new("T", "T").prompt(prompt).jobs().remove(0));
     j.state = JobState::AwaitingReview;
     j.qa = Some(QaReport::for_tests(0.31));
     j

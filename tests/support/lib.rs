@@ -13,6 +13,14 @@ pub fn tiny_model() -> PathBuf {
     repo_root().join("models/tiny-sd")
 }
 
+/// A collection file on the committed tiny model, with the smallest generation that runs (two
+/// steps of 32×32): the start of every end-to-end test's collection.
+pub fn tiny_collection(name: &str, symbol: &str) -> latentmint_core::testing::CollectionToml {
+    latentmint_core::testing::CollectionToml::new(name, symbol)
+        .model(&tiny_model().display().to_string())
+        .generation("steps = 2\nwidth = 32\nheight = 32")
+}
+
 fn tool(env: &str, default: &str) -> PathBuf {
     let p = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| repo_root().join(default));
     assert!(p.exists(), "{} not found at {}: run scripts/bootstrap.sh --tests (or set {env})", env, p.display());

@@ -14,6 +14,7 @@ pub struct CollectionToml {
     name: String,
     symbol: String,
     model: String,
+    generation: Vec<String>,
     prompts: Vec<(String, u32)>,
     sections: Vec<String>,
 }
@@ -21,12 +22,25 @@ pub struct CollectionToml {
 impl CollectionToml {
     /// A collection with no prompt yet.
     pub fn new(name: &str, symbol: &str) -> Self {
-        Self { name: name.into(), symbol: symbol.into(), model: "m".into(), prompts: vec![], sections: vec![] }
+        Self {
+            name: name.into(),
+            symbol: symbol.into(),
+            model: "m".into(),
+            generation: vec![],
+            prompts: vec![],
+            sections: vec![],
+        }
     }
 
     /// `generation.model`.
     pub fn model(mut self, model: &str) -> Self {
         self.model = model.into();
+        self
+    }
+
+    /// Lines added to `[generation]` after `model` (`steps = 2`, `width = 32`, ...).
+    pub fn generation(mut self, lines: &str) -> Self {
+        self.generation.push(lines.into());
         self
     }
 
@@ -56,7 +70,7 @@ impl CollectionToml {
             quote(&self.symbol),
             quote(&self.model)
         );
-        for s in &self.sections {
+        for s in self.generation.iter().chain(&self.sections) {
             t.push_str(s.trim_end());
             t.push('\n');
         }
@@ -92,5 +106,11 @@ mod tests {
         let quoted = CollectionToml::new("T", "T").prompt("a \"quoted\" \\ circle").prompt_times("x", 3);
         assert_eq!(quoted.jobs()[0].prompt, "a \"quoted\" \\ circle");
         assert_eq!(quoted.jobs().len(), 4);
+        let tuned = CollectionToml::new("T", "T")
+            .generation("steps = 3")
+            .section("[review]\nauto_approve_at = 0.7")
+            .prompt("x");
+        let c = tuned.collection();
+        assert_eq!((c.file.generation.steps, c.file.review.auto_approve_at), (3, 0.7));
     }
 }
