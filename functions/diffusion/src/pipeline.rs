@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use ndarray::{Array1, Array3, Array4, Axis, Ix3, Ix4, s};
+use ndarray::{Array3, Array4, Axis, Ix3, Ix4, s};
 use ort::environment::Environment;
 use ort::session::Session;
-use ort::session::SessionInputValue;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{Tensor, TensorElementType, TensorRef};
 use rand::SeedableRng;
@@ -171,36 +170,6 @@ pub struct Engine {
     vae_precision: Precision,
     vae_encoder_precision: Option<Precision>,
     loras: Vec<crate::lora::AppliedLora>,
-}
-
-/// One UNet call: noise prediction for `sample` at timestep `t` given text embeddings.
-pub(crate) fn run_unet(
-    session: &mut Session,
-    (dtype, precision): (TensorElementType, Precision),
-    sample: ndarray::ArrayView4<'_, f32>,
-    t: f32,
-    hidden: ndarray::ArrayView3<'_, f32>,
-) -> Result<Vec<f32>> {
-    let sample = precision.input(sample, "unet")?;
-    let hidden = precision.input(hidden, "unet")?;
-    let timestep: SessionInputValue<'_> = match dtype {
-        // As numpy casts diffusers' float timesteps: truncation toward zero.
-        TensorElementType::Int64 => Tensor::from_array(Array1::from_vec(vec![t as i64])).map_err(onnx("unet"))?.into(),
-        TensorElementType::Float32 => Tensor::from_array(Array1::from_vec(vec![t])).map_err(onnx("unet"))?.into(),
-        TensorElementType::Float16 => {
-            Tensor::from_array(Array1::from_vec(vec![half::f16::from_f32(t)])).map_err(onnx("unet"))?.into()
-        }
-        other => {
-            return Err(DiffusionError::Onnx {
-                component: "unet",
-                message: format!("timestep of type {other:?} is not supported"),
-            });
-        }
-    };
-    let outputs = session
-        .run(ort::inputs!["sample" => sample, "timestep" => timestep, "encoder_hidden_states" => hidden])
-        .map_err(onnx("unet"))?;
-    Ok(output_f32(&outputs[0], "unet")?.into_raw_vec_and_offset().0)
 }
 
 #[cfg(feature = "cuda")]
@@ -603,13 +572,13 @@ impl Engine {
             let g = req.guidance;
             if let (Some(cond), Some(e_c)) = (self.unet_cond.as_ref(), hidden_cond.as_ref()) {
                 cond.submit(input.view(), t, e_c, dtype)?;
-                let u = run_unet(&mut self.unet, dtype, input.view(), t, hidden.view());
+                let u = crate::worker::run_unet(&mut self.unet, dtype, input.view(), t, hidden.view());
                 // Collected before `u` can fail, so no result is left behind for the next step.
                 let c = cond.wait();
                 let (u, c) = (u?, c?);
                 guided.iter_mut().zip(u.iter().zip(&c)).for_each(|(o, (u, t))| *o = u + g * (t - u));
             } else {
-                let flat = run_unet(&mut self.unet, dtype, input.view(), t, hidden.view())?;
+                let flat = crate::worker::run_unet(&mut self.unet, dtype, input.view(), t, hidden.view())?;
                 if cfg {
                     let (uncond, text) = flat.split_at(count * n);
                     guided.iter_mut().zip(uncond.iter().zip(text)).for_each(|(o, (u, t))| *o = u + g * (t - u));
