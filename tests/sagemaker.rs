@@ -12,12 +12,12 @@ use std::time::Duration;
 use aws_sdk_sagemakerruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use latentmint_aws::{AsyncInvocation, CircuitBreaker, FallbackGenerator, RetryPolicy, S3Location, SageMakerGenerator};
-use latentmint_core::generation_api::{ApiRequest, ApiResponse};
 use latentmint_core::ports::{GenerationRequest, Generator, PortError};
 use latentmint_core::{GenerationParams, JobId};
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
 use latentmint_e2e::async_endpoint::AsyncEndpoint;
 use latentmint_e2e::{Container, Moto, ort_library, tiny_model};
+use latentmint_generation_api::{ApiRequest, ApiResponse};
 
 fn client(url: &str) -> aws_sdk_sagemakerruntime::Client {
     let cfg = aws_sdk_sagemakerruntime::Config::builder()

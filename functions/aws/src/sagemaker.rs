@@ -1,5 +1,5 @@
 //! The `Generator` port on a SageMaker endpoint running the latentmint container (`serve`),
-//! speaking the JSON contract in `latentmint_core::generation_api`.
+//! speaking the JSON contract in `latentmint_generation_api`.
 //!
 //! Two ways in, one contract:
 //! - real-time (`InvokeEndpoint`): the request in the call's body, the response in the reply;
@@ -21,8 +21,8 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAs
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use base64::Engine as _;
 use latentmint_core::GenerationRecord;
-use latentmint_core::generation_api::{ApiError, ApiRequest, ApiResponse};
 use latentmint_core::ports::{GeneratedImage, GenerationRequest, Generator, PortError, PortResult};
+use latentmint_generation_api::{ApiError, ApiRequest, ApiResponse};
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 

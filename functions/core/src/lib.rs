@@ -20,7 +20,6 @@ pub mod cid;
 pub mod collection;
 pub mod field;
 pub mod generation;
-pub mod generation_api;
 mod hex_id;
 pub mod id;
 pub mod job;

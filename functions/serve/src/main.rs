@@ -2,7 +2,7 @@
 //!
 //! SageMaker starts the container as `docker run <image> serve` and talks to port 8080:
 //! `GET /ping` (healthy once the model is loaded) and `POST /invocations` (the JSON contract in
-//! `latentmint_core::generation_api`). The server also answers
+//! `latentmint_generation_api`). The server also answers
 //! `POST /endpoints/{name}/invocations`, the path the AWS SDK calls, so the SDK can be pointed
 //! at a local server with an endpoint URL. Sessions are created once at start-up.
 
@@ -19,9 +19,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use clap::Parser;
-use latentmint_core::generation_api::{API_VERSION, ApiError, ApiGenerator, ApiModel, ApiRequest, ApiResponse};
 use latentmint_core::sanitize::sanitize_prompt;
 use latentmint_diffusion::{DiffusionError, Engine, EngineOptions, GENERATOR_NAME, ImageRequest, InitImage};
+use latentmint_generation_api::{API_VERSION, ApiError, ApiGenerator, ApiModel, ApiRequest, ApiResponse};
 use tracing::{error, info};
 
 /// SageMaker inference server for latentmint.

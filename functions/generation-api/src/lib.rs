@@ -1,3 +1,5 @@
+//! # latentmint-generation-api
+//!
 //! The JSON contract between a generation client (the SageMaker adapter) and a generation
 //! server (the SageMaker container's `serve` binary), version 1.
 //!
@@ -24,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::GenerationParams;
+use latentmint_core::job::GenerationParams;
 
 /// Wire version of the response.
 pub const API_VERSION: u32 = 1;
@@ -112,7 +114,7 @@ pub struct ApiModel {
 
 impl ApiModel {
     /// Checks that the digests are SHA-256 hex and that `sha256` is the digest over `files`
-    /// ([`crate::metadata::model_digest`]), as the engine computes them: they go into the signed
+    /// ([`latentmint_core::metadata::model_digest`]), as the engine computes them: they go into the signed
     /// provenance record, so a foreign or broken endpoint is caught here, not at publish.
     pub fn check(&self) -> Result<(), String> {
         let is_digest = |d: &str| d.len() == 64 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -122,7 +124,7 @@ impl ApiModel {
         if !is_digest(&self.sha256) {
             return Err(format!("model.sha256: `{}` is not a SHA-256 in lowercase hex", self.sha256));
         }
-        let over_files = crate::metadata::model_digest(&self.files);
+        let over_files = latentmint_core::metadata::model_digest(&self.files);
         if !self.files.is_empty() && over_files != self.sha256 {
             return Err(format!("model.sha256 is {}, but its files' digest is {over_files}", self.sha256));
         }
@@ -191,7 +193,7 @@ mod tests {
         let files: BTreeMap<String, String> =
             [("unet/model.onnx".to_string(), "ab".repeat(32)), ("vae_decoder/model.onnx".into(), "cd".repeat(32))]
                 .into();
-        let sha256 = crate::metadata::model_digest(&files);
+        let sha256 = latentmint_core::metadata::model_digest(&files);
         let good = ApiModel { id: "m".into(), sha256: sha256.clone(), files: files.clone() };
         assert_eq!(good.check(), Ok(()));
         let bare = ApiModel { files: BTreeMap::new(), ..good.clone() };
