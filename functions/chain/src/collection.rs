@@ -29,7 +29,7 @@ use crate::tx::{SendPolicy, Sender};
 use crate::{from_alloy, to_alloy};
 
 /// Mints ERC-721 tokens on a LatentCollection contract, one job or one batch at a time,
-/// through its wallet's [`Sender`].
+/// through its wallet's transaction manager (`tx::Sender`).
 pub struct CollectionMinter {
     pub(crate) contract: LatentCollection::LatentCollectionInstance<DynProvider>,
     tx: Sender,

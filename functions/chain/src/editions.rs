@@ -39,7 +39,7 @@ impl From<latentmint_core::collection::EditionsSection> for EditionTerms {
 }
 
 /// Mints ERC-1155 editions on a LatentEditions contract, one job at a time, through its
-/// wallet's [`Sender`].
+/// wallet's transaction manager (`tx::Sender`).
 pub struct EditionsMinter {
     contract: LatentEditionsInstance<DynProvider>,
     terms: EditionTerms,
