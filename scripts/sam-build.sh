@@ -33,6 +33,8 @@ model_path=$(template_path LATENTMINT_MODEL_DIR)
 [[ -n "$ort_path" && -n "$model_path" ]] || fail "template.yaml sets no ORT_DYLIB_PATH / LATENTMINT_MODEL_DIR under /opt"
 [[ -f "$LAYER/$ort_path" ]] || fail "GenerationLayer has no $ort_path (template.yaml: ORT_DYLIB_PATH=/opt/$ort_path)"
 [[ -f "$LAYER/$model_path/model_index.json" ]] || fail "GenerationLayer has no $model_path/model_index.json (template.yaml: LATENTMINT_MODEL_DIR=/opt/$model_path)"
+qa_path=$(template_path LATENTMINT_QA_CLIP_DIR)
+[[ -z "$qa_path" || -f "$LAYER/$qa_path/vision_model.onnx" ]] || fail "GenerationLayer has no $qa_path/vision_model.onnx (template.yaml: LATENTMINT_QA_CLIP_DIR=/opt/$qa_path)"
 layer_mb=$(du -sm "$LAYER" | cut -f1)
 # The functions of template.yaml and whether each carries the generation layer.
 functions=$(python3 - "$ROOT/template.yaml" <<'PY'

@@ -137,6 +137,10 @@ fn layer_paths(env: &mut [(String, String)]) {
                 assert_eq!(value, "/opt/model", "the layer unpacks the model at /opt/model");
                 *value = repo_root().join("models/shapes-sd").display().to_string();
             }
+            "LATENTMINT_QA_CLIP_DIR" => {
+                assert_eq!(value, "/opt/qa-clip", "the layer unpacks the QA model at /opt/qa-clip");
+                *value = repo_root().join("models/shapes-clip").display().to_string();
+            }
             "ORT_DYLIB_PATH" => {
                 let ours = ort_library();
                 assert_eq!(
@@ -1007,7 +1011,7 @@ fn every_function_holds_only_its_stages_permissions() {
         (
             "ReviewFunction",
             [
-                jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                jobs(&["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"]),
                 sqs("ReviewQueue", POLL),
                 sqs("PublishQueue", &["sqs:SendMessage*"]),
                 vec![bucket("s3:GetObject", "images/*")],

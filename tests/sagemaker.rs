@@ -302,7 +302,7 @@ async fn an_async_result_that_never_comes_times_out_and_falls_back() {
 
 /// `png` re-encoded with `bytes` of text in a tEXt chunk (stored as is, uncompressed).
 fn with_padding(png: &[u8], bytes: usize) -> Vec<u8> {
-    let (rgb, w, h) = latentmint_core::qa::decode_rgb(png).unwrap();
+    let (rgb, w, h) = latentmint_diffusion::decode_rgb(png).unwrap();
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);

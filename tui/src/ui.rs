@@ -101,21 +101,27 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     }
 
     let detail_lines: Vec<Line<'_>> = match app.rows().get(app.selected) {
-        Some(j) => vec![
-            Line::from(match j.batch {
-                // A job failed with its batch: the batch's other jobs share its fate.
-                Some(slot) => {
-                    format!("job {}  ({}, batch {} entry {})", j.id(), j.state, slot.batch.short(), slot.index)
-                }
-                None => format!("job {}  ({})", j.id(), j.state),
-            }),
-            Line::from(format!("prompt: {}", j.spec.prompt)),
-            Line::from(j.qa.as_ref().map(|q| format!("QA: {}", q.summary())).unwrap_or_default()),
-            match &j.error {
+        Some(j) => {
+            let mut lines = vec![
+                Line::from(match j.batch {
+                    // A job failed with its batch: the batch's other jobs share its fate.
+                    Some(slot) => {
+                        format!("job {}  ({}, batch {} entry {})", j.id(), j.state, slot.batch.short(), slot.index)
+                    }
+                    None => format!("job {}  ({})", j.id(), j.state),
+                }),
+                Line::from(format!("prompt: {}", j.spec.prompt)),
+            ];
+            // What the checks said: each finding, or why it passed.
+            for why in j.qa.as_ref().map(|q| q.why()).unwrap_or_default() {
+                lines.push(Line::from(format!("QA: {why}")));
+            }
+            lines.push(match &j.error {
                 Some(why) => Line::from(format!("why: {why}")).style(Style::default().fg(Color::Red)),
                 None => Line::from(format!("image: {}", j.image_key.clone().unwrap_or_default())),
-            },
-        ],
+            });
+            lines
+        }
         None if app.view == View::Stopped => vec![Line::from("no job failed or was rejected")],
         None => vec![Line::from("nothing waiting for review")],
     };

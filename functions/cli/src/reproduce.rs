@@ -10,7 +10,8 @@ use latentmint_chain::TokenReport;
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::{ContentSource, Generator};
-use latentmint_core::qa::{PixelDiff, decode_rgb};
+use latentmint_core::qa::PixelDiff;
+use latentmint_diffusion::decode_rgb;
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use sha2::{Digest, Sha256};
 

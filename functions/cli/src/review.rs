@@ -1,4 +1,5 @@
-//! `latentmint review`: an operator's decision on one job waiting in the staging queue.
+//! `latentmint review`: the jobs waiting in the staging queue and why (`--list`), and an
+//! operator's decision on one of them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,11 @@ pub struct ReviewArgs {
     /// Collection file the job belongs to.
     pub collection: PathBuf,
     /// Job id (full, or the 8-digit prefix shown in tables).
-    pub job: String,
+    #[arg(required_unless_present = "list")]
+    pub job: Option<String>,
+    /// List the jobs waiting for a human, with what each check said, instead of deciding one.
+    #[arg(long, conflicts_with_all = ["job", "reject", "retry"])]
+    pub list: bool,
     /// Approve (default) or reject.
     #[arg(long)]
     pub reject: bool,
@@ -43,14 +48,18 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     run_dir(&args.data_dir, &collection)?;
     let queue = SqliteQueue::open(&db, 5)?;
     let jobs = SqliteJobStore::open(&db)?;
+    let again = continue_with(&args);
+    let Some(wanted) = args.job.as_deref() else {
+        return list(&jobs, &args, &again).await;
+    };
     let (among, what) =
         if args.retry { (JobState::Failed, "failed") } else { (JobState::AwaitingReview, "awaiting review") };
     // A prefix of the job id, as tables show it: never empty (it would match every job).
-    let prefix = args.job.trim().trim_start_matches("0x").to_lowercase();
+    let prefix = wanted.trim().trim_start_matches("0x").to_lowercase();
     if prefix.len() < 4 || prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!(
-            "job: `{}` is not a job id; give the job's id or at least its first 4 hex digits, as tables show it (`latentmint-tui` or tokens.json list them)",
-            args.job
+            "job: `{wanted}` is not a job id; give the job's id or at least its first 4 hex digits, as `latentmint review {} --list` shows them",
+            args.collection.display()
         );
     }
     let operator = latentmint_core::sanitize::clean_operator("--operator", &args.operator)?;
@@ -58,21 +67,52 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let matches: Vec<&Job> = candidates.iter().filter(|j| j.id().to_string().starts_with(&prefix)).collect();
     let job = match matches.as_slice() {
         [one] => *one,
-        [] => bail!("no job {what} matches `{}` ({} {what})", args.job, candidates.len()),
-        _ => bail!("`{}` matches {} jobs {what}; give more digits", args.job, matches.len()),
+        [] => bail!("no job {what} matches `{wanted}` ({} {what})", candidates.len()),
+        _ => bail!("`{wanted}` matches {} jobs {what}; give more digits", matches.len()),
     };
     if args.retry {
         let why = job.error.clone().unwrap_or_default();
         let stage = latentmint_stages::operator::retry(&jobs, &queue, job.id()).await?;
-        println!(
-            "job {} (failed: {why}) goes back to the {} stage; run `latentmint run {}` to continue",
-            job.id().short(),
-            stage.queue(),
-            args.collection.display()
-        );
+        println!("job {} (failed: {why}) goes back to the {} stage; {again}", job.id().short(), stage.queue());
         return Ok(ExitCode::SUCCESS);
     }
     let state = latentmint_stages::operator::decide(&jobs, &queue, job.id(), !args.reject, &operator).await?;
-    println!("job {} is now {state}; run `latentmint run {}` to continue", job.id().short(), args.collection.display());
+    println!("job {} is now {state}; {again}", job.id().short());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command that continues this run (with its data folder when it is not the default).
+fn continue_with(args: &ReviewArgs) -> String {
+    let dir = if args.data_dir == std::path::Path::new(".latentmint") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", args.data_dir.display())
+    };
+    format!("run `latentmint run {}{dir}` to continue", args.collection.display())
+}
+
+/// `--list`: every job awaiting review, what its checks said and why it waits.
+async fn list(jobs: &SqliteJobStore, args: &ReviewArgs, again: &str) -> anyhow::Result<ExitCode> {
+    let waiting = jobs.list(Some(JobState::AwaitingReview)).await?;
+    if waiting.is_empty() {
+        println!("no job awaits review");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} job{} awaiting review:", waiting.len(), if waiting.len() == 1 { "" } else { "s" });
+    for j in &waiting {
+        let prompt: String = j.spec.prompt.chars().take(60).collect();
+        let ellipsis = if j.spec.prompt.chars().count() > 60 { "…" } else { "" };
+        println!("  {}  {prompt:?}{ellipsis}", j.id().short());
+        for line in j.qa.as_ref().map(|q| q.why()).unwrap_or_else(|| vec!["no QA report".into()]) {
+            println!("      {line}");
+        }
+    }
+    let file = args.collection.display();
+    let dir = if args.data_dir == std::path::Path::new(".latentmint") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", args.data_dir.display())
+    };
+    println!("decide: `latentmint review {file} JOB{dir}` approves, add `--reject` to reject; then {again}");
     Ok(ExitCode::SUCCESS)
 }

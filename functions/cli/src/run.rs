@@ -23,7 +23,7 @@ use crate::args::RunArgs;
 use crate::report;
 
 use crate::chain_setup::{ChainSetup, setup_chain};
-use crate::wiring::{build_generator, credentials_dir, with_credentials};
+use crate::wiring::{build_generator, build_inspector, credentials_dir, with_credentials};
 use crate::worker::{bar, worker};
 use crate::workspace::{Fault, MIN_FREE_BYTES, Workspace, free_bytes, load_collection, storage_fault};
 
@@ -95,6 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let specs = collection.jobs()?;
     // The model first: a bad model folder fails the run before anything is written.
     let generator = build_generator(&args, &collection).await?;
+    let inspector = build_inspector(&args, &collection).await?;
     let ws = Workspace::open(&args.data_dir, &collection, args.max_receives)?;
     let generator = with_credentials(generator, &ws, &collection)?;
     let released = ws.queue.release_in_flight()?;
@@ -108,6 +109,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         jobs: ws.jobs.clone(),
         blobs: ws.blobs.clone(),
         generator,
+        inspector,
         pinner: ws.content.clone(),
         minter: chain.minter.port(),
         signer: chain.signer.clone(),

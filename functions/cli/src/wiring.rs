@@ -10,13 +10,32 @@ use anyhow::{Context, bail};
 use latentmint_aws::{AsyncInvocation, KmsSigner, S3Location, SageMakerGenerator, generator_stack};
 use latentmint_chain::Chain;
 use latentmint_core::collection::{ChainSection, Collection};
-use latentmint_core::ports::Generator;
+use latentmint_core::ports::{Generator, Inspector};
 use latentmint_credentials::{Credentialed, LocalIdentity, Stamper};
 use latentmint_diffusion::{EngineOptions, LoraSpec, OnnxGenerator};
 use tracing::info;
 
 use crate::args::RunArgs;
 use crate::workspace::Workspace;
+
+/// The review stage's checks: statistics and the perceptual hash always, and the image-text
+/// model `[qa] clip` names (a folder relative to the collection file).
+pub(crate) async fn build_inspector(args: &RunArgs, collection: &Collection) -> anyhow::Result<Arc<dyn Inspector>> {
+    let clip = match &collection.file.qa.clip {
+        Some(dir) => {
+            let dir = args.collection.parent().unwrap_or(Path::new(".")).join(dir);
+            let shown = dir.display().to_string();
+            let lib = args.ort_library.clone();
+            let scorer = tokio::task::spawn_blocking(move || latentmint_qa::clip::ClipScorer::load_with(&dir, lib.as_deref()))
+                .await?
+                .with_context(|| format!("qa.clip ({shown}): give the folder of a CLIP export (text_model.onnx, vision_model.onnx, tokenizer.json, latentmint_qa.json), relative to the collection file"))?;
+            info!(model = %scorer.model(), "QA image-text model loaded");
+            Some(scorer)
+        }
+        None => None,
+    };
+    Ok(Arc::new(latentmint_qa::ImageInspector::new().with_clip(clip)))
+}
 
 /// The collection's generator: the SageMaker endpoint first when one is configured, the local
 /// ONNX engine (the fallback) always.

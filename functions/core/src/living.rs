@@ -162,12 +162,13 @@ pub fn evolved_metadata(
     let mut attributes: Vec<Attribute> = parent
         .attributes
         .iter()
-        .filter(|a| !matches!(a.trait_type.as_str(), "seed" | "generation" | "base_prompt"))
+        // An automatic attribute described the parent's image, not the one evolved from it.
+        .filter(|a| a.source.is_none() && !matches!(a.trait_type.as_str(), "seed" | "generation" | "base_prompt"))
         .cloned()
         .collect();
-    attributes.push(Attribute { trait_type: "seed".into(), value: g.params.seed.to_string() });
-    attributes.push(Attribute { trait_type: "generation".into(), value: record.generation.to_string() });
-    attributes.push(Attribute { trait_type: "base_prompt".into(), value: base });
+    attributes.push(Attribute { trait_type: "seed".into(), value: g.params.seed.to_string(), source: None });
+    attributes.push(Attribute { trait_type: "generation".into(), value: record.generation.to_string(), source: None });
+    attributes.push(Attribute { trait_type: "base_prompt".into(), value: base, source: None });
     let p = &parent.provenance;
     TokenMetadata {
         name: parent.name.clone(),
@@ -210,8 +211,8 @@ mod tests {
             description: "d".into(),
             image: "ipfs://parent-image".into(),
             attributes: vec![
-                Attribute { trait_type: "colour".into(), value: "red".into() },
-                Attribute { trait_type: "seed".into(), value: "7".into() },
+                Attribute { trait_type: "colour".into(), value: "red".into(), source: None },
+                Attribute { trait_type: "seed".into(), value: "7".into(), source: None },
             ],
             provenance: Provenance { job_id: "ff".repeat(32), ..Provenance::for_tests() },
         }

@@ -23,6 +23,9 @@ pub struct Attribute {
     pub trait_type: String,
     /// Trait value.
     pub value: String,
+    /// Who set it when not the collection: `qa <model>` for a value an image-text model saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Which model made the image.
@@ -215,10 +218,18 @@ impl TokenMetadata {
     pub fn build(job: &Job, image_cid: &str) -> Result<Self, MissingGeneration> {
         let description = job.spec.description.as_str();
         let g = job.generation.as_ref().ok_or_else(|| MissingGeneration(job.spec.id.short()))?;
-        let mut attributes: Vec<Attribute> =
-            job.spec.traits.iter().map(|(k, v)| Attribute { trait_type: k.clone(), value: v.clone() }).collect();
-        attributes.push(Attribute { trait_type: "seed".into(), value: g.params.seed.to_string() });
-        attributes.push(Attribute { trait_type: "model".into(), value: g.model_id.clone() });
+        let attr = |k: &str, v: &str| Attribute { trait_type: k.into(), value: v.into(), source: None };
+        let mut attributes: Vec<Attribute> = job.spec.traits.iter().map(|(k, v)| attr(k, v)).collect();
+        attributes.push(attr("seed", &g.params.seed.to_string()));
+        attributes.push(attr("model", &g.model_id));
+        // What the QA model saw, beside what the collection asked for, marked as automatic.
+        for t in job.qa.iter().flat_map(|q| &q.tags) {
+            attributes.push(Attribute {
+                trait_type: t.trait_type.clone(),
+                value: t.value.clone(),
+                source: Some(format!("qa {}", t.model)),
+            });
+        }
         let name = if let Some(request) = &job.spec.request {
             format!("{} #{request}", job.spec.collection)
         } else if job.spec.copy == 0 {

@@ -121,6 +121,17 @@ pub trait Generator: Send + Sync {
     async fn generate(&self, req: &GenerationRequest) -> PortResult<GeneratedImage>;
 }
 
+/// The automatic checks of one image: statistics, its perceptual hash, and the secondary
+/// models a deployment has (the `latentmint-qa` crate). What the checks mean for the job is
+/// the review policy's ([`crate::qa::ReviewSection::decide`]).
+#[async_trait]
+pub trait Inspector: Send + Sync {
+    /// Checks `png`, the image made for `job`: a report with one entry per check made under
+    /// the job's `[review]` policy, and the image's perceptual hash (which the review stage
+    /// compares with the collection's other images).
+    async fn inspect(&self, job: &crate::job::JobSpec, png: &[u8]) -> PortResult<crate::qa::QaReport>;
+}
+
 /// Reads content by CID (a local store, an IPFS node, an HTTP gateway). What it returns is
 /// checked against the CID, so the source need not be trusted.
 #[async_trait]

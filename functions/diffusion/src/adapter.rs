@@ -86,8 +86,8 @@ impl Generator for OnnxGenerator {
         let init_image = match &req.init_image {
             None => None,
             Some(init) => {
-                let (rgb, w, h) = latentmint_core::qa::decode_rgb(&init.png)
-                    .map_err(|e| PortError::Permanent(format!("init image: {e}")))?;
+                let (rgb, w, h) =
+                    crate::png::decode_rgb(&init.png).map_err(|e| PortError::Permanent(format!("init image: {e}")))?;
                 if (w, h) != (req.params.width, req.params.height) {
                     return Err(PortError::Permanent(format!(
                         "init image is {w}x{h}, the request {}x{}; generate at the image's size",

@@ -21,5 +21,6 @@ mod worker;
 pub use adapter::{GENERATOR_NAME, ModelIdentity, OnnxGenerator};
 pub use error::{DiffusionError, Result};
 pub use lora::{AppliedLora, LoraSpec};
-pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage, MAX_BATCH};
+pub use pipeline::{Engine, EngineOptions, GeneratedImage, ImageRequest, InitImage, MAX_BATCH, runtime};
+pub use png::decode_rgb;
 pub use tensor::Precision;

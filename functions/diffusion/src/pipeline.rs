@@ -136,8 +136,10 @@ pub const MAX_BATCH: usize = 16;
 
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
-/// Loads the ONNX Runtime library once per process.
-fn environment(lib: Option<&Path>) -> Result<Environment> {
+/// The process's ONNX Runtime environment, the library loaded on first use from `lib`, else
+/// `ORT_DYLIB_PATH`. ONNX Runtime allows one environment per process: every model of the
+/// process (the generator's, the QA models) opens its sessions in this one.
+pub fn runtime(lib: Option<&Path>) -> Result<Environment> {
     let path = lib
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
@@ -201,7 +203,7 @@ impl Engine {
     /// Loads a model folder.
     pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Self> {
         let info = ModelInfo::load(dir)?;
-        let env = environment(opts.ort_library.as_deref())?;
+        let env = runtime(opts.ort_library.as_deref())?;
         let tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
         let scheduler = SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?;
         let open_with = |rel: &str,

@@ -24,6 +24,25 @@ pub fn encode_png(rgb: &[u8], width: u32, height: u32, parameters: &str) -> Resu
     Ok(out)
 }
 
+/// Decodes a PNG into RGB8 pixels.
+pub fn decode_rgb(png_bytes: &[u8]) -> std::result::Result<(Vec<u8>, u32, u32), String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
+    let mut buf = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
+    let info = reader.next_frame(&mut buf).map_err(|e| format!("corrupt PNG: {e}"))?;
+    buf.truncate(info.buffer_size());
+    let (w, h) = (info.width, info.height);
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buf,
+        png::ColorType::Rgba => buf.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g]).collect(),
+        png::ColorType::GrayscaleAlpha => buf.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        png::ColorType::Indexed => return Err("indexed PNG after expansion".into()),
+    };
+    Ok((rgb, w, h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,7 @@ mod tests {
             queue: queue.clone(),
             jobs: Arc::new(SqliteJobStore::open(&dir.path().join("jobs.db")).unwrap()),
             blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
+            inspector: Arc::new(latentmint_qa::ImageInspector::new()),
         };
         Rig { _dir: dir, queue, ports }
     }

@@ -115,6 +115,19 @@ async fn uncredentialed() -> anyhow::Result<Arc<dyn Generator>> {
     Ok(generator_stack(endpoint, onnx)?)
 }
 
+/// The review function's checks: statistics and the perceptual hash, and the image-text model
+/// in `LATENTMINT_QA_CLIP_DIR` (a folder of the QA layer) when set.
+fn inspector() -> anyhow::Result<Arc<latentmint_qa::ImageInspector>> {
+    let clip = match std::env::var("LATENTMINT_QA_CLIP_DIR").ok().filter(|d| !d.trim().is_empty()) {
+        Some(dir) => Some(
+            latentmint_qa::clip::ClipScorer::load(dir.as_ref())
+                .with_context(|| format!("LATENTMINT_QA_CLIP_DIR ({dir})"))?,
+        ),
+        None => None,
+    };
+    Ok(Arc::new(latentmint_qa::ImageInspector::new().with_clip(clip)))
+}
+
 /// The stack's chain, from its parameters (`LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`,
 /// `LATENTMINT_CONTRACT`, `LATENTMINT_MAX_FEE_GWEI`): read the same way by the mint and the
 /// living functions.
@@ -211,7 +224,7 @@ async fn stage_function(stage: Stage) -> Result<(), lambda_runtime::Error> {
     let Common { queue, jobs, blobs } = common(&cfg).await?;
     match stage {
         Stage::Generate => serve(ports::Generate { queue, jobs, blobs, generator: generator(&cfg).await? }).await,
-        Stage::Review => serve(ports::Review { queue, jobs, blobs }).await,
+        Stage::Review => serve(ports::Review { queue, jobs, blobs, inspector: inspector()? }).await,
         Stage::Publish => {
             let pinner =
                 Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?);

@@ -89,7 +89,7 @@ async fn invoke(State(st): State<Shared>, body: Result<Json<ApiRequest>, JsonRej
                 .decode(b64)
                 .map_err(|e| format!("init_image_png_base64: not base64 ({e})"))
                 .and_then(|png| {
-                    latentmint_core::qa::decode_rgb(&png).map_err(|e| format!("init_image_png_base64: {e}"))
+                    latentmint_diffusion::decode_rgb(&png).map_err(|e| format!("init_image_png_base64: {e}"))
                 });
             match decoded {
                 Ok((rgb, w, h)) if (w, h) == (req.width, req.height) => Some(InitImage { rgb, strength }),

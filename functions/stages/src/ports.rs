@@ -6,18 +6,18 @@
 //! [`Publish`], [`Mint`], [`Intake`]), so a function cannot be wired with an adapter its stage
 //! must not use, and a message on the wrong queue cannot reach one.
 //!
-//! | stage | queue, jobs | blobs | generator | pinner | signer | minter |
-//! | --- | --- | --- | --- | --- | --- | --- |
-//! | intake | ✓ | | | | | |
-//! | generate | ✓ | ✓ | ✓ | | | |
-//! | review | ✓ | ✓ | | | | |
-//! | publish | ✓ | ✓ | | ✓ | ✓ | |
-//! | mint | ✓ | ✓ | | ✓ (a batch's directory; an adopted token's content) | | ✓ |
+//! | stage | queue, jobs | blobs | generator | inspector | pinner | signer | minter |
+//! | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | intake | ✓ | | | | | | |
+//! | generate | ✓ | ✓ | ✓ | | | | |
+//! | review | ✓ | ✓ | | ✓ | | | |
+//! | publish | ✓ | ✓ | | | ✓ | ✓ | |
+//! | mint | ✓ | ✓ | | | ✓ (a batch's directory; an adopted token's content) | | ✓ |
 
 use std::future::Future;
 use std::sync::Arc;
 
-use latentmint_core::ports::{BlobStore, Generator, JobStore, Minter, Pinner, ProvenanceSigner, Queue};
+use latentmint_core::ports::{BlobStore, Generator, Inspector, JobStore, Minter, Pinner, ProvenanceSigner, Queue};
 use latentmint_core::{JobId, Stage};
 
 use crate::{StageError, StageOutcome};
@@ -40,6 +40,12 @@ pub trait Images: Pipeline {
 pub trait Generating: Pipeline {
     /// Image generator.
     fn generator(&self) -> &dyn Generator;
+}
+
+/// The automatic checks of an image.
+pub trait Inspecting: Images {
+    /// Checks images.
+    fn inspector(&self) -> &dyn Inspector;
 }
 
 /// The content-addressed store (IPFS).
@@ -84,6 +90,7 @@ macro_rules! capabilities {
     };
     (@one $t:ty, blobs) => { impl Images for $t { fn blobs(&self) -> &dyn BlobStore { self.blobs.as_ref() } } };
     (@one $t:ty, generator) => { impl Generating for $t { fn generator(&self) -> &dyn Generator { self.generator.as_ref() } } };
+    (@one $t:ty, inspector) => { impl Inspecting for $t { fn inspector(&self) -> &dyn Inspector { self.inspector.as_ref() } } };
     (@one $t:ty, pinner) => { impl Pinning for $t { fn pinner(&self) -> &dyn Pinner { self.pinner.as_ref() } } };
     (@one $t:ty, signer) => { impl Signing for $t { fn signer(&self) -> &dyn ProvenanceSigner { self.signer.as_ref() } } };
     (@one $t:ty, minter) => { impl Minting for $t { fn minter(&self) -> &dyn Minter { self.minter.as_ref() } } };
@@ -100,6 +107,8 @@ pub struct Ports {
     pub blobs: Arc<dyn BlobStore>,
     /// Image generator.
     pub generator: Arc<dyn Generator>,
+    /// Automatic checks of images.
+    pub inspector: Arc<dyn Inspector>,
     /// Content-addressed store.
     pub pinner: Arc<dyn Pinner>,
     /// Token minter.
@@ -107,7 +116,7 @@ pub struct Ports {
     /// Signs provenance records as the publisher.
     pub signer: Arc<dyn ProvenanceSigner>,
 }
-capabilities!(Ports: blobs, generator, pinner, signer, minter);
+capabilities!(Ports: blobs, generator, inspector, pinner, signer, minter);
 
 impl Ports {
     /// The generate stage's share.
@@ -122,7 +131,12 @@ impl Ports {
 
     /// The review stage's share.
     pub fn review(&self) -> Review {
-        Review { queue: self.queue.clone(), jobs: self.jobs.clone(), blobs: self.blobs.clone() }
+        Review {
+            queue: self.queue.clone(),
+            jobs: self.jobs.clone(),
+            blobs: self.blobs.clone(),
+            inspector: self.inspector.clone(),
+        }
     }
 
     /// The publish stage's share.
@@ -181,8 +195,10 @@ pub struct Review {
     pub jobs: Arc<dyn JobStore>,
     /// Where images are read from.
     pub blobs: Arc<dyn BlobStore>,
+    /// The automatic checks.
+    pub inspector: Arc<dyn Inspector>,
 }
-capabilities!(Review: blobs);
+capabilities!(Review: blobs, inspector);
 
 /// The publish stage's adapters.
 #[derive(Clone)]

@@ -33,6 +33,14 @@ pub struct ScriptedGenerator {
     pub hold: tokio::sync::Mutex<()>,
 }
 
+/// A pseudo-random value for pixel (x, y) of picture `picture` (splitmix64).
+fn noise(picture: u64, x: u32, y: u32) -> u64 {
+    let mut z = picture ^ (u64::from(x) << 32 | u64::from(y)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// A `w` x `h` RGB PNG, each pixel from `f`.
 pub fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -56,6 +64,7 @@ impl Generator for ScriptedGenerator {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last.lock().unwrap() = Some(req.clone());
         let black = req.prompt.contains("black");
+        let picture = req.prompt.bytes().fold(req.params.seed, |h, b| h.wrapping_mul(0x100_0000_01b3) ^ u64::from(b));
         let grey = req.prompt.contains("murky");
         let bytes = png(16, 16, |x, y| {
             if black {
@@ -64,7 +73,10 @@ impl Generator for ScriptedGenerator {
                 let v = 120 + ((x + y) % 2 * 14) as u8;
                 [v, v, v]
             } else {
-                [(x * 16) as u8, (y * 16) as u8, ((x ^ y) * 16) as u8]
+                // Texture that differs with the seed and the prompt, as a real generator's
+                // pictures do (the review stage's duplicate check compares them).
+                let n = noise(picture, x, y);
+                [n as u8, (n >> 8) as u8, (n >> 16) as u8]
             }
         });
         Ok(GeneratedImage {
@@ -312,6 +324,7 @@ pub fn rig(pinner: Option<Arc<dyn Pinner>>) -> Rig {
         jobs: jobs.clone(),
         blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
         generator: generator.clone(),
+        inspector: Arc::new(latentmint_qa::ImageInspector::new()),
         pinner: pinner.unwrap_or_else(|| Arc::new(LocalContentStore::new(dir.path().join("ipfs")))),
         minter: minter.clone(),
         signer: Arc::new(DigestSigner),

@@ -13,6 +13,7 @@ use latentmint_core::collection::LivingSection;
 use latentmint_core::living::{EvolutionState, Trigger};
 use latentmint_core::metadata::TokenMetadata;
 use latentmint_core::ports::*;
+use latentmint_core::testing::CollectionToml;
 use latentmint_core::{JobId, JobState, Stage, StageMessage};
 use latentmint_embedded::LocalContentStore;
 
@@ -193,6 +194,80 @@ async fn qa_rejects_a_black_image_and_nothing_is_minted() {
     assert_eq!(j.state, JobState::Rejected);
     assert!(j.error.unwrap().contains("automatic QA"));
     assert_eq!(r.minter.txs.load(Ordering::SeqCst), 0);
+}
+
+/// Two jobs that make the same picture (same prompt, same seed): the second waits for a human,
+/// its report naming the first; a third, different picture is approved.
+#[tokio::test]
+async fn a_picture_made_twice_waits_for_a_human_naming_the_first() {
+    let r = rig(None);
+    let ss = CollectionToml::new("T", "T")
+        .section("[[prompts]]\ntext = \"a red circle\"\nseed = 7\n[[prompts]]\ntext = \"a red circle\"\nseed = 7")
+        .prompt("a blue square")
+        .jobs();
+    for s in ss.clone() {
+        intake::submit(&r.ports, s).await.unwrap();
+    }
+    drain(&r).await;
+    assert_eq!(state(&r, ss[0].id).await, JobState::Minted);
+    assert_eq!(state(&r, ss[2].id).await, JobState::Minted);
+    let copy = r.jobs.get(ss[1].id).await.unwrap().unwrap();
+    assert_eq!(copy.state, JobState::AwaitingReview);
+    let qa = copy.qa.unwrap();
+    let dup = qa.checks.iter().find(|c| c.check == "duplicate").unwrap();
+    assert_eq!((dup.value, dup.verdict), (0.0, latentmint_core::qa::CheckVerdict::Human));
+    assert!(dup.detail.contains(&ss[0].id.short()), "{}", dup.detail);
+    assert_eq!(qa.why(), vec![format!("duplicate: {}", dup.detail)]);
+    assert_eq!(r.minter.txs.load(Ordering::SeqCst), 2);
+}
+
+/// A copy whose original is still being reviewed (its hash stored, its verdict not yet) is
+/// caught too: the hash is stored before the others are read.
+#[tokio::test]
+async fn a_copy_of_an_image_under_review_is_caught() {
+    let r = rig(None);
+    let ss = CollectionToml::new("T", "T")
+        .section("[[prompts]]\ntext = \"a red circle\"\nseed = 7\n[[prompts]]\ntext = \"a red circle\"\nseed = 7")
+        .jobs();
+    for s in ss.clone() {
+        intake::submit(&r.ports, s).await.unwrap();
+    }
+    // Generate both, then stage the first mid-review: its hash stored, still `generated`.
+    for d in r.queue.receive(Stage::Generate.queue(), 10, Duration::from_secs(30)).await.unwrap() {
+        assert!(matches!(process(&r.ports, Stage::Generate, &d).await, Disposition::Ack(_)));
+        r.queue.ack(Stage::Generate.queue(), &d.receipt).await.unwrap();
+    }
+    let mut first = r.jobs.get(ss[0].id).await.unwrap().unwrap();
+    let png = r.ports.blobs.get(first.image_key.as_deref().unwrap()).await.unwrap();
+    first.qa = Some(r.ports.inspector.inspect(&first.spec, &png).await.unwrap());
+    assert!(r.jobs.update(&first, JobState::Generated).await.unwrap());
+    crate::review::run(&r.ports.review(), ss[1].id).await.unwrap();
+    assert_eq!(state(&r, ss[1].id).await, JobState::AwaitingReview);
+}
+
+/// `mode = "all"` holds every image, even one every check passes; `sample = 1` does the same
+/// for images the checks pass, and still rejects what they reject.
+#[tokio::test]
+async fn the_review_policy_can_send_every_image_to_a_human() {
+    for (review, good, black) in [
+        ("mode = \"all\"", JobState::AwaitingReview, JobState::AwaitingReview),
+        ("sample = 1.0", JobState::AwaitingReview, JobState::Rejected),
+        ("sample = 0.0", JobState::Minted, JobState::Rejected),
+    ] {
+        let r = rig(None);
+        let ss = CollectionToml::new("T", "T")
+            .section(&format!("[review]\n{review}"))
+            .prompt("a red circle")
+            .prompt("a black night")
+            .jobs();
+        for s in ss.clone() {
+            intake::submit(&r.ports, s).await.unwrap();
+        }
+        drain(&r).await;
+        assert_eq!((state(&r, ss[0].id).await, state(&r, ss[1].id).await), (good, black), "{review}");
+        let why = r.jobs.get(ss[0].id).await.unwrap().unwrap().qa.unwrap().reason.unwrap();
+        assert!(why.contains(review.split(' ').next().unwrap()) || good == JobState::Minted, "{review}: {why}");
+    }
 }
 
 #[tokio::test]

@@ -359,7 +359,7 @@ fn chain(chain: &mut ChainSection) -> Result<Option<EvmAddress>, FieldError> {
     Ok(contract)
 }
 
-/// `[review]`: the QA thresholds.
+/// `[review]`: the review policy (see [`ReviewSection`] for what each boundary means).
 fn review(r: &ReviewSection) -> Result<(), FieldError> {
     if !(0.0..=1.0).contains(&r.auto_approve_at)
         || !(0.0..=1.0).contains(&r.auto_reject_below)
@@ -369,6 +369,27 @@ fn review(r: &ReviewSection) -> Result<(), FieldError> {
             "review",
             "thresholds are inconsistent",
             "use 0 <= auto_reject_below <= auto_approve_at <= 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&r.sample) {
+        return Err(FieldError::new(
+            "review.sample",
+            format!("is {}", r.sample),
+            "give the share of passing images a human sees as well, from 0 (none) to 1 (all)",
+        ));
+    }
+    if !(0.0..=1.0).contains(&r.min_adherence) {
+        return Err(FieldError::new(
+            "review.min_adherence",
+            format!("is {}", r.min_adherence),
+            "give the least probability (0 to 1) the image-text model may give the value the prompt asks for",
+        ));
+    }
+    if r.duplicate_distance > 32 {
+        return Err(FieldError::new(
+            "review.duplicate_distance",
+            format!("is {} bits", r.duplicate_distance),
+            "use 0 (the same picture only) to 32 bits of the 64-bit perceptual hash, or -1 to turn the check off",
         ));
     }
 

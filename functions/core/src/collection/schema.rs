@@ -34,9 +34,12 @@ pub struct CollectionFile {
     /// Where metadata and images are pinned.
     #[serde(default)]
     pub ipfs: IpfsSection,
-    /// Automatic QA thresholds.
+    /// The review policy.
     #[serde(default)]
     pub review: ReviewSection,
+    /// The secondary models the review stage runs.
+    #[serde(default)]
+    pub qa: QaSection,
     /// Weighted traits that prompt templates refer to as `{name}`.
     #[serde(default)]
     pub traits: Vec<TraitSection>,
@@ -50,6 +53,17 @@ pub struct CollectionFile {
     /// copies.
     #[serde(default)]
     pub editions: Option<EditionsSection>,
+}
+
+/// `[qa]`: the secondary models of the review stage, in folders relative to the collection
+/// file (the policy that reads their findings is `[review]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QaSection {
+    /// A CLIP-style image-text model (the layout `infra/model/train_clip_scorer.py` writes):
+    /// prompt adherence and automatic attributes.
+    #[serde(default)]
+    pub clip: Option<String>,
 }
 
 /// Most copies one job may mint at once (the contract takes a uint128; this keeps a typo such
