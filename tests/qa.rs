@@ -178,3 +178,41 @@ fn one_step_blobs_wait_for_a_human() {
         assert!(lines.get(i + 1).is_some_and(|r| r.contains("adherence:")), "{line}: {list}");
     }
 }
+
+/// A disc of `rgb` on the demo world's dark background, as a PNG file at `path`.
+fn reference_disc(path: &Path, rgb: [u8; 3], cx: f32, cy: f32) {
+    let img = image::RgbImage::from_fn(32, 32, |x, y| {
+        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+        image::Rgb(if dx * dx + dy * dy <= 81.0 { rgb } else { [18, 20, 28] })
+    });
+    img.save(path).unwrap();
+}
+
+/// A collection whose reference images are red circles: the blue square drifts from the brand
+/// and waits for a human, the report naming the nearest reference; the red circle stays near.
+#[test]
+fn an_image_far_from_the_brands_references_waits_for_a_human() {
+    let tmp = tempfile::tempdir().unwrap();
+    reference_disc(&tmp.path().join("ref-0.png"), [230, 40, 40], 14.0, 15.0);
+    reference_disc(&tmp.path().join("ref-1.png"), [220, 50, 45], 18.0, 17.0);
+    let file = tmp.path().join("brand.toml");
+    let text = shapes_collection("Brand", "steps = 20\nwidth = 32\nheight = 32\nguidance = 4.0\nscheduler = \"ddim\"")
+        .section("[qa]\nreferences = [\"ref-0.png\", \"ref-1.png\"]")
+        .section("[[prompts]]\ntext = \"a red circle\"\nseed = 1\n[[prompts]]\ntext = \"a blue square\"\nseed = 2")
+        .text();
+    // `[qa]` is written once: the builder's section with the model, the references added to it.
+    let text = text.replacen("\n[qa]\nreferences", "\nreferences", 1);
+    std::fs::write(&file, &text).unwrap();
+    let data = tmp.path().join("data");
+    let out = run(&file, &data);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    let list = listed(&file, &data);
+    let lines: Vec<&str> = list.lines().collect();
+    let reason_of = |prompt: &str| {
+        lines.iter().position(|l| l.contains(prompt)).and_then(|i| lines.get(i + 1)).copied().unwrap_or_default()
+    };
+    let blue = reason_of("\"a blue square\"");
+    assert!(blue.contains("drift: far from the brand's reference images (nearest: reference"), "{list}");
+    assert!(!reason_of("\"a red circle\"").contains("drift: far"), "{list}");
+}

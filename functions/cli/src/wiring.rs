@@ -34,7 +34,24 @@ pub(crate) async fn build_inspector(args: &RunArgs, collection: &Collection) -> 
         }
         None => None,
     };
-    Ok(Arc::new(latentmint_qa::ImageInspector::new().with_clip(clip)))
+    let base = args.collection.parent().unwrap_or(Path::new("."));
+    let mut references = Vec::new();
+    for (i, r) in collection.file.qa.references.iter().enumerate() {
+        let path = base.join(r);
+        references.push(std::fs::read(&path).with_context(|| {
+            format!(
+                "qa.references[{i}]: {} cannot be read; give a PNG file, relative to the collection file",
+                path.display()
+            )
+        })?);
+    }
+    let inspector = latentmint_qa::ImageInspector::new().with_clip(clip);
+    let inspector = if references.is_empty() {
+        inspector
+    } else {
+        inspector.with_references(&references).context("qa.references: each must be a PNG file")?
+    };
+    Ok(Arc::new(inspector))
 }
 
 /// The collection's generator: the SageMaker endpoint first when one is configured, the local

@@ -55,6 +55,11 @@ pub struct ReviewSection {
     /// human looks.
     #[serde(default = "default_adherence")]
     pub min_adherence: f32,
+    /// With reference images (`[qa] references`): the least cosine similarity, as the
+    /// image-text model sees it, between an image and its nearest reference before a human
+    /// looks (brand drift).
+    #[serde(default = "default_brand_similarity")]
+    pub min_brand_similarity: f32,
 }
 
 fn default_approve() -> f32 {
@@ -65,6 +70,9 @@ fn default_reject() -> f32 {
 }
 fn default_duplicate() -> i32 {
     4
+}
+fn default_brand_similarity() -> f32 {
+    0.5
 }
 fn default_adherence() -> f32 {
     // Chosen with the QA benchmark (infra/bench/QA.md): 0.5 sent borderline hues the pixel
@@ -81,6 +89,7 @@ impl Default for ReviewSection {
             auto_reject_below: default_reject(),
             duplicate_distance: default_duplicate(),
             min_adherence: default_adherence(),
+            min_brand_similarity: default_brand_similarity(),
         }
     }
 }
@@ -170,6 +179,26 @@ impl ReviewSection {
                 format!("{group}: asked {asked}, sees {best} ({p_best:.2}; {asked} {p_asked:.2})"),
             )
         })
+    }
+
+    /// The brand-drift check: `similarity` (cosine, as `model` sees it) between an image and
+    /// its nearest reference image, `nearest` (its place in `[qa] references`).
+    pub fn drift_check(&self, similarity: f32, nearest: usize, model: &str) -> QaCheck {
+        let pass = similarity >= self.min_brand_similarity;
+        QaCheck {
+            check: "drift".into(),
+            value: f64::from(similarity),
+            threshold: format!(">= {:.2} similarity to a reference image", self.min_brand_similarity),
+            verdict: if pass { CheckVerdict::Pass } else { CheckVerdict::Human },
+            detail: if pass {
+                format!("near reference {nearest} (similarity {similarity:.2})")
+            } else {
+                format!(
+                    "far from the brand's reference images (nearest: reference {nearest}, similarity {similarity:.2})"
+                )
+            },
+            model: Some(model.to_string()),
+        }
     }
 
     /// The technical check: the score of an image's statistics against the thresholds.
@@ -636,6 +665,17 @@ mod tests {
         assert_eq!(flagged.verdict, CheckVerdict::Human);
         assert!(flagged.detail.contains("sees blob"), "{}", flagged.detail);
         assert!(p.adherence_check("shape", Some("x"), &[], &[], "m").is_none());
+    }
+
+    #[test]
+    fn drift_waits_for_a_human_below_the_similarity_and_passes_at_it() {
+        let p = ReviewSection::default();
+        let at = p.drift_check(p.min_brand_similarity, 1, "m");
+        assert_eq!((at.verdict, at.check.as_str()), (CheckVerdict::Pass, "drift"));
+        let far = p.drift_check(p.min_brand_similarity - 0.01, 2, "m");
+        assert_eq!(far.verdict, CheckVerdict::Human);
+        assert!(far.detail.contains("far from the brand") && far.detail.contains("reference 2"), "{}", far.detail);
+        assert_eq!(p.decide(id(1), &[far]).0, JobState::AwaitingReview);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum QaError {
 pub struct ImageInspector {
     hasher: Hasher,
     clip: Option<ClipScorer>,
+    /// The brand's reference images as the model sees them (unit-length embeddings).
+    references: Vec<Vec<f32>>,
 }
 
 impl Default for ImageInspector {
@@ -59,7 +61,22 @@ impl ImageInspector {
     /// the DC term outweighs the rest, so against the mean every busy image hashes alike.
     pub fn new() -> Self {
         let hasher = HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Median).preproc_dct().to_hasher();
-        Self { hasher, clip: None }
+        Self { hasher, clip: None, references: vec![] }
+    }
+
+    /// Adds the brand's reference images (PNG bytes): an image far from all of them goes to a
+    /// human. Needs the image-text model ([`ImageInspector::with_clip`] first).
+    pub fn with_references(mut self, pngs: &[Vec<u8>]) -> Result<Self, QaError> {
+        let clip =
+            self.clip.as_ref().ok_or_else(|| QaError::Model("reference images need an image-text model".into()))?;
+        let mut embeds = Vec::with_capacity(pngs.len());
+        for png in pngs {
+            let img = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+                .map_err(|e| QaError::Decode(e.to_string()))?;
+            embeds.push(clip.image_embedding(&img)?);
+        }
+        self.references = embeds;
+        Ok(self)
     }
 
     /// Adds an image-text model: adherence checks and automatic attributes.
@@ -79,7 +96,18 @@ impl ImageInspector {
         report.checks.push(job.review.technical_check(&report));
         if let Some(clip) = &self.clip {
             let model = clip.model();
-            let seen = clip.score_groups(&clip.image_embedding(&img)?);
+            let embedding = clip.image_embedding(&img)?;
+            // Brand drift: the nearest reference image, by cosine similarity.
+            let nearest = self
+                .references
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i, r.iter().zip(&embedding).map(|(a, b)| a * b).sum::<f32>()))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((i, similarity)) = nearest {
+                report.checks.push(job.review.drift_check(similarity, i, &clip.model()));
+            }
+            let seen = clip.score_groups(&embedding);
             let mut asked_any = false;
             for scores in &seen {
                 let Some((group, vocabulary)) = clip.groups().find(|(g, _)| *g == scores.group) else { continue };

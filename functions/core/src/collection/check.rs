@@ -134,6 +134,7 @@ impl Collection {
         ipfs(&f.ipfs)?;
         let contract = chain(&mut f.chain)?;
         review(&f.review)?;
+        qa(&f.qa)?;
         let names = traits(&mut f.traits)?;
         prompts(&mut f.prompts, &names)?;
         together(&f)?;
@@ -378,6 +379,13 @@ fn review(r: &ReviewSection) -> Result<(), FieldError> {
             "give the share of passing images a human sees as well, from 0 (none) to 1 (all)",
         ));
     }
+    if !(-1.0..=1.0).contains(&r.min_brand_similarity) {
+        return Err(FieldError::new(
+            "review.min_brand_similarity",
+            format!("is {}", r.min_brand_similarity),
+            "give the least cosine similarity (-1 to 1) an image may have to its nearest reference image",
+        ));
+    }
     if !(0.0..=1.0).contains(&r.min_adherence) {
         return Err(FieldError::new(
             "review.min_adherence",
@@ -393,6 +401,32 @@ fn review(r: &ReviewSection) -> Result<(), FieldError> {
         ));
     }
 
+    Ok(())
+}
+
+/// `[qa]`: model folders and reference images are paths; references need the model that reads
+/// them.
+fn qa(q: &QaSection) -> Result<(), FieldError> {
+    if q.clip.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(FieldError::new("qa.clip", "is empty", "give the folder of a CLIP export, or remove the key"));
+    }
+    if !q.references.is_empty() && q.clip.is_none() {
+        return Err(FieldError::new(
+            "qa.references",
+            "needs an image-text model to compare images with",
+            "add qa.clip (a CLIP export), or remove qa.references",
+        ));
+    }
+    if q.references.len() > MAX_REFERENCES {
+        return Err(FieldError::new(
+            "qa.references",
+            format!("names {} images", q.references.len()),
+            format!("name at most {MAX_REFERENCES} images of the brand's look"),
+        ));
+    }
+    if let Some(i) = q.references.iter().position(|r| r.trim().is_empty()) {
+        return Err(FieldError::new(format!("qa.references[{i}]"), "is empty", "give a PNG file's path"));
+    }
     Ok(())
 }
 

@@ -64,7 +64,14 @@ pub struct QaSection {
     /// prompt adherence and automatic attributes.
     #[serde(default)]
     pub clip: Option<String>,
+    /// Images of the brand's look (PNG files): an image far from all of them, as the model
+    /// sees it, goes to a human (`[review] min_brand_similarity`). Needs `clip`.
+    #[serde(default)]
+    pub references: Vec<String>,
 }
+
+/// Most reference images a collection may name.
+pub const MAX_REFERENCES: usize = 64;
 
 /// Most copies one job may mint at once (the contract takes a uint128; this keeps a typo such
 /// as an extra digit from minting millions).
