@@ -100,6 +100,17 @@ fn missing_model_folder() {
     assert!(e.contains("generation.model") && e.contains("/nonexistent/model") && e.contains("does not exist"), "{e}");
 }
 
+/// The QA model's folder missing, or reference images with no model to read them: refused
+/// before anything is generated, naming the key.
+#[test]
+fn missing_qa_model_and_references_without_one() {
+    let text = collection(GOOD_RECIPIENT, "a circle", &model());
+    let e = refused(&format!("{text}\n[qa]\nclip = \"/nonexistent/clip\"\n"));
+    assert!(e.contains("qa.clip") && e.contains("/nonexistent/clip"), "{e}");
+    let e = refused(&format!("{text}\n[qa]\nreferences = [\"brand.png\"]\n"));
+    assert!(e.contains("qa.references") && e.contains("add qa.clip"), "{e}");
+}
+
 #[test]
 fn missing_model_file() {
     let tmp = tempfile::tempdir().unwrap();

@@ -11,6 +11,18 @@ fn run(file: &Path, data: &Path) -> Output {
     latentmint_run(file, data).env("LATENTMINT_ANVIL", anvil()).output().unwrap()
 }
 
+/// Writes `text` as `name` in `dir`, runs it with its data folder `dir/data`, and checks that
+/// the run succeeded: (the collection file, the data folder, the run's output).
+fn run_collection(dir: &Path, name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let data = dir.join("data");
+    let out = run(&file, &data);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    (file, data, stdout)
+}
+
 fn listed(file: &Path, data: &Path) -> String {
     let out = std::process::Command::new(latentmint_bin())
         .arg("review")
@@ -27,7 +39,6 @@ fn listed(file: &Path, data: &Path) -> String {
 #[test]
 fn mode_all_holds_every_image_for_a_human_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("all.toml");
     // Thresholds that would approve everything: the mode still sends every image to a human.
     let text = tiny_collection("Every One", "ALL")
         .section("[review]\nmode = \"all\"\nauto_approve_at = 0.0\nauto_reject_below = 0.0")
@@ -35,11 +46,7 @@ fn mode_all_holds_every_image_for_a_human_and_says_so() {
         .prompt("a blue square")
         .prompt("a green ring")
         .text();
-    std::fs::write(&file, text).unwrap();
-    let data = tmp.path().join("data");
-    let out = run(&file, &data);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (file, data, stdout) = run_collection(tmp.path(), "all.toml", &text);
     assert!(stdout.contains("3 awaiting_review") && stdout.contains("this run: 0 minted"), "{stdout}");
     let list = listed(&file, &data);
     assert!(list.starts_with("3 jobs awaiting review"), "{list}");
@@ -50,18 +57,13 @@ fn mode_all_holds_every_image_for_a_human_and_says_so() {
 #[test]
 fn a_picture_made_twice_is_caught_and_the_operator_is_told_which_job_it_repeats() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("twice.toml");
     // Two prompts, same text, same seed: the same picture (a third prompt is a control).
     let text = tiny_collection("Twice", "TWC")
         .section("[review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0")
         .section("[[prompts]]\ntext = \"a red circle\"\nseed = 7\n[[prompts]]\ntext = \"a red circle\"\nseed = 7")
         .prompt("a blue square")
         .text();
-    std::fs::write(&file, text).unwrap();
-    let data = tmp.path().join("data");
-    let out = run(&file, &data);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (file, data, stdout) = run_collection(tmp.path(), "twice.toml", &text);
     assert!(stdout.contains("2 minted") && stdout.contains("1 awaiting_review"), "{stdout}");
     let list = listed(&file, &data);
     assert!(list.starts_with("1 job awaiting review"), "{list}");
@@ -75,14 +77,14 @@ fn a_picture_made_twice_is_caught_and_the_operator_is_told_which_job_it_repeats(
 }
 
 /// The demo model and the demo's QA scorer (an image-text model trained on the demo model's
-/// colours and shapes), with the technical check out of the way.
-fn shapes_collection(name: &str, generation: &str) -> latentmint_core::testing::CollectionToml {
+/// colours and shapes), with the technical check out of the way; `qa` adds lines to `[qa]`.
+fn shapes_collection(name: &str, generation: &str, qa: &str) -> latentmint_core::testing::CollectionToml {
     let root = latentmint_e2e::repo_root();
     latentmint_core::testing::CollectionToml::new(name, "QA")
         .model(&root.join("models/shapes-sd").display().to_string())
         .generation(generation)
         .section("[review]\nauto_approve_at = 0.0\nauto_reject_below = 0.0")
-        .section(&format!("[qa]\nclip = \"{}\"", root.join("models/shapes-clip").display()))
+        .section(&format!("[qa]\nclip = \"{}\"\n{qa}", root.join("models/shapes-clip").display()))
 }
 
 /// The demo model draws "a red circle" (seed 3) in another colour: the scorer sees it, the job waits for
@@ -93,46 +95,22 @@ fn shapes_collection(name: &str, generation: &str) -> latentmint_core::testing::
 #[test]
 fn a_wrong_colour_is_flagged_with_the_reason_shown() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("colour.toml");
-    let text =
-        shapes_collection("Wrong Colour", "steps = 20\nwidth = 32\nheight = 32\nguidance = 4.0\nscheduler = \"ddim\"")
-            .section("[[prompts]]\ntext = \"a red circle\"\nseed = 3\n[[prompts]]\ntext = \"a blue circle\"\nseed = 5")
-            .text();
-    std::fs::write(&file, text).unwrap();
-    let data = tmp.path().join("data");
-    let out = run(&file, &data);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = shapes_collection(
+        "Wrong Colour",
+        "steps = 20\nwidth = 32\nheight = 32\nguidance = 4.0\nscheduler = \"ddim\"",
+        "",
+    )
+    .section("[[prompts]]\ntext = \"a red circle\"\nseed = 3\n[[prompts]]\ntext = \"a blue circle\"\nseed = 5")
+    .text();
+    let (file, data, stdout) = run_collection(tmp.path(), "colour.toml", &text);
     assert!(stdout.contains("1 awaiting_review") && stdout.contains("1 minted"), "{stdout}");
     let list = listed(&file, &data);
     assert!(list.contains("\"a red circle\"") && list.contains("colour: asked red, sees "), "{list}");
     assert!(!list.contains("\"a blue circle\""), "{list}");
 
     // The independent judge: the same picture made again, read pixel by pixel.
-    let opts = latentmint_diffusion::EngineOptions {
-        ort_library: Some(latentmint_e2e::ort_library()),
-        intra_threads: 1,
-        cuda: false,
-        parallel_cfg: None,
-        loras: vec![],
-    };
-    let mut engine =
-        latentmint_diffusion::Engine::load(&latentmint_e2e::repo_root().join("models/shapes-sd"), &opts).unwrap();
-    let again = engine
-        .generate(&latentmint_diffusion::ImageRequest {
-            prompt: "a red circle".into(),
-            negative_prompt: String::new(),
-            seed: 3,
-            steps: 20,
-            guidance: 4.0,
-            width: 32,
-            height: 32,
-            scheduler: "ddim".into(),
-            initial_latents: None,
-            step_noise: None,
-            init_image: None,
-        })
-        .unwrap();
+    let again =
+        latentmint_e2e::shapes::engine(1).generate(&latentmint_e2e::shapes::request("a red circle", 3)).unwrap();
     let (colour, _) = latentmint_e2e::shapes::classify(&again.rgb, 32, 32);
     assert_ne!(colour, "red", "the pixel judge sees the held image as red");
 
@@ -158,17 +136,13 @@ fn a_wrong_colour_is_flagged_with_the_reason_shown() {
 #[test]
 fn one_step_blobs_wait_for_a_human() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("blobs.toml");
-    let text = shapes_collection("Blobs", "steps = 1\nwidth = 32\nheight = 32\nscheduler = \"lcm\"\nguidance = 1.0")
-        .prompt("a red circle")
-        .prompt("a green square")
-        .prompt("a yellow triangle")
-        .text();
-    std::fs::write(&file, text).unwrap();
-    let data = tmp.path().join("data");
-    let out = run(&file, &data);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text =
+        shapes_collection("Blobs", "steps = 1\nwidth = 32\nheight = 32\nscheduler = \"lcm\"\nguidance = 1.0", "")
+            .prompt("a red circle")
+            .prompt("a green square")
+            .prompt("a yellow triangle")
+            .text();
+    let (file, data, stdout) = run_collection(tmp.path(), "blobs.toml", &text);
     assert!(stdout.contains("this run: 0 minted"), "{stdout}");
     let list = listed(&file, &data);
     assert!(list.starts_with("3 jobs awaiting review"), "{list}");
@@ -195,18 +169,14 @@ fn an_image_far_from_the_brands_references_waits_for_a_human() {
     let tmp = tempfile::tempdir().unwrap();
     reference_disc(&tmp.path().join("ref-0.png"), [230, 40, 40], 14.0, 15.0);
     reference_disc(&tmp.path().join("ref-1.png"), [220, 50, 45], 18.0, 17.0);
-    let file = tmp.path().join("brand.toml");
-    let text = shapes_collection("Brand", "steps = 20\nwidth = 32\nheight = 32\nguidance = 4.0\nscheduler = \"ddim\"")
-        .section("[qa]\nreferences = [\"ref-0.png\", \"ref-1.png\"]")
-        .section("[[prompts]]\ntext = \"a red circle\"\nseed = 1\n[[prompts]]\ntext = \"a blue square\"\nseed = 2")
-        .text();
-    // `[qa]` is written once: the builder's section with the model, the references added to it.
-    let text = text.replacen("\n[qa]\nreferences", "\nreferences", 1);
-    std::fs::write(&file, &text).unwrap();
-    let data = tmp.path().join("data");
-    let out = run(&file, &data);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    let text = shapes_collection(
+        "Brand",
+        "steps = 20\nwidth = 32\nheight = 32\nguidance = 4.0\nscheduler = \"ddim\"",
+        "references = [\"ref-0.png\", \"ref-1.png\"]",
+    )
+    .section("[[prompts]]\ntext = \"a red circle\"\nseed = 1\n[[prompts]]\ntext = \"a blue square\"\nseed = 2")
+    .text();
+    let (file, data, _) = run_collection(tmp.path(), "brand.toml", &text);
     let list = listed(&file, &data);
     let lines: Vec<&str> = list.lines().collect();
     let reason_of = |prompt: &str| {

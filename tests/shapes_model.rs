@@ -2,38 +2,17 @@
 //! with fixed seeds, judged by a simple classifier (dominant colour of the foreground, and the
 //! foreground's fill of its bounding box plus a hole test for the shape).
 
-use latentmint_diffusion::{Engine, EngineOptions, ImageRequest};
-use latentmint_e2e::shapes::{COLOURS, SHAPES, classify};
-use latentmint_e2e::{ort_library, repo_root};
+use latentmint_e2e::repo_root;
+use latentmint_e2e::shapes::{self, COLOURS, SHAPES, classify};
 
 #[test]
 fn the_demo_model_draws_the_colour_and_shape_asked_for() {
-    let model = repo_root().join("models/shapes-sd");
-    let opts = EngineOptions {
-        ort_library: Some(ort_library()),
-        intra_threads: 2,
-        cuda: false,
-        parallel_cfg: None,
-        loras: vec![],
-    };
-    let mut e = Engine::load(&model, &opts).expect("shapes model loads");
+    let mut e = shapes::engine(2);
     let (mut colour_ok, mut shape_ok, mut total) = (0, 0, 0);
     let mut report = String::new();
     for (ci, (colour, _)) in COLOURS.iter().enumerate() {
         for (si, shape) in SHAPES.iter().enumerate() {
-            let req = ImageRequest {
-                prompt: format!("a {colour} {shape}"),
-                negative_prompt: String::new(),
-                seed: (ci * 4 + si) as u64,
-                steps: 20,
-                guidance: 4.0,
-                width: 32,
-                height: 32,
-                scheduler: "ddim".into(),
-                initial_latents: None,
-                step_noise: None,
-                init_image: None,
-            };
+            let req = shapes::request(&format!("a {colour} {shape}"), (ci * 4 + si) as u64);
             let out = e.generate(&req).unwrap();
             let (c, s) = classify(&out.rgb, 32, 32);
             colour_ok += usize::from(c == *colour);

@@ -29,8 +29,9 @@ use latentmint_core::JobSpec;
 use latentmint_core::qa::{QaReport, ReviewSection};
 use latentmint_core::testing::CollectionToml;
 use latentmint_core::{JobId, JobState};
-use latentmint_diffusion::{Engine, EngineOptions, ImageRequest};
-use latentmint_e2e::shapes::{COLOURS, SHAPES, classify};
+use latentmint_diffusion::ImageRequest;
+use latentmint_e2e::bench::{arg, machine};
+use latentmint_e2e::shapes::{self, COLOURS, SHAPES, classify};
 use latentmint_e2e::{ort_library, repo_root};
 use latentmint_qa::ImageInspector;
 use latentmint_qa::clip::ClipScorer;
@@ -46,24 +47,6 @@ const OUT_OF_WORLD: [&str; 8] = [
     "a field of sunflowers",
     "an astronaut riding a horse",
 ];
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{cpu}, {cores} cores")
-}
 
 fn png(rgb: &image::RgbImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
@@ -89,29 +72,16 @@ struct Sample {
 fn main() -> anyhow::Result<()> {
     let seeds = arg("--seeds", 2);
     let root = repo_root();
-    let opts = EngineOptions {
-        ort_library: Some(ort_library()),
-        intra_threads: 2,
-        cuda: false,
-        parallel_cfg: None,
-        loras: vec![],
-    };
-    let mut engine = Engine::load(&root.join("models/shapes-sd"), &opts)?;
+    let mut engine = shapes::engine(2);
     let scorer = ClipScorer::load_with(&root.join("models/shapes-clip"), Some(&ort_library()))?;
     let model = scorer.model();
     let inspector = ImageInspector::new().with_clip(Some(scorer));
+    // The demo's settings, or a one-step LCM image (a blob).
     let request = |prompt: &str, seed: u64, steps: u32, scheduler: &str, guidance: f32| ImageRequest {
-        prompt: prompt.to_string(),
-        negative_prompt: String::new(),
-        seed,
         steps,
-        guidance,
-        width: 32,
-        height: 32,
         scheduler: scheduler.into(),
-        initial_latents: None,
-        step_noise: None,
-        init_image: None,
+        guidance,
+        ..shapes::request(prompt, seed)
     };
 
     let mut samples: Vec<Sample> = Vec::new();

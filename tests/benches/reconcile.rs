@@ -21,26 +21,9 @@ use latentmint_core::batch::{BatchPlan, Member};
 use latentmint_core::cid::cid_of_bytes;
 use latentmint_core::ports::Minter;
 use latentmint_core::testing::CollectionToml;
+use latentmint_e2e::bench::{arg, machine};
 use latentmint_embedded::{FsBlobStore, LocalContentStore, SqliteJobStore, SqliteQueue};
 use latentmint_stages::ports;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{cpu}, {cores} cores")
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

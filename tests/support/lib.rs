@@ -424,6 +424,36 @@ impl Drop for IpfsNode {
 /// The demo model's world (models/shapes-sd: 8 colours, 4 shapes on a dark background) and an
 /// independent judge of its images: a pixel classifier, no model.
 pub mod shapes {
+    /// The demo model (models/shapes-sd) loaded with `threads` threads.
+    pub fn engine(threads: usize) -> latentmint_diffusion::Engine {
+        let opts = latentmint_diffusion::EngineOptions {
+            ort_library: Some(super::ort_library()),
+            intra_threads: threads,
+            cuda: false,
+            parallel_cfg: None,
+            loras: vec![],
+        };
+        latentmint_diffusion::Engine::load(&super::repo_root().join("models/shapes-sd"), &opts)
+            .expect("the demo model loads")
+    }
+
+    /// `prompt` at the demo's settings: 32x32, 20 DDIM steps, guidance 4.
+    pub fn request(prompt: &str, seed: u64) -> latentmint_diffusion::ImageRequest {
+        latentmint_diffusion::ImageRequest {
+            prompt: prompt.into(),
+            negative_prompt: String::new(),
+            seed,
+            steps: 20,
+            guidance: 4.0,
+            width: 32,
+            height: 32,
+            scheduler: "ddim".into(),
+            initial_latents: None,
+            step_noise: None,
+            init_image: None,
+        }
+    }
+
     /// The colours the demo model knows, with the RGB it was trained on.
     pub const COLOURS: [(&str, [f32; 3]); 8] = [
         ("red", [230.0, 40.0, 40.0]),
@@ -482,5 +512,32 @@ pub mod shapes {
             "triangle"
         };
         (colour, shape)
+    }
+}
+
+/// What the benchmarks share: their arguments and the machine they ran on.
+pub mod bench {
+    /// The number after `name` on the command line, else `default`.
+    pub fn arg(name: &str, default: usize) -> usize {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// The CPU model and core count, as the records name the machine.
+    pub fn machine() -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        format!("{cpu}, {cores} cores")
     }
 }

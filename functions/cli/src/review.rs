@@ -81,14 +81,18 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The command that continues this run (with its data folder when it is not the default).
-fn continue_with(args: &ReviewArgs) -> String {
-    let dir = if args.data_dir == std::path::Path::new(".latentmint") {
+/// ` --data-dir DIR` when the run's data folder is not the default, so a hint leads back to it.
+fn data_dir_flag(args: &ReviewArgs) -> String {
+    if args.data_dir == std::path::Path::new(".latentmint") {
         String::new()
     } else {
         format!(" --data-dir {}", args.data_dir.display())
-    };
-    format!("run `latentmint run {}{dir}` to continue", args.collection.display())
+    }
+}
+
+/// The command that continues this run.
+fn continue_with(args: &ReviewArgs) -> String {
+    format!("run `latentmint run {}{}` to continue", args.collection.display(), data_dir_flag(args))
 }
 
 /// `--list`: every job awaiting review, what its checks said and why it waits.
@@ -107,12 +111,7 @@ async fn list(jobs: &SqliteJobStore, args: &ReviewArgs, again: &str) -> anyhow::
             println!("      {line}");
         }
     }
-    let file = args.collection.display();
-    let dir = if args.data_dir == std::path::Path::new(".latentmint") {
-        String::new()
-    } else {
-        format!(" --data-dir {}", args.data_dir.display())
-    };
+    let (file, dir) = (args.collection.display(), data_dir_flag(args));
     println!("decide: `latentmint review {file} JOB{dir}` approves, add `--reject` to reject; then {again}");
     Ok(ExitCode::SUCCESS)
 }

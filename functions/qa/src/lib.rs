@@ -105,7 +105,7 @@ impl ImageInspector {
                 .map(|(i, r)| (i, r.iter().zip(&embedding).map(|(a, b)| a * b).sum::<f32>()))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             if let Some((i, similarity)) = nearest {
-                report.checks.push(job.review.drift_check(similarity, i, &clip.model()));
+                report.checks.push(job.review.drift_check(similarity, i, &model));
             }
             let seen = clip.score_groups(&embedding);
             let mut asked_any = false;
