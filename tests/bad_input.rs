@@ -111,6 +111,25 @@ fn missing_qa_model_and_references_without_one() {
     assert!(e.contains("qa.references") && e.contains("add qa.clip"), "{e}");
 }
 
+/// A safety checker that is not there, is no checker, or is named by an empty key: refused
+/// before anything is generated, naming the key and the files it needs.
+#[test]
+fn a_safety_checker_that_cannot_be_loaded() {
+    let text = collection(GOOD_RECIPIENT, "a circle", &model());
+    let e = refused(&format!("{text}\n[qa]\nsafety_checker = \"/nonexistent/checker\"\n"));
+    assert!(
+        e.contains("qa.safety_checker")
+            && e.contains("/nonexistent/checker")
+            && e.contains("safety_checker/model.onnx"),
+        "{e}"
+    );
+    let clip = latentmint_e2e::repo_root().join("tests/fixtures/tiny-clip");
+    let e = refused(&format!("{text}\n[qa]\nsafety_checker = \"{}\"\n", clip.display()));
+    assert!(e.contains("qa.safety_checker") && e.contains("feature_extractor"), "{e}");
+    let e = refused(&format!("{text}\n[qa]\nsafety_checker = \" \"\n"));
+    assert!(e.contains("qa.safety_checker: is empty"), "{e}");
+}
+
 #[test]
 fn missing_model_file() {
     let tmp = tempfile::tempdir().unwrap();

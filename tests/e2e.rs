@@ -23,6 +23,7 @@ mod qa;
 mod queue_conformance;
 mod review_aws;
 mod rpc_faults;
+mod safety_parity;
 mod sagemaker;
 mod shapes_model;
 mod state_loss;

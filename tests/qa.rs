@@ -186,3 +186,58 @@ fn an_image_far_from_the_brands_references_waits_for_a_human() {
     assert!(blue.contains("drift: far from the brand's reference images (nearest: reference"), "{list}");
     assert!(!reason_of("\"a red circle\"").contains("drift: far"), "{list}");
 }
+
+/// A collection that names a safety checker (the tiny random export of diffusers' checker,
+/// which flags some of the demo's pictures): every image it flags waits for a human even
+/// though the policy would approve everything, with the reason shown; every token minted
+/// names the checker and the image-text model by digest in its signed provenance, which
+/// `latentmint provenance` verifies and prints.
+#[test]
+fn a_safety_flag_waits_for_a_human_and_the_qa_models_are_signed_into_provenance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = latentmint_e2e::repo_root();
+    let safety = root.join("tests/fixtures/tiny-safety");
+    let text = shapes_collection(
+        "Safety",
+        "steps = 20\nwidth = 32\nheight = 32\nguidance = 4.0\nscheduler = \"ddim\"",
+        &format!("safety_checker = \"{}\"", safety.display()),
+    )
+    .prompt("a red circle")
+    .prompt("a blue square")
+    .prompt("a green triangle")
+    .prompt("a yellow ring")
+    .prompt("a purple circle")
+    .prompt("an orange square")
+    .text();
+    let (file, data, stdout) = run_collection(tmp.path(), "safety.toml", &text);
+    let list = listed(&file, &data);
+    // Each waiting job's line is followed by its reason; some wait for the checker alone.
+    let reasons: Vec<&str> = list.lines().filter(|l| l.starts_with("      ")).collect();
+    let flagged_alone = reasons.iter().filter(|r| r.trim() == "safety: the safety checker flags it: a human decides");
+    assert!(flagged_alone.count() >= 1, "the random checker flags some of these pictures: {list}\n{stdout}");
+    let waiting = reasons.len();
+
+    let tokens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("safety/tokens.json")).unwrap()).unwrap();
+    let minted: Vec<&serde_json::Value> =
+        tokens["jobs"].as_array().unwrap().iter().filter(|j| j["state"] == "minted").collect();
+    assert!(!minted.is_empty(), "{list}");
+    assert_eq!(minted.len(), 6 - waiting, "what does not wait is minted: {stdout}");
+    let want = latentmint_qa::safety::SafetyChecker::load_with(&safety, Some(&latentmint_e2e::ort_library()))
+        .unwrap()
+        .record();
+    for job in minted {
+        let cid = job["metadata"].as_str().unwrap().trim_start_matches("ipfs://").to_string();
+        let path = data.join("safety/ipfs").join(&cid);
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let qa = meta["provenance"]["qa"].as_array().unwrap();
+        let roles: Vec<&str> = qa.iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["safety", "image-text"], "{qa:?}");
+        assert_eq!(qa[0]["sha256"], want.sha256, "the checker's digest over its files");
+        let out = std::process::Command::new(latentmint_bin()).arg("provenance").arg(&path).output().unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(printed.contains(&format!("QA safety model tiny-safety (sha256 {})", want.sha256)), "{printed}");
+        assert!(printed.contains("QA image-text model shapes-clip"), "{printed}");
+    }
+}

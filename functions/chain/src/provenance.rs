@@ -2,13 +2,13 @@
 //! vouches for each image's generation record, and anyone can check it with any EIP-712
 //! library, or `latentmint provenance <metadata.json>`.
 //!
-//! Domain: `{name: "latentmint", version: "2", chainId, verifyingContract: <collection>}`.
+//! Domain: `{name: "latentmint", version: "3", chainId, verifyingContract: <collection>}`.
 //! The typed struct is [`ProvenanceRecord`]: every field of the JSON record but the signature
 //! itself, so nothing a collector reads next to "signed by" can be changed unseen (version 1
-//! left the LoRA adapters, the model's file list and a living NFT's evolution record out, and
-//! is no longer accepted). Hex digests become `bytes32`; numbers the JSON writes as decimals
-//! (guidance, strengths, scales) their decimal text as written; the model's files go in path
-//! order; an evolution record is a list of zero or one.
+//! left the LoRA adapters, the model's file list and a living NFT's evolution record out,
+//! version 2 the QA models; neither is accepted any more). Hex digests become `bytes32`;
+//! numbers the JSON writes as decimals (guidance, strengths, scales) their decimal text as
+//! written; the model's files go in path order; an evolution record is a list of zero or one.
 
 use std::sync::Arc;
 
@@ -23,7 +23,13 @@ use latentmint_core::ports::{PortError, PortResult, ProvenanceSigner};
 use crate::from_alloy;
 
 /// The scheme tag recorded with each signature.
-pub const SCHEME: &str = "eip712:latentmint-provenance-v2";
+pub const SCHEME: &str = "eip712:latentmint-provenance-v3";
+
+/// Schemes that signed less than the record and are refused, with what they left out.
+const RETIRED: [(&str, &str); 2] = [
+    ("eip712:latentmint-provenance-v1", "the LoRA adapters, the model's file list or the evolution record"),
+    ("eip712:latentmint-provenance-v2", "the QA models"),
+];
 
 alloy::sol! {
     /// One model file and its SHA-256.
@@ -71,6 +77,14 @@ alloy::sol! {
         OracleReading[] oracle;
     }
 
+    /// A model the review stage's checks ran.
+    #[derive(Debug, serde::Serialize)]
+    struct QaModel {
+        string role;
+        string name;
+        bytes32 sha256;
+    }
+
     /// What the publisher signs about one image.
     #[derive(Debug, serde::Serialize)]
     struct ProvenanceRecord {
@@ -93,6 +107,7 @@ alloy::sol! {
         string backend;
         string fallbackReason;
         Adapter[] adapters;
+        QaModel[] qaModels;
         bytes32 imageSha256;
         Evolution[] evolution;
     }
@@ -122,6 +137,17 @@ fn typed_record(p: &Provenance) -> Result<ProvenanceRecord, String> {
             })
         })
         .collect::<Result<_, String>>()?;
+    let qa_models =
+        p.qa.iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Ok(QaModel {
+                    role: m.role.clone(),
+                    name: m.name.clone(),
+                    sha256: digest(&format!("qa[{i}].sha256"), &m.sha256)?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
     let evolution = p
         .evolution
         .iter()
@@ -175,6 +201,7 @@ fn typed_record(p: &Provenance) -> Result<ProvenanceRecord, String> {
         backend: p.generator.backend.clone(),
         fallbackReason: p.generator.fallback_reason.clone().unwrap_or_default(),
         adapters,
+        qaModels: qa_models,
         imageSha256: digest("image_sha256", &p.image_sha256)?,
         evolution,
     })
@@ -183,7 +210,7 @@ fn typed_record(p: &Provenance) -> Result<ProvenanceRecord, String> {
 fn domain(chain_id: u64, contract: Address) -> Eip712Domain {
     eip712_domain! {
         name: "latentmint",
-        version: "2",
+        version: "3",
         chain_id: chain_id,
         verifying_contract: contract,
     }
@@ -230,11 +257,11 @@ fn signed_domain(s: &ProvenanceSignature) -> Result<(u64, Address), String> {
 /// to the address it names.
 pub fn verify(p: &Provenance) -> Result<latentmint_core::EvmAddress, String> {
     let s = p.signature.as_ref().ok_or("provenance.signature: the record is not signed")?;
-    if s.scheme == "eip712:latentmint-provenance-v1" {
+    if let Some((_, left_out)) = RETIRED.iter().find(|(scheme, _)| *scheme == s.scheme) {
         return Err(format!(
-            "provenance.signature.scheme: `{}` signed only part of the record (not the LoRA adapters, the \
-             model's file list or the evolution record) and is no longer accepted: the token was published by a \
-             latentmint before records were signed as {SCHEME} (a local run's: remove its state folder and run again)",
+            "provenance.signature.scheme: `{}` signed only part of the record (not {left_out}) and is no longer \
+             accepted: the token was published by a latentmint before records were signed as {SCHEME} (a local \
+             run's: remove its state folder and run again)",
             s.scheme
         ));
     }
@@ -312,6 +339,11 @@ mod tests {
             .collect();
         p.adapters = vec![AdapterRecord { name: "brand.safetensors".into(), sha256: "03".repeat(32), scale: 0.8 }];
         p.generator.fallback_reason = Some("endpoint throttled".into());
+        p.qa = vec![latentmint_core::qa::QaModel {
+            role: "safety".into(),
+            name: "safety-checker".into(),
+            sha256: "05".repeat(32),
+        }];
         p.evolution = Some(EvolutionRecord {
             generation: 2,
             parent_metadata: "ipfs://bafkreiparentmetadata".into(),
@@ -342,7 +374,7 @@ mod tests {
         assert_eq!(verify(&back), Ok(who));
         // Every field a collector reads is signed, the optional parts included.
         type Change = (&'static str, fn(&mut Provenance));
-        let changes: [Change; 24] = [
+        let changes: [Change; 27] = [
             ("schema", |p| p.schema.push('x')),
             ("job", |p| p.job_id = "00".repeat(32)),
             ("model id", |p| p.model.id.push('x')),
@@ -368,6 +400,9 @@ mod tests {
             ("an adapter's scale", |p| p.adapters[0].scale = 1.0),
             ("an adapter's digest", |p| p.adapters[0].sha256 = "00".repeat(32)),
             ("the adapters", |p| p.adapters.clear()),
+            ("a QA model's digest", |p| p.qa[0].sha256 = "00".repeat(32)),
+            ("a QA model's role", |p| p.qa[0].role = "image-text".into()),
+            ("the QA models", |p| p.qa.clear()),
             ("the parent", |p| {
                 if let Some(e) = p.evolution.as_mut() {
                     e.parent_metadata = "ipfs://bafkreiother".into();
@@ -400,11 +435,14 @@ mod tests {
         assert!(verify(&record()).unwrap_err().contains("not signed"));
         // A record signed under the first scheme, which left parts of it unsigned, is refused
         // by name.
-        let mut old = p.clone();
-        if let Some(s) = old.signature.as_mut() {
-            s.scheme = "eip712:latentmint-provenance-v1".into();
+        for (scheme, left_out) in RETIRED {
+            let mut old = p.clone();
+            if let Some(s) = old.signature.as_mut() {
+                s.scheme = scheme.into();
+            }
+            let e = verify(&old).unwrap_err();
+            assert!(e.contains("no longer accepted") && e.contains(left_out), "{e}");
         }
-        assert!(verify(&old).unwrap_err().contains("no longer accepted"));
     }
 
     #[tokio::test]
@@ -416,7 +454,8 @@ mod tests {
         p.signature = Some(signer.sign(&p).await.unwrap());
         let json = typed_data(&p).unwrap();
         assert_eq!(json["primaryType"], "ProvenanceRecord");
-        assert_eq!(json["domain"]["version"], "2");
+        assert_eq!(json["domain"]["version"], "3");
+        assert_eq!(json["message"]["qaModels"][0]["role"], "safety");
         assert_eq!(json["message"]["seed"], (u64::MAX - 6).to_string());
         assert_eq!(json["message"]["evolution"][0]["trigger"]["blockNumber"], "9");
         let back: TypedData = serde_json::from_value(json).unwrap();

@@ -210,6 +210,9 @@ fn provenance(
             for a in &p.adapters {
                 println!("LoRA {} (sha256 {}) at scale {}", a.name, a.sha256, a.scale);
             }
+            for q in &p.qa {
+                println!("QA {} model {} (sha256 {})", q.role, q.name, q.sha256);
+            }
             if let Some(e) = &p.evolution {
                 println!(
                     "evolution {} of {} (transfer {} log {})",

@@ -18,8 +18,9 @@ use tracing::info;
 use crate::args::RunArgs;
 use crate::workspace::Workspace;
 
-/// The review stage's checks: statistics and the perceptual hash always, and the image-text
-/// model `[qa] clip` names (a folder relative to the collection file).
+/// The review stage's checks: statistics and the perceptual hash always, the image-text
+/// model `[qa] clip` names and the safety checker `[qa] safety_checker` names (folders relative
+/// to the collection file), or else the one the generation model's folder ships.
 pub(crate) async fn build_inspector(args: &RunArgs, collection: &Collection) -> anyhow::Result<Arc<dyn Inspector>> {
     let clip = match &collection.file.qa.clip {
         Some(dir) => {
@@ -45,7 +46,26 @@ pub(crate) async fn build_inspector(args: &RunArgs, collection: &Collection) -> 
             )
         })?);
     }
-    let inspector = latentmint_qa::ImageInspector::new().with_clip(clip);
+    let safety = match &collection.file.qa.safety_checker {
+        Some(dir) => Some(("qa.safety_checker", base.join(dir))),
+        None => {
+            let model = base.join(&collection.file.generation.model);
+            latentmint_qa::safety::SafetyChecker::present(&model).then_some(("generation.model", model))
+        }
+    };
+    let safety = match safety {
+        Some((field, dir)) => {
+            let shown = dir.display().to_string();
+            let lib = args.ort_library.clone();
+            let checker = tokio::task::spawn_blocking(move || latentmint_qa::safety::SafetyChecker::load_with(&dir, lib.as_deref()))
+                .await?
+                .with_context(|| format!("{field} ({shown}): give the folder of a safety checker as diffusers exports it (safety_checker/model.onnx, feature_extractor/preprocessor_config.json), relative to the collection file"))?;
+            info!(model = %checker.model(), from = field, "QA safety checker loaded");
+            Some(checker)
+        }
+        None => None,
+    };
+    let inspector = latentmint_qa::ImageInspector::new().with_clip(clip).with_safety(safety);
     let inspector = if references.is_empty() {
         inspector
     } else {

@@ -85,6 +85,10 @@ pub struct Provenance {
     /// LoRA adapters merged into the model (name, SHA-256, strength).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adapters: Vec<crate::job::AdapterRecord>,
+    /// The models the review stage's checks ran on the image (a safety checker, an image-text
+    /// model), by digest: what vouched for it before a human or the policy approved it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qa: Vec<crate::qa::QaModel>,
     /// SHA-256 of the PNG bytes.
     pub image_sha256: String,
     /// Set on an evolved image of a living NFT: what it grew from and what made it grow.
@@ -135,11 +139,14 @@ pub struct MissingGeneration(pub String);
 impl Provenance {
     /// Provenance of a job's image.
     pub fn from_record(job: &Job, g: &GenerationRecord) -> Self {
-        Self::from_generation(job.spec.id.to_string(), &job.spec.prompt, &job.spec.negative_prompt, g)
+        Self {
+            qa: job.qa.iter().flat_map(|q| q.models.iter().cloned()).collect(),
+            ..Self::from_generation(job.spec.id.to_string(), &job.spec.prompt, &job.spec.negative_prompt, g)
+        }
     }
 
     /// Provenance of an image generated for the token of job `job_id` (hex) from `prompt`:
-    /// unsigned, no evolution record.
+    /// unsigned, no evolution record, no QA models.
     pub fn from_generation(job_id: String, prompt: &str, negative_prompt: &str, g: &GenerationRecord) -> Self {
         Self {
             schema: PROVENANCE_SCHEMA.into(),
@@ -165,6 +172,7 @@ impl Provenance {
                 fallback_reason: g.fallback_reason.clone(),
             },
             adapters: g.adapters.clone(),
+            qa: vec![],
             image_sha256: g.image_sha256.clone(),
             evolution: None,
             signature: None,

@@ -201,6 +201,19 @@ impl ReviewSection {
         }
     }
 
+    /// The safety check: `flagged` is the safety checker's verdict. A flagged image never
+    /// passes on its own: a human decides (in `mode = "auto"` as in `all`).
+    pub fn safety_check(&self, flagged: bool, model: &str) -> QaCheck {
+        QaCheck {
+            check: "safety".into(),
+            value: if flagged { 1.0 } else { 0.0 },
+            threshold: "not flagged".into(),
+            verdict: if flagged { CheckVerdict::Human } else { CheckVerdict::Pass },
+            detail: if flagged { "the safety checker flags it: a human decides".into() } else { "not flagged".into() },
+            model: Some(model.to_string()),
+        }
+    }
+
     /// The technical check: the score of an image's statistics against the thresholds.
     pub fn technical_check(&self, report: &QaReport) -> QaCheck {
         let score = report.score;
@@ -365,6 +378,23 @@ pub struct QaReport {
     /// What an image-text model sees, kept as the token's automatic attributes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<QaTag>,
+    /// The models the checks ran, which the token's provenance names (and its signature
+    /// covers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<QaModel>,
+}
+
+/// A model a QA check ran, as the token's provenance names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct QaModel {
+    /// What it checked: `image-text` (adherence, automatic attributes, brand drift) or
+    /// `safety`.
+    pub role: String,
+    /// Its folder's name.
+    pub name: String,
+    /// SHA-256 over its files, as the generator model's digest is computed (`sha256sum`
+    /// of the files, sorted by path, hashed again).
+    pub sha256: String,
 }
 
 impl QaReport {
@@ -419,6 +449,7 @@ impl QaReport {
             phash: None,
             reason: None,
             tags: vec![],
+            models: vec![],
         })
     }
 
@@ -472,6 +503,7 @@ impl QaReport {
             phash: None,
             reason: None,
             tags: vec![],
+            models: vec![],
         }
     }
 }

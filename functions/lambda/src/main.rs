@@ -115,8 +115,9 @@ async fn uncredentialed() -> anyhow::Result<Arc<dyn Generator>> {
     Ok(generator_stack(endpoint, onnx)?)
 }
 
-/// The review function's checks: statistics and the perceptual hash, and the image-text model
-/// in `LATENTMINT_QA_CLIP_DIR` (a folder of the QA layer) when set.
+/// The review function's checks: statistics and the perceptual hash, the image-text model in
+/// `LATENTMINT_QA_CLIP_DIR` (a folder of the generation layer) when set, and the safety checker
+/// in `LATENTMINT_QA_SAFETY_DIR`, or else the one the model in `LATENTMINT_MODEL_DIR` ships.
 fn inspector() -> anyhow::Result<Arc<latentmint_qa::ImageInspector>> {
     let clip = match std::env::var("LATENTMINT_QA_CLIP_DIR").ok().filter(|d| !d.trim().is_empty()) {
         Some(dir) => Some(
@@ -125,7 +126,22 @@ fn inspector() -> anyhow::Result<Arc<latentmint_qa::ImageInspector>> {
         ),
         None => None,
     };
-    Ok(Arc::new(latentmint_qa::ImageInspector::new().with_clip(clip)))
+    let set = |name: &str| std::env::var(name).ok().filter(|d| !d.trim().is_empty());
+    let safety = match (set("LATENTMINT_QA_SAFETY_DIR"), set("LATENTMINT_MODEL_DIR")) {
+        (Some(dir), _) => Some(("LATENTMINT_QA_SAFETY_DIR", dir)),
+        (None, Some(model)) if latentmint_qa::safety::SafetyChecker::present(model.as_ref()) => {
+            Some(("LATENTMINT_MODEL_DIR", model))
+        }
+        _ => None,
+    };
+    let safety = match safety {
+        Some((var, dir)) => Some(
+            latentmint_qa::safety::SafetyChecker::load_with(dir.as_ref(), None)
+                .with_context(|| format!("{var} ({dir})"))?,
+        ),
+        None => None,
+    };
+    Ok(Arc::new(latentmint_qa::ImageInspector::new().with_clip(clip).with_safety(safety)))
 }
 
 /// The stack's chain, from its parameters (`LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`,

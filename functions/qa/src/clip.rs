@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use image::DynamicImage;
+use latentmint_core::qa::QaModel;
 use ndarray::{Array2, Array4};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -20,6 +21,17 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::QaError;
+use crate::processor::ClipProcessor;
+
+/// The files of the export, each in the model's digest.
+const FILES: [&str; 6] = [
+    "config.json",
+    "latentmint_qa.json",
+    "preprocessor_config.json",
+    "text_model.onnx",
+    "tokenizer.json",
+    "vision_model.onnx",
+];
 
 /// CLIP's context length.
 const CONTEXT: usize = 77;
@@ -40,13 +52,6 @@ pub struct Group {
 struct Meta {
     logit_scale: f32,
     groups: BTreeMap<String, Group>,
-}
-
-#[derive(Deserialize)]
-struct Processor {
-    crop_size: Option<BTreeMap<String, u32>>,
-    image_mean: [f32; 3],
-    image_std: [f32; 3],
 }
 
 #[derive(Deserialize)]
@@ -77,9 +82,7 @@ pub struct ClipScorer {
     tokenizer: tokenizers::Tokenizer,
     eos: u32,
     pad: u32,
-    size: u32,
-    mean: [f32; 3],
-    std: [f32; 3],
+    processor: ClipProcessor,
     logit_scale: f32,
     groups: BTreeMap<String, (Group, Vec<Vec<f32>>)>,
     name: String,
@@ -101,9 +104,8 @@ impl ClipScorer {
     /// Loads the model in `dir`, with ONNX Runtime from `ort_library` when given.
     pub fn load_with(dir: &Path, ort_library: Option<&Path>) -> Result<Self, QaError> {
         let meta: Meta = read_json(dir, "latentmint_qa.json")?;
-        let processor: Processor = read_json(dir, "preprocessor_config.json")?;
+        let processor = ClipProcessor::load(&dir.join("preprocessor_config.json"))?;
         let config: Config = read_json(dir, "config.json")?;
-        let size = processor.crop_size.as_ref().and_then(|c| c.get("height").copied()).unwrap_or(224);
         let tok_path = dir.join("tokenizer.json");
         let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
             .map_err(|e| QaError::Model(format!("{}: {e}", tok_path.display())))?;
@@ -119,11 +121,12 @@ impl ClipScorer {
                 .commit_from_file(&path)
                 .map_err(|e| failed(&e))
         };
-        let mut digest = Sha256::new();
-        for file in ["text_model.onnx", "vision_model.onnx", "tokenizer.json", "latentmint_qa.json"] {
-            let bytes = std::fs::read(dir.join(file))
-                .map_err(|e| QaError::Model(format!("{}: {e}", dir.join(file).display())))?;
-            digest.update(Sha256::digest(&bytes));
+        // Every file that shapes a score, digested as `sha256sum` lists them.
+        let mut files = BTreeMap::new();
+        for file in FILES {
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| QaError::Model(format!("{}: {e}", path.display())))?;
+            files.insert(file.to_string(), format!("{:x}", Sha256::digest(&bytes)));
         }
         let eos = config.text_config.eos_token_id;
         let mut scorer = Self {
@@ -132,13 +135,11 @@ impl ClipScorer {
             tokenizer,
             eos,
             pad: config.text_config.pad_token_id.unwrap_or(eos),
-            size,
-            mean: processor.image_mean,
-            std: processor.image_std,
+            processor,
             logit_scale: meta.logit_scale,
             groups: BTreeMap::new(),
-            name: dir.file_name().map_or_else(|| "clip".into(), |n| n.to_string_lossy().into_owned()),
-            digest: format!("{:x}", digest.finalize()),
+            name: crate::folder_name(dir, "clip"),
+            digest: latentmint_core::metadata::model_digest(&files),
         };
         for (name, group) in meta.groups {
             let captions: Vec<String> = group.values.iter().map(|v| group.template.replace("{}", v)).collect();
@@ -151,6 +152,11 @@ impl ClipScorer {
     /// The model as a QA report names it: its folder and the digest of its files.
     pub fn model(&self) -> String {
         format!("{} sha256:{}", self.name, &self.digest[..16])
+    }
+
+    /// The model as the token's provenance names it.
+    pub fn record(&self) -> QaModel {
+        QaModel { role: "image-text".into(), name: self.name.clone(), sha256: self.digest.clone() }
     }
 
     /// The vocabulary's groups.
@@ -194,23 +200,9 @@ impl ClipScorer {
         run(&mut session).map(normalized).map_err(|e| QaError::Model(format!("text_model.onnx: {e}")))
     }
 
-    /// The image as the vision tower takes it: shortest edge resized to the model's size,
-    /// centre-cropped, normalised, NCHW.
+    /// The image as the vision tower takes it (`preprocessor_config.json`).
     pub fn pixels(&self, img: &DynamicImage) -> Array4<f32> {
-        let s = self.size;
-        let (w, h) = (img.width().max(1), img.height().max(1));
-        let scale = s as f32 / w.min(h) as f32;
-        let (rw, rh) = (((w as f32 * scale).round() as u32).max(s), ((h as f32 * scale).round() as u32).max(s));
-        let rgb = if (rw, rh) == (w, h) {
-            img.to_rgb8()
-        } else {
-            img.resize_exact(rw, rh, image::imageops::FilterType::CatmullRom).to_rgb8()
-        };
-        let (x0, y0) = ((rw - s) / 2, (rh - s) / 2);
-        Array4::from_shape_fn((1, 3, s as usize, s as usize), |(_, c, y, x)| {
-            let v = f32::from(rgb.get_pixel(x0 + x as u32, y0 + y as u32)[c]) / 255.0;
-            (v - self.mean[c]) / self.std[c]
-        })
+        self.processor.pixels(img)
     }
 
     /// The unit-length embedding of an image.

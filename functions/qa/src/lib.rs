@@ -17,6 +17,8 @@
 //! policy ([`latentmint_core::qa::ReviewSection::decide`]).
 
 pub mod clip;
+pub mod processor;
+pub mod safety;
 
 use async_trait::async_trait;
 use image_hasher::{HashAlg, Hasher, HasherConfig};
@@ -25,6 +27,7 @@ use latentmint_core::ports::{Inspector, PortError, PortResult};
 use latentmint_core::qa::{QaReport, QaTag};
 
 use crate::clip::ClipScorer;
+use crate::safety::SafetyChecker;
 
 /// Why an image could not be inspected.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,7 @@ pub enum QaError {
 pub struct ImageInspector {
     hasher: Hasher,
     clip: Option<ClipScorer>,
+    safety: Option<SafetyChecker>,
     /// The brand's reference images as the model sees them (unit-length embeddings).
     references: Vec<Vec<f32>>,
 }
@@ -61,7 +65,7 @@ impl ImageInspector {
     /// the DC term outweighs the rest, so against the mean every busy image hashes alike.
     pub fn new() -> Self {
         let hasher = HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Median).preproc_dct().to_hasher();
-        Self { hasher, clip: None, references: vec![] }
+        Self { hasher, clip: None, safety: None, references: vec![] }
     }
 
     /// Adds the brand's reference images (PNG bytes): an image far from all of them goes to a
@@ -85,6 +89,12 @@ impl ImageInspector {
         self
     }
 
+    /// Adds a safety checker: a flagged image never passes on its own.
+    pub fn with_safety(mut self, safety: Option<SafetyChecker>) -> Self {
+        self.safety = safety;
+        self
+    }
+
     /// The checks of `png` under `job`'s policy: the report with its technical check and the
     /// image's perceptual hash.
     pub fn inspect_png(&self, job: &JobSpec, png: &[u8]) -> Result<QaReport, QaError> {
@@ -94,8 +104,13 @@ impl ImageInspector {
         let mut report = QaReport::measure(rgb.as_raw(), rgb.width(), rgb.height()).ok_or(QaError::Empty)?;
         report.phash = Some(self.phash(&img));
         report.checks.push(job.review.technical_check(&report));
+        if let Some(safety) = &self.safety {
+            report.checks.push(job.review.safety_check(safety.flags(&img)?, &safety.model()));
+            report.models.push(safety.record());
+        }
         if let Some(clip) = &self.clip {
             let model = clip.model();
+            report.models.push(clip.record());
             let embedding = clip.image_embedding(&img)?;
             // Brand drift: the nearest reference image, by cosine similarity.
             let nearest = self
@@ -146,6 +161,13 @@ impl ImageInspector {
     pub fn phash(&self, img: &image::DynamicImage) -> String {
         self.hasher.hash_image(img).as_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The name a model goes by in reports: its folder's name.
+fn folder_name(dir: &std::path::Path, fallback: &str) -> String {
+    // `models/shapes-sd/.` names the folder too.
+    let dir = dir.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<std::path::PathBuf>();
+    dir.file_name().map_or_else(|| fallback.into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// The value of `group` that `job` asks for: its trait of that name, else the one value of the

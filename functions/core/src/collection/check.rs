@@ -410,6 +410,13 @@ fn qa(q: &QaSection) -> Result<(), FieldError> {
     if q.clip.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return Err(FieldError::new("qa.clip", "is empty", "give the folder of a CLIP export, or remove the key"));
     }
+    if q.safety_checker.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(FieldError::new(
+            "qa.safety_checker",
+            "is empty",
+            "give the folder of a safety checker export (safety_checker/model.onnx, feature_extractor/), or remove the key",
+        ));
+    }
     if !q.references.is_empty() && q.clip.is_none() {
         return Err(FieldError::new(
             "qa.references",

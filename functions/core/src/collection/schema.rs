@@ -68,6 +68,11 @@ pub struct QaSection {
     /// sees it, goes to a human (`[review] min_brand_similarity`). Needs `clip`.
     #[serde(default)]
     pub references: Vec<String>,
+    /// A Stable Diffusion safety checker in diffusers' layout (a folder with
+    /// `safety_checker/model.onnx` and `feature_extractor/`): a flagged image waits for a
+    /// human. Without it, the one the generation model's folder ships (if any) runs.
+    #[serde(default)]
+    pub safety_checker: Option<String>,
 }
 
 /// Most reference images a collection may name.
