@@ -87,6 +87,73 @@ fn a_stalled_job_or_a_failing_function_raises_an_alarm_on_the_stack_topic() {
     assert_eq!(t["Outputs"]["AlarmTopic"]["Value"], serde_json::json!({"Ref": "AlarmTopic"}));
 }
 
+/// The S3 actions `function`'s role allows, as `(action, resource)` with the bucket and
+/// partition filled in (conditional statements counted as if their condition held).
+fn s3_grants(t: &serde_json::Value, function: &str) -> Vec<(String, String)> {
+    let role = t["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap().to_string();
+    let mut grants = Vec::new();
+    for policy in t["Resources"][&role]["Properties"]["Policies"].as_array().unwrap() {
+        let policy = policy.get("Fn::If").map_or(policy, |branches| &branches[1]);
+        for st in policy["PolicyDocument"]["Statement"].as_array().into_iter().flatten() {
+            let list = |v: &serde_json::Value| match v {
+                serde_json::Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            for action in list(&st["Action"]).iter().filter_map(|a| a.as_str()).filter(|a| a.starts_with("s3:")) {
+                for resource in list(&st["Resource"]) {
+                    let text = resource.get("Fn::Sub").and_then(|s| s.as_str()).or(resource.as_str()).unwrap_or("");
+                    let text = text.replace("${AWS::Partition}", "aws").replace("${ImageBucket}", BUCKET);
+                    grants.push((action.to_string(), text));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Whether `pattern` (IAM's `*` wildcard) matches `text`.
+fn iam_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| iam_match(tail, &text[head.len() + i..]))
+        }
+    }
+}
+
+/// Every object a stage function reads or writes in the bucket, at the key the stage code
+/// makes under the stage prefix, is one its role may touch: moto does not enforce IAM, so
+/// the functions' end-to-end run cannot show this.
+#[test]
+fn each_stage_function_may_touch_the_objects_its_stage_reads_and_writes() {
+    let t = translated_template();
+    let id = job_for("a red circle").id();
+    let image = latentmint_stages::generate::image_key(id, &"ab".repeat(32));
+    let metadata = format!("metadata/{id}.json");
+    let batch = latentmint_core::batch::BatchPlan::key(latentmint_core::batch::BatchId::of(&[id]));
+    let needs = [
+        ("GenerateFunction", "s3:PutObject", &image),
+        ("ReviewFunction", "s3:GetObject", &image),
+        ("PublishFunction", "s3:GetObject", &image),
+        ("PublishFunction", "s3:GetObject", &metadata),
+        ("PublishFunction", "s3:PutObject", &metadata),
+        ("MintFunction", "s3:GetObject", &metadata),
+        ("MintFunction", "s3:GetObject", &batch),
+        ("MintFunction", "s3:PutObject", &batch),
+    ];
+    for (function, action, key) in needs {
+        let arn = format!("arn:aws:s3:::{BUCKET}/{}{key}", latentmint_aws::STAGE_PREFIX);
+        let grants = s3_grants(&t, function);
+        assert!(
+            grants.iter().any(|(a, r)| a == action && iam_match(r, &arn)),
+            "{function} may not {action} {arn}; its grants: {grants:?}"
+        );
+    }
+    // The brand's reference images, when the stack names a prefix for them.
+    let grants = s3_grants(&t, "ReviewFunction");
+    assert!(grants.iter().any(|(a, r)| a == "s3:ListBucket" && r == &format!("arn:aws:s3:::{BUCKET}")), "{grants:?}");
+}
+
 /// `function`'s environment in the template, each `Ref` and `Fn::Sub` resolved from `refs`
 /// (the stack's resources and parameters as this test made them) or a parameter's default. A
 /// variable the test cannot resolve fails the test with its name, so a new one in the template
@@ -492,10 +559,17 @@ async fn a_prompt_goes_through_every_function_as_the_template_deploys_them() {
     assert_eq!(report.validation, Validation::Trusted, "{:?}", report.failures);
     assert_eq!(report.generation.expect("generation assertion").job_id, id.to_string());
 
+    // The brand's look: two reference images under the prefix the stack names.
+    s.refs.insert("BrandReferences", "brand/".into());
+    let files = S3BlobStore::new(s.moto.s3(), BUCKET, "");
+    files.put("brand/red-disc.png", disc_png([230, 40, 40])).await.unwrap();
+    files.put("brand/blue-disc.png", disc_png([40, 60, 230])).await.unwrap();
     let log = s.deliver("ReviewFunction", Stage::Review).await;
-    assert!(log.contains("stage done"), "{log}");
+    assert!(log.contains("stage done") && log.contains("brand reference images loaded"), "{log}");
     let reviewed = jobs.get(id).await.unwrap().unwrap();
-    assert!(reviewed.qa.is_some(), "QA ran on the stored image");
+    let report = reviewed.qa.as_ref().expect("QA ran on the stored image");
+    let drift = report.checks.iter().find(|c| c.check == "drift").expect("the brand-drift check ran");
+    assert!(drift.detail.contains("reference"), "{drift:?}");
     if reviewed.state == JobState::AwaitingReview {
         // Unsure: the operator approves it, as the dashboard does on a stack.
         latentmint_stages::operator::decide(&jobs, &s.queues(), id, true, "ada").await.unwrap();
@@ -627,6 +701,29 @@ async fn the_generate_function_stops_at_init_naming_a_missing_certificate_chain(
     let s = stack(false).await;
     let log = s.init_failure("GenerateFunction").await;
     assert!(log.contains(CHAIN_KEY) && log.contains("LATENTMINT_CREDENTIALS_CHAIN"), "{log}");
+}
+
+/// A disc of `rgb` on the demo world's dark background, as PNG bytes.
+fn disc_png(rgb: [u8; 3]) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(32, 32, |x, y| {
+        let (dx, dy) = (x as f32 - 15.5, y as f32 - 15.5);
+        image::Rgb(if dx * dx + dy * dy <= 81.0 { rgb } else { [18, 20, 28] })
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// `BrandReferences` names a prefix with no image under it (a typo, an upload not made): the
+/// review function stops at init naming the variable and what to upload, rather than running
+/// without the drift check the stack asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_review_function_stops_at_init_when_the_brand_references_are_missing() {
+    let mut s = stack(true).await;
+    s.refs.insert("BrandReferences", "brand/".into());
+    S3BlobStore::new(s.moto.s3(), BUCKET, "").put("brand/notes.txt", b"not an image".to_vec()).await.unwrap();
+    let log = s.init_failure("ReviewFunction").await;
+    assert!(log.contains("LATENTMINT_QA_REFERENCES (brand/)") && log.contains("no .png under this prefix"), "{log}");
 }
 
 /// The intake function's other doors, on one instance: a collection file dropped in the bucket
@@ -1003,7 +1100,7 @@ fn every_function_holds_only_its_stages_permissions() {
                 jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
                 sqs("GenerateQueue", POLL),
                 sqs("ReviewQueue", &["sqs:SendMessage*"]),
-                vec![bucket("s3:PutObject", "images/*"), endpoint.clone(), chain.clone()],
+                vec![bucket("s3:PutObject", "blobs/images/*"), endpoint.clone(), chain.clone()],
                 key("ContentCredentialsKmsKeyArn"),
             ]
             .concat(),
@@ -1014,7 +1111,12 @@ fn every_function_holds_only_its_stages_permissions() {
                 jobs(&["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"]),
                 sqs("ReviewQueue", POLL),
                 sqs("PublishQueue", &["sqs:SendMessage*"]),
-                vec![bucket("s3:GetObject", "images/*")],
+                vec![
+                    bucket("s3:GetObject", "blobs/images/*"),
+                    // The brand's reference images (BrandReferences), when the stack names them.
+                    ("s3:ListBucket", "arn:${AWS::Partition}:s3:::${ImageBucket}".into()),
+                    bucket("s3:GetObject", "${BrandReferences}*"),
+                ],
             ]
             .concat(),
         ),
@@ -1025,9 +1127,9 @@ fn every_function_holds_only_its_stages_permissions() {
                 sqs("PublishQueue", POLL),
                 sqs("MintQueue", &["sqs:SendMessage*"]),
                 vec![
-                    bucket("s3:GetObject", "images/*"),
-                    bucket("s3:GetObject", "metadata/*"),
-                    bucket("s3:PutObject", "metadata/*"),
+                    bucket("s3:GetObject", "blobs/images/*"),
+                    bucket("s3:GetObject", "blobs/metadata/*"),
+                    bucket("s3:PutObject", "blobs/metadata/*"),
                 ],
                 // The records' key only: the publish function cannot sign a mint.
                 key("MetadataKmsKeyArn"),
@@ -1040,9 +1142,9 @@ fn every_function_holds_only_its_stages_permissions() {
                 jobs(&["dynamodb:GetItem", "dynamodb:UpdateItem"]),
                 sqs("MintQueue", POLL),
                 vec![
-                    bucket("s3:GetObject", "metadata/*"),
-                    bucket("s3:GetObject", "batches/*"),
-                    bucket("s3:PutObject", "batches/*"),
+                    bucket("s3:GetObject", "blobs/metadata/*"),
+                    bucket("s3:GetObject", "blobs/batches/*"),
+                    bucket("s3:PutObject", "blobs/batches/*"),
                 ],
                 // The minting key only.
                 key("KmsKeyArn"),

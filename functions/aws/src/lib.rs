@@ -24,7 +24,7 @@ pub use dynamodb::{DynamoJobStore, STATE_INDEX};
 pub use evolutions::DynamoEvolutionStore;
 pub use fallback::{CircuitBreaker, FallbackGenerator, NoLocalEngine, RetryPolicy, generator_stack};
 pub use kms::{KmsError, KmsSigner};
-pub use s3::S3BlobStore;
+pub use s3::{S3BlobStore, STAGE_PREFIX};
 pub use sagemaker::{AsyncInvocation, S3Location, SageMakerGenerator};
 pub use secrets::{SecretError, SecretVersions, SharedSecret};
 pub use sqs::SqsQueue;

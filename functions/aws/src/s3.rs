@@ -7,6 +7,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use latentmint_core::ports::{BlobStore, PortError, PortResult};
 
+/// Where the stage functions keep their blobs in the stack's bucket (`blobs/images/...`,
+/// `blobs/metadata/...`, `blobs/batches/...`): template.yaml's policies name the same paths.
+pub const STAGE_PREFIX: &str = "blobs/";
+
 /// Blobs in `s3://<bucket>/<prefix><key>`.
 pub struct S3BlobStore {
     client: aws_sdk_s3::Client,
@@ -21,9 +25,35 @@ impl S3BlobStore {
     }
 
     /// A stack's stage blobs (generated images, staged payloads) in its bucket: the one place
-    /// the stage functions and the operator's dashboard agree on where they are.
+    /// the stage functions and the operator's dashboard agree on where they are (and the
+    /// template's IAM policies grant, [`STAGE_PREFIX`]).
     pub fn stage_blobs(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self::new(client, bucket, "blobs/")
+        Self::new(client, bucket, STAGE_PREFIX)
+    }
+
+    /// The keys under `under` (relative to the store's prefix), sorted, at most `max`: an
+    /// error when there are more, so a folder that grew past what is meant to be read is not
+    /// cut short unseen.
+    pub async fn keys_under(&self, under: &str, max: usize) -> PortResult<Vec<String>> {
+        let full = format!("{}{under}", self.prefix);
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).into_paginator().send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", &full, e))?;
+            for object in page.contents() {
+                if let Some(k) = object.key().and_then(|k| k.strip_prefix(self.prefix.as_str())) {
+                    keys.push(k.to_string());
+                }
+            }
+            if keys.len() > max {
+                return Err(PortError::Permanent(format!(
+                    "s3://{}/{full}: more than {max} objects; keep at most {max} there",
+                    self.bucket
+                )));
+            }
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     fn key(&self, key: &str) -> PortResult<String> {

@@ -12,6 +12,7 @@
 //! | `LATENTMINT_ENDPOINT` | generate: SageMaker endpoint (optional) |
 //! | `LATENTMINT_MODEL_DIR`, `ORT_DYLIB_PATH` | generate, live: ONNX model folder and ONNX Runtime for the CPU fallback (the stack's `GenerationLayer`, under `/opt`) |
 //! | `LATENTMINT_CREDENTIALS_KMS_KEY_ID`, `LATENTMINT_CREDENTIALS_CHAIN` | generate, live: the KMS key (ECC_NIST_P256) that signs each image's Content Credentials, and the bucket object with its PEM certificate chain (key empty: no credentials) |
+//! | `LATENTMINT_QA_CLIP_DIR`, `LATENTMINT_QA_SAFETY_DIR`, `LATENTMINT_QA_REFERENCES` | review: the image-text model, the safety checker (else the one `LATENTMINT_MODEL_DIR`'s model ships), and the bucket prefix of the brand's reference images (empty: no drift check) |
 //! | `LATENTMINT_IPFS_API` | publish: Kubo RPC API of the IPFS node or pinning service |
 //! | `LATENTMINT_METADATA_KMS_KEY_ID`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT` | publish: signs provenance records (EIP-712) with the records' key (METADATA_ROLE), never the minting key |
 //! | `LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`, `LATENTMINT_CONTRACT`, `LATENTMINT_KMS_KEY_ID` | mint |
@@ -43,7 +44,7 @@ use latentmint_aws::{
 use latentmint_chain::{Chain, CollectionMinter, EvmProvenanceSigner, SendPolicy};
 use latentmint_core::collection::{ChainSection, EditionsSection, LivingSection};
 use latentmint_core::living::EvolutionState;
-use latentmint_core::ports::{Generator, Minter, ProvenanceSigner};
+use latentmint_core::ports::{BlobStore, Generator, Minter, ProvenanceSigner};
 use latentmint_core::{EvmAddress, Stage};
 use latentmint_credentials::Credentialed;
 use latentmint_diffusion::{EngineOptions, OnnxGenerator};
@@ -116,9 +117,11 @@ async fn uncredentialed() -> anyhow::Result<Arc<dyn Generator>> {
 }
 
 /// The review function's checks: statistics and the perceptual hash, the image-text model in
-/// `LATENTMINT_QA_CLIP_DIR` (a folder of the generation layer) when set, and the safety checker
-/// in `LATENTMINT_QA_SAFETY_DIR`, or else the one the model in `LATENTMINT_MODEL_DIR` ships.
-fn inspector() -> anyhow::Result<Arc<latentmint_qa::ImageInspector>> {
+/// `LATENTMINT_QA_CLIP_DIR` (a folder of the generation layer) when set, with the brand's
+/// reference images under the bucket prefix `LATENTMINT_QA_REFERENCES` (brand drift), and the
+/// safety checker in `LATENTMINT_QA_SAFETY_DIR`, or else the one the model in
+/// `LATENTMINT_MODEL_DIR` ships.
+async fn inspector(cfg: &aws_config::SdkConfig) -> anyhow::Result<Arc<latentmint_qa::ImageInspector>> {
     let clip = match std::env::var("LATENTMINT_QA_CLIP_DIR").ok().filter(|d| !d.trim().is_empty()) {
         Some(dir) => Some(
             latentmint_qa::clip::ClipScorer::load(dir.as_ref())
@@ -141,7 +144,29 @@ fn inspector() -> anyhow::Result<Arc<latentmint_qa::ImageInspector>> {
         ),
         None => None,
     };
-    Ok(Arc::new(latentmint_qa::ImageInspector::new().with_clip(clip).with_safety(safety)))
+    let inspector = latentmint_qa::ImageInspector::new().with_clip(clip).with_safety(safety);
+    let Some(prefix) = set("LATENTMINT_QA_REFERENCES") else { return Ok(Arc::new(inspector)) };
+    let var = "LATENTMINT_QA_REFERENCES";
+    let bucket = S3BlobStore::new(aws_sdk_s3::Client::new(cfg), env("LATENTMINT_BUCKET")?, "");
+    let keys = bucket
+        .keys_under(&prefix, latentmint_core::collection::MAX_REFERENCES)
+        .await
+        .with_context(|| format!("{var} ({prefix}): listing the brand's reference images"))?;
+    let keys: Vec<String> = keys.into_iter().filter(|k| k.to_ascii_lowercase().ends_with(".png")).collect();
+    if keys.is_empty() {
+        bail!(
+            "{var} ({prefix}): no .png under this prefix of the bucket; upload the brand's reference images there, or set BrandReferences to empty"
+        );
+    }
+    let mut pngs = Vec::with_capacity(keys.len());
+    for key in &keys {
+        pngs.push(bucket.get(key).await.with_context(|| format!("{var}: reading {key}"))?);
+    }
+    let inspector = inspector.with_references(&pngs).with_context(|| {
+        format!("{var} ({prefix}): {} reference images, each a PNG, read by LATENTMINT_QA_CLIP_DIR's model", keys.len())
+    })?;
+    tracing::info!(references = keys.len(), prefix = %prefix, "brand reference images loaded");
+    Ok(Arc::new(inspector))
 }
 
 /// The stack's chain, from its parameters (`LATENTMINT_RPC_URLS`, `LATENTMINT_CHAIN_ID`,
@@ -240,7 +265,7 @@ async fn stage_function(stage: Stage) -> Result<(), lambda_runtime::Error> {
     let Common { queue, jobs, blobs } = common(&cfg).await?;
     match stage {
         Stage::Generate => serve(ports::Generate { queue, jobs, blobs, generator: generator(&cfg).await? }).await,
-        Stage::Review => serve(ports::Review { queue, jobs, blobs, inspector: inspector()? }).await,
+        Stage::Review => serve(ports::Review { queue, jobs, blobs, inspector: inspector(&cfg).await? }).await,
         Stage::Publish => {
             let pinner =
                 Arc::new(KuboPinner::new(&env("LATENTMINT_IPFS_API")?, std::env::var("LATENTMINT_IPFS_AUTH").ok())?);
