@@ -253,6 +253,23 @@ fn not_used(collection: &Collection, stack: &StackChain) -> Vec<NotUsed> {
             fix: "remove it (the stack decides), or deploy the stack with MintBatchSize (1 to 10)".into(),
         });
     }
+    // Model folders and reference images are paths on the machine that wrote the file; the
+    // stack's review function runs its layer's models and its bucket's references.
+    let qa = &collection.file.qa;
+    let named = [
+        ("qa.clip", qa.clip.is_some()),
+        ("qa.safety_checker", qa.safety_checker.is_some()),
+        ("qa.references", !qa.references.is_empty()),
+    ];
+    for (field, set) in named {
+        if set {
+            out.push(NotUsed {
+                field: field.into(),
+                why: "names files on the machine that wrote it; this stack's review function runs the models of its generation layer and the reference images under BrandReferences".into(),
+                fix: "remove it (the stack decides), or build the layer with these models (LATENTMINT_LAYER_QA_CLIP, a model with safety_checker/) and upload the references under BrandReferences".into(),
+            });
+        }
+    }
     out
 }
 

@@ -174,6 +174,13 @@ async fn what_the_stack_decides_otherwise_is_named_and_the_jobs_are_taken() {
     assert!(alone[0].1.contains("each job alone (MintBatchSize=1)"), "{alone:?}");
     let batches = StackChain { mint_batch: 10, ..stack() };
     assert_eq!(not_used(&handle_http(&r.ports, &batches, post(&batched)).await), vec![]);
+
+    // QA models and references named by path: the stack runs its own, and says so per key.
+    let with_qa = format!("{batched}\n[qa]\nclip = \"../models/shapes-clip\"\nreferences = [\"brand/a.png\"]\n");
+    let qa = not_used(&handle_http(&r.ports, &batches, post(&with_qa)).await);
+    let fields: Vec<&str> = qa.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["qa.clip", "qa.references"], "{qa:?}");
+    assert!(qa[0].1.contains("BrandReferences") && qa[0].1.contains("generation layer"), "{qa:?}");
 }
 
 #[tokio::test]
