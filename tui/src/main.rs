@@ -6,11 +6,14 @@
 //! SAM stack's SQS queues, DynamoDB table and image bucket, with the usual AWS credentials and
 //! region). The selected job's image is shown next to the staging queue, in coloured half
 //! blocks, or with the terminal's graphics protocol (sixel, kitty, iTerm2) with `--graphics`.
-//! Keys: `a`/`r` approve or reject the selected job, or every job marked with `space` (`*`
-//! marks them all), so a batch is looked through and then decided at once; `f` switches to
-//! the jobs that failed or were rejected, with why.
+//! Keys: `?` lists them all. `a`/`r` approve or reject the selected job, or every job marked
+//! with `space` (`*` marks them all); more than one asks first, and `u` undoes a decision for
+//! five seconds before it is released; `Enter` opens a job's QA report; `/` filters; `f`
+//! switches to the jobs that failed or were rejected, with why.
 
 mod app;
+#[cfg(test)]
+mod screens;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +27,7 @@ use latentmint_core::ports::{BlobStore, JobStore, Queue};
 use latentmint_embedded::{FsBlobStore, SqliteJobStore, SqliteQueue};
 use ratatui_image::picker::Picker;
 
-use app::{Action, App};
+use app::{Action, App, Decision, Key};
 
 /// Operator dashboard for a latentmint run or stack.
 #[derive(Parser)]
@@ -65,7 +68,10 @@ struct Backend {
     queue: Box<dyn Queue>,
     jobs: Box<dyn JobStore>,
     blobs: Box<dyn BlobStore>,
-    after_decision: &'static str,
+    /// Where the data comes from, for the header.
+    source: String,
+    /// Who publishes an approved job.
+    publisher: &'static str,
     after_resume: &'static str,
 }
 
@@ -80,8 +86,9 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
                 jobs: Box::new(SqliteJobStore::open(db).context("opening the job store")?),
                 // The run keeps its images next to its database.
                 blobs: Box::new(FsBlobStore::new(db.parent().unwrap_or(Path::new(".")).join("blobs"))),
-                after_decision: "a running `latentmint run` picks it up",
-                after_resume: "a running `latentmint run` picks them up (or run it again)",
+                source: format!("run {}", db.display()),
+                publisher: "the next `latentmint run` of this collection (or the one running now)",
+                after_resume: "a running `latentmint run` picks them up, or the next one",
             })
         }
         (None, Some(prefix), Some(table), Some(bucket)) => {
@@ -96,7 +103,8 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
                     aws_sdk_s3::Client::new(&cfg),
                     bucket.clone(),
                 )),
-                after_decision: "the stack's publish function picks it up",
+                source: format!("stack {prefix}* · table {table}"),
+                publisher: "the stack's publish function",
                 after_resume: "the stack's functions pick them up",
             })
         }
@@ -106,24 +114,28 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
 
 /// Decides each job in turn (each is its own compare-and-swap; one that another operator
 /// decided first is reported, the others still go through) and says what happened.
-async fn decide_all(b: &Backend, ids: &[latentmint_core::JobId], approve: bool, operator: &str) -> String {
+async fn decide_all(b: &Backend, d: &Decision, operator: &str) -> String {
     let mut done = Vec::new();
     let mut failed = Vec::new();
-    let mut last_state = None;
-    for id in ids {
-        match latentmint_stages::operator::decide(b.jobs.as_ref(), b.queue.as_ref(), *id, approve, operator).await {
-            Ok(state) => {
-                done.push(*id);
-                last_state = Some(state);
-            }
+    for id in &d.ids {
+        match latentmint_stages::operator::decide(b.jobs.as_ref(), b.queue.as_ref(), *id, d.approve, operator).await {
+            Ok(_) => done.push(*id),
             Err(e) => failed.push(format!("job {}: {e}", id.short())),
         }
     }
-    let mut status = match (done.as_slice(), last_state) {
-        ([one], Some(state)) => format!("job {} is now {state}; {}", one.short(), b.after_decision),
-        (many, Some(state)) => format!("{} jobs are now {state}; {}", many.len(), b.after_decision),
-        _ => String::new(),
+    let what = match done.as_slice() {
+        [] => String::new(),
+        [one] => format!("job {}", one.short()),
+        many => format!("{} jobs", many.len()),
     };
+    let mut status = match (what.is_empty(), d.approve) {
+        (true, _) => String::new(),
+        (false, true) => format!("approved {what}: {} publishes and mints it", b.publisher),
+        (false, false) => format!("rejected {what}: no token will be minted for it"),
+    };
+    if done.len() > 1 {
+        status = status.replace(" it", " them");
+    }
     if !failed.is_empty() {
         if !status.is_empty() {
             status.push_str(" · ");
@@ -154,9 +166,11 @@ async fn resume(b: &Backend) -> Result<String, String> {
                 .collect();
             let cleared = match r.cleared {
                 0 => String::new(),
+                1 => ", 1 dead letter cleared".to_string(),
                 n => format!(", {n} dead letters cleared"),
             };
-            Ok(format!("resumed {} jobs ({}{cleared}); {}", sent.len(), per_stage.join(", "), b.after_resume))
+            let jobs = if sent.len() == 1 { "1 job".to_string() } else { format!("{} jobs", sent.len()) };
+            Ok(format!("resumed {jobs} ({}{cleared}); {}", per_stage.join(", "), b.after_resume))
         }
         Err(e) => Err(format!("resume stopped: {e}; resume again (a job sent twice is done once)")),
     }
@@ -183,6 +197,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Fail before taking over the terminal when the stack or database cannot be read.
     let mut app = App::default();
+    app.source = b.source.clone();
     rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref())).context("reading the queues and jobs")?;
     let mut terminal = ratatui::init();
     // Asked after entering the alternate screen and before reading events, as the terminal
@@ -192,37 +207,65 @@ fn main() -> anyhow::Result<()> {
     } else {
         Picker::halfblocks()
     };
+    let release = |app: &mut App, decisions: Vec<Decision>| {
+        for d in decisions {
+            app.status = rt.block_on(decide_all(&b, &d, &args.operator));
+        }
+    };
     let result = (|| -> anyhow::Result<()> {
+        // Data is read again every second, and at once after a key; drawing only follows a
+        // change, so an idle dashboard costs a read a second.
+        let mut last_read = std::time::Instant::now();
+        let mut dirty = true;
         while !app.quit {
-            rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref()))?;
-            rt.block_on(app.load_preview(b.blobs.as_ref(), &picker));
-            terminal.draw(|f| ui::draw(f, &mut app))?;
-            if !event::poll(Duration::from_millis(500))? {
+            let due = app.due(std::time::Instant::now());
+            if !due.is_empty() {
+                release(&mut app, due);
+                dirty = true;
+            }
+            if dirty || last_read.elapsed() >= Duration::from_secs(1) {
+                rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref()))?;
+                rt.block_on(app.load_preview(b.blobs.as_ref(), &picker));
+                terminal.draw(|f| ui::draw(f, &mut app))?;
+                last_read = std::time::Instant::now();
+                dirty = false;
+            }
+            if !event::poll(Duration::from_millis(200))? {
                 continue;
             }
             let Event::Key(k) = event::read()? else { continue };
             if k.kind != KeyEventKind::Press {
                 continue;
             }
-            let c = match k.code {
-                KeyCode::Char(c) => c,
-                KeyCode::Down => '↓',
-                KeyCode::Up => '↑',
-                KeyCode::Esc => 'q',
+            let key = match k.code {
+                KeyCode::Char(c) => Key::Char(c),
+                KeyCode::Down => Key::Down,
+                KeyCode::Up => Key::Up,
+                KeyCode::PageDown => Key::PageDown,
+                KeyCode::PageUp => Key::PageUp,
+                KeyCode::Home => Key::Home,
+                KeyCode::End => Key::End,
+                KeyCode::Enter => Key::Enter,
+                KeyCode::Esc => Key::Esc,
+                KeyCode::Backspace => Key::Backspace,
                 _ => continue,
             };
-            match app.on_key(c) {
-                Action::Decide(ids, approve) => {
-                    app.status = rt.block_on(decide_all(&b, &ids, approve, &args.operator));
-                }
+            match app.on_key(key, std::time::Instant::now()) {
                 Action::Resume => app.status = rt.block_on(resume(&b)).unwrap_or_else(|stopped| stopped),
                 Action::Retry(id) => app.status = rt.block_on(retry(&b, id)),
                 Action::None => {}
             }
+            dirty = true;
         }
         Ok(())
     })();
+    // What the operator decided stands: a decision still in its undo window is released.
+    let left = app.release_now();
+    release(&mut app, left);
     ratatui::restore();
+    if !app.status.is_empty() {
+        println!("{}", app.status);
+    }
     result
 }
 
@@ -234,6 +277,17 @@ mod tests {
     use latentmint_core::{Job, JobState};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+
+    fn now() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    /// The decision the app releases once its undo window has passed.
+    fn released(app: &mut App) -> Decision {
+        let mut due = app.due(now() + app::UNDO_WINDOW);
+        assert_eq!(due.len(), 1, "one decision is due");
+        due.remove(0)
+    }
 
     fn waiting_job(prompt: &str) -> Job {
         let spec = latentmint_core::testing::CollectionToml::new("T", "T").prompt(prompt).jobs().remove(0);
@@ -266,10 +320,12 @@ mod tests {
             assert!(screen.contains(state), "no row for {state}: {screen}");
         }
 
-        app.on_key('j');
-        let Action::Decide(ids, true) = app.on_key('a') else { panic!("expected approve") };
-        assert_eq!(ids, vec![b.id()]);
-        latentmint_stages::operator::decide(&jobs, &queue, ids[0], true, "ada").await.unwrap();
+        app.on_key('j', now());
+        assert_eq!(app.on_key('a', now()), Action::None);
+        let d = released(&mut app);
+        assert!(d.approve);
+        assert_eq!(d.ids, vec![app.snapshot.staging[1].id()]);
+        latentmint_stages::operator::decide(&jobs, &queue, d.ids[0], true, "ada").await.unwrap();
         app.refresh(&queue, &jobs).await.unwrap();
         assert_eq!(app.snapshot.staging.len(), 1);
         assert_eq!(queue.stats("publish").await.unwrap().visible, 1, "approval queues publication");
@@ -349,7 +405,7 @@ mod tests {
         app.load_preview(&blobs, &Picker::halfblocks()).await;
         for failed_view in [false, true] {
             if failed_view {
-                app.on_key('f');
+                app.on_key('f', now());
             }
             for (w, h) in [(1, 1), (2, 2), (10, 3), (20, 5), (30, 8), (40, 10), (60, 12), (80, 16), (200, 60)] {
                 let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -366,7 +422,8 @@ mod tests {
             queue: Box::new(SqliteQueue::open(&db, 5).unwrap()),
             jobs: Box::new(SqliteJobStore::open(&db).unwrap()),
             blobs: Box::new(FsBlobStore::new(dir.path().join("blobs"))),
-            after_decision: "picked up",
+            source: "test".into(),
+            publisher: "the next run",
             after_resume: "picked up",
         };
         (dir, b)
@@ -376,7 +433,7 @@ mod tests {
     async fn r_resumes_stalled_jobs_at_the_stage_each_waits_for() {
         let (_dir, b) = local_backend();
         let mut app = App::default();
-        assert_eq!(app.on_key('R'), Action::Resume);
+        assert_eq!(app.on_key('R', now()), Action::Resume);
         assert_eq!(resume(&b).await.unwrap(), "nothing to resume: every job is settled or awaits review");
         // Two jobs whose mint messages ran out of retries, one whose publish did, one waiting
         // for an operator (not the dashboard's to move on).
@@ -404,15 +461,15 @@ mod tests {
         b.jobs.insert_if_absent(&failed).await.unwrap();
         b.jobs.insert_if_absent(&rejected).await.unwrap();
         let mut app = App::default();
-        assert!(matches!(app.on_key('t'), Action::None) && app.status.contains("f lists them"));
-        app.on_key('f');
+        assert!(matches!(app.on_key('t', now()), Action::None) && app.status.contains("f lists them"));
+        app.on_key('f', now());
         app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
         let row = |app: &App, prompt: &str| app.rows().iter().position(|j| j.spec.prompt == prompt).unwrap();
         app.selected = row(&app, "rejected by ada");
-        assert_eq!(app.on_key('t'), Action::None);
+        assert_eq!(app.on_key('t', now()), Action::None);
         assert!(app.status.contains("not retried"), "{}", app.status);
         app.selected = row(&app, "failed at mint");
-        assert_eq!(app.on_key('t'), Action::Retry(failed.id()));
+        assert_eq!(app.on_key('t', now()), Action::Retry(failed.id()));
         let status = retry(&b, failed.id()).await;
         assert_eq!(status, format!("job {} goes back to the mint stage; picked up", failed.id().short()));
         assert_eq!(b.jobs.get(failed.id()).await.unwrap().unwrap().state, JobState::Published);
@@ -428,12 +485,11 @@ mod tests {
         }
         let mut app = App::default();
         app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
-        let row = |app: &App, prompt: &str| app.snapshot.staging.iter().position(|j| j.spec.prompt == prompt).unwrap();
 
         // Mark "one" and "three" (space), leave "two".
         for prompt in ["one", "three"] {
-            app.selected = row(&app, prompt);
-            app.on_key(' ');
+            app.selected = app.rows().iter().position(|j| j.spec.prompt == prompt).unwrap();
+            app.on_key(' ', now());
         }
         let mut term = Terminal::new(TestBackend::new(110, 30)).unwrap();
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
@@ -443,20 +499,26 @@ mod tests {
         // Another operator rejects "three" first: "one" still goes through, "three" is named.
         let three = batch[2].id();
         latentmint_stages::operator::decide(b.jobs.as_ref(), b.queue.as_ref(), three, false, "bob").await.unwrap();
-        let Action::Decide(ids, true) = app.on_key('a') else { panic!("expected approve") };
-        assert_eq!(ids.len(), 2);
+        app.on_key('a', now());
+        assert!(matches!(&app.mode, app::Mode::Confirm(d) if d.ids.len() == 2), "two jobs: asked first");
+        app.on_key('y', now());
+        let d = released(&mut app);
+        assert_eq!(d.ids.len(), 2);
         assert!(app.marked.is_empty(), "a decision uses up the marks");
-        let status = decide_all(&b, &ids, true, "ada").await;
-        assert!(status.starts_with(&format!("job {} is now approved; picked up", batch[0].id().short())), "{status}");
+        let status = decide_all(&b, &d, "ada").await;
+        assert!(
+            status.starts_with(&format!("approved job {}: the next run publishes", batch[0].id().short())),
+            "{status}"
+        );
         assert!(status.contains(&format!("job {}", three.short())), "{status}");
         assert_eq!(b.queue.stats("publish").await.unwrap().visible, 1, "only the approved job is queued");
         app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
         assert_eq!(app.snapshot.staging.iter().map(|j| j.spec.prompt.as_str()).collect::<Vec<_>>(), ["two"]);
 
         // `*` marks every waiting job, and again clears them.
-        app.on_key('*');
+        app.on_key('*', now());
         assert_eq!(app.marked.len(), 1);
-        app.on_key('*');
+        app.on_key('*', now());
         assert!(app.marked.is_empty());
     }
 
@@ -476,7 +538,7 @@ mod tests {
 
         let mut app = App::default();
         app.refresh(&queue, &jobs).await.unwrap();
-        app.on_key('f');
+        app.on_key('f', now());
         let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
         term.draw(|f| ui::draw(f, &mut app)).unwrap();
         let screen = screen_text(&term);
@@ -484,9 +546,9 @@ mod tests {
         assert!(screen.contains("mint: AlreadyMinted reverted") && screen.contains("rejected by bob"), "{screen}");
         assert!(!screen.contains("still waiting"), "{screen}");
         // Nothing is decided from this list.
-        assert_eq!(app.on_key('a'), Action::None);
+        assert_eq!(app.on_key('a', now()), Action::None);
         assert!(app.status.contains("staging queue"), "{}", app.status);
-        app.on_key('f');
+        app.on_key('f', now());
         assert_eq!(app.rows().len(), 1, "back to the staging queue");
     }
 }

@@ -32,7 +32,7 @@ async fn resume_without_the_dashboard_sends_a_stalled_job_on_and_clears_its_dead
     let out = tui(&["--resume", db.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("resumed 1 jobs (1 to mint, 1 dead letters cleared)"), "{stdout}");
+    assert!(stdout.starts_with("resumed 1 job (1 to mint, 1 dead letter cleared)"), "{stdout}");
     let st = queue.stats("mint").await.unwrap();
     assert_eq!((st.visible, st.dead), (1, 0), "sent on, and nothing left dead");
     assert!(queue.receive(&dead_letters("mint"), 10, Duration::ZERO).await.unwrap().is_empty());
