@@ -9,8 +9,8 @@ cd "$ROOT"
 scripts/bootstrap.sh
 # shellcheck source=/dev/null
 source .tools/env.sh
-echo "building latentmint (the first build takes a few minutes)..." >&2
-cargo build --quiet --locked -p latentmint
+echo "building latentmint and its dashboard (the first build takes a few minutes)..." >&2
+cargo build --quiet --locked -p latentmint -p latentmint-tui
 "$CARGO_TARGET_DIR/debug/latentmint" run "${1:-examples/neon-shapes.toml}" "${@:2}"
 if [[ $# -eq 0 ]]; then
   # Then check every token as a collector would, from the chain inwards, and make each image
@@ -19,4 +19,7 @@ if [[ $# -eq 0 ]]; then
   echo "checking the minted tokens as a collector (latentmint verify --all --reproduce-with):"
   "$CARGO_TARGET_DIR/debug/latentmint" verify --local-run .latentmint/neon-shapes --all \
     --reproduce-with models/shapes-sd
+  echo
+  echo "the operator's dashboard on this run (? lists its keys, q quits):"
+  echo "  $CARGO_TARGET_DIR/debug/latentmint-tui .latentmint/neon-shapes"
 fi

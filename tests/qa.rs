@@ -52,6 +52,37 @@ fn mode_all_holds_every_image_for_a_human_and_says_so() {
     assert!(list.starts_with("3 jobs awaiting review"), "{list}");
     assert_eq!(list.matches("mode = \"all\"").count(), 3, "{list}");
     assert!(list.contains("--data-dir"), "the hint keeps the data folder: {list}");
+
+    // For scripts: the same list as JSON, each job with its report.
+    let json: serde_json::Value = serde_json::from_str(&review(&file, &data, &["--list", "--json"]).0).unwrap();
+    let first = json[0]["job"].as_str().unwrap().to_string();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+    assert!(json[0]["qa"]["checks"].as_array().is_some_and(|c| !c.is_empty()), "{json}");
+
+    // Approving twice is done once; taking an approval back is refused with why.
+    let (out, ok) = review(&file, &data, &[&first[..8]]);
+    assert!(ok && out.contains("is now approved"), "{out}");
+    let (out, ok) = review(&file, &data, &[&first[..8]]);
+    assert!(ok && out.contains("is already approved"), "{out}");
+    let (out, ok) = review(&file, &data, &[&first[..8], "--reject"]);
+    assert!(!ok && out.contains("was approved") && out.contains("not taken back"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&review(&file, &data, &["--list", "--json"]).0).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+}
+
+/// `latentmint review FILE ARGS --data-dir DATA`: its output (stdout, then stderr) and whether
+/// it succeeded.
+fn review(file: &Path, data: &Path, args: &[&str]) -> (String, bool) {
+    let out = std::process::Command::new(latentmint_bin())
+        .arg("review")
+        .arg(file)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (text, out.status.success())
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `latentmint-tui`: watch every queue of a run, or of a deployed stack, and approve or
 //! reject the jobs that automatic QA was unsure about.
 //!
-//! Usage: `latentmint-tui .latentmint/<collection>/pipeline.db` (a local run), or
+//! Usage: `latentmint-tui .latentmint/<collection>` (a local run's folder, or its `pipeline.db`), or
 //! `latentmint-tui --queue-prefix latentmint-dev- --jobs-table <table> --bucket <bucket>` (the
 //! SAM stack's SQS queues, DynamoDB table and image bucket, with the usual AWS credentials and
 //! region). The selected job's image is shown next to the staging queue, in coloured half
@@ -33,7 +33,7 @@ use app::{Action, App, Decision, Key};
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// A local run's database (`.latentmint/<collection>/pipeline.db`).
+    /// A local run's folder (`.latentmint/<collection>`) or its database (`pipeline.db` in it).
     #[arg(required_unless_present = "queue_prefix")]
     db: Option<PathBuf>,
     /// A deployed stack instead: the prefix of its queue names (`latentmint-<Stage>-`).
@@ -77,10 +77,16 @@ struct Backend {
 
 async fn backend(args: &Args) -> anyhow::Result<Backend> {
     match (&args.db, &args.queue_prefix, &args.jobs_table, &args.bucket) {
-        (Some(db), ..) => {
+        (Some(given), ..) => {
+            // A run's folder names its database too.
+            let db = if given.is_dir() { given.join("pipeline.db") } else { given.clone() };
             if !db.is_file() {
-                bail!("{} does not exist: give the pipeline.db of a run (latentmint run creates it)", db.display());
+                bail!(
+                    "{} does not exist: give a run's folder (.latentmint/<collection>) or its pipeline.db; `latentmint run FILE` creates them",
+                    db.display()
+                );
             }
+            let db = &db;
             Ok(Backend {
                 queue: Box::new(SqliteQueue::open(db, 5).context("opening the queues")?),
                 jobs: Box::new(SqliteJobStore::open(db).context("opening the job store")?),

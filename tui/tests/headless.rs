@@ -41,4 +41,16 @@ async fn resume_without_the_dashboard_sends_a_stalled_job_on_and_clears_its_dead
     let missing = tui(&["--resume", dir.path().join("nope.db").to_str().unwrap()]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.db does not exist"));
+
+    // A run's folder names its database.
+    let by_folder = tui(&["--resume", db.parent().unwrap().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&by_folder.stdout);
+    assert!(by_folder.status.success() && !stdout.is_empty(), "{stdout}{}", String::from_utf8_lossy(&by_folder.stderr));
+    let empty = tempfile::tempdir().unwrap();
+    let no_run = tui(&["--resume", empty.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&no_run.stderr);
+    assert!(
+        !no_run.status.success() && stderr.contains("pipeline.db does not exist") && stderr.contains("run's folder"),
+        "{stderr}"
+    );
 }

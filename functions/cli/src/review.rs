@@ -22,6 +22,9 @@ pub struct ReviewArgs {
     /// List the jobs waiting for a human, with what each check said, instead of deciding one.
     #[arg(long, conflicts_with_all = ["job", "reject", "retry"])]
     pub list: bool,
+    /// With `--list`: the waiting jobs as JSON (each with its QA report), for scripts.
+    #[arg(long, requires = "list")]
+    pub json: bool,
     /// Approve (default) or reject.
     #[arg(long)]
     pub reject: bool,
@@ -67,7 +70,21 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let matches: Vec<&Job> = candidates.iter().filter(|j| j.id().to_string().starts_with(&prefix)).collect();
     let job = match matches.as_slice() {
         [one] => *one,
-        [] => bail!("no job {what} matches `{wanted}` ({} {what})", candidates.len()),
+        [] => {
+            // Decided already, or in another state: say which, rather than "no match".
+            let all = jobs.list(None).await?;
+            let elsewhere: Vec<&Job> = all.iter().filter(|j| j.id().to_string().starts_with(&prefix)).collect();
+            match elsewhere.as_slice() {
+                [j] => return already(j, &args, &again),
+                [] => bail!(
+                    "no job matches `{wanted}` ({} {what}; `latentmint review {} --list{}` shows them)",
+                    candidates.len(),
+                    args.collection.display(),
+                    data_dir_flag(&args)
+                ),
+                _ => bail!("`{wanted}` matches {} jobs; give more digits", elsewhere.len()),
+            }
+        }
         _ => bail!("`{wanted}` matches {} jobs {what}; give more digits", matches.len()),
     };
     if args.retry {
@@ -79,6 +96,32 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let state = latentmint_stages::operator::decide(&jobs, &queue, job.id(), !args.reject, &operator).await?;
     println!("job {} is now {state}; {again}", job.id().short());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a decision on job `j`, which is not where the decision applies, means: the same
+/// decision again is done already (exit 0), another one is refused with why.
+fn already(j: &Job, args: &ReviewArgs, again: &str) -> anyhow::Result<ExitCode> {
+    let id = j.id().short();
+    let by = j.reviewed_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+    let asked_approve = !args.reject && !args.retry;
+    match j.state {
+        JobState::Rejected if args.reject => {
+            println!("job {id} is already rejected{by}; nothing to do");
+            Ok(ExitCode::SUCCESS)
+        }
+        JobState::Rejected => {
+            bail!("job {id} was rejected{by}: a rejection is final (no token is minted for it)")
+        }
+        s if args.retry => bail!("job {id} is {s}, not failed: only a failed job is retried"),
+        JobState::Approved | JobState::Published | JobState::Minting | JobState::Minted if asked_approve => {
+            println!("job {id} is already approved{by} (now {}); nothing to do; {again}", j.state);
+            Ok(ExitCode::SUCCESS)
+        }
+        JobState::Approved | JobState::Published | JobState::Minting | JobState::Minted => {
+            bail!("job {id} was approved{by} and is now {}: an approval is not taken back here", j.state)
+        }
+        s => bail!("job {id} is {s}: it has not reached review yet; {again}"),
+    }
 }
 
 /// ` --data-dir DIR` when the run's data folder is not the default, so a hint leads back to it.
@@ -98,6 +141,22 @@ fn continue_with(args: &ReviewArgs) -> String {
 /// `--list`: every job awaiting review, what its checks said and why it waits.
 async fn list(jobs: &SqliteJobStore, args: &ReviewArgs, again: &str) -> anyhow::Result<ExitCode> {
     let waiting = jobs.list(Some(JobState::AwaitingReview)).await?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = waiting
+            .iter()
+            .map(|j| {
+                serde_json::json!({
+                    "job": j.id().to_string(),
+                    "prompt": j.spec.prompt,
+                    "image": j.image_key,
+                    "why": j.qa.as_ref().map(|q| q.why()).unwrap_or_default(),
+                    "qa": j.qa,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if waiting.is_empty() {
         println!("no job awaits review");
         return Ok(ExitCode::SUCCESS);
