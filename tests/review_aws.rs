@@ -104,4 +104,12 @@ async fn resuming_a_stack_sends_stalled_jobs_on_and_clears_their_dead_letters() 
     assert_eq!(garbled.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(), ["{not json"], "kept, and visible");
     assert_eq!(queue.receive("mint", 10, Duration::from_secs(30)).await.unwrap().len(), 2, "both mints sent on");
     assert_eq!(queue.receive("publish", 10, Duration::from_secs(30)).await.unwrap().len(), 1);
+
+    // Resumed again while those messages are in flight: SQS cannot say whose they are, so
+    // nothing is sent twice; the operator is told which queues to let drain first.
+    let again = latentmint_stages::operator::resume(&jobs, &queue).await.unwrap();
+    assert!(again.sent.is_empty(), "{again:?}");
+    assert_eq!(again.unknown, vec![(Stage::Publish, 1), (Stage::Mint, 2)]);
+    let st = queue.stats("mint").await.unwrap();
+    assert_eq!(st.visible + st.in_flight, 2, "no second message");
 }

@@ -154,32 +154,47 @@ async fn decide_all(b: &Backend, d: &Decision, operator: &str) -> String {
 /// Sends every unsettled job on to the stage it waits for, and says how many went where (or,
 /// as the error, why it stopped).
 async fn resume(b: &Backend) -> Result<String, String> {
-    match latentmint_stages::operator::resume(b.jobs.as_ref(), b.queue.as_ref()).await {
-        Ok(r) if r.sent.is_empty() && r.cleared == 0 => {
-            Ok("nothing to resume: every job is settled or awaits review".into())
-        }
-        Ok(r) if r.sent.is_empty() => {
-            Ok(format!("nothing to resume; {} dead letters of settled jobs cleared", r.cleared))
-        }
-        Ok(r) => {
-            let sent = &r.sent;
-            let per_stage: Vec<String> = Stage::ALL
-                .iter()
-                .filter_map(|stage| {
-                    let n = sent.iter().filter(|(_, s)| s == stage).count();
-                    (n > 0).then(|| format!("{n} to {}", stage.queue()))
-                })
-                .collect();
-            let cleared = match r.cleared {
-                0 => String::new(),
-                1 => ", 1 dead letter cleared".to_string(),
-                n => format!(", {n} dead letters cleared"),
-            };
-            let jobs = if sent.len() == 1 { "1 job".to_string() } else { format!("{} jobs", sent.len()) };
-            Ok(format!("resumed {jobs} ({}{cleared}); {}", per_stage.join(", "), b.after_resume))
-        }
-        Err(e) => Err(format!("resume stopped: {e}; resume again (a job sent twice is done once)")),
+    let r = latentmint_stages::operator::resume(b.jobs.as_ref(), b.queue.as_ref())
+        .await
+        .map_err(|e| format!("resume stopped: {e}; resume again (a job sent twice is done once)"))?;
+    let jobs = |n: usize| if n == 1 { "1 job".to_string() } else { format!("{n} jobs") };
+    let mut parts = Vec::new();
+    if r.sent.is_empty() && r.queued == 0 && r.unknown.is_empty() && r.cleared == 0 {
+        return Ok("nothing to resume: every job is settled or awaits review".into());
     }
+    if r.sent.is_empty() {
+        parts.push("nothing to resume".to_string());
+    } else {
+        let per_stage: Vec<String> = Stage::ALL
+            .iter()
+            .filter_map(|stage| {
+                let n = r.sent.iter().filter(|(_, s)| s == stage).count();
+                (n > 0).then(|| format!("{n} to {}", stage.queue()))
+            })
+            .collect();
+        parts.push(format!("resumed {} ({})", jobs(r.sent.len()), per_stage.join(", ")));
+    }
+    if r.queued > 0 {
+        let verb = if r.queued == 1 { "has" } else { "have" };
+        parts.push(format!("{} {verb} a message queued already", jobs(r.queued)));
+    }
+    for (stage, n) in &r.unknown {
+        parts.push(format!(
+            "{} not sent: the {} queue holds messages and cannot say for which jobs; resume again once it is empty",
+            jobs(*n),
+            stage.queue()
+        ));
+    }
+    match r.cleared {
+        0 => {}
+        1 => parts.push("1 dead letter cleared".into()),
+        n => parts.push(format!("{n} dead letters cleared")),
+    }
+    let mut text = parts.join("; ");
+    if !r.sent.is_empty() {
+        text.push_str(&format!("; {}", b.after_resume));
+    }
+    Ok(text)
 }
 
 /// Sends failed job `id` back to the stage that failed it, and says where.
@@ -454,6 +469,29 @@ mod tests {
         assert_eq!(b.queue.stats("mint").await.unwrap().visible, 2);
         assert_eq!(b.queue.stats("publish").await.unwrap().visible, 1);
         assert_eq!(b.queue.stats("review").await.unwrap().visible, 0);
+    }
+
+    /// Four approved jobs each have a publish message queued: `R` sends none of them another
+    /// (before, 4 approved jobs became 8 publish messages), and says why.
+    #[tokio::test]
+    async fn r_sends_no_second_message_to_a_job_that_has_one_queued() {
+        let (_dir, b) = local_backend();
+        for prompt in ["one", "two", "three", "four"] {
+            let j = waiting_job(prompt);
+            b.jobs.insert_if_absent(&j).await.unwrap();
+            latentmint_stages::operator::decide(b.jobs.as_ref(), b.queue.as_ref(), j.id(), true, "ada").await.unwrap();
+        }
+        assert_eq!(b.queue.stats("publish").await.unwrap().visible, 4);
+        let said = resume(&b).await.unwrap();
+        assert_eq!(said, "nothing to resume; 4 jobs have a message queued already");
+        assert_eq!(b.queue.stats("publish").await.unwrap().visible, 4, "no duplicates");
+        // One of the messages is lost (taken and deleted, its job not published): that job,
+        // and only it, is sent on.
+        let taken = b.queue.receive("publish", 1, Duration::from_secs(60)).await.unwrap();
+        b.queue.ack("publish", &taken[0].receipt).await.unwrap();
+        let said = resume(&b).await.unwrap();
+        assert!(said.starts_with("resumed 1 job (1 to publish); 3 jobs have a message queued already"), "{said}");
+        assert_eq!(b.queue.stats("publish").await.unwrap().visible, 4);
     }
 
     #[tokio::test]

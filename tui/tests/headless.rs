@@ -32,7 +32,7 @@ async fn resume_without_the_dashboard_sends_a_stalled_job_on_and_clears_its_dead
     let out = tui(&["--resume", db.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("resumed 1 job (1 to mint, 1 dead letter cleared)"), "{stdout}");
+    assert!(stdout.starts_with("resumed 1 job (1 to mint); 1 dead letter cleared"), "{stdout}");
     let st = queue.stats("mint").await.unwrap();
     assert_eq!((st.visible, st.dead), (1, 0), "sent on, and nothing left dead");
     assert!(queue.receive(&dead_letters("mint"), 10, Duration::ZERO).await.unwrap().is_empty());
@@ -42,10 +42,12 @@ async fn resume_without_the_dashboard_sends_a_stalled_job_on_and_clears_its_dead
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.db does not exist"));
 
-    // A run's folder names its database.
+    // A run's folder names its database; the job has its message now: none is added.
     let by_folder = tui(&["--resume", db.parent().unwrap().to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&by_folder.stdout);
-    assert!(by_folder.status.success() && !stdout.is_empty(), "{stdout}{}", String::from_utf8_lossy(&by_folder.stderr));
+    assert!(by_folder.status.success(), "{stdout}{}", String::from_utf8_lossy(&by_folder.stderr));
+    assert_eq!(stdout.trim(), "nothing to resume; 1 job has a message queued already");
+    assert_eq!(queue.stats("mint").await.unwrap().visible, 1);
     let empty = tempfile::tempdir().unwrap();
     let no_run = tui(&["--resume", empty.path().to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&no_run.stderr);

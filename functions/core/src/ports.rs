@@ -78,6 +78,13 @@ pub trait Queue: Send + Sync {
     async fn nack(&self, queue: &str, receipt: &str, delay: Duration) -> PortResult<()>;
     /// Current depths.
     async fn stats(&self, queue: &str) -> PortResult<QueueStats>;
+    /// The bodies of the messages `queue` holds, waiting or in flight, when the queue can tell
+    /// without taking them; `None` when it cannot (SQS shows a message only by receiving it,
+    /// which would hide it from its consumer). An operator's resume reads it so as not to send
+    /// a job a second message.
+    async fn held(&self, _queue: &str) -> PortResult<Option<Vec<String>>> {
+        Ok(None)
+    }
 }
 
 /// Opaque byte storage by key (filesystem locally, S3 in AWS).

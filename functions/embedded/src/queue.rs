@@ -168,6 +168,17 @@ impl Queue for SqliteQueue {
             dead: count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND ?2 >= 0", &dead_letters(queue))?,
         })
     }
+
+    async fn held(&self, queue: &str) -> PortResult<Option<Vec<String>>> {
+        let c = self.conn()?;
+        let mut stmt = c.prepare("SELECT body FROM messages WHERE queue = ?1 ORDER BY id").map_err(db_err)?;
+        let bodies = stmt
+            .query_map(params![queue], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        Ok(Some(bodies))
+    }
 }
 
 #[cfg(test)]

@@ -45,14 +45,35 @@ pub struct Resumed {
     pub sent: Vec<(JobId, Stage)>,
     /// Dead letters deleted, their jobs sent on or found settled.
     pub cleared: usize,
+    /// Unsettled jobs not sent, as their stage's queue holds a message for them already.
+    pub queued: usize,
+    /// Unsettled jobs not sent as their stage's queue holds messages and cannot say for which
+    /// jobs (SQS), per stage: resume again once it is empty, or let those messages run.
+    pub unknown: Vec<(Stage, usize)>,
+}
+
+/// Which jobs `stage`'s queue holds a message for: `None` when the queue cannot say (it holds
+/// messages, and cannot show them without taking them).
+async fn held_jobs(queue: &dyn Queue, stage: Stage) -> Result<Option<HashSet<JobId>>, StageError> {
+    match queue.held(stage.queue()).await? {
+        Some(bodies) => {
+            Ok(Some(bodies.iter().filter_map(|b| StageMessage::parse(b, stage).ok()).map(|m| m.job_id).collect()))
+        }
+        None => {
+            let st = queue.stats(stage.queue()).await?;
+            Ok((st.visible + st.in_flight == 0).then(HashSet::new))
+        }
+    }
 }
 
 /// Sends every job that is not settled on to the stage it waits for: what an operator does
 /// once the cause of a stall is gone (the contract unpaused, the RPC back), for jobs whose
-/// messages were dead-lettered, from the dashboard (`R`) or for a whole stack. A job already on
-/// its way gets a second message, which its stage ignores (one being generated is left to the
-/// message that claimed it). Only the unsettled states are read, each through the store's
-/// index by state, not the whole table.
+/// messages were dead-lettered, from the dashboard (`R`) or for a whole stack. A job whose
+/// stage's queue holds a message for it already is not sent another; where the queue cannot
+/// say for which jobs it holds messages (SQS), only an empty queue's jobs are sent, and the
+/// others counted in [`Resumed::unknown`] (one being generated is left to the message that
+/// claimed it). Only the unsettled states are read, each through the store's index by state,
+/// not the whole table.
 ///
 /// Then the stages' dead letters are cleared, so that the dead-letter queues (and the stack's
 /// alarms on them) show only what is still stalled: each one's job is read after the letter
@@ -61,14 +82,31 @@ pub struct Resumed {
 pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Resumed, StageError> {
     let token = now_ms();
     let mut sent = Vec::new();
+    // Jobs that need no message from here: sent one now, or holding one already.
+    let mut done: HashSet<JobId> = HashSet::new();
+    let (mut queued, mut unknown) = (0, Vec::new());
     for state in JobState::ALL {
         let Some(stage) = waiting_for(state) else { continue };
+        let held = held_jobs(queue, stage).await?;
+        let mut not_known: usize = 0;
         for job in jobs.list(Some(state)).await? {
-            queue.send(stage.queue(), &StageMessage::resend(stage, job.id(), token).to_body()).await?;
-            sent.push((job.id(), stage));
+            match &held {
+                Some(ids) if ids.contains(&job.id()) => {
+                    queued += 1;
+                    done.insert(job.id());
+                }
+                Some(_) => {
+                    queue.send(stage.queue(), &StageMessage::resend(stage, job.id(), token).to_body()).await?;
+                    sent.push((job.id(), stage));
+                    done.insert(job.id());
+                }
+                None => not_known += 1,
+            }
+        }
+        if not_known > 0 {
+            unknown.push((stage, not_known));
         }
     }
-    let mut done: HashSet<JobId> = sent.iter().map(|(id, _)| *id).collect();
     let mut cleared = 0;
     for stage in Stage::ALL {
         let dlq = dead_letters(stage.queue());
@@ -104,7 +142,14 @@ pub async fn resume(jobs: &dyn JobStore, queue: &dyn Queue) -> Result<Resumed, S
             }
         }
     }
-    Ok(Resumed { sent, cleared })
+    // A job counted unknown whose dead letter was found was sent on above: not unknown.
+    let mut unknown_left = unknown;
+    for (stage, n) in &mut unknown_left {
+        let found = sent.iter().filter(|(_, s)| s == stage).count();
+        *n = (*n).saturating_sub(found);
+    }
+    unknown_left.retain(|(_, n)| *n > 0);
+    Ok(Resumed { sent, cleared, queued, unknown: unknown_left })
 }
 
 /// Sends failed job `id` back to where it stopped ([`latentmint_core::Job::record_retry`]) and on to the stage
