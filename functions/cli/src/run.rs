@@ -220,7 +220,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let jobs = load_jobs(ws.jobs.as_ref(), &ids).await?;
     let editions = collection.file.editions.is_some();
-    println!("{}", report::table(&jobs, if editions { "edition" } else { "token" }));
+    let width = comfy_table::Table::new().width();
+    println!("{}", report::table(&jobs, if editions { "edition" } else { "token" }, width));
     let mut sheet = Vec::new();
     for j in &jobs {
         let png = match &j.image_key {
@@ -230,7 +231,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sheet.push((j.clone(), png));
     }
     let sheet_path = ws.dir.join("contact-sheet.png");
-    report::contact_sheet(&sheet, &sheet_path)?;
+    let sheets = report::contact_sheet(&sheet, &sheet_path)?;
     let manifest_path = ws.dir.join("tokens.json");
     let contract = (chain.minter.address(), chain.deployed_block);
     let copies = collection.file.editions.map(|e| e.copies);
@@ -280,7 +281,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 + if v.unchecked.len() > 3 { ", …" } else { "" }
         );
     }
-    println!("contact sheet: {}", sheet_path.display());
+    match sheets.as_slice() {
+        [one] => println!("contact sheet: {}", one.display()),
+        many => println!(
+            "contact sheets: {} to {} ({} sheets of at most {} images)",
+            sheet_path.display(),
+            many.last().map(|p| p.display().to_string()).unwrap_or_default(),
+            many.len(),
+            report::SHEET_TILES
+        ),
+    }
     println!(
         "content credentials: every image carries a C2PA manifest signed under {} (this run's development CA)",
         credentials_dir(&ws.dir).join("ca.pem").display()
@@ -356,7 +366,15 @@ pub(crate) async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinne
     }
     let (mut n, mut held) = (0, 0);
     let mut unchecked = Vec::new();
-    for j in jobs.iter().filter(|j| j.state == JobState::Minted) {
+    let minted: Vec<&Job> = jobs.iter().filter(|j| j.state == JobState::Minted).collect();
+    // Each token is read back from the chain and its content: seconds for a large collection.
+    let bar = indicatif::ProgressBar::new(minted.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("verifying {pos}/{len} tokens from the chain inwards {wide_bar} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let _clear = ClearOnDrop(&bar);
+    for j in minted {
+        bar.inc(1);
         let token = j.token_id.as_deref().context("minted job without token id")?;
         // Found on chain by a run that lost its data folder, and its content with it: the
         // token is real, but nothing here can show its bytes (said above, and counted).
@@ -386,6 +404,15 @@ pub(crate) async fn verify(jobs: &[Job], chain: &ChainSetup, content: &dyn Pinne
         n += 1;
     }
     Ok(Verified { tokens: n, held, unchecked })
+}
+
+/// Clears a progress bar however its loop ends (an early `?` included).
+struct ClearOnDrop<'a>(&'a indicatif::ProgressBar);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// What the run's own check of its tokens found.
