@@ -158,6 +158,11 @@ pub struct App {
     ready: Vec<Decision>,
     /// The rows of the list shown, after the filter: indexes into the snapshot's list.
     shown: Vec<usize>,
+    /// The job store's revision when the jobs were last read (`None`: read at the next
+    /// refresh).
+    revision: Option<u64>,
+    /// The first row drawn of the list, kept so the selection stays in view.
+    pub offset: usize,
 }
 
 /// What a key press asks for.
@@ -173,12 +178,19 @@ pub enum Action {
 }
 
 impl App {
-    /// Reads fresh data through the ports.
+    /// Reads fresh data through the ports: the queues' depths always, the jobs when the store
+    /// says they changed (or cannot say), or after [`App::invalidate`].
     pub async fn refresh(&mut self, queue: &dyn Queue, jobs: &dyn JobStore) -> Result<(), latentmint_core::PortError> {
         let mut queues = Vec::new();
         for s in Stage::ALL {
             queues.push((s, queue.stats(s.queue()).await?));
         }
+        let revision = jobs.revision().await?;
+        if revision.is_some() && revision == self.revision {
+            self.snapshot.queues = queues;
+            return Ok(());
+        }
+        self.revision = revision;
         let counts = jobs.counts().await?;
         let staging = jobs.list(Some(JobState::AwaitingReview)).await?;
         let mut stopped = jobs.list(Some(JobState::Failed)).await?;
@@ -190,6 +202,12 @@ impl App {
             stopped,
         });
         Ok(())
+    }
+
+    /// Makes the next refresh read the jobs again (after this dashboard changed them itself,
+    /// which the store's revision does not count).
+    pub fn invalidate(&mut self) {
+        self.revision = None;
     }
 
     /// Shows `snapshot`, keeping the selection on the same job where it is still listed.
@@ -233,8 +251,31 @@ impl App {
 
     /// The jobs of the list shown, after the filter.
     pub fn rows(&self) -> Vec<&Job> {
+        self.window(0, self.shown.len())
+    }
+
+    /// How many jobs the list shown holds, after the filter.
+    pub fn row_count(&self) -> usize {
+        self.shown.len()
+    }
+
+    /// `len` jobs of the list shown from row `from`: what one screen draws.
+    pub fn window(&self, from: usize, len: usize) -> Vec<&Job> {
         let list = self.list();
-        self.shown.iter().filter_map(|i| list.get(*i)).collect()
+        self.shown.iter().skip(from).take(len).filter_map(|i| list.get(*i)).collect()
+    }
+
+    /// The first row to draw in `height` rows so that the selection is in view, moving the
+    /// view as little as possible (as a list scrolls).
+    pub fn scroll(&mut self, height: usize) -> usize {
+        let height = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(self.shown.len().saturating_sub(1));
+        self.offset
     }
 
     /// The selected job.
@@ -357,7 +398,7 @@ impl App {
     }
 
     fn on_list_key(&mut self, key: Key, now: Instant) -> Action {
-        let n = self.rows().len();
+        let n = self.row_count();
         let last = n.saturating_sub(1);
         let page = self.page.max(1);
         match key {

@@ -11,10 +11,7 @@
 //! five seconds before it is released; `Enter` opens a job's QA report; `/` filters; `f`
 //! switches to the jobs that failed or were rejected, with why.
 
-mod app;
-#[cfg(test)]
-mod screens;
-mod ui;
+use latentmint_tui::{app, ui};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -232,6 +229,7 @@ fn main() -> anyhow::Result<()> {
         for d in decisions {
             app.status = rt.block_on(decide_all(&b, &d, &args.operator));
         }
+        app.invalidate();
     };
     let result = (|| -> anyhow::Result<()> {
         // Data is read again every second, and at once after a key; drawing only follows a
@@ -272,8 +270,14 @@ fn main() -> anyhow::Result<()> {
                 _ => continue,
             };
             match app.on_key(key, std::time::Instant::now()) {
-                Action::Resume => app.status = rt.block_on(resume(&b)).unwrap_or_else(|stopped| stopped),
-                Action::Retry(id) => app.status = rt.block_on(retry(&b, id)),
+                Action::Resume => {
+                    app.status = rt.block_on(resume(&b)).unwrap_or_else(|stopped| stopped);
+                    app.invalidate();
+                }
+                Action::Retry(id) => {
+                    app.status = rt.block_on(retry(&b, id));
+                    app.invalidate();
+                }
                 Action::None => {}
             }
             dirty = true;

@@ -141,9 +141,15 @@ fn why(j: &Job) -> String {
 
 fn draw_list(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let filter = if app.filter.is_empty() { String::new() } else { format!(" matching \"{}\"", app.filter) };
+    // Only the rows in view are built: a queue of 10,000 jobs draws as fast as one of ten.
+    // The rows a page moves: the list's height less its borders and header.
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    app.page = height;
+    let offset = app.scroll(height);
+    let total = app.row_count();
     let (rows, widths, columns, title): (Vec<Row<'_>>, [Constraint; 4], [&str; 4], String) = match app.view {
         View::Staging => {
-            let rows = app.rows().into_iter().map(|j| {
+            let rows = app.window(offset, height).into_iter().map(|j| {
                 let mark = match app.pending.as_ref().filter(|p| p.decision.ids.contains(&j.id())) {
                     Some(p) if p.decision.approve => "→a",
                     Some(_) => "→r",
@@ -157,11 +163,11 @@ fn draw_list(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 rows.collect(),
                 [Constraint::Length(2), Constraint::Length(8), Constraint::Fill(3), Constraint::Fill(2)],
                 ["", "job", "why it waits", "prompt"],
-                format!(" QA staging: {} waiting{filter}{marked} ", app.rows().len()),
+                format!(" QA staging: {total} waiting{filter}{marked} "),
             )
         }
         View::Stopped => {
-            let rows = app.rows().into_iter().map(|j| {
+            let rows = app.window(offset, height).into_iter().map(|j| {
                 Row::new(vec![
                     j.id().short(),
                     j.state.to_string(),
@@ -173,19 +179,17 @@ fn draw_list(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 rows.collect(),
                 [Constraint::Length(8), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)],
                 ["job", "state", "why", "prompt"],
-                format!(" Stopped: {} failed or rejected{filter} (t retries a failed job) ", app.rows().len()),
+                format!(" Stopped: {total} failed or rejected{filter} (t retries a failed job) "),
             )
         }
     };
-    // The rows a page moves: the list's height less its borders and header.
-    app.page = usize::from(area.height.saturating_sub(3)).max(1);
     let table = Table::new(rows, widths)
         .header(Row::new(columns).style(bold()))
         .block(Block::default().borders(Borders::ALL).title(title))
         .row_highlight_style(Style::default().bg(Color::Blue).fg(Color::White));
     let mut state = TableState::default();
-    if !app.rows().is_empty() {
-        state.select(Some(app.selected));
+    if total > 0 {
+        state.select(Some(app.selected.saturating_sub(offset)));
     }
     f.render_stateful_widget(table, area, &mut state);
 }

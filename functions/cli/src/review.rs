@@ -76,8 +76,9 @@ pub async fn review(args: ReviewArgs) -> anyhow::Result<ExitCode> {
             let elsewhere: Vec<&Job> = all.iter().filter(|j| j.id().to_string().starts_with(&prefix)).collect();
             match elsewhere.as_slice() {
                 [j] => return already(j, &args, &again),
+                [] if args.retry => bail!("no job {what} matches `{wanted}` ({} {what})", candidates.len()),
                 [] => bail!(
-                    "no job matches `{wanted}` ({} {what}; `latentmint review {} --list{}` shows them)",
+                    "no job {what} matches `{wanted}` ({} {what}; `latentmint review {} --list{}` shows them)",
                     candidates.len(),
                     args.collection.display(),
                     data_dir_flag(&args)

@@ -110,6 +110,12 @@ pub trait JobStore: Send + Sync {
     async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>>;
     /// How many jobs are in each state.
     async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>>;
+    /// A number that changes whenever another writer (another process, another connection)
+    /// changes the store, where the store can tell cheaply; `None` when it cannot. A dashboard
+    /// reads the jobs again only when it changes.
+    async fn revision(&self) -> PortResult<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A generated image.

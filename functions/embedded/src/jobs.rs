@@ -111,4 +111,33 @@ impl JobStore for SqliteJobStore {
         }
         Ok(out)
     }
+
+    async fn revision(&self) -> PortResult<Option<u64>> {
+        // SQLite's own counter of commits by other connections to this database.
+        let c = self.conn()?;
+        let v: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(db_err)?;
+        Ok(Some(v as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latentmint_core::Job;
+    use latentmint_core::testing::CollectionToml;
+
+    /// The revision moves when another connection (another process: the runner) writes, so a
+    /// dashboard reads the jobs again then, and only then.
+    #[tokio::test]
+    async fn the_revision_moves_when_another_writer_changes_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let (dashboard, runner) = (SqliteJobStore::open(&db).unwrap(), SqliteJobStore::open(&db).unwrap());
+        let before = dashboard.revision().await.unwrap();
+        assert!(before.is_some());
+        assert_eq!(dashboard.revision().await.unwrap(), before, "nothing written: the same");
+        let job = Job::new(CollectionToml::new("T", "T").prompt("a red circle").jobs().remove(0));
+        runner.insert_if_absent(&job).await.unwrap();
+        assert_ne!(dashboard.revision().await.unwrap(), before, "another writer: changed");
+    }
 }
