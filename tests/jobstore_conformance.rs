@@ -50,6 +50,14 @@ async fn conformance(s: &dyn JobStore) {
     assert_eq!(queued, [1, 3, 4, 5].map(|n| JobId::from_bytes([n; 32])));
     let counts = s.counts().await.unwrap();
     assert_eq!((counts.get(&JobState::Queued), counts.get(&JobState::Failed)), (Some(&4), Some(&1)));
+
+    // When each job was last written, per state: the failed one's time is its update's.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let failed = s.changed_at(JobState::Failed).await.unwrap();
+    assert_eq!(failed.keys().copied().collect::<Vec<_>>(), [a.id()]);
+    assert!(failed.values().all(|t| now.abs_diff(*t) < 60_000), "{failed:?}");
+    assert_eq!(s.changed_at(JobState::Queued).await.unwrap().len(), 4);
+    assert!(s.changed_at(JobState::Minted).await.unwrap().is_empty());
 }
 
 #[tokio::test]

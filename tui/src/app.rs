@@ -5,7 +5,7 @@
 //! back (and quit from the list). A decision on more than one job asks first; every decision
 //! waits [`UNDO_WINDOW`] before it is released to the queue, and `u` takes it back until then.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use latentmint_core::ports::{BlobStore, JobStore, Queue, QueueStats};
@@ -27,6 +27,60 @@ pub struct Snapshot {
     pub staging: Vec<Job>,
     /// Jobs that stopped short of a token (failed or rejected), with why.
     pub stopped: Vec<Job>,
+    /// When each waiting job entered the staging queue (ms since the Unix epoch), where the
+    /// job store keeps it.
+    pub waiting_since: BTreeMap<JobId, u64>,
+    /// When each minted job was minted (ms since the Unix epoch), for the throughput.
+    pub minted_at: BTreeMap<JobId, u64>,
+    /// When this was read (ms since the Unix epoch).
+    pub read_at: u64,
+}
+
+/// How far back the throughput looks.
+pub const THROUGHPUT_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+impl Snapshot {
+    /// How long the oldest waiting job has waited (ms), where the store says.
+    pub fn oldest_wait_ms(&self) -> Option<u64> {
+        self.staging
+            .iter()
+            .filter_map(|j| self.waiting_since.get(&j.id()))
+            .min()
+            .map(|t| self.read_at.saturating_sub(*t))
+    }
+
+    /// Jobs minted per minute over the last ten minutes, where the store says when.
+    pub fn minted_per_min(&self) -> Option<f64> {
+        if self.minted_at.is_empty() {
+            return None;
+        }
+        let since = self.read_at.saturating_sub(THROUGHPUT_WINDOW_MS);
+        let n = self.minted_at.values().filter(|t| **t >= since).count();
+        Some(n as f64 / (THROUGHPUT_WINDOW_MS as f64 / 60_000.0))
+    }
+
+    /// Jobs on their way to a token (not settled, not waiting for a human).
+    pub fn in_progress(&self) -> u64 {
+        self.counts.iter().filter(|(s, _)| !s.is_final() && *s != JobState::AwaitingReview).map(|(_, n)| n).sum()
+    }
+
+    /// When the jobs on their way should all be minted, at the current throughput (ms).
+    pub fn eta_ms(&self) -> Option<u64> {
+        let rate = self.minted_per_min().filter(|r| *r > 0.0)?;
+        let left = self.in_progress();
+        (left > 0).then(|| (left as f64 / rate * 60_000.0) as u64)
+    }
+}
+
+/// `ms` as people read a wait: `45s`, `3m 12s`, `2h 05m`, `3d 4h`.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
 }
 
 /// Which list the middle of the dashboard shows (`f` switches).
@@ -195,11 +249,16 @@ impl App {
         let staging = jobs.list(Some(JobState::AwaitingReview)).await?;
         let mut stopped = jobs.list(Some(JobState::Failed)).await?;
         stopped.extend(jobs.list(Some(JobState::Rejected)).await?);
+        let read_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.set_snapshot(Snapshot {
             queues,
             counts: JobState::ALL.iter().map(|s| (*s, counts.get(s).copied().unwrap_or(0))).collect(),
             staging,
             stopped,
+            waiting_since: jobs.changed_at(JobState::AwaitingReview).await?,
+            minted_at: jobs.changed_at(JobState::Minted).await?,
+            read_at,
         });
         Ok(())
     }

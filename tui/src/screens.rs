@@ -71,13 +71,31 @@ fn snapshot(n: usize) -> Snapshot {
     (stopped[1].state, stopped[1].error) = (JobState::Rejected, Some("rejected by ada".into()));
     let counts = JobState::ALL
         .iter()
-        .map(|s| (*s, if *s == JobState::AwaitingReview { n as u64 } else { u64::from(*s == JobState::Minted) * 12 }))
+        .map(|s| {
+            let n = match s {
+                JobState::AwaitingReview => n as u64,
+                JobState::Minted => 12,
+                JobState::Queued => 4,
+                _ => 0,
+            };
+            (*s, n)
+        })
         .collect();
+    // A fixed clock: each job has waited a little longer than the one after it; twelve
+    // tokens were minted over the last six minutes.
+    let read_at = 1_800_000_000_000;
+    let waiting_since =
+        jobs.iter().enumerate().map(|(i, j)| (j.id(), read_at - 3_600_000 + i as u64 * 97_000)).collect();
+    let minted = CollectionToml::new("Minted", "M").prompt_times("minted", 12).jobs();
+    let minted_at = minted.iter().enumerate().map(|(i, j)| (j.id, read_at - i as u64 * 30_000)).collect();
     Snapshot {
         queues: Stage::ALL.iter().map(|s| (*s, latentmint_core::ports::QueueStats::default())).collect(),
         counts,
         staging: jobs,
         stopped,
+        waiting_since,
+        minted_at,
+        read_at,
     }
 }
 

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui_image::{Resize, StatefulImage};
 
-use crate::app::{App, Mode, View};
+use crate::app::{App, Mode, View, duration};
 use latentmint_core::Job;
 use latentmint_core::qa::CheckVerdict;
 
@@ -94,7 +94,20 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
         [one] => format!(" · {one}"),
         many => format!(" · {} collections", many.len()),
     };
-    let line = Line::from(vec![Span::styled("latentmint", bold()), Span::raw(format!("{named} · {}", app.source))]);
+    // What an operator asks first (how long jobs wait, how fast tokens come), then where from.
+    let snap = &app.snapshot;
+    let mut pace = String::new();
+    if let Some(ms) = snap.oldest_wait_ms() {
+        pace.push_str(&format!(" · oldest waiting {}", duration(ms)));
+    }
+    if let Some(rate) = snap.minted_per_min() {
+        pace.push_str(&format!(" · {rate:.1} minted/min"));
+    }
+    if let Some(ms) = snap.eta_ms() {
+        pace.push_str(&format!(" · {} on their way, ~{} left", snap.in_progress(), duration(ms)));
+    }
+    let line =
+        Line::from(vec![Span::styled("latentmint", bold()), Span::raw(format!("{named}{pace} · {}", app.source))]);
     f.render_widget(Paragraph::new(line), area);
 }
 
@@ -147,7 +160,7 @@ fn draw_list(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.page = height;
     let offset = app.scroll(height);
     let total = app.row_count();
-    let (rows, widths, columns, title): (Vec<Row<'_>>, [Constraint; 4], [&str; 4], String) = match app.view {
+    let (rows, widths, columns, title): (Vec<Row<'_>>, Vec<Constraint>, Vec<&str>, String) = match app.view {
         View::Staging => {
             let rows = app.window(offset, height).into_iter().map(|j| {
                 let mark = match app.pending.as_ref().filter(|p| p.decision.ids.contains(&j.id())) {
@@ -156,13 +169,24 @@ fn draw_list(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                     None if app.marked.contains(&j.id()) => "✓",
                     None => "",
                 };
-                Row::new(vec![mark.to_string(), j.id().short(), why(j), j.spec.prompt.clone()])
+                let waited = app
+                    .snapshot
+                    .waiting_since
+                    .get(&j.id())
+                    .map_or_else(|| "-".to_string(), |t| duration(app.snapshot.read_at.saturating_sub(*t)));
+                Row::new(vec![mark.to_string(), j.id().short(), waited, why(j), j.spec.prompt.clone()])
             });
             let marked = if app.marked.is_empty() { String::new() } else { format!(", {} marked", app.marked.len()) };
             (
                 rows.collect(),
-                [Constraint::Length(2), Constraint::Length(8), Constraint::Fill(3), Constraint::Fill(2)],
-                ["", "job", "why it waits", "prompt"],
+                vec![
+                    Constraint::Length(2),
+                    Constraint::Length(8),
+                    Constraint::Length(7),
+                    Constraint::Fill(3),
+                    Constraint::Fill(2),
+                ],
+                vec!["", "job", "waited", "why it waits", "prompt"],
                 format!(" QA staging: {total} waiting{filter}{marked} "),
             )
         }
@@ -177,8 +201,8 @@ fn draw_list(f: &mut Frame<'_>, app: &mut App, area: Rect) {
             });
             (
                 rows.collect(),
-                [Constraint::Length(8), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)],
-                ["job", "state", "why", "prompt"],
+                vec![Constraint::Length(8), Constraint::Length(9), Constraint::Fill(2), Constraint::Fill(1)],
+                vec!["job", "state", "why", "prompt"],
                 format!(" Stopped: {total} failed or rejected{filter} (t retries a failed job) "),
             )
         }
@@ -335,6 +359,10 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, area: Rect) {
     lines.push(Line::from(""));
     if let Some(key) = &j.image_key {
         lines.push(Line::from(format!("image: {key}")));
+    }
+    if let Some(t) = app.snapshot.waiting_since.get(&j.id()) {
+        lines
+            .push(Line::from(format!("waiting for a human for {}", duration(app.snapshot.read_at.saturating_sub(*t)))));
     }
     if let Some(by) = &j.reviewed_by {
         lines.push(Line::from(format!("reviewed by: {by}")));

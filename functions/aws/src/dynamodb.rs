@@ -32,6 +32,11 @@ fn created() -> u64 {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Now, in ms since the Unix epoch: when a record was last written (`updated`).
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 fn decode(item: &Item) -> PortResult<(u64, Job)> {
     let body = item
         .get("body")
@@ -157,6 +162,7 @@ impl JobStore for DynamoJobStore {
             .item("state", AttributeValue::S(job.state.as_str().into()))
             .item("body", encode(job)?)
             .item("created", AttributeValue::N(created().to_string()))
+            .item("updated", AttributeValue::N(now_ms().to_string()))
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
@@ -182,12 +188,13 @@ impl JobStore for DynamoJobStore {
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(job.id().to_string()))
-            .update_expression("SET #s = :new, body = :body")
+            .update_expression("SET #s = :new, body = :body, updated = :now")
             .condition_expression("#s = :expected")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":new", AttributeValue::S(job.state.as_str().into()))
             .expression_attribute_values(":expected", AttributeValue::S(expected.as_str().into()))
             .expression_attribute_values(":body", encode(job)?)
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
             .send()
             .await;
         self.written("UpdateItem", r)
@@ -197,6 +204,19 @@ impl JobStore for DynamoJobStore {
         let mut jobs = self.items(state).await?.iter().map(decode).collect::<PortResult<Vec<_>>>()?;
         jobs.sort_by_key(|(created, _)| *created);
         Ok(jobs.into_iter().map(|(_, j)| j).collect())
+    }
+
+    async fn changed_at(&self, state: JobState) -> PortResult<BTreeMap<JobId, u64>> {
+        let mut out = BTreeMap::new();
+        for item in self.items(Some(state)).await? {
+            let id = item.get("id").and_then(|v| v.as_s().ok()).and_then(|s| s.parse::<JobId>().ok());
+            let at = item.get("updated").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+            // Records written before `updated` was kept have none: left out.
+            if let (Some(id), Some(at)) = (id, at) {
+                out.insert(id, at);
+            }
+        }
+        Ok(out)
     }
 
     async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>> {

@@ -116,6 +116,11 @@ pub trait JobStore: Send + Sync {
     async fn revision(&self) -> PortResult<Option<u64>> {
         Ok(None)
     }
+    /// When each job in `state` was last written (ms since the Unix epoch), where the store
+    /// keeps it (empty where it does not): how long a job has waited, how fast jobs settle.
+    async fn changed_at(&self, _state: JobState) -> PortResult<BTreeMap<JobId, u64>> {
+        Ok(BTreeMap::new())
+    }
 }
 
 /// A generated image.

@@ -112,6 +112,21 @@ impl JobStore for SqliteJobStore {
         Ok(out)
     }
 
+    async fn changed_at(&self, state: JobState) -> PortResult<BTreeMap<JobId, u64>> {
+        let c = self.conn()?;
+        let mut st = c.prepare("SELECT id, updated_at FROM jobs WHERE state = ?1").map_err(db_err)?;
+        let rows = st
+            .query_map(params![state.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(db_err)?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (id, at) = row.map_err(db_err)?;
+            let id: JobId = id.parse().map_err(|e| PortError::Permanent(format!("job id {id}: {e}")))?;
+            out.insert(id, u64::try_from(at).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     async fn revision(&self) -> PortResult<Option<u64>> {
         // SQLite's own counter of commits by other connections to this database.
         let c = self.conn()?;
@@ -139,5 +154,10 @@ mod tests {
         let job = Job::new(CollectionToml::new("T", "T").prompt("a red circle").jobs().remove(0));
         runner.insert_if_absent(&job).await.unwrap();
         assert_ne!(dashboard.revision().await.unwrap(), before, "another writer: changed");
+        // And when: the write's time, for the job's state only.
+        let at = dashboard.changed_at(JobState::Queued).await.unwrap();
+        let now = u64::try_from(now_ms()).unwrap();
+        assert!(at.get(&job.id()).is_some_and(|t| now.abs_diff(*t) < 60_000), "{at:?}");
+        assert!(dashboard.changed_at(JobState::Minted).await.unwrap().is_empty());
     }
 }
