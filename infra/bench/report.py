@@ -406,10 +406,12 @@ def render_dashboard(records):
         "  redraw, as a share of one core.",
         "- **first read**: reading every job, when the dashboard starts and whenever another process",
         "  (a run, another operator) changes the store.",
+        "- **binary idle**: the real `latentmint-tui` on the same store in a pseudo-terminal, nobody typing:",
+        "  the CPU time the kernel counts for it over ten seconds (the idle goal is held to this when measured).",
         f"- Goals: key to redraw p95 <= {DASHBOARD_KEY_GOAL_MS:.0f} ms and idle <= {DASHBOARD_IDLE_GOAL:.0%} of a core, with 10,000 jobs waiting.",
         "",
-        "| date | machine | build | jobs | terminal | keys | key to redraw p50 | p95 | max | idle tick, median | idle share | first read | goals met |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| date | machine | build | jobs | terminal | keys | key to redraw p50 | p95 | max | idle tick, median | idle share | first read | binary idle | goals met |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in records:
         tick = med(r["idle_tick_ms"])
@@ -418,6 +420,7 @@ def render_dashboard(records):
             f"| {r['date']} | {r['machine']} | {r['build']} | {r['jobs']:,} | {r['terminal']} | {r['keys']} "
             f"| {r['key_ms_p50']:.1f} ms | {r['key_ms_p95']:.1f} ms | {r['key_ms_max']:.1f} ms "
             f"| {tick:.1f} ms | {r['idle_share']:.1%} | {r['first_read_ms']:.0f} ms "
+            f"| {'-' if 'binary_idle_share' not in r else format(r['binary_idle_share'], '.1%')} "
             f"| {'-' if met is None else ('yes' if met else 'no')} |"
         )
     return "\n".join(lines) + "\n"
@@ -426,7 +429,12 @@ def render_dashboard(records):
 def dashboard_met(r):
     if r["jobs"] < 10_000:
         return None
-    return r["key_ms_p95"] <= DASHBOARD_KEY_GOAL_MS and r["idle_share"] <= DASHBOARD_IDLE_GOAL
+    return r["key_ms_p95"] <= DASHBOARD_KEY_GOAL_MS and idle_of(r) <= DASHBOARD_IDLE_GOAL
+
+
+def idle_of(r):
+    """The idle figure the goal holds: the real binary's when measured."""
+    return r.get("binary_idle_share", r["idle_share"])
 
 
 def dashboard_goals(records):
@@ -435,7 +443,7 @@ def dashboard_goals(records):
         r = full[-1]
         return [
             f"dashboard with {r['jobs']:,} jobs: key to redraw p95 {r['key_ms_p95']:.1f} ms (goal <= {DASHBOARD_KEY_GOAL_MS:.0f}), "
-            f"idle {r['idle_share']:.1%} of a core (goal <= {DASHBOARD_IDLE_GOAL:.0%})"
+            f"idle {idle_of(r):.1%} of a core (goal <= {DASHBOARD_IDLE_GOAL:.0%})"
         ]
     return []
 

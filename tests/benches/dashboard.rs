@@ -100,6 +100,10 @@ fn main() -> anyhow::Result<()> {
         term.draw(|f| ui::draw(f, &mut app))?;
         key_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    // The real binary on the same store, in a pseudo-terminal, left alone: the CPU time the
+    // kernel counts for it (/proc/<pid>/stat, user + system) over ten seconds.
+    let binary_idle_share = binary_idle(&db)?;
+
     let mut sorted = key_ms.clone();
     sorted.sort_by(f64::total_cmp);
     let mut idle_sorted = idle.clone();
@@ -118,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         "idle_tick_ms": idle,
         "idle_share": idle_share,
         "first_read_ms": first_read_ms,
+        "binary_idle_share": binary_idle_share,
     });
     println!("{record}");
     let path = latentmint_e2e::repo_root().join("infra/bench/records/dashboard.jsonl");
@@ -127,4 +132,38 @@ fn main() -> anyhow::Result<()> {
     eprintln!("appended to {}", path.display());
     drop(queue);
     Ok(())
+}
+
+/// The share of one core the `latentmint-tui` binary uses while nobody types, with the run
+/// folder of `db`, measured over ten seconds after it has started and read the jobs.
+fn binary_idle(db: &std::path::Path) -> anyhow::Result<f64> {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("stty rows 50 cols 200 && exec \"$0\" \"$@\"")
+        .arg(latentmint_e2e::tui_bin())
+        .arg(db)
+        .env("TERM", "xterm-256color");
+    let mut process = rexpect::process::PtyProcess::new(cmd)?;
+    // Drain what it draws, as a terminal would.
+    let mut output = process.get_file_handle()?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while matches!(std::io::Read::read(&mut output, &mut buf), Ok(n) if n > 0) {}
+    });
+    let pid = process.child_pid.as_raw();
+    let ticks = || -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let f: Vec<&str> = after.split_whitespace().collect();
+        Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    let (t0, c0) = (Instant::now(), ticks()?);
+    std::thread::sleep(Duration::from_secs(10));
+    let (elapsed, used) = (t0.elapsed().as_secs_f64(), ticks()? - c0);
+    process.exit()?;
+    // Clock ticks per second: 100 on Linux (sysconf(_SC_CLK_TCK)).
+    Ok(used as f64 / 100.0 / elapsed)
 }

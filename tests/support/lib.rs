@@ -43,6 +43,12 @@ pub fn latentmint_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("latentmint")).clone()
 }
 
+/// The operator's dashboard binary of this build.
+pub fn tui_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("latentmint-tui")).clone()
+}
+
 /// `latentmint run FILE --data-dir DATA --no-progress --threads 1` with the ONNX Runtime of
 /// this checkout, ready for more arguments and environment.
 pub fn latentmint_run(file: &std::path::Path, data: &std::path::Path) -> std::process::Command {

@@ -70,7 +70,15 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
             let text = format!("{}?", capital(&d.describe()));
             draw_confirm(f, f.area(), &text);
         }
-        Mode::Detail => draw_detail(f, app, middle.union(selected)),
+        Mode::Detail => {
+            // The job in full on the left, its image kept beside it, both down to the status.
+            let whole = middle.union(selected);
+            let left = Rect { width: list_area.width, ..whole };
+            let right = Rect { x: preview_area.x, width: preview_area.width, ..whole };
+            draw_detail(f, app, left);
+            f.render_widget(Clear, right);
+            draw_preview(f, app, right);
+        }
         Mode::List | Mode::Filter => {}
     }
 }
