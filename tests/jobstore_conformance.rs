@@ -58,6 +58,14 @@ async fn conformance(s: &dyn JobStore) {
     assert!(failed.values().all(|t| now.abs_diff(*t) < 60_000), "{failed:?}");
     assert_eq!(s.changed_at(JobState::Queued).await.unwrap().len(), 4);
     assert!(s.changed_at(JobState::Minted).await.unwrap().is_empty());
+
+    // Each state a job entered, in order: the failed job was queued, then failed; the losing
+    // writer of the swap added nothing.
+    let steps: Vec<JobState> = s.history(a.id()).await.unwrap().into_iter().map(|(state, _)| state).collect();
+    assert_eq!(steps, [JobState::Queued, JobState::Failed]);
+    let untouched: Vec<JobState> = s.history(job(4).id()).await.unwrap().into_iter().map(|(st, _)| st).collect();
+    assert_eq!(untouched, [JobState::Queued]);
+    assert!(s.history(JobId::from_bytes([9; 32])).await.unwrap().is_empty(), "no such job: no history");
 }
 
 #[tokio::test]

@@ -208,6 +208,8 @@ pub struct App {
     pub marked: BTreeSet<JobId>,
     /// A decision waiting out its undo window.
     pub pending: Option<Pending>,
+    /// The opened job's history: the states it entered and when (ms since the Unix epoch).
+    pub history: Option<(JobId, Vec<(JobState, u64)>)>,
     /// Decisions to release at once (a pending one that another decision pushed out).
     ready: Vec<Decision>,
     /// The rows of the list shown, after the filter: indexes into the snapshot's list.
@@ -368,6 +370,20 @@ impl App {
             },
         };
         self.preview = Some(Preview { job: id, image });
+    }
+
+    /// Reads the opened job's history when a job is opened (once per job).
+    pub async fn load_history(&mut self, jobs: &dyn JobStore) {
+        if self.mode != Mode::Detail {
+            return;
+        }
+        let Some(id) = self.selected_job().map(Job::id) else { return };
+        if self.history.as_ref().is_some_and(|(h, _)| *h == id) {
+            return;
+        }
+        // A store that cannot say shows no history; the detail still opens.
+        let steps = jobs.history(id).await.unwrap_or_default();
+        self.history = Some((id, steps));
     }
 
     /// The decisions to release at `now`: the pending one once its undo window has passed,

@@ -245,6 +245,7 @@ fn main() -> anyhow::Result<()> {
             if dirty || last_read.elapsed() >= Duration::from_secs(1) {
                 rt.block_on(app.refresh(b.queue.as_ref(), b.jobs.as_ref()))?;
                 rt.block_on(app.load_preview(b.blobs.as_ref(), &picker));
+                rt.block_on(app.load_history(b.jobs.as_ref()));
                 terminal.draw(|f| ui::draw(f, &mut app))?;
                 last_read = std::time::Instant::now();
                 dirty = false;

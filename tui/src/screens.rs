@@ -145,6 +145,11 @@ fn help() {
 fn detail() {
     both("detail", |a| {
         a.on_key(crate::app::Key::Enter, Instant::now());
+        // What the job store says the opened job went through.
+        let (id, t) = (a.selected_job().map(|j| j.id()).unwrap(), a.snapshot.read_at);
+        let steps =
+            [(JobState::Queued, 4_000_000), (JobState::Generating, 3_700_000), (JobState::AwaitingReview, 3_600_000)];
+        a.history = Some((id, steps.iter().map(|(s, ago)| (*s, t - ago)).collect()));
     });
 }
 

@@ -368,6 +368,14 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, area: Rect) {
     if let Some(key) = &j.image_key {
         lines.push(Line::from(format!("image: {key}")));
     }
+    if let Some((_, steps)) = app.history.as_ref().filter(|(id, _)| *id == j.id())
+        && !steps.is_empty()
+    {
+        let now = app.snapshot.read_at;
+        let path: Vec<String> =
+            steps.iter().map(|(state, at)| format!("{state} {} ago", duration(now.saturating_sub(*at)))).collect();
+        lines.push(Line::from(format!("history: {}", path.join(" → "))));
+    }
     if let Some(t) = app.snapshot.waiting_since.get(&j.id()) {
         lines
             .push(Line::from(format!("waiting for a human for {}", duration(app.snapshot.read_at.saturating_sub(*t)))));

@@ -37,6 +37,14 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// One step of a job's history as the table keeps it: `{state, at}`.
+fn step(state: JobState, at: u64) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("state".to_string(), AttributeValue::S(state.as_str().into())),
+        ("at".to_string(), AttributeValue::N(at.to_string())),
+    ]))
+}
+
 fn decode(item: &Item) -> PortResult<(u64, Job)> {
     let body = item
         .get("body")
@@ -163,6 +171,7 @@ impl JobStore for DynamoJobStore {
             .item("body", encode(job)?)
             .item("created", AttributeValue::N(created().to_string()))
             .item("updated", AttributeValue::N(now_ms().to_string()))
+            .item("history", AttributeValue::L(vec![step(job.state, now_ms())]))
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
@@ -183,20 +192,30 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn update(&self, job: &Job, expected: JobState) -> PortResult<bool> {
-        let r = self
+        let now = now_ms();
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(job.id().to_string()))
-            .update_expression("SET #s = :new, body = :body, updated = :now")
             .condition_expression("#s = :expected")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":new", AttributeValue::S(job.state.as_str().into()))
             .expression_attribute_values(":expected", AttributeValue::S(expected.as_str().into()))
             .expression_attribute_values(":body", encode(job)?)
-            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
-            .send()
-            .await;
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+        // A new state is a step of the job's history; a write that keeps the state is not.
+        let request = if job.state == expected {
+            request.update_expression("SET #s = :new, body = :body, updated = :now")
+        } else {
+            request
+                .update_expression(
+                    "SET #s = :new, body = :body, updated = :now, history = list_append(if_not_exists(history, :none), :step)",
+                )
+                .expression_attribute_values(":none", AttributeValue::L(vec![]))
+                .expression_attribute_values(":step", AttributeValue::L(vec![step(job.state, now)]))
+        };
+        let r = request.send().await;
         self.written("UpdateItem", r)
     }
 
@@ -204,6 +223,30 @@ impl JobStore for DynamoJobStore {
         let mut jobs = self.items(state).await?.iter().map(decode).collect::<PortResult<Vec<_>>>()?;
         jobs.sort_by_key(|(created, _)| *created);
         Ok(jobs.into_iter().map(|(_, j)| j).collect())
+    }
+
+    async fn history(&self, id: JobId) -> PortResult<Vec<(JobState, u64)>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.to_string()))
+            .projection_expression("history")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", e))?;
+        let steps = r.item().and_then(|i| i.get("history")).and_then(|h| h.as_l().ok()).cloned().unwrap_or_default();
+        let mut out = Vec::with_capacity(steps.len());
+        for s in steps {
+            let Ok(m) = s.as_m() else { continue };
+            let state = m.get("state").and_then(|v| v.as_s().ok()).map(|v| v.parse::<JobState>());
+            let at = m.get("at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+            if let (Some(Ok(state)), Some(at)) = (state, at) {
+                out.push((state, at));
+            }
+        }
+        Ok(out)
     }
 
     async fn changed_at(&self, state: JobState) -> PortResult<BTreeMap<JobId, u64>> {

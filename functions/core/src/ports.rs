@@ -121,6 +121,11 @@ pub trait JobStore: Send + Sync {
     async fn changed_at(&self, _state: JobState) -> PortResult<BTreeMap<JobId, u64>> {
         Ok(BTreeMap::new())
     }
+    /// The states job `id` entered, each with when (ms since the Unix epoch), oldest first,
+    /// where the store keeps them (empty where it does not).
+    async fn history(&self, _id: JobId) -> PortResult<Vec<(JobState, u64)>> {
+        Ok(vec![])
+    }
 }
 
 /// A generated image.

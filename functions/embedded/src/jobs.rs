@@ -37,7 +37,14 @@ impl SqliteJobStore {
                  body       TEXT NOT NULL,
                  updated_at INTEGER NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);",
+             CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+             -- Each state a job entered and when, for an operator's look at one job.
+             CREATE TABLE IF NOT EXISTS job_history (
+                 id    TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 at    INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS job_history_id ON job_history(id);",
         )
         .map_err(db_err)?;
         Ok(Self { conn: Mutex::new(conn) })
@@ -51,13 +58,23 @@ impl SqliteJobStore {
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn insert_if_absent(&self, job: &Job) -> PortResult<bool> {
-        let n = self
-            .conn()?
+        let c = self.conn()?;
+        let tx = c.unchecked_transaction().map_err(db_err)?;
+        let (id, at) = (job.id().to_string(), now_ms());
+        let n = tx
             .execute(
                 "INSERT OR IGNORE INTO jobs (id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4)",
-                params![job.id().to_string(), job.state.as_str(), encode(job)?, now_ms()],
+                params![id, job.state.as_str(), encode(job)?, at],
             )
             .map_err(db_err)?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO job_history (id, state, at) VALUES (?1, ?2, ?3)",
+                params![id, job.state.as_str(), at],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
         Ok(n == 1)
     }
 
@@ -71,14 +88,39 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn update(&self, job: &Job, expected: JobState) -> PortResult<bool> {
-        let n = self
-            .conn()?
+        let c = self.conn()?;
+        let tx = c.unchecked_transaction().map_err(db_err)?;
+        let (id, at) = (job.id().to_string(), now_ms());
+        let n = tx
             .execute(
                 "UPDATE jobs SET state = ?1, body = ?2, updated_at = ?3 WHERE id = ?4 AND state = ?5",
-                params![job.state.as_str(), encode(job)?, now_ms(), job.id().to_string(), expected.as_str()],
+                params![job.state.as_str(), encode(job)?, at, id, expected.as_str()],
             )
             .map_err(db_err)?;
+        // A new state only: a write that keeps the state (a retry's note) is no step.
+        if n == 1 && job.state != expected {
+            tx.execute(
+                "INSERT INTO job_history (id, state, at) VALUES (?1, ?2, ?3)",
+                params![id, job.state.as_str(), at],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
         Ok(n == 1)
+    }
+
+    async fn history(&self, id: JobId) -> PortResult<Vec<(JobState, u64)>> {
+        let c = self.conn()?;
+        let mut st = c.prepare("SELECT state, at FROM job_history WHERE id = ?1 ORDER BY rowid").map_err(db_err)?;
+        let rows = st
+            .query_map(params![id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (state, at) = row.map_err(db_err)?;
+            out.push((state.parse().map_err(PortError::Permanent)?, u64::try_from(at).unwrap_or(0)));
+        }
+        Ok(out)
     }
 
     async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>> {
