@@ -48,6 +48,9 @@ fn mode_all_holds_every_image_for_a_human_and_says_so() {
         .text();
     let (file, data, stdout) = run_collection(tmp.path(), "all.toml", &text);
     assert!(stdout.contains("3 awaiting_review") && stdout.contains("this run: 0 minted"), "{stdout}");
+    // The run's last line gives the commands that continue it, with the data folder it used.
+    let resume = format!("`latentmint run {} --data-dir {}` resumes", file.display(), data.display());
+    assert!(stdout.contains(&resume), "{stdout}");
     let list = listed(&file, &data);
     assert!(list.starts_with("3 jobs awaiting review"), "{list}");
     assert_eq!(list.matches("mode = \"all\"").count(), 3, "{list}");

@@ -297,7 +297,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let from = chain.deployed_block.map(|b| format!(" --from-block {b}")).unwrap_or_default();
     println!("tokens: {} (whole ids, for `latentmint verify --token <id>{from}`)", manifest_path.display());
-    println!("state: {} (run again to resume; `latentmint review` decides jobs awaiting review)", ws.dir.display());
+    // The commands that continue this run, with the flags it was given.
+    let data = if args.data_dir == std::path::Path::new(".latentmint") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", args.data_dir.display())
+    };
+    let file = args.collection.display();
+    println!(
+        "state: {} (`latentmint run {file}{data}` resumes; `latentmint review {file} --list{data}` shows the jobs awaiting review; `latentmint-tui {}` opens the dashboard)",
+        ws.dir.display(),
+        ws.dir.display()
+    );
     if let Some(node) = chain.node {
         node.stop().await;
     }
