@@ -24,16 +24,9 @@ fn run_collection(dir: &Path, name: &str, text: &str) -> (std::path::PathBuf, st
 }
 
 fn listed(file: &Path, data: &Path) -> String {
-    let out = std::process::Command::new(latentmint_bin())
-        .arg("review")
-        .arg(file)
-        .arg("--list")
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (out, ok) = review(file, data, &["--list"]);
+    assert!(ok, "{out}");
+    out
 }
 
 #[test]

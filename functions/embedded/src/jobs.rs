@@ -25,6 +25,13 @@ fn encode(job: &Job) -> PortResult<String> {
     serde_json::to_string(job).map_err(|e| PortError::Permanent(format!("cannot encode job: {e}")))
 }
 
+/// Appends one step (a state entered, and when) to job `id`'s history.
+fn record_step(c: &Connection, id: &str, state: JobState, at: i64) -> PortResult<()> {
+    c.execute("INSERT INTO job_history (id, state, at) VALUES (?1, ?2, ?3)", params![id, state.as_str(), at])
+        .map_err(db_err)?;
+    Ok(())
+}
+
 impl SqliteJobStore {
     /// Opens (creating if needed) the job database at `path`.
     pub fn open(path: &Path) -> PortResult<Self> {
@@ -68,11 +75,7 @@ impl JobStore for SqliteJobStore {
             )
             .map_err(db_err)?;
         if n == 1 {
-            tx.execute(
-                "INSERT INTO job_history (id, state, at) VALUES (?1, ?2, ?3)",
-                params![id, job.state.as_str(), at],
-            )
-            .map_err(db_err)?;
+            record_step(&tx, &id, job.state, at)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(n == 1)
@@ -99,11 +102,7 @@ impl JobStore for SqliteJobStore {
             .map_err(db_err)?;
         // A new state only: a write that keeps the state (a retry's note) is no step.
         if n == 1 && job.state != expected {
-            tx.execute(
-                "INSERT INTO job_history (id, state, at) VALUES (?1, ?2, ?3)",
-                params![id, job.state.as_str(), at],
-            )
-            .map_err(db_err)?;
+            record_step(&tx, &id, job.state, at)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(n == 1)
