@@ -25,6 +25,7 @@ mod review_aws;
 mod rpc_faults;
 mod safety_parity;
 mod sagemaker;
+mod sample_events;
 mod shapes_model;
 mod state_loss;
 mod tx_manager;
