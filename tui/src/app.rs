@@ -241,9 +241,13 @@ impl App {
         for s in Stage::ALL {
             queues.push((s, queue.stats(s.queue()).await?));
         }
+        let read_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let revision = jobs.revision().await?;
         if revision.is_some() && revision == self.revision {
+            // The jobs are as they were; the waits they show still grow.
             self.snapshot.queues = queues;
+            self.snapshot.read_at = read_at;
             return Ok(());
         }
         self.revision = revision;
@@ -251,8 +255,6 @@ impl App {
         let staging = jobs.list(Some(JobState::AwaitingReview)).await?;
         let mut stopped = jobs.list(Some(JobState::Failed)).await?;
         stopped.extend(jobs.list(Some(JobState::Rejected)).await?);
-        let read_at =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.set_snapshot(Snapshot {
             queues,
             counts: JobState::ALL.iter().map(|s| (*s, counts.get(s).copied().unwrap_or(0))).collect(),

@@ -476,6 +476,20 @@ mod tests {
         assert_eq!(b.queue.stats("review").await.unwrap().visible, 0);
     }
 
+    /// With nothing written, a refresh reads no job again, yet the waits it shows keep growing.
+    #[tokio::test]
+    async fn an_idle_refresh_keeps_the_clock_of_the_waits_moving() {
+        let (_dir, b) = local_backend();
+        b.jobs.insert_if_absent(&waiting_job("one")).await.unwrap();
+        let mut app = App::default();
+        app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
+        let first = app.snapshot.read_at;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        app.refresh(b.queue.as_ref(), b.jobs.as_ref()).await.unwrap();
+        assert!(app.snapshot.read_at > first, "the second read's clock moved");
+        assert_eq!(app.snapshot.staging.len(), 1);
+    }
+
     /// Four approved jobs each have a publish message queued: `R` sends none of them another
     /// (before, 4 approved jobs became 8 publish messages), and says why.
     #[tokio::test]

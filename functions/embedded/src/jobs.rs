@@ -25,6 +25,14 @@ fn encode(job: &Job) -> PortResult<String> {
     serde_json::to_string(job).map_err(|e| PortError::Permanent(format!("cannot encode job: {e}")))
 }
 
+/// The rows of `sql`, each a text and a non-negative number (a state and a count, an id and a
+/// time).
+fn text_and_number(c: &Connection, sql: &str, args: impl rusqlite::Params) -> PortResult<Vec<(String, u64)>> {
+    let mut st = c.prepare(sql).map_err(db_err)?;
+    let rows = st.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(db_err)?;
+    rows.map(|row| row.map(|(text, n)| (text, u64::try_from(n).unwrap_or(0))).map_err(db_err)).collect()
+}
+
 /// Appends one step (a state entered, and when) to job `id`'s history.
 fn record_step(c: &Connection, id: &str, state: JobState, at: i64) -> PortResult<()> {
     c.execute("INSERT INTO job_history (id, state, at) VALUES (?1, ?2, ?3)", params![id, state.as_str(), at])
@@ -109,17 +117,11 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn history(&self, id: JobId) -> PortResult<Vec<(JobState, u64)>> {
-        let c = self.conn()?;
-        let mut st = c.prepare("SELECT state, at FROM job_history WHERE id = ?1 ORDER BY rowid").map_err(db_err)?;
-        let rows = st
-            .query_map(params![id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(db_err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (state, at) = row.map_err(db_err)?;
-            out.push((state.parse().map_err(PortError::Permanent)?, u64::try_from(at).unwrap_or(0)));
-        }
-        Ok(out)
+        let sql = "SELECT state, at FROM job_history WHERE id = ?1 ORDER BY rowid";
+        text_and_number(&*self.conn()?, sql, params![id.to_string()])?
+            .into_iter()
+            .map(|(state, at)| Ok((state.parse().map_err(PortError::Permanent)?, at)))
+            .collect()
     }
 
     async fn list(&self, state: Option<JobState>) -> PortResult<Vec<Job>> {
@@ -141,31 +143,19 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn counts(&self) -> PortResult<BTreeMap<JobState, u64>> {
-        let c = self.conn()?;
-        let mut st = c.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state").map_err(db_err)?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(db_err)?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let (s, n) = row.map_err(db_err)?;
-            let state: JobState = s.parse().map_err(PortError::Permanent)?;
-            out.insert(state, n as u64);
-        }
-        Ok(out)
+        let sql = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+        text_and_number(&*self.conn()?, sql, [])?
+            .into_iter()
+            .map(|(state, n)| Ok((state.parse().map_err(PortError::Permanent)?, n)))
+            .collect()
     }
 
     async fn changed_at(&self, state: JobState) -> PortResult<BTreeMap<JobId, u64>> {
-        let c = self.conn()?;
-        let mut st = c.prepare("SELECT id, updated_at FROM jobs WHERE state = ?1").map_err(db_err)?;
-        let rows = st
-            .query_map(params![state.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(db_err)?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let (id, at) = row.map_err(db_err)?;
-            let id: JobId = id.parse().map_err(|e| PortError::Permanent(format!("job id {id}: {e}")))?;
-            out.insert(id, u64::try_from(at).unwrap_or(0));
-        }
-        Ok(out)
+        let sql = "SELECT id, updated_at FROM jobs WHERE state = ?1";
+        text_and_number(&*self.conn()?, sql, params![state.as_str()])?
+            .into_iter()
+            .map(|(id, at)| Ok((id.parse().map_err(|e| PortError::Permanent(format!("job id {id}: {e}")))?, at)))
+            .collect()
     }
 
     async fn revision(&self) -> PortResult<Option<u64>> {
